@@ -1,0 +1,752 @@
+//! The conformance suite: checks that a [`SessionStore`] keeps every promise
+//! of the trait, run in one call.
+//!
+//! Every store of this workspace runs it, and third-party stores should too:
+//!
+//! ```
+//! use session_core::MemoryStore;
+//! use session_core::conformance::{self, StoreKind};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let report = conformance::run(MemoryStore::new(), StoreKind::ServerSide).await;
+//! assert!(report.skipped().is_empty());
+//! # });
+//! ```
+//!
+//! The suite drives the store through a [`SessionManager`] with a
+//! [`ManualClock`], as a browser would: it sends the cookies the manager set
+//! and reads what comes back. Expiry is tested by moving the clock, so the
+//! suite never sleeps; stores must therefore keep the record's timestamps
+//! exactly (to the millisecond) rather than derive them from their own clock.
+//!
+//! A failed check panics with the check's name and what went wrong, so the
+//! suite runs inside an ordinary `#[tokio::test]`. Checks that cannot apply to
+//! a kind of store (a cookie store cannot forget a cookie the client kept)
+//! are skipped and listed in the [`Report`] with the reason.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::{Changes, Clock, CookieLifetime};
+use crate::{
+    Delete, Error, Expiry, Load, ManualClock, Record, RequestSession, Rolling, Save, Saved,
+    Session, SessionConfig, SessionManager, SessionStore,
+};
+
+/// What kind of store is under test, which decides the checks that apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreKind {
+    /// The cookie holds an id; the data lives in the store.
+    ServerSide,
+    /// The cookie holds the record itself, sealed so that clients can neither
+    /// read nor change it.
+    CookieAuthenticated,
+    /// The cookie holds the record in the clear, with nothing stopping a
+    /// client from changing it (testing only).
+    CookieUnauthenticated,
+}
+
+impl StoreKind {
+    fn server_side(self) -> bool {
+        self == StoreKind::ServerSide
+    }
+}
+
+/// What the suite ran.
+#[derive(Clone, Debug, Default)]
+pub struct Report {
+    passed: Vec<&'static str>,
+    skipped: Vec<(&'static str, &'static str)>,
+}
+
+impl Report {
+    /// The checks that ran and passed.
+    #[must_use]
+    pub fn passed(&self) -> &[&'static str] {
+        &self.passed
+    }
+
+    /// The checks that did not apply to this kind of store, with the reason.
+    #[must_use]
+    pub fn skipped(&self) -> &[(&'static str, &'static str)] {
+        &self.skipped
+    }
+}
+
+/// Runs every check that applies to `kind` against `store`.
+///
+/// # Panics
+///
+/// Panics on the first check that fails, naming it.
+pub async fn run<S: SessionStore>(store: S, kind: StoreKind) -> Report {
+    let suite = Suite {
+        store: Arc::new(store),
+        kind,
+        report: Report::default(),
+    };
+    suite.run_all().await
+}
+
+const CLIENT_SIDE: &str = "the cookie carries the whole session, so a client that keeps an old cookie keeps the session it holds";
+const UNAUTHENTICATED: &str =
+    "the store does not authenticate its cookies, so a changed cookie is a valid cookie";
+const LAST_WRITE_WINS: &str =
+    "each response carries a whole record, so the last response a client gets wins";
+
+struct Suite {
+    store: Arc<dyn SessionStore>,
+    kind: StoreKind,
+    report: Report,
+}
+
+/// A browser with one cookie jar, talking to a [`SessionManager`].
+struct Browser {
+    manager: SessionManager,
+    clock: ManualClock,
+    jar: Option<String>,
+}
+
+impl Browser {
+    fn cookie_name(&self) -> &str {
+        self.manager.config().cookie().name()
+    }
+
+    fn begin(&self) -> RequestSession {
+        let header = self
+            .jar
+            .as_ref()
+            .map(|value| format!("{}={value}", self.cookie_name()));
+        self.manager.request(header.as_deref().map(str::as_bytes))
+    }
+
+    async fn end(&mut self, request: &RequestSession) -> Vec<String> {
+        let set_cookies = request
+            .finish()
+            .await
+            .unwrap_or_else(|e| panic!("finish failed: {e}"));
+        for set_cookie in &set_cookies {
+            let pair = set_cookie.split(';').next().unwrap_or_default();
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            assert_eq!(name, self.cookie_name(), "Set-Cookie for the wrong cookie");
+            if set_cookie.contains("; Max-Age=0") {
+                self.jar = None;
+            } else {
+                self.jar = Some(value.to_owned());
+            }
+        }
+        set_cookies
+    }
+
+    /// One request that runs `handler` on the session.
+    async fn visit(&mut self, handler: impl FnOnce(&Session)) -> (Session, Vec<String>) {
+        let request = self.begin();
+        let session = request
+            .session()
+            .await
+            .unwrap_or_else(|e| panic!("load failed: {e}"));
+        handler(&session);
+        let set_cookies = self.end(&request).await;
+        (session, set_cookies)
+    }
+
+    /// The session a request with `cookie` sees, without saving anything.
+    async fn peek_with(&self, cookie: Option<&str>) -> Session {
+        let header = cookie.map(|value| format!("{}={value}", self.cookie_name()));
+        self.manager
+            .request(header.as_deref().map(str::as_bytes))
+            .session()
+            .await
+            .unwrap_or_else(|e| panic!("load failed: {e}"))
+    }
+
+    async fn peek(&self) -> Session {
+        self.peek_with(self.jar.as_deref()).await
+    }
+
+    fn cookie(&self) -> String {
+        self.jar
+            .clone()
+            .expect("the browser holds no session cookie")
+    }
+
+    fn advance(&self, secs: u64) {
+        self.clock.advance(Duration::from_secs(secs));
+    }
+}
+
+fn insert(session: &Session, key: &str, value: Value) {
+    session.insert_value(key, value);
+}
+
+impl Suite {
+    fn browser(&self, config: SessionConfig) -> Browser {
+        let clock = ManualClock::starting_now();
+        let config = config.with_clock(Clock::from(clock.clone()));
+        Browser {
+            manager: SessionManager::with_shared_store(self.store.clone(), config),
+            clock,
+            jar: None,
+        }
+    }
+
+    /// A browser with no rolling refresh, so that reads write nothing.
+    fn still_browser(&self) -> Browser {
+        self.browser(SessionConfig::default().with_rolling(Rolling::Disabled))
+    }
+
+    fn pass(&mut self, name: &'static str) {
+        self.report.passed.push(name);
+    }
+
+    fn skip(&mut self, name: &'static str, why: &'static str) {
+        self.report.skipped.push((name, why));
+    }
+
+    async fn run_all(mut self) -> Report {
+        self.round_trip().await;
+        self.values_round_trip_exactly().await;
+        self.unchanged_session_sends_no_cookie().await;
+        self.sessions_are_distinct().await;
+        self.bad_cookies_start_new_sessions().await;
+        self.tampered_cookies_start_new_sessions().await;
+        self.deadline_round_trips().await;
+        self.idle_expiry().await;
+        self.absolute_expiry().await;
+        self.rolling_refresh().await;
+        self.per_session_expiry().await;
+        self.delta_saves().await;
+        self.concurrent_deltas_merge().await;
+        self.regenerate().await;
+        self.invalidate().await;
+        self.logout_beats_a_racing_write().await;
+        self.strict_mode().await;
+        self.delete_is_idempotent().await;
+        self.large_sessions().await;
+        self.report
+    }
+
+    async fn round_trip(&mut self) {
+        let mut browser = self.still_browser();
+        let (first, cookies) = browser
+            .visit(|s| {
+                assert!(
+                    s.is_new(),
+                    "round_trip: a cookieless request gets a new session"
+                );
+                insert(s, "user", json!("ada"));
+            })
+            .await;
+        assert_eq!(
+            cookies.len(),
+            1,
+            "round_trip: a changed session sets one cookie"
+        );
+        let (again, cookies) = browser
+            .visit(|s| {
+                assert!(
+                    !s.is_new(),
+                    "round_trip: the cookie loads the saved session"
+                );
+                assert_eq!(
+                    s.get_value("user"),
+                    Some(json!("ada")),
+                    "round_trip: data survives"
+                );
+            })
+            .await;
+        assert!(cookies.is_empty(), "round_trip: a read sets no cookie");
+        assert_eq!(
+            again.created(),
+            first.created(),
+            "round_trip: `created` survives a load"
+        );
+        self.pass("round_trip");
+    }
+
+    async fn values_round_trip_exactly(&mut self) {
+        let mut browser = self.still_browser();
+        let values = json!({
+            "": "empty key",
+            "d:colon": "a key that looks like a prefix",
+            "ключ ✓": "unicode key",
+            "text": "héllo \"wörld\" \\ \n\t 🦀",
+            "int": 9_007_199_254_740_993_i64,
+            "neg": -42,
+            "float": 0.1,
+            "true": true,
+            "false": false,
+            "null": null,
+            "list": [1, "two", [3.5], {"four": 4}],
+            "nested": {"a": {"b": {"c": [true, null]}}},
+        });
+        let Value::Object(map) = values.clone() else {
+            unreachable!()
+        };
+        browser
+            .visit(|s| {
+                for (key, value) in map {
+                    insert(s, &key, value);
+                }
+            })
+            .await;
+        let loaded = browser.peek().await;
+        assert_eq!(
+            Value::Object(loaded.data()),
+            values,
+            "values_round_trip_exactly"
+        );
+        self.pass("values_round_trip_exactly");
+    }
+
+    async fn unchanged_session_sends_no_cookie(&mut self) {
+        let mut browser = self.still_browser();
+        let (_, cookies) = browser.visit(|s| assert!(s.is_empty())).await;
+        assert!(
+            cookies.is_empty(),
+            "unchanged_session_sends_no_cookie: untouched new session"
+        );
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        let (_, cookies) = browser.visit(|s| insert(s, "k", json!(1))).await;
+        assert!(
+            cookies.is_empty(),
+            "unchanged_session_sends_no_cookie: equal value written"
+        );
+        self.pass("unchanged_session_sends_no_cookie");
+    }
+
+    async fn sessions_are_distinct(&mut self) {
+        let mut alice = self.still_browser();
+        let mut bob = self.still_browser();
+        alice.visit(|s| insert(s, "who", json!("alice"))).await;
+        bob.visit(|s| insert(s, "who", json!("bob"))).await;
+        assert_ne!(
+            alice.cookie(),
+            bob.cookie(),
+            "sessions_are_distinct: cookies differ"
+        );
+        assert_eq!(alice.peek().await.get_value("who"), Some(json!("alice")));
+        assert_eq!(bob.peek().await.get_value("who"), Some(json!("bob")));
+        self.pass("sessions_are_distinct");
+    }
+
+    async fn bad_cookies_start_new_sessions(&mut self) {
+        let browser = self.still_browser();
+        let long = "A".repeat(3000);
+        let bad = [
+            "",
+            "x",
+            "=",
+            "null",
+            "{}",
+            "[]",
+            "%%%%",
+            "\"\"",
+            "..",
+            "AAAA",
+            "____----",
+            "not-a-session-id-at-all",
+            "eyJjIjowLCJkIjp7fX0",
+            &long,
+        ];
+        for value in bad {
+            let session = browser.peek_with(Some(value)).await;
+            assert!(
+                session.is_new() && session.is_empty(),
+                "bad_cookies_start_new_sessions: {value:.40?} loaded a session"
+            );
+        }
+        self.pass("bad_cookies_start_new_sessions");
+    }
+
+    async fn tampered_cookies_start_new_sessions(&mut self) {
+        if self.kind == StoreKind::CookieUnauthenticated {
+            return self.skip("tampered_cookies_start_new_sessions", UNAUTHENTICATED);
+        }
+        let mut browser = self.still_browser();
+        browser.visit(|s| insert(s, "role", json!("user"))).await;
+        let cookie = browser.cookie();
+        for (i, original) in cookie.char_indices() {
+            for replacement in ['A', 'z', '0', '-', '_'] {
+                if replacement == original {
+                    continue;
+                }
+                let mut tampered = cookie.clone();
+                tampered.replace_range(i..=i, &replacement.to_string());
+                let session = browser.peek_with(Some(&tampered)).await;
+                assert!(
+                    session.is_new() && session.is_empty(),
+                    "tampered_cookies_start_new_sessions: changing byte {i} still loaded"
+                );
+            }
+        }
+        for cut in [1, cookie.len() / 2, cookie.len() - 1] {
+            let session = browser.peek_with(Some(&cookie[..cut])).await;
+            assert!(
+                session.is_new(),
+                "tampered_cookies_start_new_sessions: truncated to {cut}"
+            );
+        }
+        let extended = format!("{cookie}A");
+        assert!(browser.peek_with(Some(&extended)).await.is_new());
+        self.pass("tampered_cookies_start_new_sessions");
+    }
+
+    async fn deadline_round_trips(&mut self) {
+        let mut browser = self.browser(
+            SessionConfig::default()
+                .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(600))))
+                .with_rolling(Rolling::Throttled(Duration::from_secs(1))),
+        );
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        let saved = browser.peek().await.expires_at();
+        assert_eq!(
+            saved,
+            Some(browser.clock.now() + Duration::from_secs(600)),
+            "deadline_round_trips: the store keeps the deadline it was given"
+        );
+        browser.advance(100);
+        browser.visit(|_| {}).await;
+        assert_eq!(
+            browser.peek().await.expires_at(),
+            Some(browser.clock.now() + Duration::from_secs(600)),
+            "deadline_round_trips: touch moves the stored deadline"
+        );
+        self.pass("deadline_round_trips");
+    }
+
+    async fn idle_expiry(&mut self) {
+        let mut browser = self.browser(
+            SessionConfig::default()
+                .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(60))))
+                .with_rolling(Rolling::Disabled),
+        );
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        browser.advance(59);
+        assert!(
+            !browser.peek().await.is_new(),
+            "idle_expiry: alive before the timeout"
+        );
+        browser.advance(2);
+        let (session, _) = browser.visit(|_| {}).await;
+        assert!(
+            session.is_new() && session.is_empty(),
+            "idle_expiry: a cookie resent after the idle timeout gives a new session"
+        );
+        self.pass("idle_expiry");
+    }
+
+    async fn absolute_expiry(&mut self) {
+        let mut browser = self.browser(
+            SessionConfig::default()
+                .with_expiry(
+                    Expiry::NEVER
+                        .with_idle_timeout(Some(Duration::from_secs(60)))
+                        .with_absolute_timeout(Some(Duration::from_secs(150))),
+                )
+                .with_rolling(Rolling::Throttled(Duration::from_secs(1))),
+        );
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        for _ in 0..2 {
+            browser.advance(50);
+            browser.visit(|_| {}).await;
+        }
+        browser.advance(40); // 140 s: still within both timeouts
+        let (session, _) = browser.visit(|s| insert(s, "k", json!(2))).await;
+        assert!(!session.is_new(), "absolute_expiry: alive while active");
+        browser.advance(11); // 151 s: active, but past the absolute timeout
+        let (session, _) = browser.visit(|_| {}).await;
+        assert!(
+            session.is_new(),
+            "absolute_expiry: activity never extends the absolute timeout"
+        );
+        self.pass("absolute_expiry");
+    }
+
+    async fn rolling_refresh(&mut self) {
+        let mut browser = self.browser(
+            SessionConfig::default()
+                .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(60))))
+                .with_rolling(Rolling::Throttled(Duration::from_secs(10))),
+        );
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        browser.advance(5);
+        let (_, cookies) = browser.visit(|_| {}).await;
+        assert!(
+            cookies.is_empty(),
+            "rolling_refresh: no refresh within the throttle step"
+        );
+        browser.advance(35); // 40 s
+        browser.visit(|_| {}).await;
+        browser.advance(50); // 90 s: past the first deadline, within the refreshed one
+        let (session, _) = browser.visit(|_| {}).await;
+        assert!(
+            !session.is_new(),
+            "rolling_refresh: a read extended the idle timeout"
+        );
+        assert_eq!(
+            session.get_value("k"),
+            Some(json!(1)),
+            "rolling_refresh: data kept"
+        );
+        self.pass("rolling_refresh");
+    }
+
+    async fn per_session_expiry(&mut self) {
+        let mut short = self.still_browser();
+        let mut default = self.still_browser();
+        short
+            .visit(|s| {
+                insert(s, "k", json!(1));
+                s.set_expiry(Some(
+                    Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(10))),
+                ));
+            })
+            .await;
+        default.visit(|s| insert(s, "k", json!(1))).await;
+        short.advance(11);
+        default.advance(11);
+        assert!(
+            short.peek().await.is_new(),
+            "per_session_expiry: the override applies"
+        );
+        assert!(
+            !default.peek().await.is_new(),
+            "per_session_expiry: others keep the default"
+        );
+        self.pass("per_session_expiry");
+    }
+
+    async fn delta_saves(&mut self) {
+        let mut browser = self.still_browser();
+        browser
+            .visit(|s| {
+                for key in ["a", "b", "c"] {
+                    insert(s, key, json!(key));
+                }
+            })
+            .await;
+        browser
+            .visit(|s| {
+                s.remove("a");
+                insert(s, "b", json!("B"));
+                insert(s, "d", json!("d"));
+            })
+            .await;
+        let data = Value::Object(browser.peek().await.data());
+        assert_eq!(
+            data,
+            json!({"b": "B", "c": "c", "d": "d"}),
+            "delta_saves: remove and write"
+        );
+        browser
+            .visit(|s| {
+                s.clear();
+                insert(s, "z", json!(26));
+            })
+            .await;
+        let data = Value::Object(browser.peek().await.data());
+        assert_eq!(data, json!({"z": 26}), "delta_saves: clear then write");
+        self.pass("delta_saves");
+    }
+
+    async fn concurrent_deltas_merge(&mut self) {
+        if !self.kind.server_side() {
+            return self.skip("concurrent_deltas_merge", LAST_WRITE_WINS);
+        }
+        let mut browser = self.still_browser();
+        browser.visit(|s| insert(s, "base", json!(0))).await;
+        let (first, second) = (browser.begin(), browser.begin());
+        let (a, b) = (first.session().await, second.session().await);
+        let (a, b) = (a.expect("load"), b.expect("load"));
+        insert(&a, "from_first", json!(1));
+        b.remove("base");
+        insert(&b, "from_second", json!(2));
+        browser.end(&first).await;
+        browser.end(&second).await;
+        let data = Value::Object(browser.peek().await.data());
+        assert_eq!(
+            data,
+            json!({"from_first": 1, "from_second": 2}),
+            "concurrent_deltas_merge: both requests' changes are kept"
+        );
+        self.pass("concurrent_deltas_merge");
+    }
+
+    async fn regenerate(&mut self) {
+        let mut browser = self.still_browser();
+        let (before, _) = browser.visit(|s| insert(s, "cart", json!([1, 2]))).await;
+        let old = browser.cookie();
+        browser.advance(5);
+        let (_, cookies) = browser
+            .visit(|s| {
+                s.regenerate();
+                insert(s, "user", json!("ada"));
+            })
+            .await;
+        assert_eq!(cookies.len(), 1, "regenerate: sets the new cookie");
+        assert_ne!(
+            browser.cookie(),
+            old,
+            "regenerate: the cookie value changes"
+        );
+        let after = browser.peek().await;
+        assert_eq!(
+            Value::Object(after.data()),
+            json!({"cart": [1, 2], "user": "ada"}),
+            "regenerate: data is kept"
+        );
+        assert!(
+            after.created() > before.created(),
+            "regenerate: `created` restarts"
+        );
+        if self.kind.server_side() {
+            assert!(
+                browser.peek_with(Some(&old)).await.is_new(),
+                "regenerate: the old cookie no longer loads"
+            );
+            self.pass("regenerate");
+        } else {
+            self.skip("regenerate (old cookie no longer loads)", CLIENT_SIDE);
+        }
+    }
+
+    async fn invalidate(&mut self) {
+        let mut browser = self.still_browser();
+        browser.visit(|s| insert(s, "user", json!("ada"))).await;
+        let old = browser.cookie();
+        let (_, cookies) = browser.visit(Session::invalidate).await;
+        assert_eq!(cookies.len(), 1, "invalidate: sends one cookie");
+        assert!(
+            cookies[0].contains("Max-Age=0"),
+            "invalidate: a removal cookie"
+        );
+        assert!(browser.jar.is_none());
+        browser.jar = Some(old.clone());
+        let (_, cookies) = browser
+            .visit(|s| {
+                s.invalidate();
+                insert(s, "flash", json!("bye"));
+            })
+            .await;
+        assert!(
+            cookies.len() == 1 && browser.cookie() != old,
+            "invalidate: writes after invalidate start a fresh session"
+        );
+        if self.kind.server_side() {
+            let replayed = browser.peek_with(Some(&old)).await;
+            assert!(
+                replayed.is_new(),
+                "invalidate: the old cookie no longer loads"
+            );
+            self.pass("invalidate");
+        } else {
+            self.skip("invalidate (old cookie no longer loads)", CLIENT_SIDE);
+        }
+    }
+
+    async fn logout_beats_a_racing_write(&mut self) {
+        if !self.kind.server_side() {
+            return self.skip("logout_beats_a_racing_write", CLIENT_SIDE);
+        }
+        let mut browser = self.still_browser();
+        browser.visit(|s| insert(s, "user", json!("ada"))).await;
+        let old = browser.cookie();
+        let slow_write = browser.begin();
+        let session = slow_write.session().await.expect("load");
+        browser.visit(Session::invalidate).await;
+        insert(&session, "late", json!("write"));
+        browser.jar = Some(old.clone());
+        let cookies = browser.end(&slow_write).await;
+        assert!(
+            cookies.len() == 1 && cookies[0].contains("Max-Age=0"),
+            "logout_beats_a_racing_write: the late write gets a removal cookie"
+        );
+        let replayed = browser.peek_with(Some(&old)).await;
+        assert!(
+            replayed.is_new() && replayed.is_empty(),
+            "logout_beats_a_racing_write: the late write did not bring the session back"
+        );
+        self.pass("logout_beats_a_racing_write");
+    }
+
+    async fn strict_mode(&mut self) {
+        if !self.kind.server_side() {
+            return self.skip("strict_mode", "cookie stores have no ids to adopt");
+        }
+        let mut browser = self.still_browser();
+        let planted = "attacker-chosen-id-0123456789abcdef";
+        browser.jar = Some(planted.to_owned());
+        let (session, _) = browser.visit(|s| insert(s, "user", json!("victim"))).await;
+        assert!(session.is_new(), "strict_mode: an unknown id is not loaded");
+        assert_ne!(
+            browser.cookie(),
+            planted,
+            "strict_mode: an unknown id is never adopted"
+        );
+
+        let name = browser.cookie_name().to_owned();
+        let record = Record::new(browser.clock.now());
+        let changes = Changes::replace_all(&record);
+        let save = Save::new(&name, Some(planted), &record, &changes, browser.clock.now());
+        let saved = self.store.save(save).await.expect("save");
+        assert!(
+            saved == Saved::Gone,
+            "strict_mode: an update of an unknown id is refused"
+        );
+        let loaded = self
+            .store
+            .load(Load::new(&name, planted))
+            .await
+            .expect("load");
+        assert!(loaded.is_none(), "strict_mode: ...and does not create it");
+        self.pass("strict_mode");
+    }
+
+    async fn delete_is_idempotent(&mut self) {
+        let mut browser = self.still_browser();
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        let name = browser.cookie_name().to_owned();
+        let cookie = browser.cookie();
+        for _ in 0..2 {
+            self.store
+                .delete(Delete::new(&name, &cookie))
+                .await
+                .expect("delete_is_idempotent");
+        }
+        self.store
+            .delete(Delete::new(&name, "never-issued"))
+            .await
+            .expect("delete_is_idempotent: unknown value");
+        if self.kind.server_side() {
+            assert!(
+                browser.peek().await.is_new(),
+                "delete_is_idempotent: deleted"
+            );
+        }
+        self.pass("delete_is_idempotent");
+    }
+
+    async fn large_sessions(&mut self) {
+        let browser =
+            self.browser(SessionConfig::default().with_cookie_lifetime(CookieLifetime::Persistent));
+        let request = browser.begin();
+        let session = request.session().await.expect("load");
+        insert(&session, "blob", json!("x".repeat(5000)));
+        let result = request.finish().await;
+        if self.kind.server_side() {
+            assert!(
+                result.is_ok(),
+                "large_sessions: a server-side store takes large sessions"
+            );
+        } else {
+            match result {
+                Err(Error::CookieTooLarge { size, .. }) => assert!(size > 5000),
+                other => panic!("large_sessions: expected CookieTooLarge, got {other:?}"),
+            }
+        }
+        self.pass("large_sessions");
+    }
+}

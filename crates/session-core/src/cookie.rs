@@ -1,0 +1,416 @@
+//! The session cookie: its attributes, reading it from `Cookie` request
+//! headers, and writing `Set-Cookie` response headers.
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use crate::Error;
+
+/// The largest `Set-Cookie` value (`name=value` plus attributes) that is sent.
+/// RFC 6265 asks browsers to accept at least 4096 bytes, and larger cookies are
+/// dropped silently by some of them.
+pub const MAX_COOKIE_SIZE: usize = 4096;
+
+/// At most this many cookies of the session's name are tried per request, so
+/// that a request cannot make the store do unbounded work.
+pub const MAX_CANDIDATES: usize = 4;
+
+/// The `SameSite` attribute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum SameSite {
+    /// Sent only with same-site requests.
+    Strict,
+    /// Sent with same-site requests and top-level navigations (the default).
+    #[default]
+    Lax,
+    /// Sent with every request; browsers require `Secure` with it.
+    None,
+}
+
+impl SameSite {
+    fn as_str(self) -> &'static str {
+        match self {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+            SameSite::None => "None",
+        }
+    }
+}
+
+/// The session cookie's name and attributes.
+///
+/// The defaults are the safe ones: name `session`, `Path=/`, no `Domain`
+/// (host-only), `Secure`, `HttpOnly`, `SameSite=Lax`.
+///
+/// ```
+/// use session_core::{CookieConfig, SameSite};
+/// let cookie = CookieConfig::default()
+///     .with_name("id")
+///     .with_same_site(SameSite::Strict);
+/// assert_eq!(cookie.name(), "id");
+/// assert!(cookie.secure() && cookie.http_only());
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CookieConfig {
+    name: String,
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+}
+
+impl Default for CookieConfig {
+    fn default() -> Self {
+        CookieConfig {
+            name: "session".to_owned(),
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+        }
+    }
+}
+
+impl CookieConfig {
+    /// Sets the cookie's name.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `name` is not an RFC 6265 token (empty, or containing
+    /// separators, spaces or control characters): a configuration mistake
+    /// that must not reach production.
+    #[must_use]
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        assert!(is_token(&name), "invalid cookie name {name:?}");
+        self.name = name;
+        self
+    }
+
+    /// Sets the `Path` attribute.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `path` contains `;` or control characters.
+    #[must_use]
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        assert!(is_attribute_value(&path), "invalid cookie path {path:?}");
+        self.path = path;
+        self
+    }
+
+    /// Sets (or, with `None`, removes) the `Domain` attribute.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `domain` contains `;` or control characters.
+    #[must_use]
+    pub fn with_domain(mut self, domain: Option<String>) -> Self {
+        if let Some(domain) = &domain {
+            assert!(
+                is_attribute_value(domain),
+                "invalid cookie domain {domain:?}"
+            );
+        }
+        self.domain = domain;
+        self
+    }
+
+    /// Sets the `Secure` attribute. Turn it off only for plain-http testing.
+    #[must_use]
+    pub fn with_secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Sets the `HttpOnly` attribute, which hides the cookie from scripts.
+    #[must_use]
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// Sets the `SameSite` attribute.
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// The cookie's name.
+    #[must_use]
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The `Path` attribute.
+    #[must_use]
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The `Domain` attribute.
+    #[must_use]
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// Whether `Secure` is set.
+    #[must_use]
+    pub fn secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Whether `HttpOnly` is set.
+    #[must_use]
+    pub fn http_only(&self) -> bool {
+        self.http_only
+    }
+
+    /// The `SameSite` attribute.
+    #[must_use]
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+
+    /// The longest value a cookie of this name can carry within
+    /// [`MAX_COOKIE_SIZE`]; longer request values cannot be ours.
+    pub(crate) fn max_value_len(&self) -> usize {
+        MAX_COOKIE_SIZE.saturating_sub(self.name.len() + 1)
+    }
+
+    /// The `Set-Cookie` value that stores `value`, with `Max-Age` when given.
+    pub(crate) fn set_cookie(
+        &self,
+        value: &str,
+        max_age: Option<Duration>,
+    ) -> Result<String, Error> {
+        if !is_cookie_value(value) {
+            return Err(Error::store(format!(
+                "the store produced a value that is not a valid value for cookie `{}`",
+                self.name
+            )));
+        }
+        let header = self.render(value, max_age.map(|d| d.as_secs()), false);
+        if header.len() > MAX_COOKIE_SIZE {
+            return Err(Error::CookieTooLarge {
+                name: self.name.clone(),
+                size: header.len(),
+                limit: MAX_COOKIE_SIZE,
+            });
+        }
+        Ok(header)
+    }
+
+    /// The `Set-Cookie` value that makes the browser drop the cookie: empty,
+    /// expired, with the same path, domain and flags as the one it removes.
+    pub(crate) fn removal_cookie(&self) -> String {
+        self.render("", Some(0), true)
+    }
+
+    fn render(&self, value: &str, max_age_secs: Option<u64>, expired: bool) -> String {
+        let mut out = String::with_capacity(self.name.len() + value.len() + 64);
+        // Writing to a String cannot fail.
+        let _ = write!(out, "{}={}; Path={}", self.name, value, self.path);
+        if let Some(domain) = &self.domain {
+            let _ = write!(out, "; Domain={domain}");
+        }
+        if let Some(secs) = max_age_secs {
+            let _ = write!(out, "; Max-Age={secs}");
+        }
+        if expired {
+            // For user agents that predate Max-Age.
+            out.push_str("; Expires=Thu, 01 Jan 1970 00:00:00 GMT");
+        }
+        if self.secure {
+            out.push_str("; Secure");
+        }
+        if self.http_only {
+            out.push_str("; HttpOnly");
+        }
+        let _ = write!(out, "; SameSite={}", self.same_site.as_str());
+        out
+    }
+}
+
+/// The values of the cookies named `name` in a request's `Cookie` headers,
+/// in order, at most [`MAX_CANDIDATES`] of them.
+///
+/// Each header is split into `name=value` pairs on `;` (RFC 6265 §5.4). A pair
+/// that is not UTF-8, a value in double quotes is unquoted, and a value
+/// longer than `max_len` cannot be one we issued and is skipped without
+/// being decoded.
+pub(crate) fn cookie_values<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+    name: &str,
+    max_len: usize,
+) -> Vec<String> {
+    let mut values = Vec::new();
+    for header in headers {
+        for pair in header.split(|&b| b == b';') {
+            if values.len() == MAX_CANDIDATES {
+                return values;
+            }
+            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
+                continue;
+            };
+            let (pair_name, pair_value) = (trim(&pair[..eq]), trim(&pair[eq + 1..]));
+            if pair_name != name.as_bytes() {
+                continue;
+            }
+            let pair_value = unquote(pair_value);
+            if pair_value.len() > max_len {
+                continue;
+            }
+            if let Ok(value) = std::str::from_utf8(pair_value) {
+                values.push(value.to_owned());
+            }
+        }
+    }
+    values
+}
+
+fn trim(bytes: &[u8]) -> &[u8] {
+    let is_space = |b: &u8| *b == b' ' || *b == b'\t';
+    let start = bytes
+        .iter()
+        .position(|b| !is_space(b))
+        .unwrap_or(bytes.len());
+    let end = bytes
+        .iter()
+        .rposition(|b| !is_space(b))
+        .map_or(start, |i| i + 1);
+    &bytes[start..end]
+}
+
+fn unquote(value: &[u8]) -> &[u8] {
+    match value {
+        [b'"', inner @ .., b'"'] => inner,
+        _ => value,
+    }
+}
+
+/// RFC 7230 `token`: what a cookie name may be.
+fn is_token(s: &str) -> bool {
+    !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// RFC 6265 `cookie-octet`s: what a cookie value may contain.
+fn is_cookie_value(s: &str) -> bool {
+    s.bytes()
+        .all(|b| matches!(b, 0x21 | 0x23..=0x2B | 0x2D..=0x3A | 0x3C..=0x5B | 0x5D..=0x7E))
+}
+
+fn is_attribute_value(s: &str) -> bool {
+    s.bytes().all(|b| (0x20..0x7F).contains(&b) && b != b';')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(headers: &[&[u8]], name: &str) -> Vec<String> {
+        cookie_values(headers.iter().copied(), name, 100)
+    }
+
+    #[test]
+    fn finds_the_named_cookie_among_others() {
+        assert_eq!(values(&[b"a=1; session=abc; b=2"], "session"), ["abc"]);
+        assert_eq!(values(&[b"a=1", b"session=x"], "session"), ["x"]);
+        assert!(values(&[b"a=1; sessionx=2; xsession=3"], "session").is_empty());
+    }
+
+    #[test]
+    fn tolerates_spaces_quotes_and_empty_values() {
+        assert_eq!(values(&[b"  session = abc  ;"], "session"), ["abc"]);
+        assert_eq!(values(&[b"session=\"abc\""], "session"), ["abc"]);
+        assert_eq!(values(&[b"session="], "session"), [""]);
+        assert_eq!(values(&[b"session=\""], "session"), ["\""]);
+        assert!(values(&[b"session", b";;;", b"", b"="], "session").is_empty());
+    }
+
+    #[test]
+    fn keeps_same_name_cookies_in_order_up_to_the_bound() {
+        let header = b"session=1; session=2; session=3; session=4; session=5";
+        assert_eq!(values(&[header], "session"), ["1", "2", "3", "4"]);
+    }
+
+    #[test]
+    fn skips_non_utf8_and_oversized_values() {
+        let long = format!("session={}; session=ok", "x".repeat(101));
+        assert_eq!(
+            values(&[b"session=\xff\xfe; session=ok"], "session"),
+            ["ok"]
+        );
+        assert_eq!(values(&[long.as_bytes()], "session"), ["ok"]);
+    }
+
+    #[test]
+    fn set_cookie_carries_every_attribute() {
+        let cookie = CookieConfig::default()
+            .with_name("sid")
+            .with_path("/app")
+            .with_domain(Some("example.com".into()))
+            .with_same_site(SameSite::Strict);
+        assert_eq!(
+            cookie
+                .set_cookie("v", Some(Duration::from_secs(60)))
+                .unwrap(),
+            "sid=v; Path=/app; Domain=example.com; Max-Age=60; Secure; HttpOnly; SameSite=Strict"
+        );
+        let plain = CookieConfig::default()
+            .with_secure(false)
+            .with_http_only(false)
+            .with_same_site(SameSite::None);
+        assert_eq!(
+            plain.set_cookie("v", None).unwrap(),
+            "session=v; Path=/; SameSite=None"
+        );
+    }
+
+    #[test]
+    fn removal_cookie_keeps_path_domain_and_flags() {
+        let cookie = CookieConfig::default()
+            .with_path("/app")
+            .with_domain(Some("example.com".into()));
+        assert_eq!(
+            cookie.removal_cookie(),
+            "session=; Path=/app; Domain=example.com; Max-Age=0; \
+             Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=Lax"
+        );
+    }
+
+    #[test]
+    fn oversized_cookie_is_an_error_naming_its_size() {
+        let cookie = CookieConfig::default();
+        let value = "x".repeat(MAX_COOKIE_SIZE);
+        let err = cookie.set_cookie(&value, None).unwrap_err();
+        let expected = value.len() + "session=; Path=/; Secure; HttpOnly; SameSite=Lax".len();
+        match &err {
+            Error::CookieTooLarge { size, limit, .. } => {
+                assert_eq!((*size, *limit), (expected, MAX_COOKIE_SIZE));
+            }
+            other => panic!("unexpected error {other:?}"),
+        }
+        assert!(err.to_string().contains(&expected.to_string()));
+    }
+
+    #[test]
+    fn invalid_values_from_a_store_are_refused() {
+        let cookie = CookieConfig::default();
+        assert!(cookie.set_cookie("a;b", None).is_err());
+        assert!(cookie.set_cookie("a b", None).is_err());
+        assert!(cookie.set_cookie("é", None).is_err());
+    }
+
+    #[test]
+    #[should_panic(expected = "invalid cookie name")]
+    fn invalid_names_are_refused() {
+        let _ = CookieConfig::default().with_name("a b");
+    }
+}

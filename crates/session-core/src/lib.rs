@@ -1,0 +1,86 @@
+//! Sessions for Rust web servers, in the spirit of Python's `aiohttp_session`.
+//!
+//! A handler asks for the [`Session`], reads and writes it like a map of JSON
+//! values, and the data is there on the user's next request. Where the data
+//! lives is the application's pick, through a [`SessionStore`]: an encrypted
+//! cookie (`session-encrypted-cookie`), Redis (`session-redis`), a plain
+//! cookie for tests (`session-simple-cookie`), [`MemoryStore`] (feature
+//! `memory-store`) or a store of your own. Framework adapters
+//! (`session-axum`, `session-actix`) bind it to a web framework.
+//!
+//! This crate holds everything that does not depend on a framework or a
+//! backend, so that all of them behave the same:
+//!
+//! * [`Session`]: the handle handlers use, with change tracking;
+//! * [`Record`] and [`Changes`]: what a store keeps, and the delta a request
+//!   made;
+//! * [`SessionStore`]: the trait backends implement;
+//! * [`SessionConfig`], [`CookieConfig`], [`Expiry`]: cookie attributes and
+//!   timeouts, with safe defaults;
+//! * [`SessionManager`] and [`RequestSession`]: the request lifecycle that
+//!   adapters drive: lazy loading, expiry enforcement, saving, regeneration,
+//!   invalidation, and the `Set-Cookie` headers to send;
+//! * [`conformance`] (feature `conformance`): the checks every store passes.
+//!
+//! # Example
+//!
+//! aiohttp_session's "Last visited" example, driven by hand the way an
+//! adapter drives it:
+//!
+//! ```
+//! use session_core::{MemoryStore, SessionConfig, SessionManager};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+//!
+//! async fn handler(session: session_core::Session) -> Result<String, session_core::Error> {
+//!     let last = session.get::<String>("last_visit")?;
+//!     session.insert("last_visit", "2026-11-25 12:00")?;
+//!     Ok(format!("Last visited: {}", last.as_deref().unwrap_or("never")))
+//! }
+//!
+//! let request = manager.request([]); // no Cookie header
+//! let page = handler(request.session().await?).await?;
+//! assert_eq!(page, "Last visited: never");
+//! let set_cookie = request.finish().await?;
+//! assert!(set_cookie[0].starts_with("session="));
+//! assert!(set_cookie[0].ends_with("; Path=/; Secure; HttpOnly; SameSite=Lax"));
+//! # Ok::<(), session_core::Error>(())
+//! # }).unwrap();
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod config;
+pub mod cookie;
+mod error;
+pub mod expiry;
+mod id;
+mod lifecycle;
+mod record;
+mod session;
+mod store;
+
+#[cfg(feature = "memory-store")]
+mod memory;
+
+#[cfg(feature = "conformance")]
+pub mod conformance;
+
+pub use config::SessionConfig;
+pub use cookie::{CookieConfig, SameSite};
+pub use error::{BoxError, Error};
+pub use expiry::{Clock, CookieLifetime, Expiry, ManualClock, Rolling};
+pub use id::SessionId;
+pub use lifecycle::{RequestSession, SessionManager};
+pub use record::{Changes, Record};
+pub use session::Session;
+pub use store::{Delete, Load, Save, Saved, SessionStore, Touch};
+
+#[cfg(feature = "memory-store")]
+pub use memory::MemoryStore;
+
+/// Re-exported so that stores implement [`SessionStore`] with the same
+/// macro version.
+pub use async_trait::async_trait;

@@ -1,0 +1,377 @@
+//! The framework-agnostic request lifecycle that adapters drive.
+//!
+//! An adapter does three things, and all session behaviour lives here so that
+//! every framework behaves the same:
+//!
+//! 1. before the handler, [`SessionManager::request`] with the request's
+//!    `Cookie` header values gives a [`RequestSession`], which the adapter puts
+//!    in the request;
+//! 2. the handler's extractor awaits [`RequestSession::session`], which loads
+//!    the session on first use only: a handler that never asks costs no store
+//!    I/O;
+//! 3. after the handler, [`RequestSession::finish`] saves what changed and
+//!    returns the `Set-Cookie` header values to append (none when nothing
+//!    changed).
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::OnceCell;
+
+use crate::cookie::{self, CookieConfig};
+use crate::expiry::{CookieLifetime, Expiry};
+use crate::session::Renewal;
+use crate::{
+    Changes, Delete, Error, Load, Record, Save, Saved, Session, SessionConfig, SessionStore, Touch,
+};
+
+/// Chrome's cap on cookie lifetimes, used as `Max-Age` for a persistent
+/// cookie whose session never expires.
+const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// A store with its configuration: what an application builds once and hands
+/// to its framework adapter. Cheap to clone.
+///
+/// ```
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+///
+/// // First request: no cookie. The handler writes to the session.
+/// let request = manager.request([]);
+/// let session = request.session().await?;
+/// session.insert("last_visit", &"2026-11-25T12:00:00Z")?;
+/// let set_cookie = request.finish().await?;
+/// assert_eq!(set_cookie.len(), 1);
+///
+/// // Second request: the browser sends the cookie back.
+/// let cookie = set_cookie[0].split(';').next().unwrap();
+/// let request = manager.request([cookie.as_bytes()]);
+/// let session = request.session().await?;
+/// assert!(!session.is_new());
+/// assert_eq!(session.get::<String>("last_visit")?.as_deref(), Some("2026-11-25T12:00:00Z"));
+/// assert!(request.finish().await?.is_empty()); // nothing changed, nothing sent
+/// # Ok::<(), session_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct SessionManager {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    store: Arc<dyn SessionStore>,
+    config: SessionConfig,
+}
+
+impl SessionManager {
+    /// A manager for `store` configured by `config`.
+    pub fn new(store: impl SessionStore, config: SessionConfig) -> Self {
+        Self::with_shared_store(Arc::new(store), config)
+    }
+
+    /// A manager for a store that is shared with other code.
+    pub fn with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
+        SessionManager {
+            shared: Arc::new(Shared { store, config }),
+        }
+    }
+
+    /// The configuration.
+    #[must_use]
+    pub fn config(&self) -> &SessionConfig {
+        &self.shared.config
+    }
+
+    /// The store.
+    #[must_use]
+    pub fn store(&self) -> &Arc<dyn SessionStore> {
+        &self.shared.store
+    }
+
+    /// Starts a request's session from its `Cookie` header values. Does no
+    /// I/O: loading waits for [`RequestSession::session`].
+    ///
+    /// Of the cookies with the session's name, the first few (a small fixed
+    /// bound) are kept, in order, to be tried until one loads; values longer
+    /// than any cookie that could have been issued are dropped unread.
+    pub fn request<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> RequestSession {
+        let cookie = self.shared.config.cookie();
+        let candidates =
+            cookie::cookie_values(cookie_headers, cookie.name(), cookie.max_value_len());
+        RequestSession {
+            inner: Arc::new(RequestInner {
+                manager: self.clone(),
+                candidates,
+                loaded: OnceCell::new(),
+                finished: AtomicBool::new(false),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for SessionManager {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionManager")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One request's session: loaded on first use, saved by
+/// [`finish`](RequestSession::finish). Cheap to clone; clones share the
+/// same session.
+#[derive(Clone)]
+pub struct RequestSession {
+    inner: Arc<RequestInner>,
+}
+
+struct RequestInner {
+    manager: SessionManager,
+    candidates: Vec<String>,
+    loaded: OnceCell<Loaded>,
+    finished: AtomicBool,
+}
+
+struct Loaded {
+    session: Session,
+    /// The cookie value the session was loaded from; `None` for a new one.
+    cookie: Option<String>,
+}
+
+impl RequestSession {
+    /// The session, loaded from the store on the first call.
+    ///
+    /// A missing, malformed, tampered, unknown or expired cookie gives a new,
+    /// empty session; only a store failure is an error (and a later call
+    /// tries again).
+    pub async fn session(&self) -> Result<Session, Error> {
+        let loaded = self.inner.loaded.get_or_try_init(|| self.load()).await?;
+        Ok(loaded.session.clone())
+    }
+
+    /// Whether a handler asked for the session.
+    #[must_use]
+    pub fn is_loaded(&self) -> bool {
+        self.inner.loaded.initialized()
+    }
+
+    async fn load(&self) -> Result<Loaded, Error> {
+        let Shared { store, config } = &*self.inner.manager.shared;
+        let name = config.cookie().name();
+        let now = config.clock().now();
+        for value in &self.inner.candidates {
+            match store.load(Load::new(name, value)).await? {
+                Some(record) if !is_expired(&record, config.expiry(), now) => {
+                    return Ok(Loaded {
+                        session: Session::from_record(record, false),
+                        cookie: Some(value.clone()),
+                    });
+                }
+                Some(_) => tracing::debug!(cookie = name, "session expired; starting a new one"),
+                None => tracing::debug!(cookie = name, "session cookie did not load"),
+            }
+        }
+        Ok(Loaded {
+            session: Session::from_record(Record::new(now), true),
+            cookie: None,
+        })
+    }
+
+    /// Saves what the request changed and returns the `Set-Cookie` header
+    /// values for the response: none when the session was never loaded or
+    /// nothing changed. Only the first call does anything.
+    ///
+    /// # Errors
+    ///
+    /// A store failure, or [`Error::CookieTooLarge`] when the cookie would be
+    /// too large to send. Adapters answer both with a 500.
+    pub async fn finish(&self) -> Result<Vec<String>, Error> {
+        let Some(loaded) = self.inner.loaded.get() else {
+            return Ok(Vec::new());
+        };
+        if self.inner.finished.swap(true, Ordering::AcqRel) {
+            return Ok(Vec::new());
+        }
+        let finisher = Finisher {
+            store: &*self.inner.manager.shared.store,
+            config: &self.inner.manager.shared.config,
+            previous: loaded.cookie.as_deref(),
+            now: self.inner.manager.shared.config.clock().now(),
+        };
+        let (record, changes, renewal) = {
+            let state = loaded.session.lock();
+            let unchanged = state.renewal == Renewal::Keep && state.changes.is_empty();
+            // Decided under the lock, so that a read-only request copies nothing.
+            if unchanged && (state.is_new || !finisher.refresh_due(&state.record)) {
+                return Ok(Vec::new());
+            }
+            (state.record.clone(), state.changes.clone(), state.renewal)
+        };
+        match renewal {
+            Renewal::Invalidate => finisher.invalidate(record).await,
+            Renewal::Regenerate => finisher.regenerate(record).await,
+            Renewal::Keep if changes.is_empty() => finisher.refresh(record).await,
+            Renewal::Keep => finisher.save(record, &changes).await,
+        }
+    }
+}
+
+impl fmt::Debug for RequestSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSession")
+            .field("candidates", &self.inner.candidates.len())
+            .field("loaded", &self.is_loaded())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `record` must not be served at `now`: its stored deadline has
+/// passed, or its absolute timeout has (which also catches a timeout that
+/// was shortened since the record was written).
+fn is_expired(record: &Record, default: Expiry, now: SystemTime) -> bool {
+    let expiry = record.expiry.unwrap_or(default);
+    let past_absolute = expiry
+        .absolute_timeout()
+        .and_then(|timeout| record.created.checked_add(timeout))
+        .is_some_and(|deadline| deadline <= now);
+    record.is_expired_at(now) || past_absolute
+}
+
+/// The end-of-request decisions, for one request.
+struct Finisher<'a> {
+    store: &'a dyn SessionStore,
+    config: &'a SessionConfig,
+    previous: Option<&'a str>,
+    now: SystemTime,
+}
+
+impl Finisher<'_> {
+    fn cookie(&self) -> &CookieConfig {
+        self.config.cookie()
+    }
+
+    /// Sets the record's deadline as of a write or refresh now.
+    fn stamp(&self, record: &mut Record) {
+        let expiry = record.expiry.unwrap_or(self.config.expiry());
+        record.expires_at = expiry.deadline(record.created, self.now);
+    }
+
+    fn set_cookie(&self, value: &str, record: &Record) -> Result<String, Error> {
+        let max_age = match self.config.cookie_lifetime() {
+            CookieLifetime::BrowserSession => None,
+            CookieLifetime::Persistent => {
+                Some(record.expires_at.map_or(MAX_COOKIE_AGE, |deadline| {
+                    deadline.duration_since(self.now).unwrap_or(Duration::ZERO)
+                }))
+            }
+        };
+        self.cookie().set_cookie(value, max_age)
+    }
+
+    fn removal(&self) -> Vec<String> {
+        self.previous
+            .map(|_| self.cookie().removal_cookie())
+            .into_iter()
+            .collect()
+    }
+
+    async fn delete_previous(&self) -> Result<(), Error> {
+        match self.previous {
+            Some(previous) => {
+                self.store
+                    .delete(Delete::new(self.cookie().name(), previous))
+                    .await
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Stores `record` as a brand-new session under a fresh id.
+    async fn save_new(&self, mut record: Record) -> Result<Vec<String>, Error> {
+        record.created = self.now;
+        self.stamp(&mut record);
+        let changes = Changes::replace_all(&record);
+        let save = Save::new(self.cookie().name(), None, &record, &changes, self.now);
+        match self.store.save(save).await? {
+            Saved::Cookie(value) => Ok(vec![self.set_cookie(&value, &record)?]),
+            Saved::Gone => Err(Error::store("the store reported a new session as gone")),
+        }
+    }
+
+    async fn invalidate(&self, record: Record) -> Result<Vec<String>, Error> {
+        self.delete_previous().await?;
+        if record.data.is_empty() {
+            tracing::debug!(cookie = self.cookie().name(), "session invalidated");
+            return Ok(self.removal());
+        }
+        // Written after the logout: a fresh session, with no link to the old.
+        self.save_new(record).await
+    }
+
+    async fn regenerate(&self, record: Record) -> Result<Vec<String>, Error> {
+        // Save first: if it fails, the old session is still there.
+        let cookies = self.save_new(record).await?;
+        self.delete_previous().await?;
+        tracing::debug!(cookie = self.cookie().name(), "session regenerated");
+        Ok(cookies)
+    }
+
+    async fn save(&self, mut record: Record, changes: &Changes) -> Result<Vec<String>, Error> {
+        self.stamp(&mut record);
+        let save = Save::new(
+            self.cookie().name(),
+            self.previous,
+            &record,
+            changes,
+            self.now,
+        );
+        match self.store.save(save).await? {
+            Saved::Cookie(value) => Ok(vec![self.set_cookie(&value, &record)?]),
+            Saved::Gone => {
+                tracing::debug!(
+                    cookie = self.cookie().name(),
+                    "session ended during the request"
+                );
+                Ok(self.removal())
+            }
+        }
+    }
+
+    /// Rolling expiry: whether a request that only read should move the
+    /// deadline, because that gains at least the throttle step.
+    fn refresh_due(&self, record: &Record) -> bool {
+        let expiry = record.expiry.unwrap_or(self.config.expiry());
+        let Some(min_gain) = self.config.rolling().min_gain(&expiry) else {
+            return false;
+        };
+        match (record.expires_at, expiry.deadline(record.created, self.now)) {
+            (Some(old), Some(new)) => new
+                .duration_since(old)
+                .is_ok_and(|gained| !gained.is_zero() && gained >= min_gain),
+            _ => false,
+        }
+    }
+
+    async fn refresh(&self, mut record: Record) -> Result<Vec<String>, Error> {
+        let Some(previous) = self.previous else {
+            return Ok(Vec::new());
+        };
+        self.stamp(&mut record);
+        let touch = Touch::new(self.cookie().name(), previous, &record, self.now);
+        match self.store.touch(touch).await? {
+            Some(value) => Ok(vec![self.set_cookie(&value, &record)?]),
+            None if self.config.cookie_lifetime() == CookieLifetime::Persistent => {
+                // Same value, but the browser's Max-Age must move too.
+                Ok(vec![self.set_cookie(previous, &record)?])
+            }
+            None => Ok(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,194 @@
+//! What a store keeps: the session's data with its timestamps, and the
+//! delta a request made to it.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::expiry::{self, Expiry};
+
+/// A session as stored: the data plus the metadata that expiry is enforced
+/// from.
+///
+/// Cookie-backed stores serialize the whole record into the cookie (its serde
+/// form is compact: `{"c":created,"e":expires_at,"x":expiry,"d":data}` with
+/// times in Unix milliseconds); server-side stores keep it in their backend.
+///
+/// ```
+/// use session_core::Record;
+/// let mut record = Record::new(std::time::SystemTime::now());
+/// record.data.insert("user".into(), "ada".into());
+/// let json = serde_json::to_string(&record).unwrap();
+/// let back: Record = serde_json::from_str(&json).unwrap();
+/// assert_eq!(back.data, record.data);
+/// ```
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub struct Record {
+    /// When the session was created (or last regenerated).
+    #[serde(rename = "c", with = "expiry::millis")]
+    pub created: SystemTime,
+    /// When the session expires unless activity extends it; `None` means
+    /// never.
+    #[serde(
+        rename = "e",
+        with = "expiry::opt_unix_millis",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub expires_at: Option<SystemTime>,
+    /// This session's own expiry policy, overriding the configured one.
+    #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
+    pub expiry: Option<Expiry>,
+    /// The session's data: a JSON object, like aiohttp's session dict.
+    #[serde(rename = "d", default)]
+    pub data: Map<String, Value>,
+}
+
+impl Record {
+    /// An empty record created at `created`, with no deadline yet.
+    #[must_use]
+    pub fn new(created: SystemTime) -> Self {
+        Record {
+            created,
+            expires_at: None,
+            expiry: None,
+            data: Map::new(),
+        }
+    }
+
+    /// Whether the record's deadline has passed at `now`.
+    #[must_use]
+    pub fn is_expired_at(&self, now: SystemTime) -> bool {
+        self.expires_at.is_some_and(|deadline| deadline <= now)
+    }
+}
+
+/// The changes a request made to a session's data: the delta that
+/// server-side stores apply instead of rewriting the whole record.
+///
+/// Applying a delta means: if [`cleared`](Changes::cleared), drop every stored
+/// key; then delete the [`removed`](Changes::removed) keys; then write the
+/// [`written`](Changes::written) keys with their values from the record.
+/// Two requests that change different keys of one session therefore both
+/// keep their changes.
+///
+/// ```
+/// use session_core::Changes;
+/// let mut changes = Changes::default();
+/// changes.record_write("a");
+/// changes.record_remove("b");
+/// assert_eq!(changes.written().collect::<Vec<_>>(), ["a"]);
+/// assert_eq!(changes.removed().collect::<Vec<_>>(), ["b"]);
+/// assert!(!changes.cleared());
+/// ```
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    cleared: bool,
+    written: BTreeSet<String>,
+    removed: BTreeSet<String>,
+    forced: bool,
+}
+
+impl Changes {
+    /// A delta that replaces everything the store held with `record`'s data.
+    #[must_use]
+    pub fn replace_all(record: &Record) -> Self {
+        Changes {
+            cleared: true,
+            written: record.data.keys().cloned().collect(),
+            removed: BTreeSet::new(),
+            forced: true,
+        }
+    }
+
+    /// Whether the stored data must be dropped before the rest applies.
+    #[must_use]
+    pub fn cleared(&self) -> bool {
+        self.cleared
+    }
+
+    /// Keys whose values must be written from the record.
+    pub fn written(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.written.iter().map(String::as_str)
+    }
+
+    /// Keys that must be deleted.
+    pub fn removed(&self) -> impl ExactSizeIterator<Item = &str> {
+        self.removed.iter().map(String::as_str)
+    }
+
+    /// Whether there is anything to save at all.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        !self.cleared && !self.forced && self.written.is_empty() && self.removed.is_empty()
+    }
+
+    /// Notes that `key` was set.
+    pub fn record_write(&mut self, key: &str) {
+        self.removed.remove(key);
+        self.written.insert(key.to_owned());
+    }
+
+    /// Notes that `key` was deleted.
+    pub fn record_remove(&mut self, key: &str) {
+        self.written.remove(key);
+        if !self.cleared {
+            self.removed.insert(key.to_owned());
+        }
+    }
+
+    /// Notes that every key was deleted.
+    pub fn record_clear(&mut self) {
+        self.cleared = true;
+        self.written.clear();
+        self.removed.clear();
+    }
+
+    /// Forces a save even though no key changed (metadata changed, or the
+    /// application asked for it).
+    pub fn record_forced(&mut self) {
+        self.forced = true;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn write_after_remove_is_a_write() {
+        let mut c = Changes::default();
+        c.record_remove("k");
+        c.record_write("k");
+        assert_eq!(c.written().collect::<Vec<_>>(), ["k"]);
+        assert_eq!(c.removed().count(), 0);
+    }
+
+    #[test]
+    fn remove_after_clear_needs_no_entry() {
+        let mut c = Changes::default();
+        c.record_write("a");
+        c.record_clear();
+        c.record_remove("b");
+        assert!(c.cleared());
+        assert_eq!(c.written().count() + c.removed().count(), 0);
+        assert!(!c.is_empty());
+    }
+
+    #[test]
+    fn hostile_timestamps_are_errors_not_panics() {
+        let huge = format!(r#"{{"c":{},"e":{},"d":{{}}}}"#, u64::MAX, u64::MAX);
+        let _ = serde_json::from_str::<Record>(&huge);
+        for bad in [
+            r#"{"c":-1,"d":{}}"#,
+            r#"{"c":"x","d":{}}"#,
+            r#"{"c":1.5,"d":{}}"#,
+            r#"{"d":{}}"#,
+        ] {
+            assert!(serde_json::from_str::<Record>(bad).is_err(), "{bad}");
+        }
+    }
+}

@@ -1,0 +1,378 @@
+//! The session handle that handlers read and write.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use crate::{Changes, Error, Expiry, Record};
+
+/// A user's session: a JSON object that survives between requests.
+///
+/// Obtained from the framework adapter (the `Session` extractor of
+/// `session-axum` or `session-actix`), or from
+/// [`RequestSession::session`](crate::RequestSession::session). By the time a
+/// handler holds it, it is loaded: every method is synchronous.
+///
+/// The handle is cheap to clone, `Send + Sync`, and every clone sees the
+/// same session, so it can move into spawned tasks of the request. Changes
+/// are tracked per key and saved when the response is sent.
+///
+/// ```
+/// # use session_core::Session;
+/// # fn handler(session: Session) -> Result<(), session_core::Error> {
+/// let visits: u64 = session.get("visits")?.unwrap_or(0);
+/// session.insert("visits", &(visits + 1))?;
+/// # Ok(()) }
+/// # handler(Session::new_detached()).unwrap();
+/// ```
+#[derive(Clone)]
+pub struct Session {
+    state: Arc<Mutex<State>>,
+}
+
+/// What happens to the session's identity when the response is sent.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// Keep the id.
+    #[default]
+    Keep,
+    /// New id, same data: the old server state is deleted.
+    Regenerate,
+    /// Data dropped and old server state deleted; anything written afterwards
+    /// starts a new session.
+    Invalidate,
+}
+
+#[derive(Debug)]
+pub(crate) struct State {
+    pub(crate) record: Record,
+    pub(crate) is_new: bool,
+    pub(crate) changes: Changes,
+    pub(crate) renewal: Renewal,
+}
+
+impl Session {
+    pub(crate) fn from_record(record: Record, is_new: bool) -> Self {
+        Session {
+            state: Arc::new(Mutex::new(State {
+                record,
+                is_new,
+                changes: Changes::default(),
+                renewal: Renewal::Keep,
+            })),
+        }
+    }
+
+    /// A new, empty session attached to no request or store: for unit-testing
+    /// code that takes a `Session`. Nothing written to it is saved.
+    #[must_use]
+    pub fn new_detached() -> Self {
+        Self::from_record(Record::new(SystemTime::now()), true)
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // The state stays consistent at every await-free step, so a panic in
+        // another holder leaves nothing half-written worth refusing.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The value under `key`, deserialized as `T`. `Ok(None)` when absent;
+    /// an error when present but not a `T`.
+    ///
+    /// ```
+    /// # let session = session_core::Session::new_detached();
+    /// session.insert("user", &"ada")?;
+    /// assert_eq!(session.get::<String>("user")?.as_deref(), Some("ada"));
+    /// assert_eq!(session.get::<String>("missing")?, None);
+    /// assert!(session.get::<u32>("user").is_err());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        match self.get_value(key) {
+            None => Ok(None),
+            Some(value) => serde_json::from_value(value)
+                .map(Some)
+                .map_err(Error::Value),
+        }
+    }
+
+    /// The raw JSON value under `key`.
+    #[must_use]
+    pub fn get_value(&self, key: &str) -> Option<Value> {
+        self.lock().record.data.get(key).cloned()
+    }
+
+    /// Stores `value` under `key`. Storing a value equal to the one already
+    /// there is not a change, and saves nothing.
+    ///
+    /// ```
+    /// # let session = session_core::Session::new_detached();
+    /// session.insert("cart", &vec![1, 2, 3])?;
+    /// assert!(session.is_changed());
+    /// # Ok::<(), session_core::Error>(())
+    /// ```
+    pub fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        let value = serde_json::to_value(value).map_err(Error::Value)?;
+        self.insert_value(key, value);
+        Ok(())
+    }
+
+    /// Stores a raw JSON value under `key`, returning the previous one.
+    pub fn insert_value(&self, key: &str, value: Value) -> Option<Value> {
+        let mut state = self.lock();
+        if state.record.data.get(key) == Some(&value) {
+            return Some(value);
+        }
+        state.changes.record_write(key);
+        state.record.data.insert(key.to_owned(), value)
+    }
+
+    /// Removes `key`, returning its value.
+    pub fn remove(&self, key: &str) -> Option<Value> {
+        let mut state = self.lock();
+        let previous = state.record.data.remove(key);
+        if previous.is_some() {
+            state.changes.record_remove(key);
+        }
+        previous
+    }
+
+    /// Whether `key` is present.
+    #[must_use]
+    pub fn contains_key(&self, key: &str) -> bool {
+        self.lock().record.data.contains_key(key)
+    }
+
+    /// The keys, in sorted order.
+    #[must_use]
+    pub fn keys(&self) -> Vec<String> {
+        self.lock().record.data.keys().cloned().collect()
+    }
+
+    /// How many keys the session holds.
+    #[must_use]
+    pub fn len(&self) -> usize {
+        self.lock().record.data.len()
+    }
+
+    /// Whether the session holds no keys.
+    #[must_use]
+    pub fn is_empty(&self) -> bool {
+        self.lock().record.data.is_empty()
+    }
+
+    /// A copy of the whole data object.
+    #[must_use]
+    pub fn data(&self) -> Map<String, Value> {
+        self.lock().record.data.clone()
+    }
+
+    /// Removes every key (the session itself, and its id, stay).
+    pub fn clear(&self) {
+        let mut state = self.lock();
+        if !state.record.data.is_empty() || !state.is_new {
+            state.record.data.clear();
+            state.changes.record_clear();
+        }
+    }
+
+    /// Asks for the session to be saved even though no key changed, which
+    /// also refreshes its idle deadline.
+    pub fn mark_changed(&self) {
+        self.lock().changes.record_forced();
+    }
+
+    /// Whether this request changed the session (so it will be saved).
+    #[must_use]
+    pub fn is_changed(&self) -> bool {
+        let state = self.lock();
+        !state.changes.is_empty() || state.renewal != Renewal::Keep
+    }
+
+    /// Whether the session was created by this request: the client sent no
+    /// cookie, or one that was unknown, invalid or expired.
+    #[must_use]
+    pub fn is_new(&self) -> bool {
+        self.lock().is_new
+    }
+
+    /// When the session was created (or last regenerated).
+    #[must_use]
+    pub fn created(&self) -> SystemTime {
+        self.lock().record.created
+    }
+
+    /// When the session expires unless activity extends it, as loaded. `None`
+    /// for a new session, or one that never expires.
+    #[must_use]
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.lock().record.expires_at
+    }
+
+    /// Gives this session its own expiry policy (for example a long idle
+    /// timeout after "remember me"), saved with it.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// # let session = session_core::Session::new_detached();
+    /// let remember_me = session_core::Expiry::default()
+    ///     .with_idle_timeout(Some(Duration::from_secs(30 * 24 * 3600)))
+    ///     .with_absolute_timeout(Some(Duration::from_secs(90 * 24 * 3600)));
+    /// session.set_expiry(Some(remember_me));
+    /// assert_eq!(session.expiry(), Some(remember_me));
+    /// ```
+    pub fn set_expiry(&self, expiry: Option<Expiry>) {
+        let mut state = self.lock();
+        if state.record.expiry != expiry {
+            state.record.expiry = expiry;
+            state.changes.record_forced();
+        }
+    }
+
+    /// This session's own expiry policy, if it has one.
+    #[must_use]
+    pub fn expiry(&self) -> Option<Expiry> {
+        self.lock().record.expiry
+    }
+
+    /// Ends the session (logout): drops the data, deletes the server-side
+    /// state, and sends a cookie that removes the client's. Anything written
+    /// after this call starts a fresh session under a new id.
+    pub fn invalidate(&self) {
+        let mut state = self.lock();
+        state.record.data.clear();
+        state.record.expiry = None;
+        state.changes = Changes::default();
+        state.renewal = Renewal::Invalidate;
+    }
+
+    /// Gives the session a new id and keeps its data, deleting the state
+    /// under the old id: call it on login to defeat session fixation. The
+    /// absolute timeout restarts from now.
+    pub fn regenerate(&self) {
+        let mut state = self.lock();
+        if state.renewal == Renewal::Keep {
+            state.renewal = Renewal::Regenerate;
+        }
+    }
+}
+
+impl fmt::Debug for Session {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("is_new", &state.is_new)
+            .field("keys", &state.record.data.len())
+            .field("changes", &state.changes)
+            .field("renewal", &state.renewal)
+            .finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_new_session_is_empty_and_unchanged() {
+        let s = Session::new_detached();
+        assert!(s.is_new() && s.is_empty() && !s.is_changed());
+        assert_eq!(s.len(), 0);
+        assert!(s.keys().is_empty());
+    }
+
+    #[test]
+    fn insert_marks_changed_but_an_equal_value_does_not() {
+        let s = Session::from_record(
+            {
+                let mut r = Record::new(SystemTime::now());
+                r.data.insert("a".into(), json!({"x": [1, 2]}));
+                r
+            },
+            false,
+        );
+        s.insert("a", &json!({"x": [1, 2]})).unwrap();
+        assert!(!s.is_changed());
+        s.insert("a", &json!({"x": [1, 3]})).unwrap();
+        assert!(s.is_changed());
+        assert_eq!(s.lock().changes.written().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn remove_and_clear_are_tracked() {
+        let s = Session::new_detached();
+        s.insert("a", &1).unwrap();
+        s.insert("b", &2).unwrap();
+        assert_eq!(s.remove("a"), Some(json!(1)));
+        assert_eq!(s.remove("a"), None);
+        assert!(!s.contains_key("a") && s.contains_key("b"));
+        s.clear();
+        assert!(s.is_empty());
+        assert!(s.lock().changes.cleared());
+    }
+
+    #[test]
+    fn typed_get_round_trips_and_reports_type_errors() {
+        #[derive(serde::Serialize, serde::Deserialize, PartialEq, Debug)]
+        struct User {
+            name: String,
+            admin: bool,
+        }
+        let s = Session::new_detached();
+        let ada = User {
+            name: "Ada ✓".into(),
+            admin: true,
+        };
+        s.insert("user", &ada).unwrap();
+        assert_eq!(s.get::<User>("user").unwrap(), Some(ada));
+        assert!(matches!(s.get::<u8>("user"), Err(Error::Value(_))));
+    }
+
+    #[test]
+    fn invalidate_empties_and_marks_changed() {
+        let s = Session::from_record(
+            {
+                let mut r = Record::new(SystemTime::now());
+                r.data.insert("user".into(), json!("ada"));
+                r
+            },
+            false,
+        );
+        s.invalidate();
+        assert!(s.is_empty() && s.is_changed());
+        assert_eq!(s.lock().renewal, Renewal::Invalidate);
+    }
+
+    #[test]
+    fn regenerate_keeps_the_data() {
+        let s = Session::new_detached();
+        s.insert("user", &"ada").unwrap();
+        s.regenerate();
+        assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+        assert_eq!(s.lock().renewal, Renewal::Regenerate);
+    }
+
+    #[test]
+    fn mark_changed_forces_a_save() {
+        let s = Session::new_detached();
+        s.mark_changed();
+        assert!(s.is_changed());
+    }
+
+    #[test]
+    fn the_handle_is_send_sync_and_shared_between_clones() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<Session>();
+        let s = Session::new_detached();
+        let clone = s.clone();
+        std::thread::spawn(move || clone.insert("from", &"thread").unwrap())
+            .join()
+            .unwrap();
+        assert!(s.contains_key("from"));
+    }
+}

@@ -1,0 +1,250 @@
+//! The storage trait that every backend implements.
+
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use crate::{Changes, Error, Record};
+
+/// Where sessions are kept.
+///
+/// One trait serves both kinds of store:
+///
+/// * **cookie-backed** stores put the whole record in the cookie value
+///   (`save` returns the encoded record; `delete` has nothing to forget);
+/// * **server-side** stores keep the record in a backend and put an id in the
+///   cookie (`save` returns the id).
+///
+/// The request lifecycle in this crate decides *when* to call the store and
+/// enforces expiry from the record's timestamps, so a store only translates
+/// between cookie values and records. Its duties:
+///
+/// * `load` answers `Ok(None)` for anything it did not issue or no longer
+///   has: unknown ids, malformed or tampered values. Only a backend failure
+///   is an `Err`. It must never panic, whatever the value.
+/// * `save` with no previous cookie ([`Save::previous`] is `None`) creates a
+///   session under a fresh id from a CSPRNG and never overwrites an existing
+///   one. With a previous cookie, it applies [`Save::changes`] to what is
+///   stored and, when nothing is stored any more (logged out, expired),
+///   returns [`Saved::Gone`] instead of recreating it. An id the store did
+///   not issue is therefore never adopted (strict mode).
+/// * `touch` moves the deadline without rewriting data.
+/// * `delete` forgets server-side state.
+///
+/// Run [`conformance::run`](crate::conformance::run) (feature `conformance`)
+/// against your store to check all of this in one call.
+///
+/// ```
+/// use async_trait::async_trait;
+/// use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch};
+///
+/// /// A store that forgets everything: every request starts a new session.
+/// struct Amnesia;
+///
+/// #[async_trait]
+/// impl SessionStore for Amnesia {
+///     async fn load(&self, _: Load<'_>) -> Result<Option<Record>, Error> {
+///         Ok(None)
+///     }
+///     async fn save(&self, _: Save<'_>) -> Result<Saved, Error> {
+///         Ok(Saved::Cookie(session_core::SessionId::generate().into_string()))
+///     }
+///     async fn touch(&self, _: Touch<'_>) -> Result<Option<String>, Error> {
+///         Ok(None)
+///     }
+///     async fn delete(&self, _: Delete<'_>) -> Result<(), Error> {
+///         Ok(())
+///     }
+/// }
+/// ```
+#[async_trait]
+pub trait SessionStore: Send + Sync + 'static {
+    /// Cookie value to record. `Ok(None)`: unknown, invalid, tampered or
+    /// gone.
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error>;
+
+    /// Persists a new or changed session and returns the cookie value to
+    /// send, or [`Saved::Gone`] when the session it updates no longer exists.
+    async fn save(&self, save: Save<'_>) -> Result<Saved, Error>;
+
+    /// Moves the session's deadline to [`Touch::record`]'s `expires_at`
+    /// without rewriting its data (rolling expiry). Returns a new cookie value
+    /// when the cookie itself must change (cookie-backed stores), `None` when
+    /// it stays the same.
+    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error>;
+
+    /// Forgets the server-side state behind a cookie (logout, regenerate).
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error>;
+}
+
+/// The arguments of [`SessionStore::load`].
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Load<'a> {
+    /// The session cookie's name (cookie stores bind it into the value).
+    pub cookie_name: &'a str,
+    /// The cookie value the client sent. Untrusted.
+    pub value: &'a str,
+}
+
+impl<'a> Load<'a> {
+    /// The arguments for loading `value` from the cookie `cookie_name`.
+    #[must_use]
+    pub fn new(cookie_name: &'a str, value: &'a str) -> Self {
+        Load { cookie_name, value }
+    }
+}
+
+/// The arguments of [`SessionStore::save`].
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Save<'a> {
+    /// The session cookie's name.
+    pub cookie_name: &'a str,
+    /// The cookie value the session was loaded from, or `None` to create a
+    /// new session under a fresh id.
+    pub previous: Option<&'a str>,
+    /// The session as it is now. Its `expires_at` is the new deadline.
+    pub record: &'a Record,
+    /// What this request changed: apply it to the stored state rather than
+    /// overwrite, so concurrent requests on one session keep their changes.
+    pub changes: &'a Changes,
+    /// The time of the save, from the configured clock.
+    pub now: SystemTime,
+}
+
+impl<'a> Save<'a> {
+    /// The arguments for saving `record` with `changes`.
+    #[must_use]
+    pub fn new(
+        cookie_name: &'a str,
+        previous: Option<&'a str>,
+        record: &'a Record,
+        changes: &'a Changes,
+        now: SystemTime,
+    ) -> Self {
+        Save {
+            cookie_name,
+            previous,
+            record,
+            changes,
+            now,
+        }
+    }
+
+    /// How long the stored state should live: the time from `now` to the
+    /// record's deadline (zero when it has passed), or `None` for never.
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        ttl(self.record, self.now)
+    }
+}
+
+/// The arguments of [`SessionStore::touch`].
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Touch<'a> {
+    /// The session cookie's name.
+    pub cookie_name: &'a str,
+    /// The cookie value the session was loaded from.
+    pub value: &'a str,
+    /// The session with its new deadline in `expires_at`.
+    pub record: &'a Record,
+    /// The time of the refresh, from the configured clock.
+    pub now: SystemTime,
+}
+
+impl<'a> Touch<'a> {
+    /// The arguments for moving `value`'s deadline to `record.expires_at`.
+    #[must_use]
+    pub fn new(cookie_name: &'a str, value: &'a str, record: &'a Record, now: SystemTime) -> Self {
+        Touch {
+            cookie_name,
+            value,
+            record,
+            now,
+        }
+    }
+
+    /// How long the stored state should live from now on; see [`Save::ttl`].
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        ttl(self.record, self.now)
+    }
+}
+
+/// The arguments of [`SessionStore::delete`].
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Delete<'a> {
+    /// The session cookie's name.
+    pub cookie_name: &'a str,
+    /// The cookie value whose state to forget.
+    pub value: &'a str,
+}
+
+impl<'a> Delete<'a> {
+    /// The arguments for forgetting `value`.
+    #[must_use]
+    pub fn new(cookie_name: &'a str, value: &'a str) -> Self {
+        Delete { cookie_name, value }
+    }
+}
+
+/// What [`SessionStore::save`] did.
+#[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Saved {
+    /// Saved; send this cookie value.
+    Cookie(String),
+    /// The session being updated no longer exists (a logout or expiry won
+    /// the race) and was not recreated; the client's cookie is removed.
+    Gone,
+}
+
+impl std::fmt::Debug for Saved {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The value may be a session id: never print it.
+        match self {
+            Saved::Cookie(_) => f.write_str("Saved::Cookie(..)"),
+            Saved::Gone => f.write_str("Saved::Gone"),
+        }
+    }
+}
+
+// Cookie values may be session ids: `Debug` shows only whether one is there.
+macro_rules! redacted_debug {
+    ($ty:ident { $($field:ident),* } value: $value:ident) => {
+        impl std::fmt::Debug for $ty<'_> {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("cookie_name", &self.cookie_name)
+                    .field(stringify!($value), &"..")
+                    $(.field(stringify!($field), &self.$field))*
+                    .finish()
+            }
+        }
+    };
+}
+
+redacted_debug!(Load {} value: value);
+redacted_debug!(Touch { record, now } value: value);
+redacted_debug!(Delete {} value: value);
+
+impl std::fmt::Debug for Save<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Save")
+            .field("cookie_name", &self.cookie_name)
+            .field("previous", &self.previous.map(|_| ".."))
+            .field("record", self.record)
+            .field("changes", self.changes)
+            .field("now", &self.now)
+            .finish()
+    }
+}
+
+fn ttl(record: &Record, now: SystemTime) -> Option<Duration> {
+    record
+        .expires_at
+        .map(|deadline| deadline.duration_since(now).unwrap_or(Duration::ZERO))
+}

@@ -1,0 +1,268 @@
+//! The request lifecycle, end to end, with the in-memory store.
+
+use std::time::Duration;
+
+use serde_json::json;
+use session_core::conformance::{self, StoreKind};
+use session_core::{
+    Clock, CookieLifetime, Error, Expiry, ManualClock, MemoryStore, RequestSession, Rolling,
+    SameSite, SessionConfig, SessionManager,
+};
+
+struct App {
+    manager: SessionManager,
+    clock: ManualClock,
+    store: MemoryStore,
+}
+
+impl App {
+    fn new(config: SessionConfig) -> Self {
+        let clock = ManualClock::starting_now();
+        let store = MemoryStore::new();
+        let config = config.with_clock(Clock::from(clock.clone()));
+        App {
+            manager: SessionManager::new(store.clone(), config),
+            clock,
+            store,
+        }
+    }
+
+    fn request(&self, cookie: Option<&str>) -> RequestSession {
+        self.manager.request(cookie.map(str::as_bytes))
+    }
+}
+
+/// `name=value` of a Set-Cookie header value.
+fn pair(set_cookie: &str) -> String {
+    set_cookie.split(';').next().unwrap().to_owned()
+}
+
+async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Value) -> String {
+    let request = app.request(cookie);
+    request
+        .session()
+        .await
+        .unwrap()
+        .insert(key, &value)
+        .unwrap();
+    let set = request.finish().await.unwrap();
+    assert_eq!(set.len(), 1);
+    pair(&set[0])
+}
+
+#[tokio::test]
+async fn memory_store_passes_the_conformance_suite() {
+    let report = conformance::run(MemoryStore::new(), StoreKind::ServerSide).await;
+    assert!(report.skipped().is_empty(), "{:?}", report.skipped());
+    assert!(report.passed().len() >= 19, "{:?}", report.passed());
+}
+
+#[tokio::test]
+async fn an_untouched_session_sets_no_cookie_and_costs_no_io() {
+    let app = App::new(SessionConfig::default());
+    let request = app.request(None);
+    assert!(request.finish().await.unwrap().is_empty());
+    assert!(!request.is_loaded());
+
+    let request = app.request(None);
+    let session = request.session().await.unwrap();
+    assert!(session.is_new() && session.is_empty() && !session.is_changed());
+    assert!(request.finish().await.unwrap().is_empty());
+    assert!(app.store.is_empty());
+}
+
+#[tokio::test]
+async fn a_changed_session_sets_a_cookie_with_every_configured_attribute() {
+    let app = App::new(
+        SessionConfig::default()
+            .with_cookie_name("sid")
+            .with_cookie_path("/app")
+            .with_cookie_domain(Some("example.com".into()))
+            .with_same_site(SameSite::Strict)
+            .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(600))))
+            .with_cookie_lifetime(CookieLifetime::Persistent),
+    );
+    let request = app.request(None);
+    request.session().await.unwrap().insert("k", &1).unwrap();
+    let set = request.finish().await.unwrap();
+    assert_eq!(set.len(), 1);
+    let (value, attributes) = set[0].split_once(';').unwrap();
+    assert!(value.starts_with("sid=") && value.len() > 20);
+    assert_eq!(
+        attributes,
+        " Path=/app; Domain=example.com; Max-Age=600; Secure; HttpOnly; SameSite=Strict"
+    );
+}
+
+#[tokio::test]
+async fn created_survives_a_load() {
+    let app = App::new(SessionConfig::default());
+    let request = app.request(None);
+    let created = request.session().await.unwrap().created();
+    request.session().await.unwrap().insert("k", &1).unwrap();
+    let cookie = pair(&request.finish().await.unwrap()[0]);
+    app.clock.advance(Duration::from_secs(30));
+    let session = app.request(Some(&cookie)).session().await.unwrap();
+    assert_eq!(session.created(), created);
+}
+
+#[tokio::test]
+async fn idle_expiry_gives_a_new_session_even_when_the_cookie_is_resent() {
+    let app = App::new(
+        SessionConfig::default()
+            .with_idle_timeout(Some(Duration::from_secs(60)))
+            .with_rolling(Rolling::Disabled),
+    );
+    let cookie = write(&app, None, "user", json!("ada")).await;
+    app.clock.advance(Duration::from_secs(61));
+    let session = app.request(Some(&cookie)).session().await.unwrap();
+    assert!(session.is_new() && session.is_empty());
+}
+
+#[tokio::test]
+async fn absolute_expiry_gives_a_new_session_despite_activity() {
+    let app = App::new(
+        SessionConfig::default()
+            .with_idle_timeout(Some(Duration::from_secs(60)))
+            .with_absolute_timeout(Some(Duration::from_secs(100))),
+    );
+    let cookie = write(&app, None, "n", json!(0)).await;
+    for n in 1..=3 {
+        app.clock.advance(Duration::from_secs(30));
+        assert_eq!(write(&app, Some(&cookie), "n", json!(n)).await, cookie);
+    }
+    app.clock.advance(Duration::from_secs(11)); // 101 s after creation
+    let session = app.request(Some(&cookie)).session().await.unwrap();
+    assert!(session.is_new() && session.is_empty());
+}
+
+#[tokio::test]
+async fn invalidate_sends_a_removal_cookie_with_the_same_attributes() {
+    let app = App::new(
+        SessionConfig::default()
+            .with_cookie_path("/app")
+            .with_cookie_domain(Some("example.com".into()))
+            .with_same_site(SameSite::None),
+    );
+    let cookie = write(&app, None, "user", json!("ada")).await;
+    let request = app.request(Some(&cookie));
+    let session = request.session().await.unwrap();
+    session.invalidate();
+    assert!(session.is_empty() && session.is_changed());
+    let set = request.finish().await.unwrap();
+    assert_eq!(
+        set,
+        ["session=; Path=/app; Domain=example.com; Max-Age=0; \
+          Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=None"]
+    );
+    assert!(app.store.is_empty());
+    assert!(app.request(Some(&cookie)).session().await.unwrap().is_new());
+}
+
+#[tokio::test]
+async fn regenerate_keeps_the_data_under_a_new_id() {
+    let app = App::new(SessionConfig::default());
+    let cookie = write(&app, None, "cart", json!([1, 2])).await;
+    let request = app.request(Some(&cookie));
+    request.session().await.unwrap().regenerate();
+    let new_cookie = pair(&request.finish().await.unwrap()[0]);
+    assert_ne!(new_cookie, cookie);
+    let session = app.request(Some(&new_cookie)).session().await.unwrap();
+    assert_eq!(session.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2]));
+    assert!(app.request(Some(&cookie)).session().await.unwrap().is_new());
+    assert_eq!(app.store.len(), 1);
+}
+
+#[tokio::test]
+async fn an_oversized_cookie_is_an_error_naming_its_size() {
+    // The memory store's cookie is an id; a long cookie name makes even that too big.
+    let name = "n".repeat(4060);
+    let app = App::new(SessionConfig::default().with_cookie_name(name));
+    let request = app.request(None);
+    request.session().await.unwrap().insert("k", &1).unwrap();
+    match request.finish().await {
+        Err(Error::CookieTooLarge { size, limit, .. }) => {
+            assert_eq!(limit, 4096);
+            assert_eq!(
+                size,
+                4060 + 1 + 32 + "; Path=/; Secure; HttpOnly; SameSite=Lax".len()
+            );
+        }
+        other => panic!("expected CookieTooLarge, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_cookie_gives_a_new_session() {
+    let app = App::new(SessionConfig::default());
+    for header in [
+        "session=%%%",
+        "session=",
+        "session",
+        "session=\u{1F980}",
+        ";;=;",
+    ] {
+        let session = app.request(Some(header)).session().await.unwrap();
+        assert!(session.is_new() && session.is_empty(), "{header}");
+    }
+    let raw: &[u8] = b"session=\xff\xfe";
+    assert!(app.manager.request([raw]).session().await.unwrap().is_new());
+}
+
+#[tokio::test]
+async fn same_name_cookies_are_tried_in_order() {
+    let app = App::new(SessionConfig::default());
+    let first = write(&app, None, "who", json!("first")).await;
+    let second = write(&app, None, "who", json!("second")).await;
+    let header = format!("session=bogus; {second}; {first}");
+    let session = app.request(Some(&header)).session().await.unwrap();
+    assert_eq!(
+        session.get::<String>("who").unwrap().as_deref(),
+        Some("second")
+    );
+
+    // The same cookies split over several Cookie headers.
+    let headers = ["session=bogus".to_owned(), first.clone(), second];
+    let request = app.manager.request(headers.iter().map(|h| h.as_bytes()));
+    let session = request.session().await.unwrap();
+    assert_eq!(
+        session.get::<String>("who").unwrap().as_deref(),
+        Some("first")
+    );
+
+    // Past the bound, a valid cookie is not even tried.
+    let header = format!("session=a; session=b; session=c; session=d; {first}");
+    assert!(app.request(Some(&header)).session().await.unwrap().is_new());
+}
+
+#[tokio::test]
+async fn a_read_only_request_writes_nothing_until_the_throttle_step() {
+    let app = App::new(
+        SessionConfig::default()
+            .with_idle_timeout(Some(Duration::from_secs(3600)))
+            .with_cookie_lifetime(CookieLifetime::Persistent),
+    );
+    let cookie = write(&app, None, "k", json!(1)).await;
+    app.clock.advance(Duration::from_secs(59));
+    let request = app.request(Some(&cookie));
+    request.session().await.unwrap();
+    assert!(request.finish().await.unwrap().is_empty());
+
+    app.clock.advance(Duration::from_secs(1));
+    let request = app.request(Some(&cookie));
+    request.session().await.unwrap();
+    let set = request.finish().await.unwrap();
+    // A persistent cookie is re-sent so the browser's Max-Age moves too.
+    assert_eq!(set.len(), 1);
+    assert!(set[0].starts_with(&format!("{cookie};")) && set[0].contains("Max-Age=3600"));
+}
+
+#[tokio::test]
+async fn finish_runs_once() {
+    let app = App::new(SessionConfig::default());
+    let request = app.request(None);
+    request.session().await.unwrap().insert("k", &1).unwrap();
+    assert_eq!(request.clone().finish().await.unwrap().len(), 1);
+    assert!(request.finish().await.unwrap().is_empty());
+    assert_eq!(app.store.len(), 1);
+}
