@@ -1,1 +1,2 @@
+//! Project automation: `cargo xtask test | ci | bench`.
 fn main() {}
