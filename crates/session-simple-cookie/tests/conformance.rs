@@ -1,0 +1,23 @@
+//! The shared store checks, run against the simple cookie store.
+
+use session_core::conformance::{self, StoreKind};
+use session_simple_cookie::SimpleCookieStore;
+
+#[tokio::test]
+async fn passes_the_conformance_suite() {
+    let report = conformance::run(SimpleCookieStore::new(), StoreKind::CookieUnauthenticated).await;
+    let skipped: Vec<&str> = report.skipped().iter().map(|(name, _)| *name).collect();
+    // Exactly the checks that cannot hold for an unauthenticated client-side store.
+    assert_eq!(
+        skipped,
+        [
+            "tampered_cookies_start_new_sessions",
+            "concurrent_deltas_merge",
+            "regenerate (old cookie no longer loads)",
+            "invalidate (old cookie no longer loads)",
+            "logout_beats_a_racing_write",
+            "strict_mode",
+        ]
+    );
+    assert!(report.passed().len() >= 15, "{:?}", report.passed());
+}
