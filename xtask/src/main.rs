@@ -1,2 +1,119 @@
-//! Project automation: `cargo xtask test | ci | bench`.
-fn main() {}
+//! Project automation, run as `cargo xtask <command>`.
+//!
+//! * `test`: makes sure what the tests need is installed (redis-server,
+//!   Chromium and its driver, Python for the aiohttp interop test), then runs
+//!   every test of the workspace.
+//! * `ci`: formatting, lints and docs with warnings denied, `cargo deny` when
+//!   installed, then `test`.
+//! * `bench`: the benchmarks.
+//!
+//! xtask has no dependencies, so that it builds in seconds on a fresh clone.
+
+use std::env;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode};
+
+mod prerequisites;
+
+type Result<T = ()> = std::result::Result<T, String>;
+
+const USAGE: &str = "\
+usage: cargo xtask <command>
+
+commands:
+  test    install what the tests need, then run every test of the workspace
+  ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny (if installed), then test
+  bench   run the benchmarks";
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("test") => test(&args[1..]),
+        Some("ci") => ci(),
+        Some("bench") => bench(&args[1..]),
+        Some("-h" | "--help" | "help") => {
+            println!("{USAGE}");
+            Ok(())
+        }
+        _ => Err(USAGE.to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("xtask: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The workspace root: xtask lives one level below it.
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf)
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()));
+    command.current_dir(root());
+    command
+}
+
+/// Runs `command`, echoing it first; fails when it does.
+fn run(command: &mut Command) -> Result {
+    eprintln!("xtask: running {command:?}");
+    let status = command
+        .status()
+        .map_err(|e| format!("could not start {command:?}: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("{command:?} failed ({status})"))
+    }
+}
+
+fn test(extra: &[String]) -> Result {
+    prerequisites::ensure_all()?;
+    run(cargo()
+        .args(["test", "--workspace", "--all-features", "--all-targets"])
+        .args(extra))?;
+    // Doc tests are not part of --all-targets.
+    run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))
+}
+
+fn ci() -> Result {
+    run(cargo().args(["fmt", "--all", "--check"]))?;
+    run(cargo().args([
+        "clippy",
+        "--workspace",
+        "--all-targets",
+        "--all-features",
+        "--",
+        "-D",
+        "warnings",
+    ]))?;
+    run(cargo()
+        .args(["doc", "--workspace", "--no-deps", "--all-features"])
+        .env("RUSTDOCFLAGS", "-D warnings"))?;
+    if prerequisites::on_path("cargo-deny") {
+        run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
+    } else {
+        eprintln!(
+            "xtask: cargo-deny is not installed; skipping `cargo deny check` (cargo install cargo-deny)"
+        );
+    }
+    test(&[])
+}
+
+fn bench(extra: &[String]) -> Result {
+    run(cargo()
+        .args([
+            "bench",
+            "-p",
+            "session-encrypted-cookie",
+            "--bench",
+            "codec",
+            "--",
+        ])
+        .args(extra))
+}

@@ -1,0 +1,92 @@
+//! What the test suite needs on the machine, and installing it when missing.
+//!
+//! Installation goes through apt-get and needs root; elsewhere a clear
+//! message says what to install.
+
+use std::env;
+use std::path::Path;
+use std::process::Command;
+
+use crate::{Result, run};
+
+/// A program the tests start, and the Debian packages that provide it.
+struct Tool {
+    binary: &'static str,
+    packages: &'static [&'static str],
+    why: &'static str,
+}
+
+const TOOLS: &[Tool] = &[
+    Tool {
+        binary: "redis-server",
+        packages: &["redis-server", "redis-tools"],
+        why: "Redis store tests start their own redis-server processes",
+    },
+    Tool {
+        binary: "redis-cli",
+        packages: &["redis-tools"],
+        why: "creating a Redis Cluster for the cluster tests",
+    },
+    Tool {
+        binary: "chromium",
+        packages: &["chromium", "chromium-driver"],
+        why: "the real-browser test of the demo app",
+    },
+    Tool {
+        binary: "chromedriver",
+        packages: &["chromium-driver"],
+        why: "driving Chromium through WebDriver",
+    },
+];
+
+pub(crate) fn on_path(binary: &str) -> bool {
+    env::var_os("PATH").is_some_and(|paths| {
+        env::split_paths(&paths).any(|dir| Path::new(&dir).join(binary).is_file())
+    })
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+/// Installs every missing tool, or explains what to install.
+pub(crate) fn ensure_all() -> Result {
+    let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !on_path(tool.binary)).collect();
+    if missing.is_empty() {
+        return Ok(());
+    }
+    let mut packages: Vec<&str> = missing
+        .iter()
+        .flat_map(|tool| tool.packages.iter().copied())
+        .collect();
+    packages.sort_unstable();
+    packages.dedup();
+    if !(is_root() && on_path("apt-get")) {
+        let reasons: Vec<String> = missing
+            .iter()
+            .map(|tool| format!("  {} ({})", tool.binary, tool.why))
+            .collect();
+        return Err(format!(
+            "the tests need these programs:\n{}\ninstall them, e.g. `sudo apt-get install {}`",
+            reasons.join("\n"),
+            packages.join(" ")
+        ));
+    }
+    eprintln!("xtask: installing {}", packages.join(" "));
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(&packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    match TOOLS.iter().find(|tool| !on_path(tool.binary)) {
+        None => Ok(()),
+        Some(tool) => Err(format!(
+            "{} is still missing after installing {}",
+            tool.binary,
+            packages.join(" ")
+        )),
+    }
+}
