@@ -143,6 +143,9 @@ struct Loaded {
     session: Session,
     /// The cookie value the session was loaded from; `None` for a new one.
     cookie: Option<String>,
+    /// Whether the store asked for that cookie to be replaced on this
+    /// response even if the session is unchanged.
+    reissue: bool,
 }
 
 impl RequestSession {
@@ -172,6 +175,7 @@ impl RequestSession {
                     return Ok(Loaded {
                         session: Session::from_record(record, false),
                         cookie: Some(value.clone()),
+                        reissue: store.needs_reissue(Load::new(name, value)),
                     });
                 }
                 Some(_) => tracing::debug!(cookie = name, "session expired; starting a new one"),
@@ -181,6 +185,7 @@ impl RequestSession {
         Ok(Loaded {
             session: Session::from_record(Record::new(now), true),
             cookie: None,
+            reissue: false,
         })
     }
 
@@ -205,19 +210,21 @@ impl RequestSession {
             previous: loaded.cookie.as_deref(),
             now: self.inner.manager.shared.config.clock().now(),
         };
-        let (record, changes, renewal) = {
+        let (record, changes, renewal, refresh_due) = {
             let state = loaded.session.lock();
             let unchanged = state.renewal == Renewal::Keep && state.changes.is_empty();
+            let refresh_due = !state.is_new && finisher.refresh_due(&state.record);
             // Decided under the lock, so that a read-only request copies nothing.
-            if unchanged && (state.is_new || !finisher.refresh_due(&state.record)) {
+            if unchanged && !refresh_due && !loaded.reissue {
                 return Ok(Vec::new());
             }
-            (state.record.clone(), state.changes.clone(), state.renewal)
+            let record = state.record.clone();
+            (record, state.changes.clone(), state.renewal, refresh_due)
         };
         match renewal {
             Renewal::Invalidate => finisher.invalidate(record).await,
             Renewal::Regenerate => finisher.regenerate(record).await,
-            Renewal::Keep if changes.is_empty() => finisher.refresh(record).await,
+            Renewal::Keep if changes.is_empty() => finisher.refresh(record, refresh_due).await,
             Renewal::Keep => finisher.save(record, &changes).await,
         }
     }
@@ -359,15 +366,20 @@ impl Finisher<'_> {
         }
     }
 
-    async fn refresh(&self, mut record: Record) -> Result<Vec<String>, Error> {
+    /// Sends an unchanged session back through the store: to move its
+    /// deadline when `restamp` (a rolling refresh), or else as it was loaded,
+    /// to re-issue its cookie ([`SessionStore::needs_reissue`]).
+    async fn refresh(&self, mut record: Record, restamp: bool) -> Result<Vec<String>, Error> {
         let Some(previous) = self.previous else {
             return Ok(Vec::new());
         };
-        self.stamp(&mut record);
+        if restamp {
+            self.stamp(&mut record);
+        }
         let touch = Touch::new(self.cookie().name(), previous, &record, self.now);
         match self.store.touch(touch).await? {
             Some(value) => Ok(vec![self.set_cookie(&value, &record)?]),
-            None if self.config.cookie_lifetime() == CookieLifetime::Persistent => {
+            None if restamp && self.config.cookie_lifetime() == CookieLifetime::Persistent => {
                 // Same value, but the browser's Max-Age must move too.
                 Ok(vec![self.set_cookie(previous, &record)?])
             }

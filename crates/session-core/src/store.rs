@@ -30,6 +30,8 @@ use crate::{Changes, Error, Record};
 ///   not issue is therefore never adopted (strict mode).
 /// * `touch` moves the deadline without rewriting data.
 /// * `delete` forgets server-side state.
+/// * `needs_reissue` (optional) asks for a loaded cookie to be replaced on
+///   the response, e.g. after key rotation.
 ///
 /// Run [`conformance::run`](crate::conformance::run) (feature `conformance`)
 /// against your store to check all of this in one call.
@@ -71,10 +73,30 @@ pub trait SessionStore: Send + Sync + 'static {
     /// without rewriting its data (rolling expiry). Returns a new cookie value
     /// when the cookie itself must change (cookie-backed stores), `None` when
     /// it stays the same.
+    ///
+    /// Also called, with the deadline possibly unchanged, to re-issue a
+    /// cookie that [`needs_reissue`](SessionStore::needs_reissue) flagged.
     async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error>;
 
     /// Forgets the server-side state behind a cookie (logout, regenerate).
     async fn delete(&self, delete: Delete<'_>) -> Result<(), Error>;
+
+    /// Whether a cookie value that [`load`](SessionStore::load) just accepted
+    /// should be replaced on this response even if the session is unchanged:
+    /// for example, a cookie sealed under a retired key, so that key rotation
+    /// completes as users come back.
+    ///
+    /// Called only after `load` returned a live record for this same value,
+    /// so it may assume the value is well formed, and it should be cheap: it
+    /// runs on every load. When it answers `true`, the lifecycle sends the
+    /// session back through [`save`](SessionStore::save) when the request
+    /// changed it, and otherwise through [`touch`](SessionStore::touch) with
+    /// the deadline as loaded (moved only if a rolling refresh is due
+    /// anyway), whose new value it sends. The default answers `false`.
+    fn needs_reissue(&self, load: Load<'_>) -> bool {
+        let _ = load;
+        false
+    }
 }
 
 /// The arguments of [`SessionStore::load`].

@@ -266,3 +266,112 @@ async fn finish_runs_once() {
     assert!(request.finish().await.unwrap().is_empty());
     assert_eq!(app.store.len(), 1);
 }
+
+/// A cookie store whose values carry a generation tag: it still reads
+/// generation 1, writes only generation 2, and asks for generation-1 cookies
+/// to be re-issued, the way a store with a rotated key does.
+struct Generations;
+
+impl Generations {
+    fn encode(record: &session_core::Record) -> String {
+        use base64::Engine as _;
+        let json = serde_json::to_vec(record).unwrap();
+        format!(
+            "g2.{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json)
+        )
+    }
+}
+
+#[session_core::async_trait]
+impl session_core::SessionStore for Generations {
+    async fn load(
+        &self,
+        load: session_core::Load<'_>,
+    ) -> Result<Option<session_core::Record>, Error> {
+        use base64::Engine as _;
+        let Some(body) = load
+            .value
+            .strip_prefix("g1.")
+            .or_else(|| load.value.strip_prefix("g2."))
+        else {
+            return Ok(None);
+        };
+        let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body);
+        Ok(json
+            .ok()
+            .and_then(|json| serde_json::from_slice(&json).ok()))
+    }
+
+    async fn save(&self, save: session_core::Save<'_>) -> Result<session_core::Saved, Error> {
+        Ok(session_core::Saved::Cookie(Self::encode(save.record)))
+    }
+
+    async fn touch(&self, touch: session_core::Touch<'_>) -> Result<Option<String>, Error> {
+        Ok(Some(Self::encode(touch.record)))
+    }
+
+    async fn delete(&self, _: session_core::Delete<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    fn needs_reissue(&self, load: session_core::Load<'_>) -> bool {
+        load.value.starts_with("g1.")
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
+    let clock = ManualClock::starting_now();
+    let config = SessionConfig::default()
+        .with_rolling(Rolling::Disabled)
+        .with_clock(Clock::from(clock.clone()));
+    let manager = SessionManager::new(Generations, config);
+
+    let request = manager.request([]);
+    request
+        .session()
+        .await
+        .unwrap()
+        .insert("user", &"ada")
+        .unwrap();
+    let written = pair(&request.finish().await.unwrap()[0]);
+    let old_generation = written.replacen("session=g2.", "session=g1.", 1);
+    assert_ne!(written, old_generation);
+    clock.advance(Duration::from_secs(30));
+
+    // A read-only request, which would send nothing for a current cookie.
+    let request = manager.request([old_generation.as_bytes()]);
+    let session = request.session().await.unwrap();
+    assert_eq!(
+        session.get::<String>("user").unwrap().as_deref(),
+        Some("ada")
+    );
+    let deadline = session.expires_at();
+    let reissued = request.finish().await.unwrap();
+    assert_eq!(reissued.len(), 1, "the flagged cookie is replaced");
+    let reissued = pair(&reissued[0]);
+    assert!(reissued.starts_with("session=g2."), "{reissued}");
+
+    let request = manager.request([reissued.as_bytes()]);
+    let session = request.session().await.unwrap();
+    assert_eq!(
+        session.get::<String>("user").unwrap().as_deref(),
+        Some("ada")
+    );
+    assert_eq!(
+        session.expires_at(),
+        deadline,
+        "re-issuing is not activity: the idle deadline stays"
+    );
+    assert!(
+        request.finish().await.unwrap().is_empty(),
+        "a current cookie is not re-issued"
+    );
+
+    // A request that writes saves under the new generation as usual.
+    let request = manager.request([old_generation.as_bytes()]);
+    request.session().await.unwrap().insert("n", &1).unwrap();
+    let saved = request.finish().await.unwrap();
+    assert!(pair(&saved[0]).starts_with("session=g2."));
+}
