@@ -74,9 +74,11 @@ fn run(command: &mut Command) -> Result {
 
 fn test(extra: &[String]) -> Result {
     prerequisites::ensure_all()?;
+    let python = prerequisites::ensure_python_env(&root())?;
     run(cargo()
         .args(["test", "--workspace", "--all-features", "--all-targets"])
-        .args(extra))?;
+        .args(extra)
+        .env("SESSION_TEST_PYTHON", &python))?;
     // Doc tests are not part of --all-targets.
     run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))
 }

@@ -4,7 +4,7 @@
 //! message says what to install.
 
 use std::env;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use crate::{Result, run};
@@ -89,4 +89,53 @@ pub(crate) fn ensure_all() -> Result {
             packages.join(" ")
         )),
     }
+}
+
+/// The Python packages of the aiohttp interop test, from PyPI.
+const PYTHON_PACKAGES: &[&str] = &["aiohttp", "aiohttp-session", "redis"];
+
+/// A virtual environment under `target/` with aiohttp, aiohttp-session and
+/// redis from PyPI, created once and reused; returns its interpreter.
+///
+/// The interop test finds it through `SESSION_TEST_PYTHON`.
+pub(crate) fn ensure_python_env(root: &Path) -> Result<PathBuf> {
+    let venv = root.join("target").join("python-venv");
+    let python = venv.join("bin").join("python");
+    let ready = venv.join(".ready");
+    if ready.is_file() && python.is_file() {
+        return Ok(python);
+    }
+    let system_python = ["python3", "python"]
+        .into_iter()
+        .find(|name| on_path(name))
+        .ok_or("the aiohttp interop test needs Python 3 with venv (Debian: apt-get install python3 python3-venv)")?;
+    if run(Command::new(system_python)
+        .args(["-m", "venv", "--clear"])
+        .arg(&venv))
+    .is_err()
+    {
+        if is_root() && on_path("apt-get") {
+            run(Command::new("apt-get").arg("update").arg("-qq"))?;
+            run(Command::new("apt-get")
+                .args(["install", "-y", "-qq", "python3-venv"])
+                .env("DEBIAN_FRONTEND", "noninteractive"))?;
+            run(Command::new(system_python)
+                .args(["-m", "venv", "--clear"])
+                .arg(&venv))?;
+        } else {
+            return Err("`python3 -m venv` failed: install python3-venv".to_owned());
+        }
+    }
+    run(Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+        ])
+        .args(PYTHON_PACKAGES))?;
+    std::fs::write(&ready, PYTHON_PACKAGES.join("\n"))
+        .map_err(|e| format!("could not write {}: {e}", ready.display()))?;
+    Ok(python)
 }
