@@ -1,1 +1,72 @@
-//! Placeholder: filled by its issue.
+//! Test support: real `redis-server` processes for the workspace's tests.
+//!
+//! Tests here talk to real Redis, never a mock. This crate starts the
+//! servers they need, each on free loopback ports with its own temporary
+//! directory, and kills them when the handle is dropped (also when the test
+//! panics, since dropping happens while unwinding):
+//!
+//! * [`RedisServer`]: one standalone server, optionally persistent
+//!   ([`RedisServerBuilder::persistence`]), which a test can
+//!   [`kill`](RedisServer::kill) and [`restart`](RedisServer::restart) on the
+//!   same port and directory;
+//! * [`RedisCluster`]: a three-master Redis Cluster with every slot
+//!   assigned;
+//! * [`RedisSentinel`]: a master, a replica and three sentinels with short
+//!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
+//!   [`wait_for_failover`](RedisSentinel::wait_for_failover).
+//!
+//! It never touches a system-wide Redis service (port 6379 is never picked)
+//! and does not depend on any session crate, so any test can use it.
+//!
+//! # Requirements
+//!
+//! `redis-server` >= 7.0 on `PATH`, and `redis-cli` for [`RedisCluster`]
+//! (Debian/Ubuntu: `apt-get install redis-server redis-tools`; `cargo xtask
+//! test` installs them on a fresh machine). When they are missing, the
+//! constructors panic with a message saying so.
+//!
+//! # Blocking
+//!
+//! Everything here is synchronous: startup and the waits poll with short
+//! sleeps, bounded by timeouts (10 s for a server to answer `PING`, longer
+//! for a cluster or sentinels to settle). From an async test, start servers
+//! before building clients; call [`RedisSentinel::wait_for_failover`] from a
+//! multi-threaded runtime (or `spawn_blocking`) if other tasks must keep
+//! running meanwhile.
+//!
+//! # Example
+//!
+//! ```
+//! use session_testing::{RedisServer, Reply};
+//!
+//! let server = RedisServer::start();
+//! assert!(server.url().starts_with("redis://127.0.0.1:"));
+//! let pong = server.command(&["PING"]).unwrap();
+//! assert_eq!(pong, Reply::Status("PONG".into()));
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+mod cluster;
+mod process;
+mod resp;
+mod sentinel;
+mod server;
+
+pub use cluster::RedisCluster;
+pub use resp::Reply;
+pub use sentinel::{RedisSentinel, SERVICE_NAME};
+pub use server::{RedisServer, RedisServerBuilder};
+
+/// The `key:value` fields of an `INFO` reply's text, e.g. to read
+/// `cmdstat_hset` from `INFO commandstats`.
+///
+/// ```
+/// let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n";
+/// let fields: Vec<_> = session_testing::info_fields(info).collect();
+/// assert_eq!(fields, [("role", "master"), ("connected_slaves", "1")]);
+/// ```
+pub fn info_fields(info: &str) -> impl Iterator<Item = (&str, &str)> {
+    resp::info_fields(info)
+}

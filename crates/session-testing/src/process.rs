@@ -1,0 +1,217 @@
+//! Finding the Redis binaries, picking ports, and running one server process
+//! until it answers.
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use crate::resp::{self, Reply};
+
+/// How long a process may take to answer `PING` after it was spawned.
+pub(crate) const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// How often readiness is polled.
+pub(crate) const POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// The oldest Redis these helpers (and `session-redis`, which needs
+/// `PEXPIRETIME`) support.
+const MIN_VERSION: (u32, u32) = (7, 0);
+
+const INSTALL_HINT: &str = "install Redis >= 7.0 (Debian/Ubuntu: `apt-get install redis-server redis-tools`; \
+     `cargo xtask test` does this on a fresh machine)";
+
+/// The path of `name` on `PATH`, or a message saying what to install.
+pub(crate) fn binary(name: &'static str) -> Result<&'static Path, String> {
+    static SERVER: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    static CLI: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    let cell = match name {
+        "redis-server" => &SERVER,
+        "redis-cli" => &CLI,
+        _ => return Err(format!("unknown Redis binary `{name}`")),
+    };
+    cell.get_or_init(|| {
+        let path = find_on_path(name)
+            .ok_or_else(|| format!("`{name}` was not found on PATH: {INSTALL_HINT}"))?;
+        if name == "redis-server" {
+            check_version(&path)?;
+        }
+        Ok(path)
+    })
+    .as_deref()
+    .map_err(Clone::clone)
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|candidate| candidate.is_file())
+}
+
+fn check_version(server: &Path) -> Result<(), String> {
+    let output = Command::new(server)
+        .arg("--version")
+        .output()
+        .map_err(|e| format!("could not run `{}`: {e}", server.display()))?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    // "Redis server v=7.0.15 sha=..."
+    let version = text
+        .split_whitespace()
+        .find_map(|word| word.strip_prefix("v="))
+        .ok_or_else(|| format!("unexpected `redis-server --version` output: {text}"))?;
+    let mut parts = version.split('.').map(|p| p.parse::<u32>().unwrap_or(0));
+    let found = (parts.next().unwrap_or(0), parts.next().unwrap_or(0));
+    if found < MIN_VERSION {
+        return Err(format!(
+            "redis-server {version} is too old (PEXPIRETIME needs 7.0): {INSTALL_HINT}"
+        ));
+    }
+    Ok(())
+}
+
+/// A loopback port that nothing listens on right now.
+///
+/// The kernel hands out ephemeral ports, which never include the 6379 of a
+/// system-wide Redis service. Another process may grab the port before the
+/// server binds it; [`Instance::start_on_free_port`] retries then.
+pub(crate) fn free_port() -> Result<u16, String> {
+    TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .map_err(|e| format!("no free loopback port: {e}"))
+}
+
+/// One `redis-server` process (a data server or a sentinel) with the
+/// arguments to start it again.
+pub(crate) struct Instance {
+    pub(crate) port: u16,
+    /// The arguments, without the port.
+    args: Vec<String>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Instance {
+    /// Starts `redis-server args --port P` on a free port, trying other
+    /// ports when the one picked was taken in between.
+    pub(crate) fn start_on_free_port(
+        args: Vec<String>,
+        log: PathBuf,
+        port_arg: impl Fn(u16) -> Vec<String>,
+    ) -> Result<Instance, String> {
+        let mut last_error = String::new();
+        for _ in 0..5 {
+            let port = free_port()?;
+            let mut full_args = args.clone();
+            full_args.extend(port_arg(port));
+            let mut instance = Instance {
+                port,
+                args: full_args,
+                log: log.clone(),
+                child: None,
+            };
+            match instance.start() {
+                Ok(()) => return Ok(instance),
+                Err(e) => last_error = e,
+            }
+        }
+        Err(last_error)
+    }
+
+    /// Spawns the process (again) and waits until it answers `PING`.
+    pub(crate) fn start(&mut self) -> Result<(), String> {
+        self.kill();
+        let child = Command::new(binary("redis-server")?)
+            .args(&self.args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| format!("could not spawn redis-server: {e}"))?;
+        self.child = Some(child);
+        self.wait_until_ready()
+    }
+
+    fn wait_until_ready(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        loop {
+            if let Some(child) = &mut self.child {
+                if let Ok(Some(status)) = child.try_wait() {
+                    self.child = None;
+                    return Err(format!(
+                        "redis-server on port {} exited during startup ({status}); its log:\n{}",
+                        self.port,
+                        self.log_tail()
+                    ));
+                }
+            }
+            match resp::command(self.port, &["PING"]) {
+                Ok(Reply::Status(pong)) if pong == "PONG" => return Ok(()),
+                // LOADING while it replays its append-only file, or not
+                // listening yet: keep waiting.
+                _ if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+                other => {
+                    self.kill();
+                    return Err(format!(
+                        "redis-server on port {} did not answer PING within {STARTUP_TIMEOUT:?} \
+                         (last answer: {other:?}); its log:\n{}",
+                        self.port,
+                        self.log_tail()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// The last lines of the process's log, for error messages.
+    pub(crate) fn log_tail(&self) -> String {
+        let log = fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    }
+
+    /// Kills the process with SIGKILL (a crash, not a shutdown) and reaps it.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    pub(crate) fn is_running(&mut self) -> bool {
+        self.child
+            .as_mut()
+            .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `check` until it returns `Ok`, or fails after `timeout` with the
+/// last reason it gave.
+pub(crate) fn wait_for<T>(
+    what: &str,
+    timeout: Duration,
+    mut check: impl FnMut() -> Result<T, String>,
+) -> Result<T, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        match check() {
+            Ok(value) => return Ok(value),
+            Err(_) if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
+            Err(reason) => {
+                return Err(format!(
+                    "timed out after {timeout:?} waiting for {what}: {reason}"
+                ));
+            }
+        }
+    }
+}

@@ -1,0 +1,262 @@
+//! A master, a replica, and three sentinels watching them.
+
+use std::fmt;
+use std::time::Duration;
+
+use tempfile::TempDir;
+
+use crate::process::{self, Instance};
+use crate::resp::{self, Reply};
+use crate::{RedisServer, RedisServerBuilder};
+
+/// The name the sentinels know the master by.
+pub const SERVICE_NAME: &str = "session-testing";
+
+/// How long the replica may take to sync and the sentinels to see each
+/// other and the replica.
+const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A sentinel deployment on free loopback ports: a master, one replica of
+/// it, and three sentinels (quorum 2) with short timeouts
+/// (`down-after-milliseconds 1000`, `failover-timeout 3000`), so that a
+/// failover takes seconds. Everything is killed when dropped.
+///
+/// ```no_run
+/// use std::time::Duration;
+/// use session_testing::RedisSentinel;
+///
+/// let mut sentinel = RedisSentinel::start();
+/// // "redis-sentinel://127.0.0.1:<s1>?sentinelServiceName=session-testing&node=..."
+/// let url = sentinel.url();
+/// sentinel.kill_master();
+/// let new_master = sentinel.wait_for_failover(Duration::from_secs(30));
+/// assert_eq!(new_master, sentinel.replica().port());
+/// # drop(url);
+/// ```
+pub struct RedisSentinel {
+    master: RedisServer,
+    replica: RedisServer,
+    sentinels: Vec<Instance>,
+    // After `sentinels`: the processes die before their directory goes.
+    _dir: TempDir,
+}
+
+impl RedisSentinel {
+    /// Starts the master and the replica, waits for the replica to sync,
+    /// starts the sentinels, and waits until they agree they can fail over
+    /// (`SENTINEL CKQUORUM`) and all know the replica.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` is missing (the message says what to install) or
+    /// the deployment does not settle within 30 seconds.
+    #[track_caller]
+    pub fn start() -> RedisSentinel {
+        Self::try_start().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start() -> Result<RedisSentinel, String> {
+        let master = RedisServer::launch(&RedisServerBuilder::default(), "")?;
+        let replica = RedisServer::launch(
+            &RedisServerBuilder::default(),
+            &format!("replicaof 127.0.0.1 {}\n", master.port()),
+        )?;
+        process::wait_for("the replica to sync", SETTLE_TIMEOUT, || {
+            let info = info(replica.port(), "replication")?;
+            if resp::info_fields(&info).any(|f| f == ("master_link_status", "up")) {
+                Ok(())
+            } else {
+                Err(info)
+            }
+        })?;
+
+        let dir = tempfile::Builder::new()
+            .prefix("session-testing-sentinel-")
+            .tempdir()
+            .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+        let mut sentinels = Vec::new();
+        for i in 0..3 {
+            // Sentinels rewrite their configuration file: each needs its own.
+            let conf = dir.path().join(format!("sentinel-{i}.conf"));
+            std::fs::write(
+                &conf,
+                format!(
+                    "bind 127.0.0.1\ndaemonize no\ndir {dir}\n\
+                     sentinel monitor {SERVICE_NAME} 127.0.0.1 {port} 2\n\
+                     sentinel down-after-milliseconds {SERVICE_NAME} 1000\n\
+                     sentinel failover-timeout {SERVICE_NAME} 3000\n\
+                     sentinel parallel-syncs {SERVICE_NAME} 1\n",
+                    dir = dir.path().display(),
+                    port = master.port(),
+                ),
+            )
+            .map_err(|e| format!("could not write {}: {e}", conf.display()))?;
+            let log = dir.path().join(format!("sentinel-{i}.log"));
+            let args = vec![
+                conf.display().to_string(),
+                "--sentinel".to_owned(),
+                "--logfile".to_owned(),
+                log.display().to_string(),
+            ];
+            sentinels.push(Instance::start_on_free_port(args, log, |port| {
+                vec!["--port".to_owned(), port.to_string()]
+            })?);
+        }
+        for sentinel in &sentinels {
+            process::wait_for("the sentinels to settle", SETTLE_TIMEOUT, || {
+                let quorum = resp::command(sentinel.port, &["SENTINEL", "CKQUORUM", SERVICE_NAME])
+                    .map_err(|e| e.to_string())?;
+                if !matches!(&quorum, Reply::Status(s) if s.starts_with("OK")) {
+                    return Err(format!("{quorum:?}"));
+                }
+                let replicas =
+                    resp::command(sentinel.port, &["SENTINEL", "REPLICAS", SERVICE_NAME])
+                        .map_err(|e| e.to_string())?;
+                match replicas.array() {
+                    Some(list) if !list.is_empty() => Ok(()),
+                    _ => Err("the sentinel does not know the replica yet".to_owned()),
+                }
+            })?;
+        }
+        Ok(RedisSentinel {
+            master,
+            replica,
+            sentinels,
+            _dir: dir,
+        })
+    }
+
+    /// A `redis-sentinel://` URL naming every sentinel and the service, as
+    /// fred parses it.
+    #[must_use]
+    pub fn url(&self) -> String {
+        let mut url = format!(
+            "redis-sentinel://127.0.0.1:{}?sentinelServiceName={SERVICE_NAME}",
+            self.sentinels[0].port
+        );
+        for sentinel in &self.sentinels[1..] {
+            url.push_str(&format!("&node=127.0.0.1:{}", sentinel.port));
+        }
+        url
+    }
+
+    /// The name the sentinels monitor the master under.
+    #[must_use]
+    pub fn service_name(&self) -> &'static str {
+        SERVICE_NAME
+    }
+
+    /// The sentinels' ports.
+    #[must_use]
+    pub fn sentinel_ports(&self) -> Vec<u16> {
+        self.sentinels.iter().map(|s| s.port).collect()
+    }
+
+    /// The server that was master at start.
+    #[must_use]
+    pub fn master(&self) -> &RedisServer {
+        &self.master
+    }
+
+    /// The server that was the replica at start.
+    #[must_use]
+    pub fn replica(&self) -> &RedisServer {
+        &self.replica
+    }
+
+    /// Kills the master at start with SIGKILL.
+    pub fn kill_master(&mut self) {
+        self.master.kill();
+    }
+
+    /// The port of the master as the first sentinel that answers reports it
+    /// (`SENTINEL GET-MASTER-ADDR-BY-NAME`).
+    ///
+    /// # Panics
+    ///
+    /// When no sentinel answers.
+    #[must_use]
+    #[track_caller]
+    pub fn current_master_port(&self) -> u16 {
+        self.try_master_port().unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_master_port(&self) -> Result<u16, String> {
+        let mut last_error = String::from("no sentinel");
+        for sentinel in &self.sentinels {
+            let reply = resp::command(
+                sentinel.port,
+                &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE_NAME],
+            );
+            let port = reply
+                .as_ref()
+                .ok()
+                .and_then(Reply::array)
+                .and_then(|addr| addr.get(1))
+                .and_then(Reply::text)
+                .and_then(|port| port.parse().ok());
+            match port {
+                Some(port) => return Ok(port),
+                None => last_error = format!("{reply:?}"),
+            }
+        }
+        Err(format!("no sentinel reported a master: {last_error}"))
+    }
+
+    /// Waits until every sentinel reports the replica as the master and the
+    /// replica itself says `role:master`, and returns its port.
+    ///
+    /// # Panics
+    ///
+    /// When the failover does not complete within `timeout` (the message
+    /// includes a sentinel's log).
+    #[track_caller]
+    pub fn wait_for_failover(&self, timeout: Duration) -> u16 {
+        let target = self.replica.port();
+        process::wait_for("the failover", timeout, || {
+            for sentinel in &self.sentinels {
+                let reply = resp::command(
+                    sentinel.port,
+                    &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE_NAME],
+                )
+                .map_err(|e| e.to_string())?;
+                let port = reply
+                    .array()
+                    .and_then(|addr| addr.get(1))
+                    .and_then(Reply::text);
+                if port != Some(target.to_string()) {
+                    return Err(format!("a sentinel still reports {port:?}"));
+                }
+            }
+            let role = info(target, "replication")?;
+            if resp::info_fields(&role).any(|f| f == ("role", "master")) {
+                Ok(target)
+            } else {
+                Err("the replica is not master yet".to_owned())
+            }
+        })
+        .unwrap_or_else(|e| {
+            panic!(
+                "{e}\nfirst sentinel's log:\n{}",
+                self.sentinels[0].log_tail()
+            )
+        })
+    }
+}
+
+fn info(port: u16, section: &str) -> Result<String, String> {
+    resp::command(port, &["INFO", section])
+        .map_err(|e| e.to_string())?
+        .text()
+        .ok_or_else(|| "INFO gave no text".to_owned())
+}
+
+impl fmt::Debug for RedisSentinel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisSentinel")
+            .field("master", &self.master)
+            .field("replica", &self.replica)
+            .field("sentinels", &self.sentinel_ports())
+            .finish()
+    }
+}

@@ -1,0 +1,186 @@
+//! One standalone `redis-server`.
+
+use std::fmt;
+use std::io;
+use std::path::Path;
+
+use tempfile::TempDir;
+
+use crate::process::Instance;
+use crate::resp::{self, Reply};
+
+/// A `redis-server` process of its own, on a free loopback port, with its
+/// own temporary data directory. Killed (and the directory removed) when
+/// dropped, also when a test panics.
+///
+/// ```no_run
+/// use session_testing::RedisServer;
+///
+/// let mut server = RedisServer::builder().persistence(true).start();
+/// let url = server.url(); // "redis://127.0.0.1:<port>"
+/// // ... write through a client ...
+/// server.kill(); // a crash: SIGKILL
+/// server.restart(); // same port, same directory: the data is back
+/// # drop(url);
+/// ```
+pub struct RedisServer {
+    // Declared before `dir` so that the process dies before its directory
+    // is removed.
+    instance: Instance,
+    dir: TempDir,
+}
+
+/// Options for a [`RedisServer`]; see [`RedisServer::builder`].
+#[derive(Clone, Debug, Default)]
+#[must_use]
+pub struct RedisServerBuilder {
+    persistence: bool,
+    config: Vec<(String, String)>,
+}
+
+impl RedisServerBuilder {
+    /// With `true`, every write goes to an append-only file that is synced
+    /// before the reply (`appendonly yes`, `appendfsync always`), so that
+    /// data acknowledged before [`RedisServer::kill`] is there after
+    /// [`RedisServer::restart`]. Off by default: no file is written at all.
+    pub fn persistence(mut self, on: bool) -> Self {
+        self.persistence = on;
+        self
+    }
+
+    /// Adds a configuration directive, as `redis-server --name value` would.
+    pub fn config(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.config.push((name.into(), value.into()));
+        self
+    }
+
+    /// Starts the server and waits until it answers `PING`.
+    ///
+    /// # Panics
+    ///
+    /// When `redis-server` (>= 7.0) is not on `PATH` (the message says what
+    /// to install), or when the server does not come up within 10 seconds
+    /// (the message quotes its log).
+    #[track_caller]
+    pub fn start(self) -> RedisServer {
+        RedisServer::launch(&self, "").unwrap_or_else(|e| panic!("{e}"))
+    }
+}
+
+impl RedisServer {
+    /// Starts a server without persistence; see [`RedisServerBuilder::start`].
+    ///
+    /// # Panics
+    ///
+    /// As [`RedisServerBuilder::start`].
+    #[track_caller]
+    pub fn start() -> RedisServer {
+        Self::builder().start()
+    }
+
+    /// Options for a server to start.
+    pub fn builder() -> RedisServerBuilder {
+        RedisServerBuilder::default()
+    }
+
+    /// Starts a server with `builder`'s options plus `extra` directives in
+    /// redis.conf syntax (used for cluster nodes).
+    pub(crate) fn launch(builder: &RedisServerBuilder, extra: &str) -> Result<Self, String> {
+        let dir = tempfile::Builder::new()
+            .prefix("session-testing-redis-")
+            .tempdir()
+            .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+        let mut conf = String::from("bind 127.0.0.1\ndaemonize no\nsave \"\"\n");
+        if builder.persistence {
+            conf.push_str("appendonly yes\nappendfsync always\n");
+        } else {
+            conf.push_str("appendonly no\n");
+        }
+        conf.push_str(extra);
+        let conf_path = dir.path().join("redis.conf");
+        std::fs::write(&conf_path, conf)
+            .map_err(|e| format!("could not write {}: {e}", conf_path.display()))?;
+        let log = dir.path().join("redis.log");
+        let mut args = vec![
+            conf_path.display().to_string(),
+            "--dir".to_owned(),
+            dir.path().display().to_string(),
+            "--logfile".to_owned(),
+            log.display().to_string(),
+        ];
+        for (name, value) in &builder.config {
+            args.push(format!("--{name}"));
+            args.push(value.clone());
+        }
+        let instance = Instance::start_on_free_port(args, log, |port| {
+            vec!["--port".to_owned(), port.to_string()]
+        })?;
+        Ok(RedisServer { instance, dir })
+    }
+
+    /// The port it listens on, on 127.0.0.1.
+    #[must_use]
+    pub fn port(&self) -> u16 {
+        self.instance.port
+    }
+
+    /// `redis://127.0.0.1:<port>`.
+    #[must_use]
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port())
+    }
+
+    /// Its data directory (where the append-only file lives).
+    #[must_use]
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Kills the server with SIGKILL, as a crash would. Idempotent.
+    pub fn kill(&mut self) {
+        self.instance.kill();
+    }
+
+    /// Starts the server again on the same port with the same directory and
+    /// options (killing it first if it runs), and waits until it answers.
+    ///
+    /// # Panics
+    ///
+    /// When it does not come back within 10 seconds, e.g. because another
+    /// process took the port meanwhile.
+    #[track_caller]
+    pub fn restart(&mut self) {
+        self.instance.start().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Whether the process is alive.
+    #[must_use]
+    pub fn is_running(&mut self) -> bool {
+        self.instance.is_running()
+    }
+
+    /// Sends one command on a fresh blocking connection and returns the
+    /// reply, for checks such as `INFO commandstats` or `WAIT 1 1000`.
+    ///
+    /// # Errors
+    ///
+    /// When the server cannot be reached or answers garbage.
+    pub fn command(&self, args: &[&str]) -> io::Result<Reply> {
+        resp::command(self.port(), args)
+    }
+
+    /// The server's log, last lines: worth printing when a test fails.
+    #[must_use]
+    pub fn log_tail(&self) -> String {
+        self.instance.log_tail()
+    }
+}
+
+impl fmt::Debug for RedisServer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisServer")
+            .field("port", &self.port())
+            .field("dir", &self.dir.path())
+            .finish()
+    }
+}

@@ -1,0 +1,115 @@
+//! The helpers against real redis-server processes.
+
+use std::time::Duration;
+
+use session_testing::{RedisCluster, RedisSentinel, RedisServer, Reply, info_fields};
+
+fn text(reply: std::io::Result<Reply>) -> String {
+    reply.expect("command").text().expect("a text reply")
+}
+
+#[test]
+fn a_server_answers_on_its_own_port_and_dies_on_drop() {
+    let server = RedisServer::start();
+    let port = server.port();
+    assert_ne!(port, 6379, "never the system service's port");
+    assert_eq!(text(server.command(&["SET", "k", "v"])), "OK");
+    assert_eq!(text(server.command(&["GET", "k"])), "v");
+    let dir = server.dir().to_owned();
+    drop(server);
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+    assert!(!dir.exists(), "the data directory is removed");
+}
+
+#[test]
+fn a_persistent_server_keeps_its_data_across_a_crash() {
+    let mut server = RedisServer::builder().persistence(true).start();
+    let port = server.port();
+    assert_eq!(text(server.command(&["SET", "k", "kept"])), "OK");
+    server.kill();
+    assert!(!server.is_running());
+    assert!(server.command(&["PING"]).is_err());
+    server.restart();
+    assert_eq!(server.port(), port);
+    assert_eq!(text(server.command(&["GET", "k"])), "kept");
+}
+
+#[test]
+fn a_server_without_persistence_forgets_on_restart() {
+    let mut server = RedisServer::start();
+    assert_eq!(text(server.command(&["SET", "k", "v"])), "OK");
+    server.restart();
+    assert_eq!(server.command(&["GET", "k"]).expect("GET"), Reply::Nil);
+}
+
+#[test]
+fn extra_configuration_is_applied() {
+    let server = RedisServer::builder()
+        .config("maxmemory", "12345678")
+        .start();
+    let reply = server
+        .command(&["CONFIG", "GET", "maxmemory"])
+        .expect("CONFIG");
+    let values = reply.array().expect("an array");
+    assert_eq!(values[1].text().as_deref(), Some("12345678"));
+}
+
+#[test]
+fn a_cluster_forms_with_every_slot_served() {
+    let cluster = RedisCluster::start();
+    let ports: Vec<u16> = cluster.nodes().iter().map(RedisServer::port).collect();
+    assert_eq!(ports.len(), 3);
+    assert_eq!(
+        cluster.url(),
+        format!(
+            "redis-cluster://127.0.0.1:{}?node=127.0.0.1:{}&node=127.0.0.1:{}",
+            ports[0], ports[1], ports[2]
+        )
+    );
+    for info in cluster
+        .command_all(&["CLUSTER", "INFO"])
+        .expect("CLUSTER INFO")
+    {
+        let info = info.text().expect("text");
+        assert!(info_fields(&info).any(|f| f == ("cluster_slots_assigned", "16384")));
+    }
+    // A key on another node's slot is redirected, as in any real cluster.
+    let moved: Vec<Reply> = (0..20)
+        .map(|i| {
+            cluster.nodes()[0]
+                .command(&["GET", &format!("key{i}")])
+                .expect("GET")
+        })
+        .collect();
+    assert!(
+        moved
+            .iter()
+            .any(|r| matches!(r, Reply::Error(e) if e.starts_with("MOVED")))
+    );
+}
+
+#[test]
+fn sentinels_fail_over_to_the_replica() {
+    let mut sentinel = RedisSentinel::start();
+    assert_eq!(sentinel.current_master_port(), sentinel.master().port());
+    assert!(sentinel.url().starts_with("redis-sentinel://127.0.0.1:"));
+    assert!(
+        sentinel
+            .url()
+            .contains("sentinelServiceName=session-testing")
+    );
+    assert_eq!(text(sentinel.master().command(&["SET", "k", "v"])), "OK");
+    assert_eq!(
+        sentinel
+            .master()
+            .command(&["WAIT", "1", "5000"])
+            .expect("WAIT"),
+        Reply::Integer(1)
+    );
+    sentinel.kill_master();
+    let promoted = sentinel.wait_for_failover(Duration::from_secs(60));
+    assert_eq!(promoted, sentinel.replica().port());
+    assert_eq!(sentinel.current_master_port(), promoted);
+    assert_eq!(text(sentinel.replica().command(&["GET", "k"])), "v");
+    assert_eq!(text(sentinel.replica().command(&["SET", "k", "w"])), "OK");
+}
