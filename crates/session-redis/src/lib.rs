@@ -1,1 +1,271 @@
-//! Placeholder: filled by its issue.
+//! A Redis session store for [`session_core`], on the [fred] client:
+//! standalone Redis, Redis Cluster and Redis behind Sentinel.
+//!
+//! The cookie holds a random session id; the session lives in Redis, so every
+//! process of an application sees the same sessions. Saves write only what a
+//! request changed, atomically, so concurrent requests on one session keep
+//! each other's changes, and a logout is never undone by a request that was
+//! still running.
+//!
+//! Requires **Redis 7.0 or later** (`PEXPIRETIME`).
+//!
+//! # Example
+//!
+//! ```no_run
+//! use std::time::Duration;
+//! use session_core::{SessionConfig, SessionManager};
+//! use session_redis::RedisStore;
+//!
+//! # async fn run() -> Result<(), session_core::Error> {
+//! let store = RedisStore::builder()
+//!     .key_prefix("myapp:session:")
+//!     .command_timeout(Duration::from_secs(1))
+//!     .connect("redis://127.0.0.1:6379")
+//!     .await?;
+//! let manager = SessionManager::new(store, SessionConfig::default());
+//! // Hand `manager` to the axum or actix-web adapter.
+//! # drop(manager);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Construction
+//!
+//! * [`RedisStore::from_url`] (or [`RedisStoreBuilder::connect`]) connects
+//!   to a URL with a reconnect policy that retries forever, so the store
+//!   recovers by itself when Redis comes back:
+//!   * `redis://[[user:]password@]host[:port][/db]`
+//!   * `rediss://...`: TLS, with the `tls` feature (rustls with the ring
+//!     provider, and the system's root certificates);
+//!   * `redis-cluster://host:port?node=host2:port2&node=host3:port3`: any
+//!     known nodes; the rest are discovered;
+//!   * `redis-sentinel://host:port?sentinelServiceName=NAME&node=host2:port2`:
+//!     the sentinels, and the name of the master they watch.
+//! * [`RedisStore::new`] (or [`RedisStoreBuilder::build`]) takes a fred
+//!   [`Client`](fred::clients::Client) or [`Pool`](fred::clients::Pool)
+//!   that you configured and connected yourself. Give it a
+//!   [`ReconnectPolicy`](fred::types::config::ReconnectPolicy), or it will
+//!   not recover after a connection loss.
+//!
+//! Options: the key prefix (default `session:`) and the command timeout
+//! (default 2 seconds).
+//!
+//! # Layout
+//!
+//! One Redis hash per session:
+//!
+//! | what | where |
+//! |---|---|
+//! | key | `{prefix}{id}`, `id` being the cookie value: 32 base64url characters (192 random bits) |
+//! | field `m` | metadata: JSON `{"c": created, "x": expiry override}`, times in Unix milliseconds; `x` absent without an override |
+//! | field `d:{name}` | the JSON value of session key `name` |
+//! | key expiry | the session's deadline (`PEXPIREAT`); none for a session without one |
+//!
+//! Data fields carry the `d:` prefix so that no session key (not `""`, not
+//! `"m"`) can collide with the metadata. A hash keeps one field per session
+//! key, which is what lets a save change some keys and leave the others.
+//!
+//! # Atomicity and merging
+//!
+//! * A **load** is one round trip: a read-only Lua script returns every field
+//!   and the deadline (`PEXPIRETIME`) together.
+//! * A **save** is one round trip: a Lua script (sent by `EVALSHA`, falling
+//!   back to `EVAL` when a server does not have it cached) applies the
+//!   request's delta: drop every data field if the session was cleared,
+//!   `HDEL` the removed keys, `HSET` the written ones, rewrite the metadata,
+//!   and set the deadline. Keys the request did not touch keep whatever
+//!   concurrent requests wrote to them.
+//! * A **new session** never overwrites an existing key: the script refuses,
+//!   and the store draws another id.
+//! * An **update** of a session whose key is gone (logged out, expired)
+//!   answers [`Saved::Gone`](session_core::Saved::Gone) and creates nothing,
+//!   so a slow request that finishes after a logout cannot bring the session
+//!   back; the client gets a removal cookie.
+//! * A **rolling refresh** is a bare `PEXPIREAT` (a no-op on a missing key);
+//!   a **delete** is `DEL`. A request that changes nothing sends nothing.
+//!
+//! Every operation touches exactly one key and scripts declare it in `KEYS`,
+//! so everything works on any cluster slot.
+//!
+//! # Time
+//!
+//! The deadline is the absolute instant in the record (`expires_at`), set
+//! with `PEXPIREAT` and read back exactly with `PEXPIRETIME`, so Redis drops
+//! a session when it expires and the core still enforces idle and absolute
+//! timeouts from the record itself. An absolute timeout is never extended:
+//! the deadline the core computes never passes it. A save that finds the
+//! stored deadline already past by the application's clock treats the
+//! session as gone.
+//!
+//! # Timeouts and failures
+//!
+//! Every operation must finish within the command timeout (a save that has
+//! to re-send its script shares the same budget). When Redis is down or
+//! unresponsive, operations fail with [`Error::Store`](session_core::Error)
+//! within that time (a 500 through the adapters); fred drops a timed-out
+//! command from its queue, so it is not sent later behind the caller's back.
+//! Nothing here panics on what Redis or a client sends: an id that is not one
+//! this store could have issued is refused without a round trip, and a
+//! malformed hash (bad JSON, no metadata) loads as no session, logged at
+//! debug level. Session ids never appear in logs or `Debug` output.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+mod connection;
+mod layout;
+
+use std::fmt;
+use std::time::Duration;
+
+use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch, async_trait};
+
+pub use connection::RedisConnection;
+/// The fred crate this store is built on, for building clients and pools.
+pub use fred;
+
+use connection::Redis;
+use layout::Layout;
+use layout::hash::HashLayout;
+
+/// The key prefix unless configured otherwise.
+pub const DEFAULT_KEY_PREFIX: &str = "session:";
+
+/// The command timeout unless configured otherwise.
+pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Sessions in Redis. See the [crate documentation](crate) for the layout and
+/// the guarantees. Cheap to clone: clones share the connection.
+#[derive(Clone)]
+pub struct RedisStore {
+    redis: Redis,
+    layout: std::sync::Arc<Layout>,
+}
+
+impl RedisStore {
+    /// A store with the default options on a fred client or pool.
+    ///
+    /// ```no_run
+    /// use session_redis::RedisStore;
+    /// use session_redis::fred::prelude::*;
+    ///
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let config = Config::from_url("redis://127.0.0.1:6379")?;
+    /// let pool = Builder::from_config(config)
+    ///     .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
+    ///     .build_pool(4)?;
+    /// pool.init().await?;
+    /// let store = RedisStore::new(pool);
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn new(connection: impl Into<RedisConnection>) -> Self {
+        Self::builder().build(connection)
+    }
+
+    /// Connects to `url` with the default options; see the [crate
+    /// documentation](crate#construction) for the URL forms.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the URL is invalid or Redis cannot be reached.
+    pub async fn from_url(url: &str) -> Result<Self, Error> {
+        Self::builder().connect(url).await
+    }
+
+    /// Options for a store.
+    pub fn builder() -> RedisStoreBuilder {
+        RedisStoreBuilder::default()
+    }
+
+    /// The client or pool the store sends its commands through.
+    #[must_use]
+    pub fn connection(&self) -> &RedisConnection {
+        self.redis.connection()
+    }
+}
+
+impl fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisStore")
+            .field("layout", &self.layout)
+            .field("command_timeout", &self.redis.timeout())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for RedisStore {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+        self.layout.load(&self.redis, load).await
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+        self.layout.save(&self.redis, save).await
+    }
+
+    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
+        self.layout.touch(&self.redis, touch).await.map(|()| None)
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
+        self.layout.delete(&self.redis, delete).await
+    }
+}
+
+/// Options for a [`RedisStore`]; from [`RedisStore::builder`].
+#[derive(Clone, Debug)]
+#[must_use]
+pub struct RedisStoreBuilder {
+    key_prefix: String,
+    command_timeout: Duration,
+}
+
+impl Default for RedisStoreBuilder {
+    fn default() -> Self {
+        RedisStoreBuilder {
+            key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+        }
+    }
+}
+
+impl RedisStoreBuilder {
+    /// What every session key starts with (default `session:`), e.g. to
+    /// keep applications that share a Redis apart.
+    pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.key_prefix = prefix.into();
+        self
+    }
+
+    /// How long one store operation may take before it fails with
+    /// [`Error::Store`] (default 2 seconds).
+    pub fn command_timeout(mut self, timeout: Duration) -> Self {
+        self.command_timeout = timeout;
+        self
+    }
+
+    /// The store on a fred client or pool you connected yourself.
+    pub fn build(self, connection: impl Into<RedisConnection>) -> RedisStore {
+        RedisStore {
+            redis: Redis::new(connection.into(), self.command_timeout),
+            layout: std::sync::Arc::new(Layout::Hash(HashLayout::new(self.key_prefix))),
+        }
+    }
+
+    /// Connects to `url` (see the [crate documentation](crate#construction)
+    /// for its forms) and builds the store. The connection is made with the
+    /// command timeout as its connect timeout, and reconnects forever after
+    /// a loss.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the URL is invalid, names TLS without the `tls`
+    /// feature, or Redis cannot be reached.
+    pub async fn connect(self, url: &str) -> Result<RedisStore, Error> {
+        let connection = RedisConnection::connect(url, self.command_timeout).await?;
+        Ok(self.build(connection))
+    }
+}

@@ -1,0 +1,214 @@
+//! The fred client a store talks through, and every command it sends, each
+//! bounded by the store's command timeout.
+
+use std::fmt;
+use std::time::{Duration, Instant};
+
+use fred::prelude::{
+    Builder, Client, ClientLike, Config, Error as FredError, KeysInterface, Options, Pool,
+    ReconnectPolicy,
+};
+use fred::types::{ClusterHash, CustomCommand, Value};
+use session_core::Error;
+
+/// The fred client or pool a [`RedisStore`](crate::RedisStore) sends its
+/// commands through. Made from either with `From`/`into()`.
+///
+/// A client you build yourself keeps its own reconnect policy: give it one
+/// (fred's [`ReconnectPolicy`]) so that the store recovers when Redis comes
+/// back. [`RedisStore::from_url`](crate::RedisStore::from_url) does that for
+/// you.
+#[derive(Clone)]
+pub struct RedisConnection(Kind);
+
+#[derive(Clone)]
+enum Kind {
+    Client(Client),
+    Pool(Pool),
+}
+
+impl From<Client> for RedisConnection {
+    fn from(client: Client) -> Self {
+        RedisConnection(Kind::Client(client))
+    }
+}
+
+impl From<Pool> for RedisConnection {
+    fn from(pool: Pool) -> Self {
+        RedisConnection(Kind::Pool(pool))
+    }
+}
+
+impl RedisConnection {
+    /// The client to send the next command through.
+    pub(crate) fn client(&self) -> &Client {
+        match &self.0 {
+            Kind::Client(client) => client,
+            Kind::Pool(pool) => pool.next_connected(),
+        }
+    }
+
+    /// Connects to `url` with a reconnect policy that retries forever (with
+    /// a backoff capped at one second), so that the store recovers by itself
+    /// when Redis comes back.
+    pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self, Error> {
+        let lower = url.to_ascii_lowercase();
+        if !cfg!(feature = "tls") && (lower.starts_with("rediss") || lower.starts_with("valkeys")) {
+            return Err(Error::store(
+                "TLS URLs (`rediss://`) need session-redis's `tls` feature",
+            ));
+        }
+        let config = Config::from_url(url).map_err(Error::store)?;
+        let client = Builder::from_config(config)
+            .with_performance_config(|perf| perf.default_command_timeout = timeout)
+            .with_connection_config(|conn| {
+                conn.connection_timeout = timeout;
+                conn.internal_command_timeout = timeout;
+            })
+            .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
+            .build()
+            .map_err(Error::store)?;
+        client.init().await.map_err(Error::store)?;
+        Ok(client.into())
+    }
+}
+
+impl fmt::Debug for RedisConnection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Kind::Client(_) => f.write_str("RedisConnection::Client"),
+            Kind::Pool(pool) => write!(f, "RedisConnection::Pool({})", pool.size()),
+        }
+    }
+}
+
+/// A Lua script with its SHA1, sent by `EVALSHA` and, when the server does
+/// not know it yet (a restarted server, another cluster node), by `EVAL`,
+/// which also caches it there for the next `EVALSHA`.
+pub(crate) struct Script {
+    lua: &'static str,
+    sha1: String,
+}
+
+impl Script {
+    pub(crate) fn new(lua: &'static str) -> Self {
+        Script {
+            lua,
+            sha1: fred::util::sha1_hash(lua),
+        }
+    }
+}
+
+/// Sends commands with a time budget per store operation.
+#[derive(Clone)]
+pub(crate) struct Redis {
+    connection: RedisConnection,
+    timeout: Duration,
+}
+
+impl Redis {
+    pub(crate) fn new(connection: RedisConnection, timeout: Duration) -> Self {
+        Redis {
+            connection,
+            timeout,
+        }
+    }
+
+    pub(crate) fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    pub(crate) fn connection(&self) -> &RedisConnection {
+        &self.connection
+    }
+
+    /// fred's own per-command timeout rather than a timer around the call:
+    /// fred then also drops the command from its queue, so a write that
+    /// timed out while Redis was down is not sent once it is back.
+    fn options(timeout: Duration) -> Options {
+        Options {
+            timeout: Some(timeout),
+            ..Options::default()
+        }
+    }
+
+    /// Runs `script` on `key` with `args`, all within one timeout.
+    pub(crate) async fn eval(
+        &self,
+        script: &Script,
+        key: &str,
+        args: Vec<Value>,
+    ) -> Result<Value, Error> {
+        let started = Instant::now();
+        match self
+            .eval_as("EVALSHA", &script.sha1, key, args.clone(), self.timeout)
+            .await
+        {
+            Err(error) if error.details().starts_with("NOSCRIPT") => {
+                let left = self.timeout.saturating_sub(started.elapsed());
+                if left.is_zero() {
+                    return Err(Error::store(error));
+                }
+                self.eval_as("EVAL", script.lua, key, args, left)
+                    .await
+                    .map_err(Error::store)
+            }
+            result => result.map_err(Error::store),
+        }
+    }
+
+    async fn eval_as(
+        &self,
+        command: &'static str,
+        script: &str,
+        key: &str,
+        args: Vec<Value>,
+        timeout: Duration,
+    ) -> Result<Value, FredError> {
+        let mut full: Vec<Value> = Vec::with_capacity(args.len() + 3);
+        full.push(script.into());
+        full.push(1_i64.into());
+        full.push(key.into());
+        full.extend(args);
+        // The key is the third argument: route by it, so that a cluster
+        // sends the script to the node that owns the key.
+        let command = CustomCommand::new_static(command, ClusterHash::Offset(2), false);
+        self.connection
+            .client()
+            .with_options(&Self::options(timeout))
+            .custom(command, full)
+            .await
+    }
+
+    /// `PEXPIREAT key deadline`; whether the key existed.
+    pub(crate) async fn pexpire_at(&self, key: &str, unix_ms: i64) -> Result<bool, Error> {
+        self.connection
+            .client()
+            .with_options(&Self::options(self.timeout))
+            .pexpire_at(key, unix_ms, None)
+            .await
+            .map_err(Error::store)
+    }
+
+    /// `PERSIST key`.
+    pub(crate) async fn persist(&self, key: &str) -> Result<(), Error> {
+        self.connection
+            .client()
+            .with_options(&Self::options(self.timeout))
+            .persist::<Value, _>(key)
+            .await
+            .map(drop)
+            .map_err(Error::store)
+    }
+
+    /// `DEL key`.
+    pub(crate) async fn del(&self, key: &str) -> Result<(), Error> {
+        self.connection
+            .client()
+            .with_options(&Self::options(self.timeout))
+            .del::<Value, _>(key)
+            .await
+            .map(drop)
+            .map_err(Error::store)
+    }
+}

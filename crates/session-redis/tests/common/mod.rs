@@ -1,0 +1,63 @@
+//! Helpers shared by the integration tests: a browser-like cookie jar over
+//! a `SessionManager`, and Redis inspection.
+
+#![allow(dead_code, unreachable_pub)]
+
+use session_core::{RequestSession, Session, SessionManager};
+use session_testing::{RedisServer, Reply};
+
+/// The `name=value` pair of the one `Set-Cookie` a response sent.
+pub fn cookie_pair(set_cookies: &[String]) -> String {
+    assert_eq!(set_cookies.len(), 1, "expected one Set-Cookie: {set_cookies:?}");
+    set_cookies[0].split(';').next().expect("a pair").to_owned()
+}
+
+/// The value of a `name=value` pair.
+pub fn cookie_value(pair: &str) -> &str {
+    pair.split_once('=').expect("name=value").1
+}
+
+/// Starts a request that sends `cookie` (a `name=value` pair), if any.
+pub fn begin(manager: &SessionManager, cookie: Option<&str>) -> RequestSession {
+    manager.request(cookie.map(str::as_bytes))
+}
+
+/// One request: loads the session, runs `handler`, finishes; returns the
+/// Set-Cookie values.
+pub async fn visit(
+    manager: &SessionManager,
+    cookie: Option<&str>,
+    handler: impl FnOnce(&Session),
+) -> Vec<String> {
+    let request = begin(manager, cookie);
+    handler(&request.session().await.expect("load"));
+    request.finish().await.expect("finish")
+}
+
+/// The session a request with `cookie` sees.
+pub async fn peek(manager: &SessionManager, cookie: &str) -> Session {
+    begin(manager, Some(cookie)).session().await.expect("load")
+}
+
+/// The Redis key of the session behind a `name=value` cookie pair, with the
+/// default prefix.
+pub fn redis_key(pair: &str) -> String {
+    format!("session:{}", cookie_value(pair))
+}
+
+/// `INFO section` as text.
+pub fn info(server: &RedisServer, section: &str) -> String {
+    server
+        .command(&["INFO", section])
+        .expect("INFO")
+        .text()
+        .expect("INFO text")
+}
+
+/// An integer reply.
+pub fn integer(reply: std::io::Result<Reply>) -> i64 {
+    match reply.expect("reply") {
+        Reply::Integer(i) => i,
+        other => panic!("expected an integer, got {other:?}"),
+    }
+}
