@@ -1,1 +1,509 @@
-//! Placeholder: filled by its issue.
+//! Sessions for [actix-web](https://docs.rs/actix-web), through
+//! `session-core`.
+//!
+//! * [`SessionMiddleware`] reads the request's `Cookie` headers, puts the
+//!   request's session in the request, runs the handler, then saves what
+//!   changed and adds the `Set-Cookie` headers to the response head (so
+//!   streaming bodies keep their session).
+//! * [`Session`] is the extractor handlers take; [`SessionExt::session`]
+//!   gives the same from an `HttpRequest` or a `ServiceRequest`. The session
+//!   is loaded from the store when first asked for, and not at all
+//!   otherwise: a route that never asks costs no store I/O and sets no
+//!   cookie.
+//!
+//! Unlike actix-session's, the handle is `Send + Sync`: it can move into
+//! `tokio::spawn`ed tasks of the request. All session behaviour lives in
+//! `session-core`, so this adapter and `session-axum` behave identically.
+//!
+//! # Errors
+//!
+//! A store failure while loading (in the extractor) or saving (after the
+//! handler) answers 500. The application picks the response with
+//! [`SessionMiddleware::with_error_response`]; a handler that wants to decide
+//! per route takes `Result<Session, SessionRejection>` instead. A handler
+//! that extracts [`Session`] on a route the middleware does not wrap gets a
+//! 500 whose body says the middleware is missing.
+//!
+//! # Example
+//!
+//! aiohttp_session's "Last visited" example:
+//!
+//! ```
+//! use actix_web::{App, HttpResponse, test, web};
+//! use session_actix::{Session, SessionMiddleware};
+//! use session_core::{MemoryStore, SessionConfig, SessionManager};
+//!
+//! async fn last_visited(session: Session) -> actix_web::Result<String> {
+//!     let last = session.get::<String>("last_visit").map_err(actix_web::error::ErrorBadRequest)?;
+//!     session.insert("last_visit", "just now").map_err(actix_web::error::ErrorInternalServerError)?;
+//!     Ok(format!("Last visited: {}", last.as_deref().unwrap_or("never")))
+//! }
+//!
+//! # actix_web::rt::System::new().block_on(async {
+//! let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+//! let app = App::new()
+//!     .wrap(SessionMiddleware::new(manager))
+//!     .route("/", web::get().to(last_visited));
+//!
+//! // Serve it with `HttpServer::new(...)`; here, one request in process.
+//! let app = test::init_service(app).await;
+//! let response = test::call_service(&app, test::TestRequest::get().uri("/").to_request()).await;
+//! let set_cookie = response.headers().get("set-cookie").unwrap().to_str().unwrap();
+//! assert!(set_cookie.starts_with("session="));
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+use std::fmt;
+use std::future::{Future, Ready, ready};
+use std::ops::Deref;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use actix_web::body::{EitherBody, MessageBody};
+use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{COOKIE, HeaderValue, SET_COOKIE};
+use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
+use session_core::{Error, RequestSession, SessionManager};
+
+/// The body of the 500 answered for a handler that extracts [`Session`]
+/// without a [`SessionMiddleware`].
+const MISSING_MIDDLEWARE: &str = "the session middleware is missing: the handler extracts \
+    session_actix::Session, but no session_actix::SessionMiddleware wraps this route";
+
+/// Turns a session error into the response sent instead of the handler's.
+#[derive(Clone)]
+struct ErrorResponse(Arc<dyn Fn(&Error) -> HttpResponse + Send + Sync>);
+
+impl ErrorResponse {
+    fn respond(&self, error: &Error) -> HttpResponse {
+        (self.0)(error)
+    }
+}
+
+impl Default for ErrorResponse {
+    fn default() -> Self {
+        ErrorResponse(Arc::new(default_error_response))
+    }
+}
+
+/// A 500 that says the session failed, without details: they are logged, and
+/// may name the backend's internals.
+fn default_error_response(_: &Error) -> HttpResponse {
+    HttpResponse::InternalServerError()
+        .content_type("text/plain; charset=utf-8")
+        .body("the session could not be loaded or saved")
+}
+
+/// What the middleware puts in the request for the extractor.
+#[derive(Clone)]
+struct Attached {
+    session: RequestSession,
+    on_error: ErrorResponse,
+}
+
+/// Middleware that gives every request a session: loaded when a handler
+/// asks for it, saved after the handler returns.
+///
+/// Add it with `App::wrap`, `Scope::wrap` or `Resource::wrap`. Applied
+/// twice, the inner one finds the outer one's session and stands aside, so
+/// the session is saved once.
+///
+/// ```
+/// use actix_web::{App, web};
+/// use session_actix::SessionMiddleware;
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let app = App::new()
+///     .wrap(SessionMiddleware::new(manager))
+///     .route("/", web::get().to(|| async { "hello" }));
+/// ```
+#[derive(Clone)]
+pub struct SessionMiddleware {
+    manager: SessionManager,
+    on_error: ErrorResponse,
+}
+
+impl SessionMiddleware {
+    /// A middleware that keeps sessions with `manager`. Session errors answer
+    /// a plain-text 500 until
+    /// [`with_error_response`](Self::with_error_response) says otherwise.
+    #[must_use]
+    pub fn new(manager: SessionManager) -> Self {
+        SessionMiddleware {
+            manager,
+            on_error: ErrorResponse::default(),
+        }
+    }
+
+    /// Sets the response sent when the session cannot be loaded (the
+    /// [`Session`] extractor's error) or saved (after the handler, which
+    /// replaces the handler's response: a response whose session was lost
+    /// must not look like a success). The error is logged before `respond`
+    /// is called.
+    ///
+    /// ```
+    /// use actix_web::HttpResponse;
+    /// use session_actix::SessionMiddleware;
+    /// use session_core::{MemoryStore, SessionConfig, SessionManager};
+    ///
+    /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    /// let middleware = SessionMiddleware::new(manager).with_error_response(|_error| {
+    ///     HttpResponse::ServiceUnavailable().body("sessions are down, try again")
+    /// });
+    /// ```
+    #[must_use]
+    pub fn with_error_response(
+        mut self,
+        respond: impl Fn(&Error) -> HttpResponse + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error = ErrorResponse(Arc::new(respond));
+        self
+    }
+}
+
+impl fmt::Debug for SessionMiddleware {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionMiddleware")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Transform<S, ServiceRequest> for SessionMiddleware
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Transform = SessionService<S>;
+    type InitError = ();
+    type Future = Ready<Result<Self::Transform, Self::InitError>>;
+
+    fn new_transform(&self, service: S) -> Self::Future {
+        ready(Ok(SessionService {
+            service: Rc::new(service),
+            manager: self.manager.clone(),
+            on_error: self.on_error.clone(),
+        }))
+    }
+}
+
+/// The service [`SessionMiddleware`] wraps around the application.
+pub struct SessionService<S> {
+    service: Rc<S>,
+    manager: SessionManager,
+    on_error: ErrorResponse,
+}
+
+impl<S> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`SessionService`]'s responses.
+pub type ResponseFuture<B> =
+    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>>>;
+
+impl<S, B> Service<ServiceRequest> for SessionService<S>
+where
+    S: Service<ServiceRequest, Response = ServiceResponse<B>, Error = actix_web::Error> + 'static,
+    B: MessageBody + 'static,
+{
+    type Response = ServiceResponse<EitherBody<B>>;
+    type Error = actix_web::Error;
+    type Future = ResponseFuture<B>;
+
+    fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.service.poll_ready(cx)
+    }
+
+    fn call(&self, request: ServiceRequest) -> Self::Future {
+        if request.extensions().contains::<Attached>() {
+            // An outer SessionMiddleware owns this request's session and saves it.
+            let response = self.service.call(request);
+            return Box::pin(async move { Ok(response.await?.map_into_left_body()) });
+        }
+        let session = self
+            .manager
+            .request(request.headers().get_all(COOKIE).map(HeaderValue::as_bytes));
+        let on_error = self.on_error.clone();
+        request.extensions_mut().insert(Attached {
+            session: session.clone(),
+            on_error: on_error.clone(),
+        });
+        let response = self.service.call(request);
+        Box::pin(async move {
+            // A service error (not a handler's: actix turns those into
+            // responses) ends the request before the session is saved.
+            let mut response = response.await?;
+            match set_cookie_headers(&session).await {
+                Ok(headers) => {
+                    let response_headers = response.headers_mut();
+                    for header in headers {
+                        response_headers.append(SET_COOKIE, header);
+                    }
+                    Ok(response.map_into_left_body())
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the session could not be saved");
+                    let replacement = on_error.respond(&error);
+                    Ok(response.into_response(replacement).map_into_right_body())
+                }
+            }
+        })
+    }
+}
+
+/// Saves the session and returns the `Set-Cookie` headers to send.
+async fn set_cookie_headers(session: &RequestSession) -> Result<Vec<HeaderValue>, Error> {
+    session
+        .finish()
+        .await?
+        .into_iter()
+        .map(|cookie| {
+            HeaderValue::try_from(cookie)
+                .map_err(|_| Error::store("the session cookie is not a valid header value"))
+        })
+        .collect()
+}
+
+/// The session of the current request: extract it in a handler.
+///
+/// It dereferences to [`session_core::Session`], whose methods read and
+/// write it. Extracting it loads the session from the store (once per
+/// request, however many extractors ask); it is saved after the handler
+/// returns. A handler that does not take it leaves the session untouched.
+///
+/// Writes made after the handler returned (from a task still running, or
+/// while a streaming body is sent) are not saved.
+///
+/// ```
+/// use session_actix::Session;
+///
+/// async fn counter(session: Session) -> actix_web::Result<String> {
+///     let count = session.get::<u64>("count").ok().flatten().unwrap_or(0) + 1;
+///     session.insert("count", &count).map_err(actix_web::error::ErrorInternalServerError)?;
+///     Ok(count.to_string())
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Session(session_core::Session);
+
+impl Session {
+    /// The framework-independent handle.
+    #[must_use]
+    pub fn into_inner(self) -> session_core::Session {
+        self.0
+    }
+}
+
+impl Deref for Session {
+    type Target = session_core::Session;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<session_core::Session> for Session {
+    /// Wraps a handle, for example
+    /// [`session_core::Session::new_detached`] to unit-test a handler.
+    fn from(session: session_core::Session) -> Self {
+        Session(session)
+    }
+}
+
+impl From<Session> for session_core::Session {
+    fn from(session: Session) -> Self {
+        session.0
+    }
+}
+
+impl FromRequest for Session {
+    type Error = SessionRejection;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>> + Send>>;
+
+    fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
+        Box::pin(request.session())
+    }
+}
+
+/// Access to the session from an [`HttpRequest`] or a [`ServiceRequest`], for
+/// code that is not a handler's argument list (another middleware, a
+/// guard-like helper).
+///
+/// ```
+/// use actix_web::HttpRequest;
+/// use session_actix::SessionExt;
+///
+/// async fn whoami(request: HttpRequest) -> actix_web::Result<String> {
+///     let session = request.session().await?;
+///     Ok(session.get::<String>("user").ok().flatten().unwrap_or_default())
+/// }
+/// ```
+pub trait SessionExt {
+    /// The request's session, loaded from the store on the first call of the
+    /// request (from here or from the [`Session`] extractor).
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static;
+}
+
+impl SessionExt for HttpRequest {
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static {
+        load(self.extensions().get::<Attached>().cloned())
+    }
+}
+
+impl SessionExt for ServiceRequest {
+    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static {
+        load(self.extensions().get::<Attached>().cloned())
+    }
+}
+
+async fn load(attached: Option<Attached>) -> Result<Session, SessionRejection> {
+    let Some(attached) = attached else {
+        tracing::error!("{MISSING_MIDDLEWARE}");
+        return Err(SessionRejection {
+            kind: RejectionKind::MissingMiddleware,
+        });
+    };
+    match attached.session.session().await {
+        Ok(session) => Ok(Session(session)),
+        Err(error) => {
+            tracing::error!(%error, "the session could not be loaded");
+            Err(SessionRejection {
+                kind: RejectionKind::Load {
+                    error,
+                    on_error: attached.on_error,
+                },
+            })
+        }
+    }
+}
+
+/// Why the session could not be had.
+///
+/// As a response it is a 500: for a store failure, the one chosen with
+/// [`SessionMiddleware::with_error_response`]; for a missing middleware, a
+/// text that says so. Take `Result<Session, SessionRejection>` in a handler
+/// to answer differently.
+///
+/// ```
+/// use actix_web::HttpResponse;
+/// use session_actix::{Session, SessionRejection};
+///
+/// async fn greeting(session: Result<Session, SessionRejection>) -> HttpResponse {
+///     match session {
+///         Ok(session) => HttpResponse::Ok().body(format!("{} keys", session.len())),
+///         // Degrade instead of failing: the page works without a session.
+///         Err(rejection) if rejection.error().is_some() => HttpResponse::Ok().body("hello"),
+///         Err(rejection) => HttpResponse::InternalServerError().body(rejection.to_string()),
+///     }
+/// }
+/// ```
+pub struct SessionRejection {
+    kind: RejectionKind,
+}
+
+enum RejectionKind {
+    MissingMiddleware,
+    Load {
+        error: Error,
+        on_error: ErrorResponse,
+    },
+}
+
+impl SessionRejection {
+    /// Whether no [`SessionMiddleware`] wraps the route: a mistake in how the
+    /// application is put together.
+    #[must_use]
+    pub fn is_missing_middleware(&self) -> bool {
+        matches!(self.kind, RejectionKind::MissingMiddleware)
+    }
+
+    /// The error that kept the session from loading, if that is what
+    /// happened.
+    #[must_use]
+    pub fn error(&self) -> Option<&Error> {
+        match &self.kind {
+            RejectionKind::MissingMiddleware => None,
+            RejectionKind::Load { error, .. } => Some(error),
+        }
+    }
+
+    /// The error that kept the session from loading, if that is what
+    /// happened.
+    #[must_use]
+    pub fn into_error(self) -> Option<Error> {
+        match self.kind {
+            RejectionKind::MissingMiddleware => None,
+            RejectionKind::Load { error, .. } => Some(error),
+        }
+    }
+}
+
+impl fmt::Debug for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RejectionKind::MissingMiddleware => f.write_str("SessionRejection::MissingMiddleware"),
+            RejectionKind::Load { error, .. } => f
+                .debug_tuple("SessionRejection::Load")
+                .field(error)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RejectionKind::MissingMiddleware => f.write_str(MISSING_MIDDLEWARE),
+            RejectionKind::Load { error, .. } => {
+                write!(f, "the session could not be loaded: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SessionRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().map(|error| error as _)
+    }
+}
+
+impl ResponseError for SessionRejection {
+    fn status_code(&self) -> StatusCode {
+        StatusCode::INTERNAL_SERVER_ERROR
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        match &self.kind {
+            RejectionKind::MissingMiddleware => HttpResponse::InternalServerError()
+                .content_type("text/plain; charset=utf-8")
+                .body(MISSING_MIDDLEWARE),
+            RejectionKind::Load { error, on_error } => on_error.respond(error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<Session>();
+        assert_send_sync::<SessionMiddleware>();
+    }
+}

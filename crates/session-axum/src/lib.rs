@@ -1,1 +1,471 @@
-//! Placeholder: filled by its issue.
+//! Sessions for [axum](https://docs.rs/axum), through `session-core`.
+//!
+//! * [`SessionLayer`] is a tower layer: it reads the request's `Cookie`
+//!   headers, puts the request's session in the request, runs the handler,
+//!   then saves what changed and adds the `Set-Cookie` headers to the
+//!   response head (so streaming bodies keep their session).
+//! * [`Session`] is the extractor handlers take. The session is loaded from
+//!   the store when a handler extracts it, and not at all otherwise: a route
+//!   that never asks costs no store I/O and sets no cookie.
+//!
+//! All session behaviour (expiry, regeneration, invalidation, cookie
+//! attributes) lives in `session-core`, so this adapter and `session-actix`
+//! behave identically.
+//!
+//! # Errors
+//!
+//! A store failure while loading (in the extractor) or saving (after the
+//! handler) answers 500. The application picks the response with
+//! [`SessionLayer::with_error_response`]; a handler that wants to decide per
+//! route takes `Result<Session, SessionRejection>` instead. A handler that
+//! extracts [`Session`] on a route no [`SessionLayer`] wraps gets a 500 whose
+//! body says the layer is missing.
+//!
+//! # Example
+//!
+//! aiohttp_session's "Last visited" example:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use session_axum::{Session, SessionLayer};
+//! use session_core::{MemoryStore, SessionConfig, SessionManager};
+//!
+//! async fn last_visited(session: Session) -> Result<String, session_core::Error> {
+//!     let last = session.get::<String>("last_visit")?;
+//!     session.insert("last_visit", "just now")?;
+//!     Ok(format!("Last visited: {}", last.as_deref().unwrap_or("never")))
+//! }
+//!
+//! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+//! let app = Router::new()
+//!     .route("/", get(last_visited))
+//!     .layer(SessionLayer::new(manager));
+//!
+//! // Serve it with `axum::serve(listener, app)`; here, one request in process.
+//! use tower_service::Service;
+//! let request = http::Request::get("/").body(axum::body::Body::empty()).unwrap();
+//! let response = app.into_service().call(request).await.unwrap();
+//! let set_cookie = response.headers()["set-cookie"].to_str().unwrap();
+//! assert!(set_cookie.starts_with("session="));
+//! # });
+//! ```
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+#![cfg_attr(not(test), warn(clippy::unwrap_used))]
+
+use std::fmt;
+use std::future::Future;
+use std::ops::Deref;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use axum_core::extract::FromRequestParts;
+use axum_core::response::{IntoResponse, Response};
+use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::request::Parts;
+use http::{HeaderValue, Request, StatusCode};
+use session_core::{Error, RequestSession, SessionManager};
+use tower_layer::Layer;
+use tower_service::Service;
+
+/// The body of the 500 answered for a handler that extracts [`Session`]
+/// without a [`SessionLayer`].
+const MISSING_LAYER: &str = "the session layer is missing: the handler extracts \
+    session_axum::Session, but no session_axum::SessionLayer wraps this route";
+
+/// Turns a session error into the response sent instead of the handler's.
+#[derive(Clone)]
+struct ErrorResponse(Arc<dyn Fn(&Error) -> Response + Send + Sync>);
+
+impl ErrorResponse {
+    fn respond(&self, error: &Error) -> Response {
+        (self.0)(error)
+    }
+}
+
+impl Default for ErrorResponse {
+    fn default() -> Self {
+        ErrorResponse(Arc::new(default_error_response))
+    }
+}
+
+/// A 500 that says the session failed, without details: they are logged, and
+/// may name the backend's internals.
+fn default_error_response(_: &Error) -> Response {
+    (
+        StatusCode::INTERNAL_SERVER_ERROR,
+        [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "the session could not be loaded or saved",
+    )
+        .into_response()
+}
+
+/// What the layer puts in the request for the extractor.
+#[derive(Clone)]
+struct Attached {
+    session: RequestSession,
+    on_error: ErrorResponse,
+}
+
+/// A tower [`Layer`] that gives every request a session: loaded when a
+/// handler extracts [`Session`], saved after the handler returns.
+///
+/// Add it with `Router::layer` (every route), `Router::route_layer` (matched
+/// routes only) or on a nested router. Applied twice, the inner layer finds
+/// the outer one's session and stands aside, so the session is saved once.
+///
+/// ```
+/// use axum::{Router, routing::get};
+/// use session_axum::SessionLayer;
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let app: Router = Router::new()
+///     .route("/", get(|| async { "hello" }))
+///     .layer(SessionLayer::new(manager));
+/// ```
+#[derive(Clone)]
+pub struct SessionLayer {
+    manager: SessionManager,
+    on_error: ErrorResponse,
+}
+
+impl SessionLayer {
+    /// A layer that keeps sessions with `manager`. Session errors answer a
+    /// plain-text 500 until [`with_error_response`](Self::with_error_response)
+    /// says otherwise.
+    #[must_use]
+    pub fn new(manager: SessionManager) -> Self {
+        SessionLayer {
+            manager,
+            on_error: ErrorResponse::default(),
+        }
+    }
+
+    /// Sets the response sent when the session cannot be loaded (the
+    /// [`Session`] extractor's rejection) or saved (after the handler, which
+    /// replaces the handler's response: a response whose session was lost
+    /// must not look like a success). The error is logged before `respond`
+    /// is called.
+    ///
+    /// ```
+    /// use axum::http::StatusCode;
+    /// use axum::response::IntoResponse;
+    /// use session_axum::SessionLayer;
+    /// use session_core::{MemoryStore, SessionConfig, SessionManager};
+    ///
+    /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    /// let layer = SessionLayer::new(manager).with_error_response(|_error| {
+    ///     (StatusCode::SERVICE_UNAVAILABLE, "sessions are down, try again").into_response()
+    /// });
+    /// ```
+    #[must_use]
+    pub fn with_error_response(
+        mut self,
+        respond: impl Fn(&Error) -> Response + Send + Sync + 'static,
+    ) -> Self {
+        self.on_error = ErrorResponse(Arc::new(respond));
+        self
+    }
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            manager: self.manager.clone(),
+            on_error: self.on_error.clone(),
+        }
+    }
+}
+
+/// The service [`SessionLayer`] wraps around the application.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    manager: SessionManager,
+    on_error: ErrorResponse,
+}
+
+impl<S> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("manager", &self.manager)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The future of [`SessionService`]'s responses.
+pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+
+impl<S, ReqBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = ResponseFuture<S::Error>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The clone is not ready: keep the service that `poll_ready` readied.
+        let fresh = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, fresh);
+
+        if request.extensions().get::<Attached>().is_some() {
+            // An outer SessionLayer owns this request's session and saves it.
+            return Box::pin(inner.call(request));
+        }
+        let session = self.manager.request(
+            request
+                .headers()
+                .get_all(COOKIE)
+                .iter()
+                .map(HeaderValue::as_bytes),
+        );
+        let on_error = self.on_error.clone();
+        request.extensions_mut().insert(Attached {
+            session: session.clone(),
+            on_error: on_error.clone(),
+        });
+        Box::pin(async move {
+            let mut response = inner.call(request).await?;
+            match set_cookie_headers(&session).await {
+                Ok(headers) => {
+                    let response_headers = response.headers_mut();
+                    for header in headers {
+                        response_headers.append(SET_COOKIE, header);
+                    }
+                    Ok(response)
+                }
+                Err(error) => {
+                    tracing::error!(%error, "the session could not be saved");
+                    Ok(on_error.respond(&error))
+                }
+            }
+        })
+    }
+}
+
+/// Saves the session and returns the `Set-Cookie` headers to send.
+async fn set_cookie_headers(session: &RequestSession) -> Result<Vec<HeaderValue>, Error> {
+    session
+        .finish()
+        .await?
+        .into_iter()
+        .map(|cookie| {
+            HeaderValue::try_from(cookie)
+                .map_err(|_| Error::store("the session cookie is not a valid header value"))
+        })
+        .collect()
+}
+
+/// The session of the current request: extract it in a handler.
+///
+/// It dereferences to [`session_core::Session`], whose methods read and
+/// write it. Extracting it loads the session from the store (once per
+/// request, however many extractors ask); it is saved after the handler
+/// returns. A handler that does not take it leaves the session untouched.
+///
+/// Writes made after the handler returned (from a task still running, or
+/// while a streaming body is sent) are not saved.
+///
+/// ```
+/// use session_axum::Session;
+///
+/// async fn counter(session: Session) -> Result<String, session_core::Error> {
+///     let count = session.get::<u64>("count")?.unwrap_or(0) + 1;
+///     session.insert("count", &count)?;
+///     Ok(count.to_string())
+/// }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Session(session_core::Session);
+
+impl Session {
+    /// The framework-independent handle.
+    #[must_use]
+    pub fn into_inner(self) -> session_core::Session {
+        self.0
+    }
+}
+
+impl Deref for Session {
+    type Target = session_core::Session;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
+    }
+}
+
+impl From<session_core::Session> for Session {
+    /// Wraps a handle, for example
+    /// [`session_core::Session::new_detached`] to unit-test a handler.
+    fn from(session: session_core::Session) -> Self {
+        Session(session)
+    }
+}
+
+impl From<Session> for session_core::Session {
+    fn from(session: Session) -> Self {
+        session.0
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for Session {
+    type Rejection = SessionRejection;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let Some(attached) = parts.extensions.get::<Attached>().cloned() else {
+            tracing::error!("{MISSING_LAYER}");
+            return Err(SessionRejection {
+                kind: RejectionKind::MissingLayer,
+            });
+        };
+        match attached.session.session().await {
+            Ok(session) => Ok(Session(session)),
+            Err(error) => {
+                tracing::error!(%error, "the session could not be loaded");
+                Err(SessionRejection {
+                    kind: RejectionKind::Load {
+                        error,
+                        on_error: attached.on_error,
+                    },
+                })
+            }
+        }
+    }
+}
+
+/// Why [`Session`] could not be extracted.
+///
+/// As a response it is a 500: for a store failure, the one chosen with
+/// [`SessionLayer::with_error_response`]; for a missing layer, a text that
+/// says so. Take `Result<Session, SessionRejection>` in a handler to answer
+/// differently.
+///
+/// ```
+/// use axum::http::StatusCode;
+/// use session_axum::{Session, SessionRejection};
+///
+/// async fn greeting(session: Result<Session, SessionRejection>) -> (StatusCode, String) {
+///     match session {
+///         Ok(session) => (StatusCode::OK, format!("{} keys", session.len())),
+///         // Degrade instead of failing: the page works without a session.
+///         Err(rejection) if rejection.error().is_some() => (StatusCode::OK, "hello".into()),
+///         Err(rejection) => (StatusCode::INTERNAL_SERVER_ERROR, rejection.to_string()),
+///     }
+/// }
+/// ```
+pub struct SessionRejection {
+    kind: RejectionKind,
+}
+
+enum RejectionKind {
+    MissingLayer,
+    Load {
+        error: Error,
+        on_error: ErrorResponse,
+    },
+}
+
+impl SessionRejection {
+    /// Whether no [`SessionLayer`] wraps the route: a mistake in how the
+    /// application is put together.
+    #[must_use]
+    pub fn is_missing_layer(&self) -> bool {
+        matches!(self.kind, RejectionKind::MissingLayer)
+    }
+
+    /// The error that kept the session from loading, if that is what
+    /// happened.
+    #[must_use]
+    pub fn error(&self) -> Option<&Error> {
+        match &self.kind {
+            RejectionKind::MissingLayer => None,
+            RejectionKind::Load { error, .. } => Some(error),
+        }
+    }
+
+    /// The error that kept the session from loading, if that is what
+    /// happened.
+    #[must_use]
+    pub fn into_error(self) -> Option<Error> {
+        match self.kind {
+            RejectionKind::MissingLayer => None,
+            RejectionKind::Load { error, .. } => Some(error),
+        }
+    }
+}
+
+impl fmt::Debug for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RejectionKind::MissingLayer => f.write_str("SessionRejection::MissingLayer"),
+            RejectionKind::Load { error, .. } => f
+                .debug_tuple("SessionRejection::Load")
+                .field(error)
+                .finish(),
+        }
+    }
+}
+
+impl fmt::Display for SessionRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.kind {
+            RejectionKind::MissingLayer => f.write_str(MISSING_LAYER),
+            RejectionKind::Load { error, .. } => {
+                write!(f, "the session could not be loaded: {error}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for SessionRejection {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error().map(|error| error as _)
+    }
+}
+
+impl IntoResponse for SessionRejection {
+    fn into_response(self) -> Response {
+        match self.kind {
+            RejectionKind::MissingLayer => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                MISSING_LAYER,
+            )
+                .into_response(),
+            RejectionKind::Load { error, on_error } => on_error.respond(&error),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_handle_is_send_and_sync() {
+        fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
+        assert_send_sync::<Session>();
+        assert_send_sync::<SessionLayer>();
+    }
+}
