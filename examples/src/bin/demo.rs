@@ -1,0 +1,195 @@
+//! The session demo: `cargo run -p session-examples --bin demo`, then open
+//! http://127.0.0.1:8080/. See `--help` for the options, and
+//! `session_examples::demo` for the routes.
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Parser, ValueEnum};
+use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore};
+use session_examples::server::{self, Framework};
+use session_simple_cookie::SimpleCookieStore;
+
+/// Serves the session demo app: a page that remembers your last visit, a
+/// login, a counter, and a JSON API over the session.
+#[derive(Debug, Parser)]
+#[command(version)]
+struct Options {
+    /// The web framework to serve with.
+    #[arg(long, value_enum, default_value_t = Framework::Axum)]
+    framework: Framework,
+
+    /// Where sessions are kept.
+    #[arg(long, value_enum, default_value_t = StoreChoice::Encrypted)]
+    store: StoreChoice,
+
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+
+    /// A 32-byte key in base64 for the encrypted store; repeat it to keep
+    /// old keys: the first encrypts, all decrypt. Without it, a key is
+    /// generated (and sessions end when the demo stops).
+    #[arg(long = "key", value_name = "BASE64")]
+    keys: Vec<String>,
+
+    /// The encrypted store's cipher.
+    #[arg(long, value_enum)]
+    cipher: Option<Cipher>,
+
+    /// The Redis server for `--store redis`: redis://, rediss://,
+    /// redis-cluster:// or redis-sentinel://.
+    #[arg(long, value_name = "URL")]
+    redis_url: Option<String>,
+
+    /// How the Redis store lays sessions out.
+    #[arg(long, value_enum)]
+    redis_layout: Option<RedisLayout>,
+
+    /// The session cookie's name.
+    #[arg(long, default_value = "session", value_parser = cookie_name)]
+    cookie_name: String,
+
+    /// End a session after this many seconds without activity (0: never).
+    #[arg(long, value_name = "SECS")]
+    idle_timeout: Option<u64>,
+
+    /// End a session this many seconds after it started, however active (0:
+    /// never).
+    #[arg(long, value_name = "SECS")]
+    absolute_timeout: Option<u64>,
+
+    /// Send the cookie without the Secure flag, so that browsers keep it over
+    /// plain http (testing only).
+    #[arg(long)]
+    insecure_cookies: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum StoreChoice {
+    /// Encrypted cookies (session-encrypted-cookie).
+    Encrypted,
+    /// Plain JSON cookies, readable and forgeable by clients (testing only).
+    Simple,
+    /// This process's memory: sessions end when the demo stops.
+    Memory,
+    /// Redis (session-redis).
+    Redis,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum Cipher {
+    /// XChaCha20-Poly1305 (the default).
+    Xchacha20poly1305,
+    /// AES-256-GCM.
+    Aes256gcm,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+enum RedisLayout {
+    /// One hash per session (the default).
+    Hash,
+    /// Byte-compatible with aiohttp_session's RedisStorage.
+    Aiohttp,
+}
+
+fn cookie_name(name: &str) -> Result<String, String> {
+    let is_token = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if is_token {
+        Ok(name.to_owned())
+    } else {
+        Err("a cookie name is letters, digits and !#$%&'*+-.^_`|~".to_owned())
+    }
+}
+
+const ENCRYPTED_NOT_LANDED: &str =
+    "the encrypted cookie store has not landed yet; use --store memory or simple";
+const REDIS_NOT_LANDED: &str = "the Redis store has not landed yet; use --store memory or simple";
+
+/// The store the options ask for.
+fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
+    if !options.keys.is_empty() || options.cipher.is_some() {
+        return Err(format!("--key and --cipher: {ENCRYPTED_NOT_LANDED}"));
+    }
+    if options.redis_url.is_some() || options.redis_layout.is_some() {
+        return Err(format!(
+            "--redis-url and --redis-layout: {REDIS_NOT_LANDED}"
+        ));
+    }
+    match options.store {
+        StoreChoice::Encrypted => Err(ENCRYPTED_NOT_LANDED.to_owned()),
+        StoreChoice::Redis => Err(REDIS_NOT_LANDED.to_owned()),
+        StoreChoice::Memory => Ok(Arc::new(MemoryStore::new())),
+        StoreChoice::Simple => {
+            tracing::warn!(
+                "the simple cookie store sends sessions in the clear and lets clients rewrite them: for testing only"
+            );
+            Ok(Arc::new(SimpleCookieStore::new()))
+        }
+    }
+}
+
+fn timeout(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+fn build_config(options: &Options) -> SessionConfig {
+    let mut config = SessionConfig::default()
+        .with_cookie_name(options.cookie_name.clone())
+        .with_secure(!options.insecure_cookies);
+    if let Some(secs) = options.idle_timeout {
+        config = config.with_idle_timeout(timeout(secs));
+    }
+    if let Some(secs) = options.absolute_timeout {
+        config = config.with_absolute_timeout(timeout(secs));
+    }
+    config
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let options = Options::parse();
+    let store = match build_store(&options) {
+        Ok(store) => store,
+        Err(message) => {
+            eprintln!("demo: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let manager = SessionManager::with_shared_store(store, build_config(&options));
+    let running = match server::serve_demo(options.framework, manager, options.listen).await {
+        Ok(running) => running,
+        Err(error) => {
+            eprintln!("demo: cannot listen on {}: {error}", options.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing::info!(
+        framework = %options.framework,
+        store = ?options.store,
+        "serving the session demo on {}",
+        running.url()
+    );
+    if !options.insecure_cookies {
+        tracing::info!(
+            "the cookie is Secure: browsers other than for localhost may drop it over plain http; pass --insecure-cookies to test over http"
+        );
+    }
+    match running.wait().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("demo: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}

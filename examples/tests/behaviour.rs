@@ -1,0 +1,680 @@
+//! The HTTP-level behaviour suite: the demo app served on a real socket by
+//! each framework adapter, with each store, driven by an HTTP client that
+//! keeps its own cookie jar (so that it can also replay old cookies).
+//!
+//! Every case is written once, in `cases`, and run for every framework and
+//! every backend listed at the bottom of this file. To run the suite against
+//! another store, add one line to `behaviour_suite!` with an expression that
+//! gives its [`Backend`] (it may `.await`).
+
+use std::any::Any;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE};
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use session_core::{
+    CookieLifetime, Delete, Error, Load, MemoryStore, Record, SameSite, Save, Saved, SessionConfig,
+    SessionManager, SessionStore, Touch, async_trait,
+};
+use session_examples::demo;
+use session_examples::server::{self, Framework, Running};
+use session_simple_cookie::SimpleCookieStore;
+
+/// A store under test.
+struct Backend {
+    store: Arc<dyn SessionStore>,
+    /// Whether the cookie holds an id (so that the server can forget a
+    /// session) rather than the session itself.
+    server_side: bool,
+    /// Whatever must live as long as the store (a server process, say).
+    _keep_alive: Option<Box<dyn Any + Send + Sync>>,
+}
+
+impl Backend {
+    fn server_side(store: impl SessionStore) -> Self {
+        Backend {
+            store: Arc::new(store),
+            server_side: true,
+            _keep_alive: None,
+        }
+    }
+
+    fn cookie(store: impl SessionStore) -> Self {
+        Backend {
+            store: Arc::new(store),
+            server_side: false,
+            _keep_alive: None,
+        }
+    }
+}
+
+/// A store that fails on command, around a real one: a backend outage.
+#[derive(Clone)]
+struct Outage {
+    inner: Arc<dyn SessionStore>,
+    loads_fail: Arc<AtomicBool>,
+    writes_fail: Arc<AtomicBool>,
+}
+
+impl Outage {
+    fn around(inner: Arc<dyn SessionStore>) -> Self {
+        Outage {
+            inner,
+            loads_fail: Arc::default(),
+            writes_fail: Arc::default(),
+        }
+    }
+
+    fn check(flag: &AtomicBool) -> Result<(), Error> {
+        if flag.load(Ordering::SeqCst) {
+            Err(Error::store(std::io::Error::other("simulated outage")))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[async_trait]
+impl SessionStore for Outage {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+        Self::check(&self.loads_fail)?;
+        self.inner.load(load).await
+    }
+    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+        Self::check(&self.writes_fail)?;
+        self.inner.save(save).await
+    }
+    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
+        Self::check(&self.writes_fail)?;
+        self.inner.touch(touch).await
+    }
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
+        Self::check(&self.writes_fail)?;
+        self.inner.delete(delete).await
+    }
+}
+
+/// The body of the suite's streaming route, in chunks.
+const STREAM_CHUNKS: [&str; 3] = ["first ", "second ", "third"];
+
+/// Serves the demo app, plus `GET /stream` (writes to the session, answers a
+/// streaming body), on `framework` with `manager`.
+async fn serve(framework: Framework, manager: SessionManager) -> Running {
+    let addr = "127.0.0.1:0".parse().unwrap();
+    match framework {
+        Framework::Axum => {
+            use axum::body::Body;
+            use session_axum::Session;
+            async fn stream(session: Session) -> Body {
+                session.insert("streamed", &true).unwrap();
+                Body::from_stream(futures_util::stream::iter(
+                    STREAM_CHUNKS.map(Ok::<_, std::io::Error>),
+                ))
+            }
+            let router = demo::axum::routes()
+                .route("/stream", axum::routing::get(stream))
+                .layer(demo::axum::layer(manager));
+            server::serve_axum(router, addr).await.unwrap()
+        }
+        Framework::Actix => {
+            use actix_web::{HttpResponse, web};
+            use session_actix::Session;
+            async fn stream(session: Session) -> HttpResponse {
+                session.insert("streamed", &true).unwrap();
+                HttpResponse::Ok().streaming(futures_util::stream::iter(
+                    STREAM_CHUNKS.map(|chunk| Ok::<_, std::io::Error>(web::Bytes::from(chunk))),
+                ))
+            }
+            let configure = |config: &mut web::ServiceConfig| {
+                demo::actix::configure(config);
+                config.route("/stream", web::get().to(stream));
+            };
+            server::serve_actix(demo::actix::middleware(manager), configure, addr).unwrap()
+        }
+    }
+}
+
+/// A response, read whole.
+#[derive(Debug)]
+struct Answer {
+    status: StatusCode,
+    headers: HeaderMap,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
+    }
+}
+
+/// An HTTP client with a one-cookie jar, as a browser holding the session.
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    cookie_name: String,
+    jar: Option<String>,
+}
+
+impl Client {
+    fn new(server: &Running, config: &SessionConfig) -> Self {
+        Client {
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .unwrap(),
+            base: server.url(),
+            cookie_name: config.cookie().name().to_owned(),
+            jar: None,
+        }
+    }
+
+    /// Sends a request with `cookie` as the raw `Cookie` header, leaving the
+    /// jar alone.
+    async fn send_with(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<(&str, String)>,
+        cookie: Option<&str>,
+    ) -> Answer {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(cookie) = cookie {
+            request = request.header(COOKIE, cookie);
+        }
+        if let Some((content_type, body)) = body {
+            request = request.header(CONTENT_TYPE, content_type).body(body);
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let set_cookies = headers
+            .get_all(SET_COOKIE)
+            .iter()
+            .map(|value| value.to_str().unwrap().to_owned())
+            .collect();
+        let body = response.text().await.unwrap();
+        Answer {
+            status,
+            headers,
+            set_cookies,
+            body,
+        }
+    }
+
+    /// Sends a request with the jar's cookie, and keeps what comes back.
+    async fn send(&mut self, method: Method, path: &str, body: Option<(&str, String)>) -> Answer {
+        let cookie = self
+            .jar
+            .as_ref()
+            .map(|v| format!("{}={v}", self.cookie_name));
+        let answer = self.send_with(method, path, body, cookie.as_deref()).await;
+        for set_cookie in &answer.set_cookies {
+            let (name, value) = cookie_pair(set_cookie);
+            assert_eq!(name, self.cookie_name, "{set_cookie}");
+            self.jar = (!set_cookie.contains("Max-Age=0")).then(|| value.to_owned());
+        }
+        answer
+    }
+
+    async fn get(&mut self, path: &str) -> Answer {
+        self.send(Method::GET, path, None).await
+    }
+
+    async fn put_json(&mut self, path: &str, value: Value) -> Answer {
+        self.send(
+            Method::PUT,
+            path,
+            Some(("application/json", value.to_string())),
+        )
+        .await
+    }
+
+    async fn post_json(&mut self, path: &str, value: Value) -> Answer {
+        self.send(
+            Method::POST,
+            path,
+            Some(("application/json", value.to_string())),
+        )
+        .await
+    }
+
+    async fn post_form(&mut self, path: &str, form: &str) -> Answer {
+        let body = ("application/x-www-form-urlencoded", form.to_owned());
+        self.send(Method::POST, path, Some(body)).await
+    }
+
+    /// `GET /api/session` with the cookie value `value`, as a client that
+    /// kept an old cookie would.
+    async fn session_with(&self, value: &str) -> Value {
+        let cookie = format!("{}={value}", self.cookie_name);
+        let answer = self
+            .send_with(Method::GET, "/api/session", None, Some(&cookie))
+            .await;
+        assert_eq!(answer.status, StatusCode::OK, "{answer:?}");
+        answer.json()
+    }
+
+    fn cookie(&self) -> String {
+        self.jar
+            .clone()
+            .expect("the client holds no session cookie")
+    }
+}
+
+fn cookie_pair(set_cookie: &str) -> (&str, &str) {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=').unwrap_or((pair, ""))
+}
+
+/// The attributes of a `Set-Cookie` value, after `name=value`, as written.
+fn attributes(set_cookie: &str) -> Vec<&str> {
+    set_cookie.split(';').skip(1).map(str::trim).collect()
+}
+
+/// One server and one client for a case.
+struct Harness {
+    server: Running,
+    client: Client,
+}
+
+impl Harness {
+    async fn start(
+        framework: Framework,
+        store: Arc<dyn SessionStore>,
+        config: SessionConfig,
+    ) -> Self {
+        let manager = SessionManager::with_shared_store(store, config.clone());
+        let server = serve(framework, manager).await;
+        let client = Client::new(&server, &config);
+        Harness { server, client }
+    }
+
+    async fn stop(self) {
+        self.server.stop().await;
+    }
+}
+
+mod cases {
+    use super::*;
+
+    pub(super) async fn an_untouched_route_sets_no_cookie(framework: Framework, backend: Backend) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let health = h.client.get("/health").await;
+        assert_eq!(
+            (health.status, health.body.as_str()),
+            (StatusCode::OK, "ok")
+        );
+        assert!(health.set_cookies.is_empty(), "{health:?}");
+
+        // Nor when the client has a session.
+        h.client.put_json("/api/session/a", json!(1)).await;
+        let health = h.client.get("/health").await;
+        assert!(health.set_cookies.is_empty(), "{health:?}");
+        // And a read that changes nothing sends nothing either.
+        let read = h.client.get("/api/session").await;
+        assert_eq!(read.json()["data"], json!({ "a": 1 }));
+        assert!(read.set_cookies.is_empty(), "{read:?}");
+        h.stop().await;
+    }
+
+    pub(super) async fn insert_then_get_across_requests(framework: Framework, backend: Backend) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let first = h.client.get("/api/session").await;
+        assert_eq!(first.json(), json!({ "new": true, "data": {} }));
+        assert!(
+            first.set_cookies.is_empty(),
+            "an empty new session is not saved"
+        );
+
+        let put = h
+            .client
+            .put_json("/api/session/cart", json!([1, 2, {"x": "é"}]))
+            .await;
+        assert_eq!(put.status, StatusCode::OK);
+        assert_eq!(put.set_cookies.len(), 1, "{put:?}");
+        let put = h.client.put_json("/api/session/user", json!("ada")).await;
+        assert_eq!(put.status, StatusCode::OK);
+
+        let read = h.client.get("/api/session").await;
+        assert_eq!(
+            read.json(),
+            json!({ "new": false, "data": { "cart": [1, 2, {"x": "é"}], "user": "ada" } })
+        );
+
+        let deleted = h
+            .client
+            .send(Method::DELETE, "/api/session/cart", None)
+            .await;
+        assert_eq!(deleted.status, StatusCode::OK);
+        let read = h.client.get("/api/session").await;
+        assert_eq!(read.json()["data"], json!({ "user": "ada" }));
+
+        let counted = h.client.send(Method::POST, "/api/counter", None).await;
+        assert_eq!(counted.json(), json!({ "counter": 1 }));
+        let counted = h.client.send(Method::POST, "/api/counter", None).await;
+        assert_eq!(counted.json(), json!({ "counter": 2 }));
+        h.stop().await;
+    }
+
+    pub(super) async fn a_write_followed_by_a_redirect_is_saved(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let redirect = h.client.post_form("/api/counter", "").await;
+        assert_eq!(redirect.status, StatusCode::SEE_OTHER);
+        assert_eq!(redirect.headers["location"], "/");
+        assert_eq!(redirect.set_cookies.len(), 1, "{redirect:?}");
+        let read = h.client.get("/api/session").await;
+        assert_eq!(read.json()["data"], json!({ "counter": 1 }));
+
+        // The page follows it, and shows the count.
+        let page = h.client.get("/").await;
+        assert!(
+            page.body.contains(r#"<span id="counter">1</span>"#),
+            "{}",
+            page.body
+        );
+        h.stop().await;
+    }
+
+    pub(super) async fn the_default_cookie_attributes_are_the_safe_ones(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let put = h.client.put_json("/api/session/a", json!(1)).await;
+        let [set_cookie] = put.set_cookies.as_slice() else {
+            panic!("one Set-Cookie expected: {put:?}");
+        };
+        assert_eq!(cookie_pair(set_cookie).0, "session");
+        assert_eq!(
+            attributes(set_cookie),
+            ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
+        );
+        h.stop().await;
+    }
+
+    pub(super) async fn every_cookie_attribute_is_as_configured(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let config = SessionConfig::default()
+            .with_cookie_name("sid")
+            .with_cookie_path("/api")
+            .with_cookie_domain(Some("example.test".to_owned()))
+            .with_secure(false)
+            .with_http_only(false)
+            .with_same_site(SameSite::Strict)
+            .with_idle_timeout(Some(Duration::from_secs(600)))
+            .with_cookie_lifetime(CookieLifetime::Persistent);
+        let mut h = Harness::start(framework, backend.store.clone(), config).await;
+        let put = h.client.put_json("/api/session/a", json!(1)).await;
+        let [set_cookie] = put.set_cookies.as_slice() else {
+            panic!("one Set-Cookie expected: {put:?}");
+        };
+        assert_eq!(cookie_pair(set_cookie).0, "sid");
+        assert_eq!(
+            attributes(set_cookie),
+            [
+                "Path=/api",
+                "Domain=example.test",
+                "Max-Age=600",
+                "SameSite=Strict"
+            ]
+        );
+        let read = h.client.get("/api/session").await;
+        assert_eq!(
+            read.json()["data"],
+            json!({ "a": 1 }),
+            "the cookie `sid` is read back"
+        );
+
+        // The removal cookie carries the same path, domain and flags.
+        let logout = h.client.post_json("/api/logout", json!({})).await;
+        let [removal] = logout.set_cookies.as_slice() else {
+            panic!("one Set-Cookie expected: {logout:?}");
+        };
+        assert_eq!(cookie_pair(removal), ("sid", ""));
+        let removal_attributes = attributes(removal);
+        for expected in [
+            "Path=/api",
+            "Domain=example.test",
+            "Max-Age=0",
+            "SameSite=Strict",
+        ] {
+            assert!(removal_attributes.contains(&expected), "{removal}");
+        }
+        assert!(
+            !removal_attributes.contains(&"Secure") && !removal_attributes.contains(&"HttpOnly")
+        );
+        h.stop().await;
+    }
+
+    pub(super) async fn invalidate_removes_the_cookie_and_the_session(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let login = h
+            .client
+            .post_json("/api/login", json!({ "user": "ada" }))
+            .await;
+        assert_eq!(login.json(), json!({ "user": "ada" }));
+        let logged_in = h.client.cookie();
+
+        let logout = h.client.post_json("/api/logout", json!({})).await;
+        assert_eq!(logout.status, StatusCode::OK);
+        let [removal] = logout.set_cookies.as_slice() else {
+            panic!("one Set-Cookie expected: {logout:?}");
+        };
+        assert_eq!(cookie_pair(removal), ("session", ""));
+        assert!(attributes(removal).contains(&"Max-Age=0"), "{removal}");
+        assert!(h.client.jar.is_none());
+
+        let after = h.client.get("/api/session").await;
+        assert_eq!(after.json(), json!({ "new": true, "data": {} }));
+        if backend.server_side {
+            // A client that kept the old cookie is logged out all the same.
+            let replayed = h.client.session_with(&logged_in).await;
+            assert_eq!(replayed, json!({ "new": true, "data": {} }));
+        }
+        h.stop().await;
+    }
+
+    pub(super) async fn regenerate_changes_the_cookie_and_keeps_the_data(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        h.client
+            .put_json("/api/session/cart", json!(["book"]))
+            .await;
+        let before = h.client.cookie();
+
+        let login = h
+            .client
+            .post_json("/api/login", json!({ "user": "ada" }))
+            .await;
+        assert_eq!(login.status, StatusCode::OK);
+        assert_eq!(login.set_cookies.len(), 1, "{login:?}");
+        let after = h.client.cookie();
+        assert_ne!(before, after, "login must change the cookie");
+
+        let read = h.client.get("/api/session").await;
+        assert_eq!(
+            read.json(),
+            json!({ "new": false, "data": { "cart": ["book"], "user": "ada" } })
+        );
+        if backend.server_side {
+            let replayed = h.client.session_with(&before).await;
+            assert_eq!(
+                replayed,
+                json!({ "new": true, "data": {} }),
+                "the old id is dead"
+            );
+        }
+
+        // The page's form logs in too, and redirects.
+        let form = h.client.post_form("/api/login", "user=grace").await;
+        assert_eq!(form.status, StatusCode::SEE_OTHER);
+        assert_ne!(h.client.cookie(), after);
+        let page = h.client.get("/").await;
+        assert!(
+            page.body.contains(r#"<strong id="user">grace</strong>"#),
+            "{}",
+            page.body
+        );
+        h.stop().await;
+    }
+
+    pub(super) async fn a_bogus_cookie_gives_a_new_session(framework: Framework, backend: Backend) {
+        let h = Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let long = "A".repeat(5000);
+        for bogus in [
+            "session=bogus",
+            "session=",
+            "session=\"",
+            "session=../../etc/passwd",
+            "session=eyJjIjotMX0",
+            "session=a; session=b; session=c; session=d; session=e",
+            "garbage without equals",
+            &format!("session={long}"),
+        ] {
+            let answer = h
+                .client
+                .send_with(Method::GET, "/api/session", None, Some(bogus))
+                .await;
+            assert_eq!(answer.status, StatusCode::OK, "{bogus}");
+            assert_eq!(answer.json(), json!({ "new": true, "data": {} }), "{bogus}");
+
+            let written = h
+                .client
+                .send_with(
+                    Method::PUT,
+                    "/api/session/a",
+                    Some(("application/json", "1".to_owned())),
+                    Some(bogus),
+                )
+                .await;
+            assert_eq!(written.status, StatusCode::OK, "{bogus}");
+            assert_eq!(written.json(), json!({ "new": true, "data": { "a": 1 } }));
+            let [set_cookie] = written.set_cookies.as_slice() else {
+                panic!("one Set-Cookie expected: {written:?}");
+            };
+            assert!(
+                !bogus.contains(cookie_pair(set_cookie).1),
+                "a client-chosen id was adopted"
+            );
+        }
+        h.stop().await;
+    }
+
+    pub(super) async fn a_failing_store_gives_a_500(framework: Framework, backend: Backend) {
+        let outage = Outage::around(backend.store.clone());
+        let mut h = Harness::start(
+            framework,
+            Arc::new(outage.clone()),
+            SessionConfig::default(),
+        )
+        .await;
+        h.client.put_json("/api/session/a", json!(1)).await;
+
+        outage.loads_fail.store(true, Ordering::SeqCst);
+        if backend.server_side {
+            let read = h.client.get("/api/session").await;
+            assert_eq!(read.status, StatusCode::INTERNAL_SERVER_ERROR);
+            assert_eq!(read.json(), json!({ "error": "the session store failed" }));
+            assert!(read.set_cookies.is_empty());
+        }
+        let page = h.client.get("/").await;
+        assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{page:?}");
+        // Routes that do not use the session still work.
+        assert_eq!(h.client.get("/health").await.status, StatusCode::OK);
+        outage.loads_fail.store(false, Ordering::SeqCst);
+
+        // A write that cannot be saved is a 500, not a 200 that lost data.
+        outage.writes_fail.store(true, Ordering::SeqCst);
+        let put = h.client.put_json("/api/session/b", json!(2)).await;
+        assert_eq!(put.status, StatusCode::INTERNAL_SERVER_ERROR, "{put:?}");
+        assert_eq!(put.json(), json!({ "error": "the session store failed" }));
+        assert!(put.set_cookies.is_empty());
+        outage.writes_fail.store(false, Ordering::SeqCst);
+
+        // Back up: served again, with the data from before the outage.
+        let read = h.client.get("/api/session").await;
+        assert_eq!(read.status, StatusCode::OK);
+        assert_eq!(read.json()["data"], json!({ "a": 1 }));
+        h.stop().await;
+    }
+
+    pub(super) async fn a_streaming_response_carries_the_cookie(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let streamed = h.client.get("/stream").await;
+        assert_eq!(streamed.status, StatusCode::OK);
+        assert_eq!(streamed.body, STREAM_CHUNKS.concat());
+        assert_eq!(
+            streamed.headers["transfer-encoding"], "chunked",
+            "{streamed:?}"
+        );
+        assert_eq!(streamed.set_cookies.len(), 1, "{streamed:?}");
+        let read = h.client.get("/api/session").await;
+        assert_eq!(read.json()["data"], json!({ "streamed": true }));
+        h.stop().await;
+    }
+}
+
+/// Runs every case for each framework against each backend: one line per
+/// backend, `module_name => expression giving its Backend`.
+macro_rules! behaviour_suite {
+    ($($backend:ident => $make:expr,)*) => {$(
+        mod $backend {
+            use super::*;
+            behaviour_suite!(@framework $make; axum Framework::Axum, actix Framework::Actix);
+        }
+    )*};
+    (@framework $make:expr; $($framework:ident $value:expr),*) => {$(
+        mod $framework {
+            use super::*;
+            behaviour_suite!(@cases $make, $value;
+                an_untouched_route_sets_no_cookie,
+                insert_then_get_across_requests,
+                a_write_followed_by_a_redirect_is_saved,
+                the_default_cookie_attributes_are_the_safe_ones,
+                every_cookie_attribute_is_as_configured,
+                invalidate_removes_the_cookie_and_the_session,
+                regenerate_changes_the_cookie_and_keeps_the_data,
+                a_bogus_cookie_gives_a_new_session,
+                a_failing_store_gives_a_500,
+                a_streaming_response_carries_the_cookie
+            );
+        }
+    )*};
+    (@cases $make:expr, $framework:expr; $($case:ident),*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $case() {
+            cases::$case($framework, $make).await;
+        }
+    )*};
+}
+
+behaviour_suite! {
+    memory => Backend::server_side(MemoryStore::new()),
+    simple_cookie => Backend::cookie(SimpleCookieStore::new()),
+}
