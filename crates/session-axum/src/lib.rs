@@ -26,13 +26,16 @@
 //! aiohttp_session's "Last visited" example:
 //!
 //! ```
-//! use axum::{Router, routing::get};
+//! use axum::{Router, http::StatusCode, routing::get};
 //! use session_axum::{Session, SessionLayer};
 //! use session_core::{MemoryStore, SessionConfig, SessionManager};
 //!
-//! async fn last_visited(session: Session) -> Result<String, session_core::Error> {
-//!     let last = session.get::<String>("last_visit")?;
-//!     session.insert("last_visit", "just now")?;
+//! async fn last_visited(session: Session) -> Result<String, StatusCode> {
+//!     // Only a value that is not a string fails here.
+//!     let last = session
+//!         .get::<String>("last_visit")
+//!         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
+//!     session.insert_value("last_visit", "just now".into());
 //!     Ok(format!("Last visited: {}", last.as_deref().unwrap_or("never")))
 //! }
 //!
@@ -288,13 +291,16 @@ async fn set_cookie_headers(session: &RequestSession) -> Result<Vec<HeaderValue>
 /// while a streaming body is sent) are not saved.
 ///
 /// ```
+/// use axum::http::StatusCode;
 /// use session_axum::Session;
 ///
-/// async fn counter(session: Session) -> Result<String, session_core::Error> {
-///     let count = session.get::<u64>("count")?.unwrap_or(0) + 1;
-///     session.insert("count", &count)?;
+/// async fn counter(session: Session) -> Result<String, StatusCode> {
+///     let count = session.get::<u64>("count").map_err(|_| StatusCode::BAD_REQUEST)?;
+///     let count = count.unwrap_or(0) + 1;
+///     session.insert_value("count", count.into());
 ///     Ok(count.to_string())
 /// }
+/// # let _: axum::routing::MethodRouter = axum::routing::post(counter);
 /// ```
 #[derive(Clone, Debug)]
 pub struct Session(session_core::Session);
