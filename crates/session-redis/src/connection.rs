@@ -40,8 +40,10 @@ impl From<Pool> for RedisConnection {
 }
 
 impl RedisConnection {
-    /// The client to send the next command through.
-    pub(crate) fn client(&self) -> &Client {
+    /// The client the next command goes through (with a pool, the next
+    /// connected one), e.g. for a readiness probe that sends `PING`.
+    #[must_use]
+    pub fn client(&self) -> &Client {
         match &self.0 {
             Kind::Client(client) => client,
             Kind::Pool(pool) => pool.next_connected(),

@@ -11,20 +11,32 @@
 //!
 //! # Example
 //!
-//! ```no_run
+//! ```
 //! use std::time::Duration;
 //! use session_core::{SessionConfig, SessionManager};
 //! use session_redis::RedisStore;
 //!
-//! # async fn run() -> Result<(), session_core::Error> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), session_core::Error> {
+//! # let server = session_testing::RedisServer::start();
+//! # let url = server.url();
+//! // let url = "redis://127.0.0.1:6379";
 //! let store = RedisStore::builder()
 //!     .key_prefix("myapp:session:")
 //!     .command_timeout(Duration::from_secs(1))
-//!     .connect("redis://127.0.0.1:6379")
+//!     .connect(&url)
 //!     .await?;
 //! let manager = SessionManager::new(store, SessionConfig::default());
-//! // Hand `manager` to the axum or actix-web adapter.
-//! # drop(manager);
+//!
+//! // The axum or actix-web adapter drives the manager; by hand:
+//! let request = manager.request([]);
+//! request.session().await?.insert("user", "ada")?;
+//! let set_cookie = request.finish().await?;
+//! let cookie = set_cookie[0].split(';').next().unwrap(); // "session=<id>"
+//!
+//! let next = manager.request([cookie.as_bytes()]);
+//! let user: Option<String> = next.session().await?.get("user")?;
+//! assert_eq!(user.as_deref(), Some("ada"));
 //! # Ok(())
 //! # }
 //! ```
@@ -78,7 +90,7 @@
 //! * A **new session** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
-//!   answers [`Saved::Gone`](session_core::Saved::Gone) and creates nothing,
+//!   answers [`Saved::Gone`] and creates nothing,
 //!   so a slow request that finishes after a logout cannot bring the session
 //!   back; the client gets a removal cookie.
 //! * A **rolling refresh** is a bare `PEXPIREAT` (a no-op on a missing key);
@@ -101,7 +113,7 @@
 //!
 //! Every operation must finish within the command timeout (a save that has
 //! to re-send its script shares the same budget). When Redis is down or
-//! unresponsive, operations fail with [`Error::Store`](session_core::Error)
+//! unresponsive, operations fail with [`Error::Store`]
 //! within that time (a 500 through the adapters); fred drops a timed-out
 //! command from its queue, so it is not sent later behind the caller's back.
 //! Nothing here panics on what Redis or a client sends: an id that is not one

@@ -8,7 +8,11 @@ use session_testing::{RedisServer, Reply};
 
 /// The `name=value` pair of the one `Set-Cookie` a response sent.
 pub fn cookie_pair(set_cookies: &[String]) -> String {
-    assert_eq!(set_cookies.len(), 1, "expected one Set-Cookie: {set_cookies:?}");
+    assert_eq!(
+        set_cookies.len(),
+        1,
+        "expected one Set-Cookie: {set_cookies:?}"
+    );
     set_cookies[0].split(';').next().expect("a pair").to_owned()
 }
 

@@ -1,0 +1,299 @@
+//! What the Redis store promises beyond the conformance suite, checked in
+//! Redis itself: the layout, TTLs, writes that merge, logouts that stick,
+//! and reads that write nothing.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use serde_json::json;
+use session_core::expiry::unix_millis;
+use session_core::{Clock, Expiry, ManualClock, Rolling, SessionConfig, SessionManager};
+use session_redis::RedisStore;
+use session_testing::{RedisServer, Reply, info_fields};
+use tokio::sync::Barrier;
+
+use common::{begin, cookie_pair, info, integer, peek, redis_key, visit};
+
+const IDLE: Duration = Duration::from_secs(30 * 60);
+
+async fn store(server: &RedisServer) -> RedisStore {
+    RedisStore::from_url(&server.url()).await.expect("connect")
+}
+
+fn pexpiretime(server: &RedisServer, key: &str) -> i64 {
+    integer(server.command(&["PEXPIRETIME", key]))
+}
+
+#[tokio::test]
+async fn the_hash_layout_is_as_documented() {
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let set = visit(&manager, None, |s| {
+        s.insert("user", "ada").expect("insert");
+        s.insert("m", &json!({"nested": [1, null]}))
+            .expect("insert");
+    })
+    .await;
+    let pair = cookie_pair(&set);
+    let key = redis_key(&pair);
+    let Reply::Array(fields) = server.command(&["HGETALL", &key]).expect("HGETALL") else {
+        panic!("no hash under {key}");
+    };
+    let mut fields: Vec<(String, String)> = fields
+        .chunks(2)
+        .map(|kv| (kv[0].text().expect("field"), kv[1].text().expect("value")))
+        .collect();
+    fields.sort();
+    let created = unix_millis(peek(&manager, &pair).await.created());
+    assert_eq!(
+        fields,
+        [
+            ("d:m".to_owned(), r#"{"nested":[1,null]}"#.to_owned()),
+            ("d:user".to_owned(), r#""ada""#.to_owned()),
+            ("m".to_owned(), format!(r#"{{"c":{created}}}"#)),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn the_ttl_in_redis_is_the_idle_timeout() {
+    let server = RedisServer::start();
+    let config = SessionConfig::default().with_expiry(Expiry::NEVER.with_idle_timeout(Some(IDLE)));
+    let manager = SessionManager::new(store(&server).await, config);
+    let set = visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await;
+    let ttl = integer(server.command(&["PTTL", &redis_key(&cookie_pair(&set))]));
+    let idle = i64::try_from(IDLE.as_millis()).expect("fits");
+    assert!(
+        (idle - 1_000..=idle).contains(&ttl),
+        "PTTL {ttl}, idle {idle}"
+    );
+}
+
+#[tokio::test]
+async fn a_session_without_a_deadline_has_no_ttl() {
+    let server = RedisServer::start();
+    let config = SessionConfig::default().with_expiry(Expiry::NEVER);
+    let manager = SessionManager::new(store(&server).await, config);
+    let set = visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await;
+    assert_eq!(
+        integer(server.command(&["PTTL", &redis_key(&cookie_pair(&set))])),
+        -1
+    );
+}
+
+#[tokio::test]
+async fn a_rolling_refresh_moves_the_deadline_and_an_absolute_timeout_caps_it() {
+    let server = RedisServer::start();
+    let clock = ManualClock::starting_now();
+    let config = SessionConfig::default()
+        .with_expiry(
+            Expiry::NEVER
+                .with_idle_timeout(Some(IDLE))
+                .with_absolute_timeout(Some(Duration::from_secs(3600))),
+        )
+        .with_rolling(Rolling::Throttled(Duration::from_secs(60)))
+        .with_clock(Clock::from(clock.clone()));
+    let manager = SessionManager::new(store(&server).await, config);
+    let created = clock.now();
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let key = redis_key(&pair);
+    let ms = |t: SystemTime| i64::try_from(unix_millis(t)).expect("fits");
+    assert_eq!(pexpiretime(&server, &key), ms(created + IDLE));
+
+    // A read 20 minutes later rolls the idle deadline forward.
+    clock.advance(Duration::from_secs(20 * 60));
+    assert!(visit(&manager, Some(&pair), |_| {}).await.is_empty());
+    assert_eq!(pexpiretime(&server, &key), ms(clock.now() + IDLE));
+
+    // Reads and writes after that never push it past created + 1 h.
+    let absolute = ms(created + Duration::from_secs(3600));
+    clock.advance(Duration::from_secs(20 * 60));
+    visit(&manager, Some(&pair), |_| {}).await;
+    assert_eq!(pexpiretime(&server, &key), absolute);
+    clock.advance(Duration::from_secs(15 * 60));
+    visit(&manager, Some(&pair), |s| {
+        s.insert("k", &2).expect("insert")
+    })
+    .await;
+    assert_eq!(pexpiretime(&server, &key), absolute);
+
+    clock.advance(Duration::from_secs(6 * 60)); // 61 minutes after creation
+    assert!(peek(&manager, &pair).await.is_new());
+}
+
+/// Calls per command since the last `CONFIG RESETSTAT`.
+fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
+    info_fields(&info(server, "commandstats"))
+        .filter_map(|(name, stats)| {
+            let command = name.strip_prefix("cmdstat_")?;
+            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((command.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+fn dirty(server: &RedisServer) -> String {
+    info_fields(&info(server, "persistence"))
+        .find(|(name, _)| *name == "rdb_changes_since_last_save")
+        .map(|(_, value)| value.to_owned())
+        .expect("rdb_changes_since_last_save")
+}
+
+#[tokio::test]
+async fn a_request_that_only_reads_writes_nothing() {
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+
+    assert_eq!(
+        server.command(&["CONFIG", "RESETSTAT"]).expect("RESETSTAT"),
+        Reply::Status("OK".into())
+    );
+    let dirty_before = dirty(&server);
+    let set = visit(&manager, Some(&pair), |s| {
+        assert_eq!(s.get::<i32>("k").expect("get"), Some(1));
+        s.insert("k", &1).expect("an equal value is no change");
+    })
+    .await;
+    assert!(set.is_empty());
+
+    let calls = command_calls(&server);
+    let names: Vec<&str> = calls.iter().map(|(name, _)| name.as_str()).collect();
+    assert!(names.contains(&"hgetall"), "the load ran: {calls:?}");
+    let reads = [
+        "evalsha",
+        "eval",
+        "hgetall",
+        "pexpiretime",
+        "config|resetstat",
+        "info",
+    ];
+    for (name, count) in &calls {
+        assert!(
+            reads.contains(&name.as_str()),
+            "{name} was called {count} time(s): {calls:?}"
+        );
+    }
+    assert_eq!(dirty(&server), dirty_before, "Redis counted a change");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hundred_concurrent_requests_keep_all_their_keys() {
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("base", &0).expect("insert")).await);
+    let tasks: Vec<_> = (0..200)
+        .map(|i| {
+            let (manager, pair) = (manager.clone(), pair.clone());
+            tokio::spawn(async move {
+                let request = begin(&manager, Some(&pair));
+                let session = request.session().await.expect("load");
+                session.insert(&format!("key{i}"), &i).expect("insert");
+                request.finish().await.expect("finish")
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("task");
+    }
+    let data = peek(&manager, &pair).await.data();
+    assert_eq!(data.len(), 201);
+    for i in 0..200 {
+        assert_eq!(data.get(&format!("key{i}")), Some(&json!(i)), "key{i}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_beats_fifty_slow_writes() {
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let loaded = Arc::new(Barrier::new(51));
+    let logged_out = Arc::new(Barrier::new(51));
+    let writers: Vec<_> = (0..50)
+        .map(|i| {
+            let (manager, pair) = (manager.clone(), pair.clone());
+            let (loaded, logged_out) = (loaded.clone(), logged_out.clone());
+            tokio::spawn(async move {
+                let request = begin(&manager, Some(&pair));
+                let session = request.session().await.expect("load");
+                loaded.wait().await;
+                logged_out.wait().await;
+                session.insert(&format!("late{i}"), &i).expect("insert");
+                request.finish().await.expect("finish")
+            })
+        })
+        .collect();
+    loaded.wait().await;
+    let logout = visit(&manager, Some(&pair), |s| s.invalidate()).await;
+    assert!(
+        cookie_pair(&logout).ends_with('='),
+        "a removal cookie: {logout:?}"
+    );
+    logged_out.wait().await;
+    for writer in writers {
+        let set = writer.await.expect("writer");
+        assert!(
+            set.len() == 1 && set[0].contains("Max-Age=0"),
+            "a write after the logout removes the cookie: {set:?}"
+        );
+    }
+    let replayed = peek(&manager, &pair).await;
+    assert!(replayed.is_new() && replayed.is_empty());
+    assert_eq!(integer(server.command(&["EXISTS", &redis_key(&pair)])), 0);
+}
+
+#[tokio::test]
+async fn malformed_hashes_load_as_new_sessions() {
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let id = "A".repeat(32);
+    let key = format!("session:{id}");
+    let pair = format!("session={id}");
+    let bad_hashes: [&[&str]; 4] = [
+        &["d:k", "1"],
+        &["m", "not json"],
+        &["m", r#"{"c":1}"#, "d:k", "{not json"],
+        &["m", r#"{"c":"yesterday"}"#],
+    ];
+    for fields in bad_hashes {
+        server.command(&["DEL", &key]).expect("DEL");
+        let mut args = vec!["HSET", key.as_str()];
+        args.extend(fields);
+        server.command(&args).expect("HSET");
+        let session = peek(&manager, &pair).await;
+        assert!(session.is_new() && session.is_empty(), "{fields:?} loaded");
+    }
+    // A key of another type is not a session either.
+    server.command(&["DEL", &key]).expect("DEL");
+    server.command(&["SET", &key, "a string"]).expect("SET");
+    let error = begin(&manager, Some(&pair)).session().await;
+    assert!(
+        matches!(&error, Err(session_core::Error::Store(_))),
+        "a WRONGTYPE key is a store error, not a session: {error:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_key_prefix_is_configurable() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .key_prefix("app1:")
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let value = common::cookie_value(&pair);
+    assert_eq!(
+        integer(server.command(&["EXISTS", &format!("app1:{value}")])),
+        1
+    );
+    assert_eq!(
+        integer(server.command(&["EXISTS", &format!("session:{value}")])),
+        0
+    );
+}

@@ -1,0 +1,155 @@
+//! Redis going away: requests fail with a store error within the command
+//! timeout, recover when it comes back, and follow a sentinel failover.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use session_core::{Error, SessionConfig, SessionManager};
+use session_redis::RedisStore;
+use session_testing::{RedisSentinel, RedisServer, Reply};
+
+use common::{begin, cookie_pair, peek, visit};
+
+const TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How much later than the timeout a failure may arrive: scheduling slack
+/// on a loaded machine, not a performance target.
+const SLACK: Duration = Duration::from_secs(3);
+
+fn assert_store_error<T: std::fmt::Debug>(result: Result<T, Error>, started: Instant, what: &str) {
+    let elapsed = started.elapsed();
+    assert!(matches!(result, Err(Error::Store(_))), "{what}: {result:?}");
+    assert!(elapsed <= TIMEOUT + SLACK, "{what} took {elapsed:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_again() {
+    let mut server = RedisServer::builder().persistence(true).start();
+    let store = RedisStore::builder()
+        .command_timeout(TIMEOUT)
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+
+    server.kill();
+    for attempt in 0..3 {
+        let started = Instant::now();
+        let loaded = begin(&manager, Some(&pair)).session().await;
+        assert_store_error(loaded, started, &format!("load #{attempt}"));
+    }
+    let started = Instant::now();
+    let request = begin(&manager, None);
+    request
+        .session()
+        .await
+        .expect("a new session needs no Redis")
+        .insert("k", &1)
+        .expect("insert");
+    assert_store_error(request.finish().await, started, "save");
+
+    server.restart();
+    let session = peek(&manager, &pair).await;
+    assert_eq!(
+        session.get::<String>("user").expect("get").as_deref(),
+        Some("ada")
+    );
+    let set = visit(&manager, Some(&pair), |s| {
+        s.insert("after", &true).expect("insert")
+    })
+    .await;
+    assert_eq!(cookie_pair(&set), pair);
+    assert_eq!(
+        peek(&manager, &pair)
+            .await
+            .get::<bool>("after")
+            .expect("get"),
+        Some(true)
+    );
+}
+
+#[tokio::test]
+async fn connecting_to_nothing_fails_with_a_store_error() {
+    // A port that was free a moment ago: nothing listens there.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let started = Instant::now();
+    let result = RedisStore::builder()
+        .command_timeout(TIMEOUT)
+        .connect(&format!("redis://127.0.0.1:{port}"))
+        .await;
+    assert_store_error(result, started, "connect");
+    assert!(matches!(
+        RedisStore::from_url("not a url").await,
+        Err(Error::Store(_))
+    ));
+}
+
+#[cfg(not(feature = "tls"))]
+#[tokio::test]
+async fn tls_urls_need_the_tls_feature() {
+    let error = RedisStore::from_url("rediss://127.0.0.1:6380")
+        .await
+        .expect_err("no TLS");
+    assert!(error.to_string().contains("`tls` feature"), "{error}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_store_follows_a_sentinel_failover() {
+    let mut sentinel = RedisSentinel::start();
+    let store = RedisStore::builder()
+        .command_timeout(TIMEOUT)
+        .connect(&sentinel.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    assert_eq!(
+        sentinel
+            .master()
+            .command(&["WAIT", "1", "5000"])
+            .expect("WAIT"),
+        Reply::Integer(1),
+        "replicated before the kill"
+    );
+
+    sentinel.kill_master();
+    let promoted =
+        tokio::task::block_in_place(|| sentinel.wait_for_failover(Duration::from_secs(60)));
+
+    // The client notices the dead master, asks the sentinels, and reconnects:
+    // give it a bounded number of tries.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let session = loop {
+        match begin(&manager, Some(&pair)).session().await {
+            Ok(session) => break session,
+            Err(e) if Instant::now() < deadline => {
+                eprintln!("not yet: {e}");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("the store did not follow the failover: {e}"),
+        }
+    };
+    assert_eq!(
+        session.get::<String>("user").expect("get").as_deref(),
+        Some("ada")
+    );
+    let set = visit(&manager, Some(&pair), |s| {
+        s.insert("after", &1).expect("insert")
+    })
+    .await;
+    assert_eq!(cookie_pair(&set), pair, "writes go to the new master");
+    let key = common::redis_key(&pair);
+    let on_new_master = sentinel
+        .replica()
+        .command(&["HGET", &key, "d:after"])
+        .expect("HGET");
+    assert_eq!(on_new_master.text().as_deref(), Some("1"));
+    assert_eq!(sentinel.current_master_port(), promoted);
+}
