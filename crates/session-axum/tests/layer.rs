@@ -1,0 +1,276 @@
+//! The layer and the extractor in an axum app served on a real socket:
+//! what the shared behaviour suite (in `examples/tests`) cannot show because
+//! it is about how the app is put together.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use reqwest::header::{COOKIE, SET_COOKIE};
+use session_axum::{Session, SessionLayer, SessionRejection};
+use session_core::{
+    Delete, Error, Load, MemoryStore, Record, Save, Saved, SessionConfig, SessionManager,
+    SessionStore, Touch, async_trait,
+};
+
+/// A memory store that counts its calls and fails on command.
+#[derive(Clone, Default)]
+struct Observed {
+    inner: MemoryStore,
+    loads: Arc<AtomicUsize>,
+    saves: Arc<AtomicUsize>,
+    failing: Arc<AtomicBool>,
+}
+
+impl Observed {
+    fn check(&self) -> Result<(), Error> {
+        if self.failing.load(Ordering::SeqCst) {
+            Err(Error::store(std::io::Error::other("simulated outage")))
+        } else {
+            Ok(())
+        }
+    }
+
+    fn manager(&self) -> SessionManager {
+        SessionManager::new(self.clone(), SessionConfig::default())
+    }
+}
+
+#[async_trait]
+impl SessionStore for Observed {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+        self.loads.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.load(load).await
+    }
+    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+        self.saves.fetch_add(1, Ordering::SeqCst);
+        self.check()?;
+        self.inner.save(save).await
+    }
+    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
+        self.check()?;
+        self.inner.touch(touch).await
+    }
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
+        self.check()?;
+        self.inner.delete(delete).await
+    }
+}
+
+/// Counts visits in the session.
+async fn visit(session: Session) -> String {
+    let visits = session.get::<u64>("visits").unwrap().unwrap_or(0) + 1;
+    session.insert("visits", &visits).unwrap();
+    visits.to_string()
+}
+
+struct Answer {
+    status: StatusCode,
+    set_cookies: Vec<String>,
+    body: String,
+}
+
+/// Serves `app` on a free loopback port; returns its base URL.
+async fn serve(app: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn get_with(url: &str, cookie: Option<&str>) -> Answer {
+    let mut request = reqwest::Client::new().get(url);
+    if let Some(cookie) = cookie {
+        request = request.header(COOKIE, cookie);
+    }
+    let response = request.send().await.unwrap();
+    let status = StatusCode::from_u16(response.status().as_u16()).unwrap();
+    let set_cookies = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect();
+    let body = response.text().await.unwrap();
+    Answer {
+        status,
+        set_cookies,
+        body,
+    }
+}
+
+fn cookie_of(answer: &Answer) -> String {
+    assert_eq!(answer.set_cookies.len(), 1, "{:?}", answer.set_cookies);
+    answer.set_cookies[0].split(';').next().unwrap().to_owned()
+}
+
+/// Two visits in a row with the cookie of the first: the second must count 2.
+async fn assert_sessions_work(url: &str) {
+    let first = get_with(url, None).await;
+    assert_eq!((first.status, first.body.as_str()), (StatusCode::OK, "1"));
+    let second = get_with(url, Some(&cookie_of(&first))).await;
+    assert_eq!((second.status, second.body.as_str()), (StatusCode::OK, "2"));
+}
+
+#[tokio::test]
+async fn extracting_without_the_layer_is_a_500_that_names_the_layer() {
+    async fn probe(session: Result<Session, SessionRejection>) -> String {
+        let rejection = session.unwrap_err();
+        format!(
+            "{} {}",
+            rejection.is_missing_layer(),
+            rejection.error().is_none()
+        )
+    }
+    let base = serve(
+        Router::new()
+            .route("/visit", get(visit))
+            .route("/probe", get(probe)),
+    )
+    .await;
+    let answer = get_with(&format!("{base}/visit"), None).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(answer.body.contains("SessionLayer"), "{}", answer.body);
+    assert!(answer.set_cookies.is_empty());
+    assert_eq!(
+        get_with(&format!("{base}/probe"), None).await.body,
+        "true true"
+    );
+}
+
+#[tokio::test]
+async fn a_route_that_does_not_extract_the_session_costs_no_store_io() {
+    let store = Observed::default();
+    let base = serve(
+        Router::new()
+            .route("/visit", get(visit))
+            .route("/plain", get(|| async { "plain" }))
+            .layer(SessionLayer::new(store.manager())),
+    )
+    .await;
+    let cookie = cookie_of(&get_with(&format!("{base}/visit"), None).await);
+    let loads = store.loads.load(Ordering::SeqCst);
+    let plain = get_with(&format!("{base}/plain"), Some(&cookie)).await;
+    assert_eq!(plain.body, "plain");
+    assert!(plain.set_cookies.is_empty());
+    assert_eq!(store.loads.load(Ordering::SeqCst), loads);
+}
+
+#[tokio::test]
+async fn the_layer_applied_twice_saves_once() {
+    let store = Observed::default();
+    let base = serve(
+        Router::new()
+            .route("/visit", get(visit))
+            .route_layer(SessionLayer::new(store.manager()))
+            .layer(SessionLayer::new(store.manager())),
+    )
+    .await;
+    let url = format!("{base}/visit");
+    let first = get_with(&url, None).await;
+    assert_eq!(store.saves.load(Ordering::SeqCst), 1);
+    assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
+    let second = get_with(&url, Some(&cookie_of(&first))).await;
+    assert_eq!(second.body, "2");
+    assert_eq!(store.saves.load(Ordering::SeqCst), 2);
+    assert_eq!(
+        store.loads.load(Ordering::SeqCst),
+        1,
+        "one load per request"
+    );
+}
+
+#[tokio::test]
+async fn route_layer_and_nested_routers_keep_sessions() {
+    let store = Observed::default();
+    let with_route_layer = Router::new()
+        .route("/visit", get(visit))
+        .route_layer(SessionLayer::new(store.manager()));
+    let nested_inside_layer = Router::new().route("/visit", get(visit));
+    let base = serve(
+        Router::new().nest("/routed", with_route_layer).merge(
+            Router::new()
+                .nest("/outer", nested_inside_layer)
+                .layer(SessionLayer::new(store.manager())),
+        ),
+    )
+    .await;
+    assert_sessions_work(&format!("{base}/routed/visit")).await;
+    assert_sessions_work(&format!("{base}/outer/visit")).await;
+    // route_layer leaves unmatched paths alone: a 404 carries no cookie.
+    let missing = get_with(&format!("{base}/routed/nothing"), None).await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+    assert!(missing.set_cookies.is_empty());
+}
+
+#[tokio::test]
+async fn store_errors_answer_the_applications_response() {
+    let store = Observed::default();
+    let layer = SessionLayer::new(store.manager()).with_error_response(|error| {
+        let kind = match error {
+            Error::Store(_) => "store",
+            _ => "other",
+        };
+        (StatusCode::SERVICE_UNAVAILABLE, format!("custom: {kind}")).into_response()
+    });
+    async fn degrade(session: Result<Session, SessionRejection>) -> String {
+        match session {
+            Ok(_) => "session".to_owned(),
+            Err(rejection) => format!("degraded: {}", rejection.into_error().unwrap()),
+        }
+    }
+    let base = serve(
+        Router::new()
+            .route("/visit", get(visit))
+            .route("/degrade", get(degrade))
+            .layer(layer),
+    )
+    .await;
+    let url = format!("{base}/visit");
+    let cookie = cookie_of(&get_with(&url, None).await);
+
+    store.failing.store(true, Ordering::SeqCst);
+    // Loading fails: the extractor's rejection uses the hook.
+    let load = get_with(&url, Some(&cookie)).await;
+    assert_eq!(
+        (load.status, load.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "custom: store")
+    );
+    // Saving a new session fails: the handler's response is replaced.
+    let save = get_with(&url, None).await;
+    assert_eq!(
+        (save.status, save.body.as_str()),
+        (StatusCode::SERVICE_UNAVAILABLE, "custom: store")
+    );
+    assert!(save.set_cookies.is_empty());
+    // A handler that takes the Result decides for itself.
+    let degraded = get_with(&format!("{base}/degrade"), Some(&cookie)).await;
+    assert_eq!(degraded.status, StatusCode::OK);
+    assert!(
+        degraded.body.starts_with("degraded: session store failed"),
+        "{}",
+        degraded.body
+    );
+
+    store.failing.store(false, Ordering::SeqCst);
+    assert_eq!(get_with(&url, Some(&cookie)).await.body, "2");
+}
+
+#[tokio::test]
+async fn without_a_hook_store_errors_are_a_plain_500() {
+    let store = Observed::default();
+    let base = serve(
+        Router::new()
+            .route("/visit", get(visit))
+            .layer(SessionLayer::new(store.manager())),
+    )
+    .await;
+    store.failing.store(true, Ordering::SeqCst);
+    let answer = get_with(&format!("{base}/visit"), None).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.body, "the session could not be loaded or saved");
+}
