@@ -60,6 +60,13 @@ impl RedisConnection {
                 "TLS URLs (`rediss://`) need session-redis's `tls` feature",
             ));
         }
+        #[cfg(feature = "tls")]
+        {
+            // rustls needs a process-wide crypto provider, and cannot pick one
+            // by itself when the dependency graph enables more than one. Ours
+            // is ring; an application that installed its own keeps it.
+            let _ = fred::rustls::crypto::ring::default_provider().install_default();
+        }
         let config = Config::from_url(url).map_err(Error::store)?;
         let client = Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = timeout)

@@ -47,8 +47,11 @@
 //!   to a URL with a reconnect policy that retries forever, so the store
 //!   recovers by itself when Redis comes back:
 //!   * `redis://[[user:]password@]host[:port][/db]`
-//!   * `rediss://...`: TLS, with the `tls` feature (rustls with the ring
-//!     provider, and the system's root certificates);
+//!   * `rediss://...`: TLS, with the `tls` feature: rustls and the system's
+//!     root certificates. Connecting installs ring as rustls' process-wide
+//!     crypto provider unless the application installed one first. For
+//!     client certificates or a private CA, build the fred client yourself;
+//!   * `rediss-cluster://`, `rediss-sentinel://`: the same over TLS;
 //!   * `redis-cluster://host:port?node=host2:port2&node=host3:port3`: any
 //!     known nodes; the rest are discovered;
 //!   * `redis-sentinel://host:port?sentinelServiceName=NAME&node=host2:port2`:

@@ -99,6 +99,22 @@ async fn tls_urls_need_the_tls_feature() {
     assert!(error.to_string().contains("`tls` feature"), "{error}");
 }
 
+#[cfg(feature = "tls")]
+#[tokio::test]
+async fn tls_urls_build_a_tls_client() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    // Nothing listens there: the connection fails, after the TLS
+    // configuration (provider, root certificates) was built without panicking.
+    let error = RedisStore::from_url(&format!("rediss://127.0.0.1:{port}"))
+        .await
+        .expect_err("nothing listens");
+    assert!(matches!(error, Error::Store(_)), "{error}");
+    assert!(!error.to_string().contains("`tls` feature"), "{error}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_follows_a_sentinel_failover() {
     let mut sentinel = RedisSentinel::start();
