@@ -332,10 +332,10 @@ impl From<Session> for session_core::Session {
 
 impl FromRequest for Session {
     type Error = SessionRejection;
-    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>> + Send>>;
+    type Future = SessionFuture;
 
     fn from_request(request: &HttpRequest, _: &mut Payload) -> Self::Future {
-        Box::pin(request.session())
+        request.session()
     }
 }
 
@@ -354,19 +354,24 @@ impl FromRequest for Session {
 /// ```
 pub trait SessionExt {
     /// The request's session, loaded from the store on the first call of the
-    /// request (from here or from the [`Session`] extractor).
-    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static;
+    /// request (from here or from the [`Session`] extractor). The future
+    /// does not borrow the request, so a middleware can start it and then
+    /// hand the request on.
+    fn session(&self) -> SessionFuture;
 }
 
+/// The future of [`SessionExt::session`]: `Send`, and borrowing nothing.
+pub type SessionFuture = Pin<Box<dyn Future<Output = Result<Session, SessionRejection>> + Send>>;
+
 impl SessionExt for HttpRequest {
-    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static {
-        load(self.extensions().get::<Attached>().cloned())
+    fn session(&self) -> SessionFuture {
+        Box::pin(load(self.extensions().get::<Attached>().cloned()))
     }
 }
 
 impl SessionExt for ServiceRequest {
-    fn session(&self) -> impl Future<Output = Result<Session, SessionRejection>> + Send + 'static {
-        load(self.extensions().get::<Attached>().cloned())
+    fn session(&self) -> SessionFuture {
+        Box::pin(load(self.extensions().get::<Attached>().cloned()))
     }
 }
 
