@@ -100,8 +100,8 @@
 //! save whose cookie would be larger fails with
 //! [`session_core::Error::CookieTooLarge`], which names the size, rather than
 //! losing the session silently. The plaintext is the record's JSON: the
-//! session data plus about 40 bytes of timestamps
-//! (`{"c":1764072000000,"e":1764158400000,"d":{...}}`) and the per-session
+//! session data plus 44 bytes around it with the timestamps
+//! (`{"c":1764072000000,"e":1764158400000,"d":{...}}`), and the per-session
 //! expiry if one is set. With a cookie named `session` and the default
 //! attributes (`; Path=/; Secure; HttpOnly; SameSite=Lax`), the value may be
 //! 4048 characters long, which holds:

@@ -444,3 +444,14 @@ async fn the_documented_budget_fits_and_one_byte_more_is_refused_with_its_size()
         }
     }
 }
+
+#[test]
+fn debug_shows_the_cipher_and_key_ids_but_no_key() {
+    let (primary, old) = (Key::generate(), Key::generate());
+    let store = EncryptedCookieStore::new(ring(&primary, &[&old])).with_cipher(Cipher::Aes256Gcm);
+    let debug = format!("{store:?}");
+    assert!(debug.contains("Aes256Gcm"), "{debug}");
+    assert!(debug.contains(&primary.id().to_string()), "{debug}");
+    assert!(debug.contains(&old.id().to_string()), "{debug}");
+    assert!(!debug.contains(&primary.to_base64()) && !debug.contains(&old.to_base64()));
+}
