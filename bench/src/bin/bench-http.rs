@@ -1,0 +1,147 @@
+//! The HTTP benchmark driver and load generator: `cargo xtask bench` runs
+//! it. See the `session_bench` crate docs and BENCHMARKS.md.
+//!
+//! ```text
+//! bench-http [--quick] [--rounds N] [--servers a,b] [--scenarios read,counter] ...
+//! ```
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::Parser;
+use session_bench::driver::{self, Options};
+use session_bench::{Scenario, Server, cpu, report};
+
+/// Benchmarks every server variant side by side, in alternating rounds, and
+/// prints medians and ratios as Markdown on stdout (progress on stderr).
+#[derive(Parser)]
+struct Args {
+    /// A short run: 3 rounds of 1 s per scenario (unless overridden).
+    #[arg(long)]
+    quick: bool,
+    /// Rounds over all servers [default: 5; --quick: 3].
+    #[arg(long)]
+    rounds: Option<usize>,
+    /// Measured seconds per scenario and server [default: 3; --quick: 1].
+    #[arg(long)]
+    duration: Option<f64>,
+    /// Warm-up seconds per scenario and server [default: 1; --quick: 0.25].
+    #[arg(long)]
+    warmup: Option<f64>,
+    /// Concurrent connections, each a client with its own session.
+    #[arg(long, default_value_t = 32)]
+    connections: usize,
+    /// Measured requests per scenario and server, at most.
+    #[arg(long, default_value_t = 2_000_000)]
+    max_requests: u64,
+    /// Comma-separated servers [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = parse_server)]
+    servers: Vec<Server>,
+    /// Comma-separated scenarios: untouched, read, counter, read-1kb [default: all].
+    #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
+    scenarios: Vec<Scenario>,
+    /// The bench-server executable [default: next to this one].
+    #[arg(long)]
+    server_bin: Option<PathBuf>,
+    /// Do not pin processes to cores.
+    #[arg(long)]
+    no_pin: bool,
+    /// Also write the Markdown report to this file.
+    #[arg(long)]
+    output: Option<PathBuf>,
+}
+
+fn parse_server(name: &str) -> Result<Server, String> {
+    Server::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown server; one of: {}", names.join(", "))
+    })
+}
+
+fn parse_scenario(name: &str) -> Result<Scenario, String> {
+    Scenario::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown scenario; one of: {}", names.join(", "))
+    })
+}
+
+fn seconds(value: f64, name: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(value).map_err(|_| format!("--{name}: {value} is not a duration"))
+}
+
+fn options(args: Args) -> Result<(Options, Option<PathBuf>), String> {
+    let server_bin = match args.server_bin {
+        Some(path) => path,
+        None => std::env::current_exe()
+            .map_err(|e| format!("cannot locate this executable: {e}"))?
+            .with_file_name("bench-server"),
+    };
+    if !server_bin.exists() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p session-bench --bins`",
+            server_bin.display()
+        ));
+    }
+    let pin = !args.no_pin && cpu::can_pin();
+    let options = Options {
+        rounds: args.rounds.unwrap_or(if args.quick { 3 } else { 5 }).max(1),
+        connections: args.connections.max(1),
+        warmup: seconds(
+            args.warmup.unwrap_or(if args.quick { 0.25 } else { 1.0 }),
+            "warmup",
+        )?,
+        duration: seconds(
+            args.duration.unwrap_or(if args.quick { 1.0 } else { 3.0 }),
+            "duration",
+        )?,
+        max_requests: args.max_requests,
+        servers: if args.servers.is_empty() {
+            Server::ALL.to_vec()
+        } else {
+            args.servers
+        },
+        scenarios: if args.scenarios.is_empty() {
+            Scenario::ALL.to_vec()
+        } else {
+            args.scenarios
+        },
+        server_bin,
+        pin,
+    };
+    Ok((options, args.output))
+}
+
+fn main() -> ExitCode {
+    let (options, output) = match options(Args::parse()) {
+        Ok(parsed) => parsed,
+        Err(message) => {
+            eprintln!("bench-http: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Before any thread starts, so that every later thread inherits it.
+    if options.pin
+        && let Err(error) = cpu::pin(std::process::id(), cpu::LOAD_CORE)
+    {
+        eprintln!("bench-http: {error}");
+        return ExitCode::FAILURE;
+    }
+    let cells = match driver::run(&options) {
+        Ok(cells) => cells,
+        Err(message) => {
+            eprintln!("bench-http: {message}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let summaries = report::summarize(&cells, &options);
+    let markdown = report::markdown(&summaries, &options);
+    println!("{markdown}");
+    if let Some(path) = output
+        && let Err(error) = std::fs::write(&path, &markdown)
+    {
+        eprintln!("bench-http: cannot write {}: {error}", path.display());
+        return ExitCode::FAILURE;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,70 @@
+//! Serves one benchmark server variant until killed.
+//!
+//! ```text
+//! bench-server --server axum-ours-redis --listen 127.0.0.1:0 --redis-url redis://127.0.0.1:6400
+//! ```
+//!
+//! Prints `listening on ADDR` once it accepts connections, so that a driver
+//! can bind port 0 and learn the port without a race.
+
+use std::net::{SocketAddr, TcpListener};
+use std::process::ExitCode;
+
+use clap::Parser;
+use session_bench::Server;
+
+/// Serves one benchmark server variant until killed.
+#[derive(Parser)]
+struct Args {
+    /// The variant, e.g. `axum-bare` or `actix-session-redis`.
+    #[arg(long, value_parser = parse_server)]
+    server: Server,
+    /// The address to listen on; loopback only.
+    #[arg(long, default_value = "127.0.0.1:0")]
+    listen: SocketAddr,
+    /// Redis, for the Redis-backed variants.
+    #[arg(long)]
+    redis_url: Option<String>,
+}
+
+fn parse_server(name: &str) -> Result<Server, String> {
+    Server::from_name(name).ok_or_else(|| {
+        let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();
+        format!("unknown server; one of: {}", names.join(", "))
+    })
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    if !args.listen.ip().is_loopback() {
+        eprintln!(
+            "bench-server: listens on loopback only, not {}",
+            args.listen
+        );
+        return ExitCode::FAILURE;
+    }
+    let listener = match TcpListener::bind(args.listen) {
+        Ok(listener) => listener,
+        Err(error) => {
+            eprintln!("bench-server: cannot listen on {}: {error}", args.listen);
+            return ExitCode::FAILURE;
+        }
+    };
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
+        Err(error) => {
+            eprintln!("bench-server: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    // Printed only once the server is built, so that a driver reading it
+    // knows the server started; connections queue in the backlog meanwhile.
+    let ready = || println!("listening on {addr}");
+    match session_bench::servers::serve(args.server, listener, args.redis_url.as_deref(), ready) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench-server: {}: {error}", args.server);
+            ExitCode::FAILURE
+        }
+    }
+}

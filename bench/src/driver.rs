@@ -1,0 +1,420 @@
+//! A benchmark run: every server in turn, in alternating rounds.
+//!
+//! Each round starts every selected server in its own process (one after the
+//! other, never two at once), measures every scenario on it, and stops it.
+//! The order of servers rotates from round to round, so that slow drift of
+//! the machine (other work, thermal state) hits every server alike, and so
+//! that no server is always measured first or last.
+
+use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Stdio};
+use std::sync::mpsc;
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+use session_testing::{RedisServer, Reply};
+
+use crate::cpu;
+use crate::load::{self, LoadConfig};
+use crate::{Scenario, Server};
+
+/// What to run, and how hard.
+#[derive(Clone, Debug)]
+pub struct Options {
+    /// Rounds over all servers; medians are taken over them.
+    pub rounds: usize,
+    /// Concurrent connections per scenario.
+    pub connections: usize,
+    /// Warm-up per scenario, not measured.
+    pub warmup: Duration,
+    /// Measurement per scenario, at most.
+    pub duration: Duration,
+    /// Measured requests per scenario, at most.
+    pub max_requests: u64,
+    /// The servers, in report order.
+    pub servers: Vec<Server>,
+    /// The scenarios, in report order.
+    pub scenarios: Vec<Scenario>,
+    /// The `bench-server` executable.
+    pub server_bin: PathBuf,
+    /// Pin the server to [`cpu::SERVER_CORE`] and this process and
+    /// redis-server to [`cpu::LOAD_CORE`]. The caller pins this process
+    /// before it starts any thread.
+    pub pin: bool,
+}
+
+/// One scenario measured on one server in one round.
+#[derive(Clone, Debug)]
+pub struct Cell {
+    /// The server.
+    pub server: Server,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// The round, from 0.
+    pub round: usize,
+    /// The figures, or why there are none.
+    pub outcome: Result<Figures, String>,
+}
+
+/// The figures of one cell.
+#[derive(Clone, Debug)]
+pub struct Figures {
+    /// Successful requests per second.
+    pub requests_per_second: f64,
+    /// Median latency, microseconds.
+    pub p50_us: f64,
+    /// 99th percentile latency, microseconds.
+    pub p99_us: f64,
+    /// Server CPU time per request, microseconds (all its threads).
+    pub server_cpu_us: f64,
+    /// Server CPU time over wall time: 1.0 is one core fully busy.
+    pub server_cpu_share: f64,
+    /// Load generator CPU time per request, microseconds.
+    pub client_cpu_us: f64,
+    /// What Redis did, when the server uses it.
+    pub redis: Option<RedisFigures>,
+}
+
+/// What Redis did per request.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RedisFigures {
+    /// Calls per request of each command, by name (lower case), including
+    /// the commands that scripts run: `EVALSHA` running `HGETALL` counts
+    /// both, although it is one round trip.
+    pub commands: Vec<(String, f64)>,
+    /// Redis CPU time per request, microseconds.
+    pub cpu_us: f64,
+}
+
+impl RedisFigures {
+    /// All commands per request.
+    #[must_use]
+    pub fn total_commands(&self) -> f64 {
+        self.commands.iter().map(|(_, calls)| calls).sum()
+    }
+
+    /// The breakdown as text, e.g. `evalsha 1, hgetall 1`.
+    #[must_use]
+    pub fn breakdown(&self) -> String {
+        let parts: Vec<String> = self
+            .commands
+            .iter()
+            .map(|(name, calls)| format!("{name} {}", trim_number(*calls)))
+            .collect();
+        parts.join(", ")
+    }
+}
+
+/// `1` for 1.0, `0.5` for 0.5: a count per request without noise digits.
+fn trim_number(value: f64) -> String {
+    let text = format!("{value:.2}");
+    text.trim_end_matches('0').trim_end_matches('.').to_owned()
+}
+
+/// Runs every round and returns every cell. Progress goes to stderr.
+///
+/// # Errors
+///
+/// When Redis cannot be prepared or the async runtime cannot start; a server
+/// that fails only fails its own cells.
+pub fn run(options: &Options) -> Result<Vec<Cell>, String> {
+    let redis = if options.servers.iter().any(|s| s.needs_redis()) {
+        Some(start_redis(options.pin)?)
+    } else {
+        None
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the load generator's runtime: {e}"))?;
+
+    let mut cells = Vec::new();
+    for round in 0..options.rounds {
+        let mut order = options.servers.clone();
+        let shift = round % order.len().max(1);
+        order.rotate_left(shift);
+        for server in order {
+            let results = match ServerProcess::start(server, options, redis.as_ref()) {
+                Ok(process) => runtime.block_on(measure_all(&process, options, redis.as_ref())),
+                Err(error) => options
+                    .scenarios
+                    .iter()
+                    .map(|&scenario| (scenario, Err(error.clone())))
+                    .collect(),
+            };
+            for (scenario, outcome) in results {
+                let cell = Cell {
+                    server,
+                    scenario,
+                    round,
+                    outcome,
+                };
+                eprintln!("{}", progress_line(&cell, options.rounds));
+                cells.push(cell);
+            }
+        }
+    }
+    Ok(cells)
+}
+
+fn progress_line(cell: &Cell, rounds: usize) -> String {
+    let prefix = format!(
+        "round {}/{rounds} {:<27} {:<10}",
+        cell.round + 1,
+        cell.server.name(),
+        cell.scenario.name()
+    );
+    match &cell.outcome {
+        Ok(f) => format!(
+            "{prefix} {:>8.0} req/s  p50 {:>6.0} us  p99 {:>6.0} us  server {:>5.1} us/req ({:>3.0}% of a core)  client {:>4.1} us/req{}",
+            f.requests_per_second,
+            f.p50_us,
+            f.p99_us,
+            f.server_cpu_us,
+            f.server_cpu_share * 100.0,
+            f.client_cpu_us,
+            f.redis
+                .as_ref()
+                .map(|r| format!("  redis {}", r.breakdown()))
+                .unwrap_or_default()
+        ),
+        Err(error) => format!("{prefix} FAILED: {error}"),
+    }
+}
+
+/// Starts the one redis-server all Redis-backed servers share.
+fn start_redis(pin: bool) -> Result<RedisServer, String> {
+    let redis = std::panic::catch_unwind(RedisServer::start)
+        .map_err(|_| "could not start redis-server (see the message above)".to_owned())?;
+    if pin {
+        let pid = redis_info(&redis, "server", "process_id")?;
+        cpu::pin(pid as u32, cpu::LOAD_CORE).map_err(|e| e.to_string())?;
+    }
+    Ok(redis)
+}
+
+/// One `INFO` section's text.
+fn redis_info_text(redis: &RedisServer, section: &str) -> Result<String, String> {
+    match redis.command(&["INFO", section]) {
+        Ok(Reply::Bulk(bytes)) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Ok(other) => Err(format!("redis INFO answered {other:?}")),
+        Err(error) => Err(format!("redis INFO: {error}")),
+    }
+}
+
+/// A numeric field of one `INFO` section.
+fn redis_info(redis: &RedisServer, section: &str, field: &str) -> Result<f64, String> {
+    let text = redis_info_text(redis, section)?;
+    session_testing::info_fields(&text)
+        .find(|(name, _)| *name == field)
+        .and_then(|(_, value)| value.parse().ok())
+        .ok_or_else(|| format!("redis INFO {section} has no {field}"))
+}
+
+/// Redis counters sampled around a measurement.
+struct RedisSample {
+    /// Calls so far, by command.
+    calls: BTreeMap<String, f64>,
+    cpu_seconds: f64,
+}
+
+impl RedisSample {
+    fn take(redis: &RedisServer) -> Result<RedisSample, String> {
+        let stats = redis_info_text(redis, "commandstats")?;
+        let calls = session_testing::info_fields(&stats)
+            .filter_map(|(name, value)| {
+                // cmdstat_hgetall:calls=2,usec=5,...
+                let command = name.strip_prefix("cmdstat_")?;
+                let calls = value.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+                Some((command.to_owned(), calls.parse().ok()?))
+            })
+            .collect();
+        Ok(RedisSample {
+            calls,
+            cpu_seconds: redis_info(redis, "cpu", "used_cpu_user")?
+                + redis_info(redis, "cpu", "used_cpu_sys")?,
+        })
+    }
+
+    /// What happened since `before`, per request.
+    fn since(&self, before: &RedisSample, requests: f64) -> RedisFigures {
+        let commands = self
+            .calls
+            .iter()
+            // The driver's own INFO calls are not the server's.
+            .filter(|(name, _)| *name != "info")
+            .map(|(name, calls)| {
+                let earlier = before.calls.get(name).copied().unwrap_or(0.0);
+                (name.clone(), (calls - earlier) / requests)
+            })
+            .filter(|(_, per_request)| *per_request >= 0.005)
+            .collect();
+        RedisFigures {
+            commands,
+            cpu_us: (self.cpu_seconds - before.cpu_seconds) * 1e6 / requests,
+        }
+    }
+}
+
+/// Measures every scenario on one running server.
+async fn measure_all(
+    process: &ServerProcess,
+    options: &Options,
+    redis: Option<&RedisServer>,
+) -> Vec<(Scenario, Result<Figures, String>)> {
+    let config = LoadConfig {
+        addr: process.addr,
+        connections: options.connections,
+        warmup: options.warmup,
+        duration: options.duration,
+        max_requests: options.max_requests,
+    };
+    let mut results = Vec::new();
+    for &scenario in &options.scenarios {
+        let outcome = measure_one(
+            process,
+            &config,
+            scenario,
+            redis.filter(|_| process.server.needs_redis()),
+        )
+        .await;
+        results.push((scenario, outcome));
+    }
+    results
+}
+
+async fn measure_one(
+    process: &ServerProcess,
+    config: &LoadConfig,
+    scenario: Scenario,
+    redis: Option<&RedisServer>,
+) -> Result<Figures, String> {
+    let expect = scenario.expect(process.server.has_sessions());
+    let prepared = load::prepare(config, scenario, expect)
+        .await
+        .map_err(|e| format!("setup: {e}"))?;
+
+    let server_cpu = || cpu::process_cpu_time(process.child.id()).map_err(|e| e.to_string());
+    let client_cpu = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
+    let redis_before = redis.map(RedisSample::take).transpose()?;
+    let (server_before, client_before) = (server_cpu()?, client_cpu()?);
+    let mut measurement = load::measure(prepared, config).await;
+    let (server_after, client_after) = (server_cpu()?, client_cpu()?);
+    let redis_after = redis.map(RedisSample::take).transpose()?;
+
+    if measurement.errors > 0 {
+        return Err(format!(
+            "{} of {} requests failed, first: {}",
+            measurement.errors,
+            measurement.errors + measurement.ok,
+            measurement.first_error.unwrap_or_default()
+        ));
+    }
+    if measurement.ok == 0 {
+        return Err("no request completed".to_owned());
+    }
+    let requests = measurement.ok as f64;
+    let per_request_us = |seconds: f64| seconds * 1e6 / requests;
+    let server_seconds = (server_after - server_before).as_secs_f64();
+    Ok(Figures {
+        requests_per_second: measurement.requests_per_second(),
+        p50_us: f64::from(measurement.latencies.percentile(50.0).unwrap_or(0)),
+        p99_us: f64::from(measurement.latencies.percentile(99.0).unwrap_or(0)),
+        server_cpu_us: per_request_us(server_seconds),
+        server_cpu_share: server_seconds / measurement.elapsed.as_secs_f64(),
+        client_cpu_us: per_request_us((client_after - client_before).as_secs_f64()),
+        redis: redis_before
+            .zip(redis_after)
+            .map(|(before, after)| after.since(&before, requests)),
+    })
+}
+
+/// A running `bench-server`, killed when dropped.
+struct ServerProcess {
+    server: Server,
+    child: Child,
+    addr: SocketAddr,
+    /// Collects the server's stderr, so that its pipe never fills up and
+    /// its last words can be reported.
+    stderr: Option<JoinHandle<String>>,
+}
+
+/// How long a server may take to bind its port (Redis servers connect
+/// first).
+const START_TIMEOUT: Duration = Duration::from_secs(30);
+
+impl ServerProcess {
+    fn start(
+        server: Server,
+        options: &Options,
+        redis: Option<&RedisServer>,
+    ) -> Result<ServerProcess, String> {
+        let mut command =
+            cpu::command_on(options.pin.then_some(cpu::SERVER_CORE), &options.server_bin);
+        command
+            .args(["--server", server.name(), "--listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        if let (true, Some(redis)) = (server.needs_redis(), redis) {
+            command.args(["--redis-url", &redis.url()]);
+        }
+        let mut child = command
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", options.server_bin.display()))?;
+        let stderr = child.stderr.take().map(|mut pipe| {
+            thread::spawn(move || {
+                let mut text = String::new();
+                let _ = pipe.read_to_string(&mut text);
+                text
+            })
+        });
+        let stdout = child.stdout.take().ok_or("no stdout pipe")?;
+        let (sender, receiver) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = sender.send(line);
+        });
+        let mut process = ServerProcess {
+            server,
+            child,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            stderr,
+        };
+        let line = receiver.recv_timeout(START_TIMEOUT).unwrap_or_default();
+        match line.trim().strip_prefix("listening on ").map(str::parse) {
+            Some(Ok(addr)) => {
+                process.addr = addr;
+                Ok(process)
+            }
+            _ => Err(format!("{server} did not start{}", process.stop())),
+        }
+    }
+
+    /// Kills the server and returns its stderr, formatted as a suffix.
+    fn stop(&mut self) -> String {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let stderr = self
+            .stderr
+            .take()
+            .and_then(|collector| collector.join().ok())
+            .unwrap_or_default();
+        let stderr = stderr.trim();
+        if stderr.is_empty() {
+            String::new()
+        } else {
+            format!(": {stderr}")
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}

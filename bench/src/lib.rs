@@ -1,0 +1,24 @@
+//! Side-by-side HTTP benchmarks of this workspace's session crates against
+//! tower-sessions and actix-session. Not published.
+//!
+//! * `bench-server` serves one [`Server`] variant: bare axum or actix-web,
+//!   ours on either with the encrypted cookie, memory or Redis store, or a
+//!   peer library. All serve the same routes ([`scenario`]).
+//! * `bench-http` drives a run: it starts one redis-server, then each server
+//!   in its own process, in alternating rounds, loads it with the
+//!   [`load`] generator for every [`Scenario`], and prints medians over the
+//!   rounds with the ratios ours / bare framework and ours / peer.
+//!
+//! `cargo xtask bench [--quick]` builds both in release mode and runs them.
+
+pub mod cpu;
+pub mod driver;
+pub mod load;
+pub mod report;
+pub mod scenario;
+pub mod server;
+pub mod servers;
+pub mod stats;
+
+pub use scenario::Scenario;
+pub use server::Server;

@@ -1,0 +1,291 @@
+//! Medians over rounds, ratios, target checks, and the Markdown report.
+
+use std::fmt::Write as _;
+
+use crate::driver::{Cell, Figures, Options, RedisFigures};
+use crate::server::Library;
+use crate::stats::median;
+use crate::{Scenario, Server};
+
+/// One server on one scenario, over all rounds.
+#[derive(Clone, Debug)]
+pub struct Summary {
+    /// The server.
+    pub server: Server,
+    /// The scenario.
+    pub scenario: Scenario,
+    /// Rounds that produced figures.
+    pub rounds: usize,
+    /// Medians over those rounds (`None` when none did).
+    pub median: Option<Figures>,
+    /// For ours: median over rounds of (our req/s ÷ the bare framework's
+    /// req/s in the same round).
+    pub vs_bare: Option<f64>,
+    /// For ours: the same against the peer on the same framework and kind of
+    /// store.
+    pub vs_peer: Option<f64>,
+    /// Why rounds failed, deduplicated.
+    pub failures: Vec<String>,
+}
+
+/// Summarizes `cells` for every server and scenario of `options`.
+#[must_use]
+pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
+    let figures = |server: Server, scenario: Scenario, round: usize| {
+        cells
+            .iter()
+            .find(|c| c.server == server && c.scenario == scenario && c.round == round)
+            .and_then(|c| c.outcome.as_ref().ok())
+    };
+    let ratio_to = |server: Server, other: Option<Server>, scenario: Scenario| {
+        let other = other.filter(|o| options.servers.contains(o))?;
+        let ratios: Vec<f64> = (0..options.rounds)
+            .filter_map(|round| {
+                let ours = figures(server, scenario, round)?;
+                let theirs = figures(other, scenario, round)?;
+                Some(ours.requests_per_second / theirs.requests_per_second)
+            })
+            .collect();
+        median(&ratios)
+    };
+
+    let mut summaries = Vec::new();
+    for &scenario in &options.scenarios {
+        for &server in &options.servers {
+            let ok: Vec<&Figures> = (0..options.rounds)
+                .filter_map(|round| figures(server, scenario, round))
+                .collect();
+            let mut failures: Vec<String> = cells
+                .iter()
+                .filter(|c| c.server == server && c.scenario == scenario)
+                .filter_map(|c| c.outcome.as_ref().err().cloned())
+                .collect();
+            failures.dedup();
+            let ours = server.library() == Library::Ours;
+            summaries.push(Summary {
+                server,
+                scenario,
+                rounds: ok.len(),
+                median: median_figures(&ok),
+                vs_bare: ours
+                    .then(|| ratio_to(server, Some(server.bare()), scenario))
+                    .flatten(),
+                vs_peer: ours
+                    .then(|| ratio_to(server, server.peer(), scenario))
+                    .flatten(),
+                failures,
+            });
+        }
+    }
+    summaries
+}
+
+fn median_figures(rounds: &[&Figures]) -> Option<Figures> {
+    let of =
+        |field: fn(&Figures) -> f64| median(&rounds.iter().map(|f| field(f)).collect::<Vec<_>>());
+    Some(Figures {
+        requests_per_second: of(|f| f.requests_per_second)?,
+        p50_us: of(|f| f.p50_us)?,
+        p99_us: of(|f| f.p99_us)?,
+        server_cpu_us: of(|f| f.server_cpu_us)?,
+        server_cpu_share: of(|f| f.server_cpu_share)?,
+        client_cpu_us: of(|f| f.client_cpu_us)?,
+        redis: median_redis(rounds),
+    })
+}
+
+/// Per command, the median over rounds of its calls per request.
+fn median_redis(rounds: &[&Figures]) -> Option<RedisFigures> {
+    let redis: Vec<&RedisFigures> = rounds.iter().filter_map(|f| f.redis.as_ref()).collect();
+    let mut names: Vec<&str> = redis
+        .iter()
+        .flat_map(|r| r.commands.iter().map(|(name, _)| name.as_str()))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let commands = names
+        .into_iter()
+        .filter_map(|name| {
+            let calls: Vec<f64> = redis
+                .iter()
+                .map(|r| {
+                    r.commands
+                        .iter()
+                        .find(|(n, _)| n == name)
+                        .map_or(0.0, |(_, calls)| *calls)
+                })
+                .collect();
+            Some((name.to_owned(), median(&calls)?))
+        })
+        .collect();
+    Some(RedisFigures {
+        commands,
+        cpu_us: median(&redis.iter().map(|r| r.cpu_us).collect::<Vec<_>>())?,
+    })
+}
+
+/// A target of the benchmark issue, checked on one summary.
+#[derive(Clone, Debug)]
+pub struct TargetCheck {
+    /// What was required, e.g. `axum-ours-cookie / axum-bare >= 0.97 on untouched`.
+    pub description: String,
+    /// The measured ratio.
+    pub measured: f64,
+    /// Whether it was met.
+    pub met: bool,
+}
+
+/// The untouched route may cost at most 3% of the bare framework's
+/// throughput.
+pub const UNTOUCHED_VS_BARE: f64 = 0.97;
+/// Reading an encrypted-cookie session may cost at most 15%.
+pub const COOKIE_READ_VS_BARE: f64 = 0.85;
+/// Every scenario: at least 1.2 times the peer's throughput.
+pub const VS_PEER: f64 = 1.2;
+
+/// Checks the issue's targets against `summaries`.
+#[must_use]
+pub fn check_targets(summaries: &[Summary]) -> Vec<TargetCheck> {
+    let mut checks = Vec::new();
+    for summary in summaries {
+        let (server, scenario) = (summary.server, summary.scenario);
+        let mut check = |against: Server, ratio: Option<f64>, minimum: f64| {
+            if let Some(measured) = ratio {
+                checks.push(TargetCheck {
+                    description: format!(
+                        "{server} / {against} >= {minimum:.2} on {}",
+                        scenario.name()
+                    ),
+                    measured,
+                    met: measured >= minimum,
+                });
+            }
+        };
+        match scenario {
+            Scenario::Untouched => check(server.bare(), summary.vs_bare, UNTOUCHED_VS_BARE),
+            Scenario::ReadKey if server.store() == crate::server::StoreKind::Cookie => {
+                check(server.bare(), summary.vs_bare, COOKIE_READ_VS_BARE);
+            }
+            _ => {}
+        }
+        if let Some(peer) = server.peer() {
+            check(peer, summary.vs_peer, VS_PEER);
+        }
+    }
+    checks
+}
+
+/// The CPU model and core count, for the report.
+#[must_use]
+pub fn machine() -> String {
+    let model = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find(|line| line.starts_with("model name"))
+                .and_then(|line| line.split_once(':'))
+                .map(|(_, model)| model.trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".to_owned());
+    // Counted from /proc/cpuinfo, not from this process's affinity, which
+    // pinning has narrowed to one core.
+    let cores = std::fs::read_to_string("/proc/cpuinfo").map_or(0, |info| {
+        info.lines()
+            .filter(|line| line.starts_with("processor"))
+            .count()
+    });
+    format!("{model}, {cores} cores")
+}
+
+/// The report in Markdown: settings, one table per scenario, the target
+/// checks and any failures.
+#[must_use]
+pub fn markdown(summaries: &[Summary], options: &Options) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "Machine: {}.", machine());
+    let _ = writeln!(
+        out,
+        "{} rounds; per scenario {} connections, {:.2} s warm-up, {:.2} s or {} requests measured; {}.",
+        options.rounds,
+        options.connections,
+        options.warmup.as_secs_f64(),
+        options.duration.as_secs_f64(),
+        options.max_requests,
+        if options.pin {
+            "server pinned to core 0, load generator and redis-server to core 1"
+        } else {
+            "unpinned"
+        }
+    );
+    let _ = writeln!(
+        out,
+        "Medians over rounds. Ratios are req/s over req/s, median of the per-round ratios."
+    );
+    for &scenario in &options.scenarios {
+        let _ = writeln!(out, "\n#### `{}` ({})\n", scenario.name(), scenario.path());
+        let _ = writeln!(
+            out,
+            "| server | req/s | p50 µs | p99 µs | server CPU µs/req | server core busy | ours / bare | ours / peer | Redis µs/req | Redis calls/req |"
+        );
+        let _ = writeln!(out, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+        for summary in summaries.iter().filter(|s| s.scenario == scenario) {
+            let ratio = |r: Option<f64>| r.map_or_else(|| "".to_owned(), |r| format!("{r:.2}"));
+            match &summary.median {
+                Some(f) => {
+                    let _ = writeln!(
+                        out,
+                        "| {} | {:.0} | {:.0} | {:.0} | {:.1} | {:.0}% | {} | {} | {} | {} |",
+                        summary.server,
+                        f.requests_per_second,
+                        f.p50_us,
+                        f.p99_us,
+                        f.server_cpu_us,
+                        f.server_cpu_share * 100.0,
+                        ratio(summary.vs_bare),
+                        ratio(summary.vs_peer),
+                        f.redis
+                            .as_ref()
+                            .map_or_else(String::new, |r| format!("{:.1}", r.cpu_us)),
+                        f.redis
+                            .as_ref()
+                            .map_or_else(String::new, RedisFigures::breakdown),
+                    );
+                }
+                None => {
+                    let _ = writeln!(out, "| {} | failed | | | | | | | | |", summary.server);
+                }
+            }
+        }
+    }
+    let checks = check_targets(summaries);
+    if !checks.is_empty() {
+        let _ = writeln!(out, "\n#### Targets\n");
+        for check in &checks {
+            let _ = writeln!(
+                out,
+                "- {} {}: {:.2}",
+                if check.met { "met" } else { "MISSED" },
+                check.description,
+                check.measured
+            );
+        }
+    }
+    let failures: Vec<&Summary> = summaries
+        .iter()
+        .filter(|s| !s.failures.is_empty())
+        .collect();
+    if !failures.is_empty() {
+        let _ = writeln!(out, "\n#### Failures\n");
+        for summary in failures {
+            for failure in &summary.failures {
+                let _ = writeln!(
+                    out,
+                    "- {} {}: {failure}",
+                    summary.server,
+                    summary.scenario.name()
+                );
+            }
+        }
+    }
+    out
+}

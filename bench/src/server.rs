@@ -1,0 +1,245 @@
+//! The server variants: one framework, one session library, one store.
+
+use std::fmt;
+
+/// The web framework a server runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Framework {
+    /// axum 0.8 on a current-thread tokio runtime.
+    Axum,
+    /// actix-web 4 with one worker.
+    Actix,
+}
+
+/// Who implements the sessions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Library {
+    /// No sessions at all: the framework's limit.
+    Bare,
+    /// This workspace: `session-axum` / `session-actix` on `session-core`.
+    Ours,
+    /// tower-sessions (axum).
+    TowerSessions,
+    /// actix-session (actix-web).
+    ActixSession,
+}
+
+/// Where the session data lives.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    /// Bare servers have none.
+    None,
+    /// In the cookie, encrypted.
+    Cookie,
+    /// In the server process's memory.
+    Memory,
+    /// In Redis.
+    Redis,
+}
+
+/// One benchmarked server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Server {
+    /// axum without sessions.
+    AxumBare,
+    /// actix-web without sessions.
+    ActixBare,
+    /// Ours on axum, encrypted cookie store.
+    AxumOursCookie,
+    /// Ours on axum, `MemoryStore`.
+    AxumOursMemory,
+    /// Ours on axum, `RedisStore`.
+    AxumOursRedis,
+    /// Ours on actix-web, encrypted cookie store.
+    ActixOursCookie,
+    /// Ours on actix-web, `MemoryStore`.
+    ActixOursMemory,
+    /// Ours on actix-web, `RedisStore`.
+    ActixOursRedis,
+    /// tower-sessions 0.15 with its `MemoryStore`, on axum.
+    AxumTowerSessionsMemory,
+    /// tower-sessions 0.14 with tower-sessions-redis-store 0.16, on axum.
+    AxumTowerSessionsRedis,
+    /// actix-session 0.11 with its `CookieSessionStore` (private cookies).
+    ActixSessionCookie,
+    /// actix-session 0.11 with its `RedisSessionStore`.
+    ActixSessionRedis,
+}
+
+impl Server {
+    /// Every server, in report order: for each framework, bare, ours, peers.
+    pub const ALL: [Server; 12] = [
+        Server::AxumBare,
+        Server::AxumOursCookie,
+        Server::AxumOursMemory,
+        Server::AxumOursRedis,
+        Server::AxumTowerSessionsMemory,
+        Server::AxumTowerSessionsRedis,
+        Server::ActixBare,
+        Server::ActixOursCookie,
+        Server::ActixOursMemory,
+        Server::ActixOursRedis,
+        Server::ActixSessionCookie,
+        Server::ActixSessionRedis,
+    ];
+
+    /// The name used on the command line and in reports.
+    #[must_use]
+    pub fn name(self) -> &'static str {
+        match self {
+            Server::AxumBare => "axum-bare",
+            Server::ActixBare => "actix-bare",
+            Server::AxumOursCookie => "axum-ours-cookie",
+            Server::AxumOursMemory => "axum-ours-memory",
+            Server::AxumOursRedis => "axum-ours-redis",
+            Server::ActixOursCookie => "actix-ours-cookie",
+            Server::ActixOursMemory => "actix-ours-memory",
+            Server::ActixOursRedis => "actix-ours-redis",
+            Server::AxumTowerSessionsMemory => "axum-tower-sessions-memory",
+            Server::AxumTowerSessionsRedis => "axum-tower-sessions-redis",
+            Server::ActixSessionCookie => "actix-session-cookie",
+            Server::ActixSessionRedis => "actix-session-redis",
+        }
+    }
+
+    /// The server called `name`.
+    #[must_use]
+    pub fn from_name(name: &str) -> Option<Server> {
+        Server::ALL.into_iter().find(|s| s.name() == name)
+    }
+
+    /// The framework it runs on.
+    #[must_use]
+    pub fn framework(self) -> Framework {
+        match self {
+            Server::AxumBare
+            | Server::AxumOursCookie
+            | Server::AxumOursMemory
+            | Server::AxumOursRedis
+            | Server::AxumTowerSessionsMemory
+            | Server::AxumTowerSessionsRedis => Framework::Axum,
+            Server::ActixBare
+            | Server::ActixOursCookie
+            | Server::ActixOursMemory
+            | Server::ActixOursRedis
+            | Server::ActixSessionCookie
+            | Server::ActixSessionRedis => Framework::Actix,
+        }
+    }
+
+    /// The session library.
+    #[must_use]
+    pub fn library(self) -> Library {
+        match self {
+            Server::AxumBare | Server::ActixBare => Library::Bare,
+            Server::AxumOursCookie
+            | Server::AxumOursMemory
+            | Server::AxumOursRedis
+            | Server::ActixOursCookie
+            | Server::ActixOursMemory
+            | Server::ActixOursRedis => Library::Ours,
+            Server::AxumTowerSessionsMemory | Server::AxumTowerSessionsRedis => {
+                Library::TowerSessions
+            }
+            Server::ActixSessionCookie | Server::ActixSessionRedis => Library::ActixSession,
+        }
+    }
+
+    /// The kind of store.
+    #[must_use]
+    pub fn store(self) -> StoreKind {
+        match self {
+            Server::AxumBare | Server::ActixBare => StoreKind::None,
+            Server::AxumOursCookie | Server::ActixOursCookie | Server::ActixSessionCookie => {
+                StoreKind::Cookie
+            }
+            Server::AxumOursMemory | Server::ActixOursMemory | Server::AxumTowerSessionsMemory => {
+                StoreKind::Memory
+            }
+            Server::AxumOursRedis
+            | Server::ActixOursRedis
+            | Server::AxumTowerSessionsRedis
+            | Server::ActixSessionRedis => StoreKind::Redis,
+        }
+    }
+
+    /// Whether it needs `--redis-url`.
+    #[must_use]
+    pub fn needs_redis(self) -> bool {
+        self.store() == StoreKind::Redis
+    }
+
+    /// Whether it has sessions at all.
+    #[must_use]
+    pub fn has_sessions(self) -> bool {
+        self.library() != Library::Bare
+    }
+
+    /// The bare server of the same framework: the limit this one is
+    /// compared with.
+    #[must_use]
+    pub fn bare(self) -> Server {
+        match self.framework() {
+            Framework::Axum => Server::AxumBare,
+            Framework::Actix => Server::ActixBare,
+        }
+    }
+
+    /// For one of ours, the peer on the same framework with the same kind
+    /// of store, when there is one (tower-sessions has no cookie store,
+    /// actix-session no memory store).
+    #[must_use]
+    pub fn peer(self) -> Option<Server> {
+        if self.library() != Library::Ours {
+            return None;
+        }
+        Server::ALL.into_iter().find(|other| {
+            matches!(
+                other.library(),
+                Library::TowerSessions | Library::ActixSession
+            ) && other.framework() == self.framework()
+                && other.store() == self.store()
+        })
+    }
+}
+
+impl fmt::Display for Server {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_round_trip() {
+        for server in Server::ALL {
+            assert_eq!(Server::from_name(server.name()), Some(server));
+        }
+    }
+
+    #[test]
+    fn peers_share_framework_and_store() {
+        assert_eq!(
+            Server::AxumOursMemory.peer(),
+            Some(Server::AxumTowerSessionsMemory)
+        );
+        assert_eq!(
+            Server::AxumOursRedis.peer(),
+            Some(Server::AxumTowerSessionsRedis)
+        );
+        assert_eq!(Server::AxumOursCookie.peer(), None);
+        assert_eq!(
+            Server::ActixOursCookie.peer(),
+            Some(Server::ActixSessionCookie)
+        );
+        assert_eq!(
+            Server::ActixOursRedis.peer(),
+            Some(Server::ActixSessionRedis)
+        );
+        assert_eq!(Server::ActixOursMemory.peer(), None);
+        assert_eq!(Server::ActixSessionRedis.peer(), None);
+    }
+}

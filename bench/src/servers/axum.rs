@@ -1,0 +1,186 @@
+//! The axum servers.
+
+use std::net::TcpListener;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+
+use super::{BoxError, HandlerError, our_manager, ours};
+use crate::scenario::{
+    COUNTER, PAYLOAD_LEN_TEXT, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL, UNTOUCHED,
+    UNTOUCHED_BODY, USER,
+};
+use crate::server::Server;
+
+impl IntoResponse for HandlerError {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.0).into_response()
+    }
+}
+
+pub(super) fn serve(
+    server: Server,
+    listener: TcpListener,
+    redis_url: Option<String>,
+    ready: impl FnOnce(),
+) -> Result<(), BoxError> {
+    // One thread serves everything, as actix-web's single worker does.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        let app = app(server, redis_url.as_deref()).await?;
+        listener.set_nonblocking(true)?;
+        let listener = tokio::net::TcpListener::from_std(listener)?;
+        ready();
+        axum::serve(listener, app).await?;
+        Ok(())
+    })
+}
+
+async fn app(server: Server, redis_url: Option<&str>) -> Result<Router, BoxError> {
+    let app = match server {
+        Server::AxumBare => bare(),
+        Server::AxumTowerSessionsMemory => handlers_tower_sessions_015::routes().layer(
+            tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()),
+        ),
+        Server::AxumTowerSessionsRedis => {
+            use tower_sessions_redis_store::fred::prelude::{ClientLike, Config};
+            let url = redis_url.ok_or("no Redis URL")?;
+            // One connection, as our store and actix-session's use: fred
+            // pipelines concurrent commands on it.
+            let client = tower_sessions_redis_store::fred::prelude::Client::new(
+                Config::from_url(url)?,
+                None,
+                None,
+                None,
+            );
+            client.init().await?;
+            let store = tower_sessions_redis_store::RedisStore::new(client);
+            handlers_tower_sessions_014::routes()
+                .layer(tower_sessions_014::SessionManagerLayer::new(store))
+        }
+        Server::AxumOursCookie | Server::AxumOursMemory | Server::AxumOursRedis => {
+            let manager = our_manager(server, redis_url).await?;
+            our_routes().layer(session_axum::SessionLayer::new(manager))
+        }
+        other => return Err(format!("{other} is not an axum server").into()),
+    };
+    Ok(app)
+}
+
+async fn untouched() -> &'static str {
+    UNTOUCHED_BODY
+}
+
+/// The same routes without sessions: constant answers.
+fn bare() -> Router {
+    Router::new()
+        .route(UNTOUCHED, get(untouched))
+        .route(SETUP_SMALL, get(untouched))
+        .route(SETUP_LARGE, get(untouched))
+        .route(READ, get(async || USER))
+        // No session to count in: the load generator does not check it.
+        .route(COUNTER, get(async || "1"))
+        .route(READ_LARGE, get(async || PAYLOAD_LEN_TEXT))
+}
+
+/// Our handlers: the adapter's extractor around [`ours`].
+fn our_routes() -> Router {
+    use session_axum::Session;
+    Router::new()
+        .route(UNTOUCHED, get(untouched))
+        .route(
+            SETUP_SMALL,
+            get(async |session: Session| ours::setup_small(&session)),
+        )
+        .route(
+            SETUP_LARGE,
+            get(async |session: Session| ours::setup_large(&session)),
+        )
+        .route(READ, get(async |session: Session| ours::read(&session)))
+        .route(
+            COUNTER,
+            get(async |session: Session| ours::counter(&session)),
+        )
+        .route(
+            READ_LARGE,
+            get(async |session: Session| ours::read_large(&session)),
+        )
+}
+
+/// The handlers on tower-sessions, whose API is the same in 0.14 (the
+/// version tower-sessions-redis-store 0.16 implements) and 0.15: one
+/// definition, instantiated for each.
+macro_rules! tower_sessions_handlers {
+    ($module:ident, $krate:ident) => {
+        mod $module {
+            use ::$krate::Session;
+            use axum::Router;
+            use axum::routing::get;
+
+            use super::{HandlerError, untouched};
+            use crate::scenario::{
+                COUNTER, COUNTER_KEY, PAYLOAD_KEY, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL,
+                UNTOUCHED, UNTOUCHED_BODY, USER, USER_KEY, payload,
+            };
+            use crate::servers::next_count;
+
+            pub(super) fn routes() -> Router {
+                Router::new()
+                    .route(UNTOUCHED, get(untouched))
+                    .route(SETUP_SMALL, get(setup_small))
+                    .route(SETUP_LARGE, get(setup_large))
+                    .route(READ, get(read))
+                    .route(COUNTER, get(counter))
+                    .route(READ_LARGE, get(read_large))
+            }
+
+            async fn setup_small(session: Session) -> Result<&'static str, HandlerError> {
+                session
+                    .insert(USER_KEY, USER)
+                    .await
+                    .map_err(HandlerError::new)?;
+                Ok(UNTOUCHED_BODY)
+            }
+
+            async fn setup_large(session: Session) -> Result<&'static str, HandlerError> {
+                session
+                    .insert(USER_KEY, USER)
+                    .await
+                    .map_err(HandlerError::new)?;
+                session
+                    .insert(PAYLOAD_KEY, payload())
+                    .await
+                    .map_err(HandlerError::new)?;
+                Ok(UNTOUCHED_BODY)
+            }
+
+            async fn read(session: Session) -> Result<String, HandlerError> {
+                let user: Option<String> =
+                    session.get(USER_KEY).await.map_err(HandlerError::new)?;
+                Ok(user.unwrap_or_default())
+            }
+
+            async fn counter(session: Session) -> Result<String, HandlerError> {
+                let count = next_count(session.get(COUNTER_KEY).await.map_err(HandlerError::new)?);
+                session
+                    .insert(COUNTER_KEY, count)
+                    .await
+                    .map_err(HandlerError::new)?;
+                Ok(count.to_string())
+            }
+
+            async fn read_large(session: Session) -> Result<String, HandlerError> {
+                let payload: Option<String> =
+                    session.get(PAYLOAD_KEY).await.map_err(HandlerError::new)?;
+                Ok(payload.map_or(0, |p| p.len()).to_string())
+            }
+        }
+    };
+}
+
+tower_sessions_handlers!(handlers_tower_sessions_015, tower_sessions);
+tower_sessions_handlers!(handlers_tower_sessions_014, tower_sessions_014);

@@ -1,0 +1,130 @@
+//! The benchmarked servers: one module per framework, with the same routes
+//! ([`crate::scenario`]) on every variant.
+
+use std::error::Error as StdError;
+use std::fmt;
+use std::net::TcpListener;
+
+use session_core::{MemoryStore, SessionConfig, SessionManager};
+use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
+use session_redis::RedisStore;
+
+use crate::server::{Framework, Server, StoreKind};
+
+mod actix;
+mod axum;
+
+/// Any error that stops a server from starting.
+pub type BoxError = Box<dyn StdError + Send + Sync>;
+
+/// Serves `server` on `listener` until the process is killed. Blocks.
+/// Calls `ready` once the server is built (Redis connected) and about to
+/// accept connections.
+/// Calls `ready` once the server is built (Redis connected) and about to
+/// accept connections.
+///
+/// Each framework gets one thread for requests: axum a current-thread tokio
+/// runtime, actix-web one worker (its accept loop and the system arbiter
+/// are extra threads that do almost nothing under load with keep-alive
+/// connections). `redis_url` is required by the Redis-backed servers.
+///
+/// # Errors
+///
+/// When the server cannot start: no Redis URL for a Redis server, Redis
+/// unreachable, or the listener unusable.
+pub fn serve(
+    server: Server,
+    listener: TcpListener,
+    redis_url: Option<&str>,
+    ready: impl FnOnce(),
+) -> Result<(), BoxError> {
+    let redis_url = match (server.needs_redis(), redis_url) {
+        (true, None) => return Err(format!("{server} needs --redis-url").into()),
+        (_, url) => url.map(str::to_owned),
+    };
+    match server.framework() {
+        Framework::Axum => axum::serve(server, listener, redis_url, ready),
+        Framework::Actix => actix::serve(server, listener, redis_url, ready),
+    }
+}
+
+/// A session library's error in a handler: answered with a 500 whose body
+/// the load generator reports.
+#[derive(Debug)]
+struct HandlerError(String);
+
+impl HandlerError {
+    fn new(error: impl fmt::Display) -> Self {
+        HandlerError(error.to_string())
+    }
+}
+
+impl fmt::Display for HandlerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// The counter's next value: a missing counter counts as 0.
+fn next_count(current: Option<u64>) -> u64 {
+    current.unwrap_or(0) + 1
+}
+
+/// Our session manager for `server`'s kind of store, with the default
+/// configuration (which is what an application starts from).
+async fn our_manager(server: Server, redis_url: Option<&str>) -> Result<SessionManager, BoxError> {
+    let config = SessionConfig::default();
+    Ok(match server.store() {
+        StoreKind::Cookie => {
+            let keys = KeyRing::builder(Key::generate()).build()?;
+            SessionManager::new(EncryptedCookieStore::new(keys), config)
+        }
+        StoreKind::Memory => SessionManager::new(MemoryStore::new(), config),
+        StoreKind::Redis => {
+            let url = redis_url.ok_or("no Redis URL")?;
+            SessionManager::new(RedisStore::from_url(url).await?, config)
+        }
+        StoreKind::None => return Err(format!("{server} has no sessions").into()),
+    })
+}
+
+/// Our handlers' bodies, on the framework-independent session handle that
+/// both adapters' `Session` extractors dereference to: the axum and actix-web
+/// handlers only wrap these.
+mod ours {
+    use session_core::Session;
+
+    use super::{HandlerError, next_count};
+    use crate::scenario::{COUNTER_KEY, PAYLOAD_KEY, UNTOUCHED_BODY, USER, USER_KEY, payload};
+
+    pub(super) fn setup_small(session: &Session) -> Result<&'static str, HandlerError> {
+        session.insert(USER_KEY, USER).map_err(HandlerError::new)?;
+        Ok(UNTOUCHED_BODY)
+    }
+
+    pub(super) fn setup_large(session: &Session) -> Result<&'static str, HandlerError> {
+        session.insert(USER_KEY, USER).map_err(HandlerError::new)?;
+        session
+            .insert(PAYLOAD_KEY, payload())
+            .map_err(HandlerError::new)?;
+        Ok(UNTOUCHED_BODY)
+    }
+
+    pub(super) fn read(session: &Session) -> Result<String, HandlerError> {
+        let user: Option<String> = session.get(USER_KEY).map_err(HandlerError::new)?;
+        Ok(user.unwrap_or_default())
+    }
+
+    pub(super) fn counter(session: &Session) -> Result<String, HandlerError> {
+        let count = next_count(session.get(COUNTER_KEY).map_err(HandlerError::new)?);
+        session
+            .insert(COUNTER_KEY, &count)
+            .map_err(HandlerError::new)?;
+        Ok(count.to_string())
+    }
+
+    pub(super) fn read_large(session: &Session) -> Result<String, HandlerError> {
+        let payload: Option<String> = session.get(PAYLOAD_KEY).map_err(HandlerError::new)?;
+        Ok(payload.map_or(0, |p| p.len()).to_string())
+    }
+}
