@@ -13,6 +13,7 @@ use std::env;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
+mod bench;
 mod prerequisites;
 
 type Result<T = ()> = std::result::Result<T, String>;
@@ -108,14 +109,5 @@ fn ci() -> Result {
 }
 
 fn bench(extra: &[String]) -> Result {
-    run(cargo()
-        .args([
-            "bench",
-            "-p",
-            "session-encrypted-cookie",
-            "--bench",
-            "codec",
-            "--",
-        ])
-        .args(extra))
+    bench::run_all(extra)
 }

@@ -1,0 +1,49 @@
+//! `cargo xtask bench [--quick] [bench-http options]`: the HTTP benchmark of
+//! ours against the bare frameworks, tower-sessions and actix-session
+//! (package `session-bench`), then the encrypted cookie codec benchmark.
+//!
+//! The HTTP benchmark needs `redis-server` on `PATH` (all Redis-backed
+//! servers share one) and uses `taskset` when present to pin the server under
+//! test and the load generator to different cores. Its driver is the
+//! `bench-http` binary, which keeps this crate free of dependencies: this
+//! module only builds and starts it. Options other than `--quick` go to
+//! `bench-http` (see `cargo run -p session-bench --bin bench-http -- --help`);
+//! `--quick` also makes the codec benchmark short (criterion's `--quick`).
+
+use crate::prerequisites::on_path;
+use crate::{Result, cargo, run};
+
+pub(crate) fn run_all(extra: &[String]) -> Result {
+    if !on_path("redis-server") {
+        return Err("the HTTP benchmark needs redis-server on PATH \
+             (e.g. `apt-get install redis-server`, or run `cargo xtask test` once)"
+            .to_owned());
+    }
+    let quick = extra.iter().any(|arg| arg == "--quick");
+
+    // Both binaries in release mode: bench-http finds bench-server next to
+    // itself, whatever the target directory is.
+    run(cargo().args(["build", "--release", "-p", "session-bench", "--bins"]))?;
+    run(cargo()
+        .args([
+            "run",
+            "--release",
+            "-p",
+            "session-bench",
+            "--bin",
+            "bench-http",
+            "--",
+        ])
+        .args(extra))?;
+
+    run(cargo()
+        .args([
+            "bench",
+            "-p",
+            "session-encrypted-cookie",
+            "--bench",
+            "codec",
+            "--",
+        ])
+        .args(quick.then_some("--quick")))
+}
