@@ -19,6 +19,7 @@ use session_core::{
     CookieLifetime, Delete, Error, Load, MemoryStore, Record, SameSite, Save, Saved, SessionConfig,
     SessionManager, SessionStore, Touch, async_trait,
 };
+use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
 use session_examples::demo;
 use session_examples::server::{self, Framework, Running};
 use session_simple_cookie::SimpleCookieStore;
@@ -674,7 +675,12 @@ macro_rules! behaviour_suite {
     )*};
 }
 
+fn encrypted_cookie_store() -> EncryptedCookieStore {
+    EncryptedCookieStore::new(KeyRing::builder(Key::generate()).build().unwrap())
+}
+
 behaviour_suite! {
     memory => Backend::server_side(MemoryStore::new()),
     simple_cookie => Backend::cookie(SimpleCookieStore::new()),
+    encrypted_cookie => Backend::cookie(encrypted_cookie_store()),
 }

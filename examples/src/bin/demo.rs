@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
 use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore};
+use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
 use session_simple_cookie::SimpleCookieStore;
 
@@ -37,7 +38,7 @@ struct Options {
 
     /// The encrypted store's cipher.
     #[arg(long, value_enum)]
-    cipher: Option<Cipher>,
+    cipher: Option<CipherChoice>,
 
     /// The Redis server for `--store redis`: redis://, rediss://,
     /// redis-cluster:// or redis-sentinel://.
@@ -80,11 +81,20 @@ enum StoreChoice {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum Cipher {
+enum CipherChoice {
     /// XChaCha20-Poly1305 (the default).
     Xchacha20poly1305,
     /// AES-256-GCM.
     Aes256gcm,
+}
+
+impl From<CipherChoice> for Cipher {
+    fn from(choice: CipherChoice) -> Self {
+        match choice {
+            CipherChoice::Xchacha20poly1305 => Cipher::XChaCha20Poly1305,
+            CipherChoice::Aes256gcm => Cipher::Aes256Gcm,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -107,23 +117,21 @@ fn cookie_name(name: &str) -> Result<String, String> {
     }
 }
 
-const ENCRYPTED_NOT_LANDED: &str =
-    "the encrypted cookie store has not landed yet; use --store memory or simple";
-const REDIS_NOT_LANDED: &str = "the Redis store has not landed yet; use --store memory or simple";
+const REDIS_NOT_WIRED: &str =
+    "the Redis store is not wired into the demo yet; use --store encrypted, memory or simple";
 
 /// The store the options ask for.
 fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
-    if !options.keys.is_empty() || options.cipher.is_some() {
-        return Err(format!("--key and --cipher: {ENCRYPTED_NOT_LANDED}"));
+    let encrypted = options.store == StoreChoice::Encrypted;
+    if !encrypted && (!options.keys.is_empty() || options.cipher.is_some()) {
+        return Err("--key and --cipher configure --store encrypted".to_owned());
     }
     if options.redis_url.is_some() || options.redis_layout.is_some() {
-        return Err(format!(
-            "--redis-url and --redis-layout: {REDIS_NOT_LANDED}"
-        ));
+        return Err(format!("--redis-url and --redis-layout: {REDIS_NOT_WIRED}"));
     }
     match options.store {
-        StoreChoice::Encrypted => Err(ENCRYPTED_NOT_LANDED.to_owned()),
-        StoreChoice::Redis => Err(REDIS_NOT_LANDED.to_owned()),
+        StoreChoice::Encrypted => encrypted_store(&options.keys, options.cipher),
+        StoreChoice::Redis => Err(REDIS_NOT_WIRED.to_owned()),
         StoreChoice::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreChoice::Simple => {
             tracing::warn!(
@@ -132,6 +140,35 @@ fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
             Ok(Arc::new(SimpleCookieStore::new()))
         }
     }
+}
+
+/// The encrypted cookie store: the first key encrypts, the others still
+/// open the cookies they sealed; without keys, a generated one.
+fn encrypted_store(
+    keys: &[String],
+    cipher: Option<CipherChoice>,
+) -> Result<Arc<dyn SessionStore>, String> {
+    let mut keys = keys
+        .iter()
+        .map(|text| Key::from_base64(text).map_err(|e| format!("--key: {e}")));
+    let primary = match keys.next() {
+        Some(key) => key?,
+        None => {
+            tracing::warn!(
+                "no --key given: using a generated key, so sessions end when the demo stops"
+            );
+            Key::generate()
+        }
+    };
+    let mut ring = KeyRing::builder(primary);
+    for key in keys {
+        ring = ring.old_key(key?);
+    }
+    let ring = ring.build().map_err(|e| format!("--key: {e}"))?;
+    let cipher = cipher.map_or_else(Cipher::default, Cipher::from);
+    Ok(Arc::new(
+        EncryptedCookieStore::new(ring).with_cipher(cipher),
+    ))
 }
 
 fn timeout(secs: u64) -> Option<Duration> {
@@ -191,5 +228,71 @@ async fn main() -> ExitCode {
             eprintln!("demo: {error}");
             ExitCode::FAILURE
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(args: &[&str]) -> Options {
+        Options::try_parse_from(std::iter::once("demo").chain(args.iter().copied())).unwrap()
+    }
+
+    fn store_error(args: &[&str]) -> String {
+        build_store(&options(args)).err().unwrap()
+    }
+
+    #[test]
+    fn the_defaults_are_axum_encrypted_on_port_8080() {
+        let defaults = options(&[]);
+        assert_eq!(defaults.framework, Framework::Axum);
+        assert_eq!(defaults.store, StoreChoice::Encrypted);
+        assert_eq!(defaults.listen.to_string(), "127.0.0.1:8080");
+        assert!(build_store(&defaults).is_ok());
+        let config = build_config(&defaults);
+        assert_eq!(config.cookie().name(), "session");
+        assert!(config.cookie().secure());
+    }
+
+    #[test]
+    fn keys_and_cipher_build_an_encrypted_store() {
+        let new = Key::generate().to_base64();
+        let old = Key::generate().to_base64();
+        let args = ["--key", &new, "--key", &old, "--cipher", "aes256gcm"];
+        assert!(build_store(&options(&args)).is_ok());
+        assert!(store_error(&["--key", "not a key"]).starts_with("--key: "));
+        assert!(store_error(&["--key", &new, "--key", &new]).starts_with("--key: "));
+    }
+
+    #[test]
+    fn options_of_another_store_are_refused_with_a_reason() {
+        let key = Key::generate().to_base64();
+        assert!(store_error(&["--store", "memory", "--key", &key]).contains("--store encrypted"));
+        assert!(store_error(&["--store", "redis"]).contains("not wired"));
+        assert!(store_error(&["--redis-url", "redis://127.0.0.1"]).contains("--redis-url"));
+        assert!(build_store(&options(&["--store", "memory"])).is_ok());
+        assert!(build_store(&options(&["--store", "simple"])).is_ok());
+    }
+
+    #[test]
+    fn cookie_and_timeout_options_reach_the_config() {
+        let config = build_config(&options(&[
+            "--cookie-name",
+            "sid",
+            "--insecure-cookies",
+            "--idle-timeout",
+            "60",
+            "--absolute-timeout",
+            "0",
+        ]));
+        assert_eq!(config.cookie().name(), "sid");
+        assert!(!config.cookie().secure());
+        assert_eq!(
+            config.expiry().idle_timeout(),
+            Some(Duration::from_secs(60))
+        );
+        assert_eq!(config.expiry().absolute_timeout(), None);
+        assert!(Options::try_parse_from(["demo", "--cookie-name", "a b"]).is_err());
     }
 }
