@@ -48,7 +48,7 @@ impl RedisCluster {
                 let bus_port = process::free_port()?;
                 let extra = format!(
                     "cluster-enabled yes\ncluster-config-file nodes.conf\n\
-                     cluster-node-timeout 2000\ncluster-port {bus_port}\n"
+                     cluster-node-timeout 5000\ncluster-port {bus_port}\n"
                 );
                 RedisServer::launch(&RedisServerBuilder::default(), &extra)
             })

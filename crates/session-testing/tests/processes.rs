@@ -113,3 +113,17 @@ fn sentinels_fail_over_to_the_replica() {
     assert_eq!(text(sentinel.replica().command(&["GET", "k"])), "v");
     assert_eq!(text(sentinel.replica().command(&["SET", "k", "w"])), "OK");
 }
+
+#[test]
+fn a_panicking_test_still_kills_its_server() {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let outcome = std::thread::spawn(move || {
+        let server = RedisServer::start();
+        sender.send(server.port()).expect("send");
+        panic!("the test failed");
+    })
+    .join();
+    assert!(outcome.is_err(), "the thread panicked");
+    let port = receiver.recv().expect("port");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
+}
