@@ -61,8 +61,8 @@ impl Running {
         self.task.await.map_err(io::Error::other)?
     }
 
-    /// Stops accepting connections and drops the ones open, without waiting
-    /// for requests in flight.
+    /// Stops accepting connections, without waiting for requests in flight
+    /// (on axum, connections already open may still finish theirs).
     pub async fn stop(self) {
         match self.actix {
             Some(handle) => {
