@@ -51,11 +51,11 @@
 //!     root certificates. Connecting installs ring as rustls' process-wide
 //!     crypto provider unless the application installed one first. For
 //!     client certificates or a private CA, build the fred client yourself;
-//!   * `rediss-cluster://`, `rediss-sentinel://`: the same over TLS;
 //!   * `redis-cluster://host:port?node=host2:port2&node=host3:port3`: any
 //!     known nodes; the rest are discovered;
 //!   * `redis-sentinel://host:port?sentinelServiceName=NAME&node=host2:port2`:
-//!     the sentinels, and the name of the master they watch.
+//!     the sentinels, and the name of the master they watch;
+//!   * `rediss-cluster://`, `rediss-sentinel://`: the same over TLS.
 //! * [`RedisStore::new`] (or [`RedisStoreBuilder::build`]) takes a fred
 //!   [`Client`](fred::clients::Client) or [`Pool`](fred::clients::Pool)
 //!   that you configured and connected yourself. Give it a
@@ -117,8 +117,11 @@
 //! Every operation must finish within the command timeout (a save that has
 //! to re-send its script shares the same budget). When Redis is down or
 //! unresponsive, operations fail with [`Error::Store`]
-//! within that time (a 500 through the adapters); fred drops a timed-out
-//! command from its queue, so it is not sent later behind the caller's back.
+//! within that time (a 500 through the adapters). A command that timed out
+//! while waiting for a connection is dropped from fred's queue, so it is not
+//! sent behind the caller's back once Redis is back; one that was already
+//! written to the socket may still have been applied (as with any timeout).
+//! A key under the prefix that is not a hash is a store error too.
 //! Nothing here panics on what Redis or a client sends: an id that is not one
 //! this store could have issued is refused without a round trip, and a
 //! malformed hash (bad JSON, no metadata) loads as no session, logged at
