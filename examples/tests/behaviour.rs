@@ -50,6 +50,12 @@ impl Backend {
             _keep_alive: None,
         }
     }
+
+    /// Keeps `guard` (a server process, say) alive as long as the backend.
+    fn keeping_alive(mut self, guard: impl Any + Send + Sync) -> Self {
+        self._keep_alive = Some(Box::new(guard));
+        self
+    }
 }
 
 /// A store that fails on command, around a real one: a backend outage.
@@ -621,6 +627,38 @@ mod cases {
         h.stop().await;
     }
 
+    pub(super) async fn an_oversized_session_is_a_500_naming_its_size(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h = Harness::start(framework, backend.store, SessionConfig::default()).await;
+        h.client.put_json("/api/session/small", json!("kept")).await;
+        let big = "x".repeat(5000);
+        let put = h.client.put_json("/api/session/big", json!(big)).await;
+        if backend.server_side {
+            // Only an id travels in the cookie.
+            assert_eq!(put.status, StatusCode::OK, "{put:?}");
+        } else {
+            assert_eq!(put.status, StatusCode::INTERNAL_SERVER_ERROR, "{put:?}");
+            assert!(
+                put.set_cookies.is_empty(),
+                "an oversized cookie was sent: {put:?}"
+            );
+            let error = put.json()["error"].as_str().unwrap_or_default().to_owned();
+            let size: usize = error
+                .split(" would be ")
+                .nth(1)
+                .and_then(|rest| rest.split(' ').next())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or_else(|| panic!("no size in {error:?}"));
+            assert!(size > 5000 && error.contains("4096"), "{error}");
+            // The session as last saved is intact.
+            let read = h.client.get("/api/session").await;
+            assert_eq!(read.json()["data"], json!({ "small": "kept" }));
+        }
+        h.stop().await;
+    }
+
     pub(super) async fn a_streaming_response_carries_the_cookie(
         framework: Framework,
         backend: Backend,
@@ -663,6 +701,7 @@ macro_rules! behaviour_suite {
                 regenerate_changes_the_cookie_and_keeps_the_data,
                 a_bogus_cookie_gives_a_new_session,
                 a_failing_store_gives_a_500,
+                an_oversized_session_is_a_500_naming_its_size,
                 a_streaming_response_carries_the_cookie
             );
         }
@@ -679,8 +718,18 @@ fn encrypted_cookie_store() -> EncryptedCookieStore {
     EncryptedCookieStore::new(KeyRing::builder(Key::generate()).build().unwrap())
 }
 
+/// A Redis store on its own redis-server, which lives as long as the backend.
+async fn redis_backend() -> Backend {
+    let redis = session_testing::RedisServer::start();
+    let store = session_redis::RedisStore::from_url(&redis.url())
+        .await
+        .expect("connect to the test redis-server");
+    Backend::server_side(store).keeping_alive(redis)
+}
+
 behaviour_suite! {
     memory => Backend::server_side(MemoryStore::new()),
     simple_cookie => Backend::cookie(SimpleCookieStore::new()),
     encrypted_cookie => Backend::cookie(encrypted_cookie_store()),
+    redis => redis_backend().await,
 }

@@ -11,6 +11,7 @@ use clap::{Parser, ValueEnum};
 use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
+use session_redis::RedisStore;
 use session_simple_cookie::SimpleCookieStore;
 
 /// Serves the session demo app: a page that remembers your last visit, a
@@ -41,7 +42,7 @@ struct Options {
     cipher: Option<CipherChoice>,
 
     /// The Redis server for `--store redis`: redis://, rediss://,
-    /// redis-cluster:// or redis-sentinel://.
+    /// redis-cluster:// or redis-sentinel:// [default: redis://127.0.0.1:6379]
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
 
@@ -117,21 +118,21 @@ fn cookie_name(name: &str) -> Result<String, String> {
     }
 }
 
-const REDIS_NOT_WIRED: &str =
-    "the Redis store is not wired into the demo yet; use --store encrypted, memory or simple";
+const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// The store the options ask for.
-fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
+async fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
     let encrypted = options.store == StoreChoice::Encrypted;
     if !encrypted && (!options.keys.is_empty() || options.cipher.is_some()) {
         return Err("--key and --cipher configure --store encrypted".to_owned());
     }
-    if options.redis_url.is_some() || options.redis_layout.is_some() {
-        return Err(format!("--redis-url and --redis-layout: {REDIS_NOT_WIRED}"));
+    let redis = options.store == StoreChoice::Redis;
+    if !redis && (options.redis_url.is_some() || options.redis_layout.is_some()) {
+        return Err("--redis-url and --redis-layout configure --store redis".to_owned());
     }
     match options.store {
         StoreChoice::Encrypted => encrypted_store(&options.keys, options.cipher),
-        StoreChoice::Redis => Err(REDIS_NOT_WIRED.to_owned()),
+        StoreChoice::Redis => redis_store(options).await,
         StoreChoice::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreChoice::Simple => {
             tracing::warn!(
@@ -171,6 +172,21 @@ fn encrypted_store(
     ))
 }
 
+/// The Redis store, connected: a demo that cannot reach Redis says so at
+/// start rather than on the first request.
+async fn redis_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
+    let url = options.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL);
+    if options.redis_layout == Some(RedisLayout::Aiohttp) {
+        return Err(
+            "--redis-layout aiohttp has not landed yet; use --redis-layout hash".to_owned(),
+        );
+    }
+    let store = RedisStore::from_url(url)
+        .await
+        .map_err(|e| format!("--redis-url {url}: {e}"))?;
+    Ok(Arc::new(store))
+}
+
 fn timeout(secs: u64) -> Option<Duration> {
     (secs > 0).then(|| Duration::from_secs(secs))
 }
@@ -196,7 +212,7 @@ async fn main() -> ExitCode {
         )
         .init();
     let options = Options::parse();
-    let store = match build_store(&options) {
+    let store = match build_store(&options).await {
         Ok(store) => store,
         Err(message) => {
             eprintln!("demo: {message}");
@@ -239,40 +255,69 @@ mod tests {
         Options::try_parse_from(std::iter::once("demo").chain(args.iter().copied())).unwrap()
     }
 
-    fn store_error(args: &[&str]) -> String {
-        build_store(&options(args)).err().unwrap()
+    async fn store_error(args: &[&str]) -> String {
+        build_store(&options(args)).await.err().unwrap()
     }
 
-    #[test]
-    fn the_defaults_are_axum_encrypted_on_port_8080() {
+    #[tokio::test]
+    async fn the_defaults_are_axum_encrypted_on_port_8080() {
         let defaults = options(&[]);
         assert_eq!(defaults.framework, Framework::Axum);
         assert_eq!(defaults.store, StoreChoice::Encrypted);
         assert_eq!(defaults.listen.to_string(), "127.0.0.1:8080");
-        assert!(build_store(&defaults).is_ok());
+        assert!(build_store(&defaults).await.is_ok());
         let config = build_config(&defaults);
         assert_eq!(config.cookie().name(), "session");
         assert!(config.cookie().secure());
     }
 
-    #[test]
-    fn keys_and_cipher_build_an_encrypted_store() {
+    #[tokio::test]
+    async fn keys_and_cipher_build_an_encrypted_store() {
         let new = Key::generate().to_base64();
         let old = Key::generate().to_base64();
         let args = ["--key", &new, "--key", &old, "--cipher", "aes256gcm"];
-        assert!(build_store(&options(&args)).is_ok());
-        assert!(store_error(&["--key", "not a key"]).starts_with("--key: "));
-        assert!(store_error(&["--key", &new, "--key", &new]).starts_with("--key: "));
+        assert!(build_store(&options(&args)).await.is_ok());
+        assert!(
+            store_error(&["--key", "not a key"])
+                .await
+                .starts_with("--key: ")
+        );
+        assert!(
+            store_error(&["--key", &new, "--key", &new])
+                .await
+                .starts_with("--key: ")
+        );
     }
 
-    #[test]
-    fn options_of_another_store_are_refused_with_a_reason() {
+    #[tokio::test]
+    async fn options_of_another_store_are_refused_with_a_reason() {
         let key = Key::generate().to_base64();
-        assert!(store_error(&["--store", "memory", "--key", &key]).contains("--store encrypted"));
-        assert!(store_error(&["--store", "redis"]).contains("not wired"));
-        assert!(store_error(&["--redis-url", "redis://127.0.0.1"]).contains("--redis-url"));
-        assert!(build_store(&options(&["--store", "memory"])).is_ok());
-        assert!(build_store(&options(&["--store", "simple"])).is_ok());
+        let error = store_error(&["--store", "memory", "--key", &key]).await;
+        assert!(error.contains("--store encrypted"));
+        let error = store_error(&["--redis-url", "redis://127.0.0.1"]).await;
+        assert!(error.contains("--store redis"));
+        assert!(build_store(&options(&["--store", "memory"])).await.is_ok());
+        assert!(build_store(&options(&["--store", "simple"])).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn redis_options_build_a_connected_redis_store() {
+        let redis = session_testing::RedisServer::start();
+        let url = redis.url();
+        assert!(
+            build_store(&options(&["--store", "redis", "--redis-url", &url]))
+                .await
+                .is_ok()
+        );
+        // Nothing listens there: the demo refuses to start, naming the URL.
+        let port = redis.port();
+        drop(redis);
+        let gone = format!("redis://127.0.0.1:{port}");
+        let error = store_error(&["--store", "redis", "--redis-url", &gone]).await;
+        assert!(
+            error.starts_with(&format!("--redis-url {gone}: ")),
+            "{error}"
+        );
     }
 
     #[test]

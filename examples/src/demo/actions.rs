@@ -44,9 +44,11 @@ fn value_error(error: &Error) -> Reply {
 /// The JSON answered when the session cannot be loaded or saved.
 pub(crate) fn session_error(error: &Error) -> Reply {
     let message = match error {
-        Error::Store(_) => "the session store failed",
-        Error::CookieTooLarge { .. } => "the session is too large for its cookie",
-        _ => "the session could not be loaded or saved",
+        Error::Store(_) => "the session store failed".to_owned(),
+        // Names the size and the limit, which tells the developer what to
+        // trim; it says nothing about the session's content.
+        Error::CookieTooLarge { .. } => error.to_string(),
+        _ => "the session could not be loaded or saved".to_owned(),
     };
     Reply::Json(500, json!({ "error": message }))
 }
