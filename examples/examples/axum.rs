@@ -1,7 +1,8 @@
-//! aiohttp_session's "Last visited" example, on axum.
+//! aiohttp_session's "Last visited" example, on axum, with encrypted cookies.
 //!
 //! `cargo run -p session-examples --example axum`, then open
-//! http://127.0.0.1:8080/ and reload.
+//! http://localhost:8080/ and reload. Set `SESSION_KEY` to a key printed by
+//! `Key::generate().to_base64()` to keep sessions across restarts.
 
 use std::time::SystemTime;
 
@@ -9,10 +10,11 @@ use axum::Router;
 use axum::http::StatusCode;
 use axum::routing::get;
 use session_axum::{Session, SessionLayer};
-use session_core::{MemoryStore, SessionConfig, SessionManager};
+use session_core::{SessionConfig, SessionManager};
+use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
 
 async fn last_visited(session: Session) -> Result<String, StatusCode> {
-    // Only a value that is not a string fails here.
+    // Only a stored value that is not a string fails here.
     let last_visit = session
         .get::<String>("last_visit")
         .map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)?;
@@ -27,14 +29,18 @@ async fn last_visited(session: Session) -> Result<String, StatusCode> {
 }
 
 #[tokio::main]
-async fn main() -> std::io::Result<()> {
-    // Plain http on localhost: without `Secure`, every browser keeps the cookie.
-    let config = SessionConfig::default().with_secure(false);
-    let manager = SessionManager::new(MemoryStore::new(), config);
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let key = match std::env::var("SESSION_KEY") {
+        Ok(text) => Key::from_base64(&text)?,
+        Err(_) => Key::generate(),
+    };
+    let store = EncryptedCookieStore::new(KeyRing::builder(key).build()?);
+    let manager = SessionManager::new(store, SessionConfig::default());
     let app = Router::new()
         .route("/", get(last_visited))
         .layer(SessionLayer::new(manager));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:8080").await?;
-    println!("serving on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await
+    println!("serving on http://localhost:8080/");
+    axum::serve(listener, app).await?;
+    Ok(())
 }
