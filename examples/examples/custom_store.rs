@@ -106,21 +106,7 @@ impl SessionStore for FileStore {
             let _ = tokio::fs::remove_file(&path).await;
             return Ok(Saved::Gone);
         }
-        if save.changes.cleared() {
-            stored.data.clear();
-        }
-        for key in save.changes.removed() {
-            stored.data.remove(key);
-        }
-        for key in save.changes.written() {
-            match save.record.data.get(key) {
-                Some(value) => stored.data.insert(key.to_owned(), value.clone()),
-                None => stored.data.remove(key),
-            };
-        }
-        stored.created = save.record.created;
-        stored.expires_at = save.record.expires_at;
-        stored.expiry = save.record.expiry;
+        save.apply_to(&mut stored);
         Self::write(&path, &stored).await?;
         Ok(Saved::Cookie(previous.to_owned()))
     }

@@ -113,21 +113,7 @@ impl SessionStore for MemoryStore {
             inner.sessions.remove(previous);
             return Ok(Saved::Gone);
         }
-        if save.changes.cleared() {
-            stored.data.clear();
-        }
-        for key in save.changes.removed() {
-            stored.data.remove(key);
-        }
-        for key in save.changes.written() {
-            match save.record.data.get(key) {
-                Some(value) => stored.data.insert(key.to_owned(), value.clone()),
-                None => stored.data.remove(key),
-            };
-        }
-        stored.created = save.record.created;
-        stored.expires_at = save.record.expires_at;
-        stored.expiry = save.record.expiry;
+        save.apply_to(stored);
         Ok(Saved::Cookie(previous.to_owned()))
     }
 

@@ -160,6 +160,47 @@ impl<'a> Save<'a> {
     pub fn ttl(&self) -> Option<Duration> {
         ttl(self.record, self.now)
     }
+
+    /// Applies this save to the record a store holds for
+    /// [`previous`](Save::previous): the delta to its data (so that keys other
+    /// requests changed meanwhile are kept), and the new timestamps and
+    /// expiry policy.
+    ///
+    /// ```
+    /// use std::time::SystemTime;
+    /// use session_core::{Changes, Record, Save};
+    ///
+    /// let now = SystemTime::now();
+    /// let mut stored = Record::new(now);
+    /// stored.data.insert("other_request".into(), 1.into());
+    /// stored.data.insert("gone".into(), 2.into());
+    ///
+    /// let mut record = Record::new(now);
+    /// record.data.insert("mine".into(), 3.into());
+    /// let mut changes = Changes::default();
+    /// changes.record_write("mine");
+    /// changes.record_remove("gone");
+    ///
+    /// Save::new("session", Some("id"), &record, &changes, now).apply_to(&mut stored);
+    /// assert_eq!(stored.data.keys().collect::<Vec<_>>(), ["mine", "other_request"]);
+    /// ```
+    pub fn apply_to(&self, stored: &mut Record) {
+        if self.changes.cleared() {
+            stored.data.clear();
+        }
+        for key in self.changes.removed() {
+            stored.data.remove(key);
+        }
+        for key in self.changes.written() {
+            match self.record.data.get(key) {
+                Some(value) => stored.data.insert(key.to_owned(), value.clone()),
+                None => stored.data.remove(key),
+            };
+        }
+        stored.created = self.record.created;
+        stored.expires_at = self.record.expires_at;
+        stored.expiry = self.record.expiry;
+    }
 }
 
 /// The arguments of [`SessionStore::touch`].
