@@ -13,7 +13,9 @@
 //!   assigned;
 //! * [`RedisSentinel`]: a master, a replica and three sentinels with short
 //!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
-//!   [`wait_for_failover`](RedisSentinel::wait_for_failover).
+//!   [`wait_for_failover`](RedisSentinel::wait_for_failover);
+//! * [`arbitrary`]: the [`proptest`] strategies that every crate's property
+//!   tests share: arbitrary session data and hostile cookie bytes.
 //!
 //! It never touches a system-wide Redis service (port 6379 is never picked)
 //! and does not depend on any session crate, so any test can use it.
@@ -48,6 +50,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+pub mod arbitrary;
 mod cluster;
 mod process;
 mod resp;
