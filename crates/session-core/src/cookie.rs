@@ -413,4 +413,81 @@ mod tests {
     fn invalid_names_are_refused() {
         let _ = CookieConfig::default().with_name("a b");
     }
+
+    /// Property tests of the parser that reads attacker-controlled bytes
+    /// first (issue 7). The inputs come from `session_testing::arbitrary`.
+    mod properties {
+        use super::*;
+        use proptest::prelude::*;
+        use session_testing::arbitrary;
+
+        /// The bound the lifecycle passes for the default cookie.
+        fn max_len() -> usize {
+            CookieConfig::default().max_value_len()
+        }
+
+        /// Cookie pairs whose name is not `session`, as `name=value` bytes.
+        fn other_pairs() -> impl Strategy<Value = Vec<Vec<u8>>> {
+            proptest::collection::vec(
+                (arbitrary::text(6), arbitrary::cookie_value(20))
+                    .prop_filter("another single cookie", |(name, value)| {
+                        !name.contains(';')
+                            && !value.contains(';')
+                            && name.trim_matches([' ', '\t']) != "session"
+                    })
+                    .prop_map(|(name, value)| format!("{name}={value}").into_bytes()),
+                0..8,
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn arbitrary_headers_yield_few_bounded_values_without_panicking(
+                headers in proptest::collection::vec(arbitrary::cookie_header("session"), 0..4),
+            ) {
+                let values = cookie_values(headers.iter().map(Vec::as_slice), "session", max_len());
+                prop_assert!(values.len() <= MAX_CANDIDATES);
+                for value in &values {
+                    prop_assert!(value.len() <= max_len());
+                    // Every value is a slice of some header: nothing is made up.
+                    prop_assert!(value.is_empty() || headers.iter().any(|h| h
+                        .windows(value.len())
+                        .any(|w| w == value.as_bytes())));
+                }
+            }
+
+            #[test]
+            fn a_session_cookie_among_other_cookies_is_found(
+                before in other_pairs(),
+                after in other_pairs(),
+                value in arbitrary::cookie_value(64)
+                    .prop_filter("a cookie value we could issue", |v| is_cookie_value(v)),
+                quoted in any::<bool>(),
+            ) {
+                let pair = if quoted {
+                    format!("session=\"{value}\"")
+                } else {
+                    format!("session={value}")
+                };
+                let mut pairs = before;
+                pairs.push(pair.into_bytes());
+                pairs.extend(after);
+                let header = pairs.join(&b"; "[..]);
+                let values = cookie_values([header.as_slice()], "session", max_len());
+                prop_assert_eq!(values, vec![value]);
+            }
+
+            #[test]
+            fn oversized_values_are_never_returned(
+                extra in 1usize..64,
+                name in prop_oneof![Just("session"), Just("s")],
+            ) {
+                let cookie = CookieConfig::default().with_name(name);
+                let long = "A".repeat(cookie.max_value_len() + extra);
+                let header = format!("{name}={long}");
+                let values = cookie_values([header.as_bytes()], name, cookie.max_value_len());
+                prop_assert!(values.is_empty());
+            }
+        }
+    }
 }

@@ -1,0 +1,182 @@
+//! Property tests of the encrypted cookie decoder (issue 7): arbitrary
+//! input never panics and never opens, no change to an issued cookie
+//! opens, a cookie opens only under the key ring and the cookie name it was
+//! sealed for, and any record round-trips while it fits in a cookie.
+
+use std::time::Duration;
+
+use proptest::prelude::*;
+use session_core::expiry::from_unix_millis;
+use session_core::{Changes, Expiry, Load, Record, Save, Saved, SessionStore};
+use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
+use session_testing::arbitrary;
+
+/// No cookie value longer than this is ever opened: no cookie over 4096
+/// bytes is sent.
+const MAX_VALUE_LEN: usize = 4096;
+
+fn store(cipher: Cipher, key: &Key) -> EncryptedCookieStore {
+    EncryptedCookieStore::new(KeyRing::builder(key.clone()).build().unwrap()).with_cipher(cipher)
+}
+
+fn cipher() -> impl Strategy<Value = Cipher> {
+    prop_oneof![Just(Cipher::XChaCha20Poly1305), Just(Cipher::Aes256Gcm)]
+}
+
+/// A record with arbitrary timestamps, per-session expiry and data.
+fn record() -> impl Strategy<Value = Record> {
+    (
+        arbitrary::unix_millis(),
+        proptest::option::of(arbitrary::unix_millis()),
+        proptest::option::of((arbitrary::timeout_millis(), arbitrary::timeout_millis())),
+        arbitrary::session_data(),
+    )
+        .prop_map(|(created, expires_at, expiry, data)| {
+            let mut record = Record::new(from_unix_millis(created).unwrap());
+            record.expires_at = expires_at.and_then(from_unix_millis);
+            record.expiry = expiry.map(|(idle, absolute)| {
+                Expiry::NEVER
+                    .with_idle_timeout(idle.map(Duration::from_millis))
+                    .with_absolute_timeout(absolute.map(Duration::from_millis))
+            });
+            record.data = data;
+            record
+        })
+}
+
+/// Runs `future` to completion: the store's methods are async but do no I/O.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap()
+        .block_on(future)
+}
+
+fn seal(store: &EncryptedCookieStore, cookie_name: &str, record: &Record) -> String {
+    let changes = Changes::replace_all(record);
+    let save = Save::new(cookie_name, None, record, &changes, record.created);
+    match block_on(store.save(save)).unwrap() {
+        Saved::Cookie(value) => value,
+        other => panic!("a cookie store always answers with a cookie: {other:?}"),
+    }
+}
+
+fn open(store: &EncryptedCookieStore, cookie_name: &str, value: &str) -> Option<Record> {
+    block_on(store.load(Load::new(cookie_name, value))).expect("a bad cookie is not an error")
+}
+
+/// A change to a cookie value: what an attacker can do to one they hold.
+#[derive(Clone, Debug)]
+enum Tamper {
+    /// Replace the character at an index with another base64url character.
+    Replace(prop::sample::Index, char),
+    /// Cut the value at an index.
+    Truncate(prop::sample::Index),
+    /// Insert text at an index.
+    Insert(prop::sample::Index, String),
+    /// Remove the character at an index.
+    Remove(prop::sample::Index),
+}
+
+impl Tamper {
+    fn apply(&self, value: &str) -> String {
+        let mut chars: Vec<char> = value.chars().collect();
+        match self {
+            Tamper::Replace(at, c) => {
+                let at = at.index(chars.len());
+                chars[at] = *c;
+            }
+            Tamper::Truncate(at) => chars.truncate(at.index(chars.len())),
+            Tamper::Insert(at, text) => {
+                let at = at.index(chars.len() + 1);
+                chars.splice(at..at, text.chars());
+            }
+            Tamper::Remove(at) => {
+                chars.remove(at.index(chars.len()));
+            }
+        }
+        chars.into_iter().collect()
+    }
+}
+
+fn tamper() -> impl Strategy<Value = Tamper> {
+    let base64_char = proptest::sample::select(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+            .chars()
+            .collect::<Vec<_>>(),
+    );
+    prop_oneof![
+        (any::<prop::sample::Index>(), base64_char).prop_map(|(i, c)| Tamper::Replace(i, c)),
+        any::<prop::sample::Index>().prop_map(Tamper::Truncate),
+        (any::<prop::sample::Index>(), arbitrary::cookie_value(8))
+            .prop_map(|(i, t)| Tamper::Insert(i, t)),
+        any::<prop::sample::Index>().prop_map(Tamper::Remove),
+    ]
+}
+
+proptest! {
+    #[test]
+    fn arbitrary_values_never_open(
+        cipher in cipher(),
+        value in arbitrary::cookie_value(400),
+    ) {
+        let store = store(cipher, &Key::generate());
+        prop_assert_eq!(open(&store, "session", &value), None);
+        // Reading the key id for a re-issue must not panic either.
+        let _ = store.needs_reissue(Load::new("session", &value));
+    }
+
+    #[test]
+    fn no_change_to_an_issued_cookie_opens(
+        cipher in cipher(),
+        data in arbitrary::session_data(),
+        tamper in tamper(),
+    ) {
+        let store = store(cipher, &Key::generate());
+        let mut record = Record::new(from_unix_millis(1_700_000_000_000).unwrap());
+        record.data = data;
+        let value = seal(&store, "session", &record);
+        let tampered = tamper.apply(&value);
+        prop_assume!(tampered != value);
+        prop_assert_eq!(open(&store, "session", &tampered), None);
+    }
+
+    #[test]
+    fn a_cookie_opens_only_under_its_keys_and_its_name(
+        cipher in cipher(),
+        other_cipher in cipher(),
+        data in arbitrary::session_data(),
+        other_name in "[a-z]{1,8}",
+    ) {
+        let key = Key::generate();
+        let issuing = store(cipher, &key);
+        let mut record = Record::new(from_unix_millis(1_700_000_000_000).unwrap());
+        record.data = data;
+        let value = seal(&issuing, "session", &record);
+        // Another deployment: another key, same name and cipher.
+        let other_deployment = store(cipher, &Key::generate());
+        prop_assert_eq!(open(&other_deployment, "session", &value), None);
+        // The same key under the other cipher opens nothing.
+        if other_cipher != cipher {
+            prop_assert_eq!(open(&store(other_cipher, &key), "session", &value), None);
+        }
+        // Moved to another cookie name, it does not open either.
+        prop_assume!(other_name != "session");
+        prop_assert_eq!(open(&issuing, &other_name, &value), None);
+    }
+
+    #[test]
+    fn records_round_trip_while_they_fit_in_a_cookie(
+        cipher in cipher(),
+        record in record(),
+    ) {
+        let store = store(cipher, &Key::generate());
+        let value = seal(&store, "session", &record);
+        let opened = open(&store, "session", &value);
+        if value.len() <= MAX_VALUE_LEN {
+            prop_assert_eq!(opened, Some(record));
+        } else {
+            prop_assert_eq!(opened, None);
+        }
+    }
+}
