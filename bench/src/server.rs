@@ -44,14 +44,21 @@ pub enum Server {
     AxumBare,
     /// actix-web without sessions.
     ActixBare,
-    /// Ours on axum, encrypted cookie store.
+    /// Ours on axum, encrypted cookie store with its default cipher,
+    /// XChaCha20-Poly1305.
     AxumOursCookie,
+    /// Ours on axum, encrypted cookie store with AES-256-GCM, the cipher
+    /// actix-session's private cookies use.
+    AxumOursCookieAes,
     /// Ours on axum, `MemoryStore`.
     AxumOursMemory,
     /// Ours on axum, `RedisStore`.
     AxumOursRedis,
-    /// Ours on actix-web, encrypted cookie store.
+    /// Ours on actix-web, encrypted cookie store with its default cipher,
+    /// XChaCha20-Poly1305.
     ActixOursCookie,
+    /// Ours on actix-web, encrypted cookie store with AES-256-GCM.
+    ActixOursCookieAes,
     /// Ours on actix-web, `MemoryStore`.
     ActixOursMemory,
     /// Ours on actix-web, `RedisStore`.
@@ -68,15 +75,17 @@ pub enum Server {
 
 impl Server {
     /// Every server, in report order: for each framework, bare, ours, peers.
-    pub const ALL: [Server; 12] = [
+    pub const ALL: [Server; 14] = [
         Server::AxumBare,
         Server::AxumOursCookie,
+        Server::AxumOursCookieAes,
         Server::AxumOursMemory,
         Server::AxumOursRedis,
         Server::AxumTowerSessionsMemory,
         Server::AxumTowerSessionsRedis,
         Server::ActixBare,
         Server::ActixOursCookie,
+        Server::ActixOursCookieAes,
         Server::ActixOursMemory,
         Server::ActixOursRedis,
         Server::ActixSessionCookie,
@@ -90,9 +99,11 @@ impl Server {
             Server::AxumBare => "axum-bare",
             Server::ActixBare => "actix-bare",
             Server::AxumOursCookie => "axum-ours-cookie",
+            Server::AxumOursCookieAes => "axum-ours-cookie-aes",
             Server::AxumOursMemory => "axum-ours-memory",
             Server::AxumOursRedis => "axum-ours-redis",
             Server::ActixOursCookie => "actix-ours-cookie",
+            Server::ActixOursCookieAes => "actix-ours-cookie-aes",
             Server::ActixOursMemory => "actix-ours-memory",
             Server::ActixOursRedis => "actix-ours-redis",
             Server::AxumTowerSessionsMemory => "axum-tower-sessions-memory",
@@ -114,12 +125,14 @@ impl Server {
         match self {
             Server::AxumBare
             | Server::AxumOursCookie
+            | Server::AxumOursCookieAes
             | Server::AxumOursMemory
             | Server::AxumOursRedis
             | Server::AxumTowerSessionsMemory
             | Server::AxumTowerSessionsRedis => Framework::Axum,
             Server::ActixBare
             | Server::ActixOursCookie
+            | Server::ActixOursCookieAes
             | Server::ActixOursMemory
             | Server::ActixOursRedis
             | Server::ActixSessionCookie
@@ -133,9 +146,11 @@ impl Server {
         match self {
             Server::AxumBare | Server::ActixBare => Library::Bare,
             Server::AxumOursCookie
+            | Server::AxumOursCookieAes
             | Server::AxumOursMemory
             | Server::AxumOursRedis
             | Server::ActixOursCookie
+            | Server::ActixOursCookieAes
             | Server::ActixOursMemory
             | Server::ActixOursRedis => Library::Ours,
             Server::AxumTowerSessionsMemory | Server::AxumTowerSessionsRedis => {
@@ -150,9 +165,11 @@ impl Server {
     pub fn store(self) -> StoreKind {
         match self {
             Server::AxumBare | Server::ActixBare => StoreKind::None,
-            Server::AxumOursCookie | Server::ActixOursCookie | Server::ActixSessionCookie => {
-                StoreKind::Cookie
-            }
+            Server::AxumOursCookie
+            | Server::AxumOursCookieAes
+            | Server::ActixOursCookie
+            | Server::ActixOursCookieAes
+            | Server::ActixSessionCookie => StoreKind::Cookie,
             Server::AxumOursMemory | Server::ActixOursMemory | Server::AxumTowerSessionsMemory => {
                 StoreKind::Memory
             }
@@ -161,6 +178,13 @@ impl Server {
             | Server::AxumTowerSessionsRedis
             | Server::ActixSessionRedis => StoreKind::Redis,
         }
+    }
+
+    /// Whether our encrypted cookie store uses AES-256-GCM instead of its
+    /// default cipher.
+    #[must_use]
+    pub fn uses_aes_gcm(self) -> bool {
+        matches!(self, Server::AxumOursCookieAes | Server::ActixOursCookieAes)
     }
 
     /// Whether it needs `--redis-url`.
@@ -238,6 +262,10 @@ mod tests {
         assert_eq!(
             Server::ActixOursRedis.peer(),
             Some(Server::ActixSessionRedis)
+        );
+        assert_eq!(
+            Server::ActixOursCookieAes.peer(),
+            Some(Server::ActixSessionCookie)
         );
         assert_eq!(Server::ActixOursMemory.peer(), None);
         assert_eq!(Server::ActixSessionRedis.peer(), None);

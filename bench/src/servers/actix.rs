@@ -74,7 +74,10 @@ pub(super) fn serve(
                 ready();
                 running.await?;
             }
-            Server::ActixOursCookie | Server::ActixOursMemory | Server::ActixOursRedis => {
+            Server::ActixOursCookie
+            | Server::ActixOursCookieAes
+            | Server::ActixOursMemory
+            | Server::ActixOursRedis => {
                 let manager = our_manager(server, redis_url.as_deref()).await?;
                 let running = HttpServer::new(move || {
                     App::new()

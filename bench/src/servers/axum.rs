@@ -62,7 +62,10 @@ async fn app(server: Server, redis_url: Option<&str>) -> Result<Router, BoxError
             handlers_tower_sessions_014::routes()
                 .layer(tower_sessions_014::SessionManagerLayer::new(store))
         }
-        Server::AxumOursCookie | Server::AxumOursMemory | Server::AxumOursRedis => {
+        Server::AxumOursCookie
+        | Server::AxumOursCookieAes
+        | Server::AxumOursMemory
+        | Server::AxumOursRedis => {
             let manager = our_manager(server, redis_url).await?;
             our_routes().layer(session_axum::SessionLayer::new(manager))
         }

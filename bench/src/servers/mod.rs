@@ -6,7 +6,7 @@ use std::fmt;
 use std::net::TcpListener;
 
 use session_core::{MemoryStore, SessionConfig, SessionManager};
-use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
+use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_redis::RedisStore;
 
 use crate::server::{Framework, Server, StoreKind};
@@ -71,13 +71,20 @@ fn next_count(current: Option<u64>) -> u64 {
 }
 
 /// Our session manager for `server`'s kind of store, with the default
-/// configuration (which is what an application starts from).
+/// configuration (which is what an application starts from), except the
+/// cipher of the `-aes` cookie variants.
 async fn our_manager(server: Server, redis_url: Option<&str>) -> Result<SessionManager, BoxError> {
     let config = SessionConfig::default();
     Ok(match server.store() {
         StoreKind::Cookie => {
             let keys = KeyRing::builder(Key::generate()).build()?;
-            SessionManager::new(EncryptedCookieStore::new(keys), config)
+            let store = EncryptedCookieStore::new(keys);
+            let store = if server.uses_aes_gcm() {
+                store.with_cipher(Cipher::Aes256Gcm)
+            } else {
+                store
+            };
+            SessionManager::new(store, config)
         }
         StoreKind::Memory => SessionManager::new(MemoryStore::new(), config),
         StoreKind::Redis => {
