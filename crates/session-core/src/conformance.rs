@@ -23,9 +23,27 @@
 //! suite runs inside an ordinary `#[tokio::test]`. Checks that cannot apply to
 //! a kind of store (a cookie store cannot forget a cookie the client kept)
 //! are skipped and listed in the [`Report`] with the reason.
+//!
+//! A store that keeps less than a full [`Record`] (a format shared with
+//! another implementation, say) declares what it cannot keep with
+//! [`Capabilities`] and [`run_with`]: the checks that need it are skipped
+//! with the reason, and the expiry checks adapt to a store that enforces its
+//! own idle timeout:
+//!
+//! ```
+//! use std::time::Duration;
+//! use session_core::MemoryStore;
+//! use session_core::conformance::{self, Capabilities, StoreKind};
+//!
+//! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+//! let limits = Capabilities::FULL.with_last_write_wins();
+//! let report = conformance::run_with(MemoryStore::new(), StoreKind::ServerSide, limits).await;
+//! assert_eq!(report.skipped()[0].0, "concurrent_deltas_merge");
+//! # });
+//! ```
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
@@ -55,6 +73,98 @@ impl StoreKind {
     }
 }
 
+/// What a store keeps of a session, for the checks that depend on it.
+///
+/// [`Capabilities::FULL`], which [`run`] assumes, is what the trait asks of
+/// every store: timestamps to the millisecond, the deadline it is given (and
+/// moved by `touch`), `created` as the creation time, and, for server-side
+/// stores, delta saves that merge. The other constructors each give up one
+/// of these; [`run_with`] then skips the checks that need it, naming the
+/// reason in the [`Report`].
+///
+/// ```
+/// use std::time::Duration;
+/// use session_core::conformance::Capabilities;
+///
+/// // aiohttp_session's Redis format: whole seconds, `created` rewritten on
+/// // every write, a fixed max_age from the last write, whole-record writes.
+/// let aiohttp = Capabilities::FULL
+///     .with_whole_second_timestamps()
+///     .with_fixed_idle_timeout(Duration::from_secs(3600))
+///     .with_created_at_last_write()
+///     .with_last_write_wins();
+/// assert_ne!(aiohttp, Capabilities::FULL);
+/// ```
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Capabilities {
+    whole_seconds: bool,
+    fixed_idle_timeout: Option<Duration>,
+    created_at_last_write: bool,
+    last_write_wins: bool,
+}
+
+impl Capabilities {
+    /// Everything the trait asks for: what [`run`] checks.
+    pub const FULL: Capabilities = Capabilities {
+        whole_seconds: false,
+        fixed_idle_timeout: None,
+        created_at_last_write: false,
+        last_write_wins: false,
+    };
+
+    /// The shortest fixed idle timeout the suite accepts: some checks move
+    /// the clock this far minus a little and expect the session to live.
+    pub const MIN_FIXED_IDLE_TIMEOUT: Duration = Duration::from_secs(120);
+
+    /// The store keeps timestamps in whole seconds. The suite's clock then
+    /// starts on a whole second, so that what it stores round-trips exactly.
+    #[must_use]
+    pub const fn with_whole_second_timestamps(mut self) -> Self {
+        self.whole_seconds = true;
+        self
+    }
+
+    /// The store ends every session `timeout` after its last write, whatever
+    /// the configuration says: it derives the deadline itself, keeps no
+    /// per-session expiry, and `touch` moves nothing, so reads never extend
+    /// a session. The expiry checks then measure against `timeout`, and the
+    /// rolling-refresh and per-session-expiry checks are skipped.
+    ///
+    /// # Panics
+    ///
+    /// [`run_with`] panics when `timeout` is shorter than
+    /// [`MIN_FIXED_IDLE_TIMEOUT`](Self::MIN_FIXED_IDLE_TIMEOUT).
+    #[must_use]
+    pub const fn with_fixed_idle_timeout(mut self, timeout: Duration) -> Self {
+        self.fixed_idle_timeout = Some(timeout);
+        self
+    }
+
+    /// The store's `created` is the time of the session's last write (as in
+    /// aiohttp_session), so an absolute timeout counts from there and cannot
+    /// be enforced: the absolute-expiry check is skipped.
+    #[must_use]
+    pub const fn with_created_at_last_write(mut self) -> Self {
+        self.created_at_last_write = true;
+        self
+    }
+
+    /// Each save writes the whole record, so of two concurrent saves of one
+    /// session the last wins: the merge check is skipped.
+    #[must_use]
+    pub const fn with_last_write_wins(mut self) -> Self {
+        self.last_write_wins = true;
+        self
+    }
+}
+
+impl Default for Capabilities {
+    /// [`Capabilities::FULL`].
+    fn default() -> Self {
+        Capabilities::FULL
+    }
+}
+
 /// What the suite ran.
 #[derive(Clone, Debug, Default)]
 pub struct Report {
@@ -76,15 +186,40 @@ impl Report {
     }
 }
 
-/// Runs every check that applies to `kind` against `store`.
+/// Runs every check that applies to `kind` against `store`, which must
+/// keep everything a [`Record`] holds ([`Capabilities::FULL`]).
 ///
 /// # Panics
 ///
 /// Panics on the first check that fails, naming it.
 pub async fn run<S: SessionStore>(store: S, kind: StoreKind) -> Report {
+    run_with(store, kind, Capabilities::FULL).await
+}
+
+/// Runs every check that applies to `kind` and to a store with
+/// `capabilities` against `store`.
+///
+/// # Panics
+///
+/// Panics on the first check that fails, naming it, and at once when a
+/// fixed idle timeout is shorter than
+/// [`Capabilities::MIN_FIXED_IDLE_TIMEOUT`].
+pub async fn run_with<S: SessionStore>(
+    store: S,
+    kind: StoreKind,
+    capabilities: Capabilities,
+) -> Report {
+    if let Some(timeout) = capabilities.fixed_idle_timeout {
+        assert!(
+            timeout >= Capabilities::MIN_FIXED_IDLE_TIMEOUT,
+            "the conformance suite needs a fixed idle timeout of at least {:?}, got {timeout:?}",
+            Capabilities::MIN_FIXED_IDLE_TIMEOUT
+        );
+    }
     let suite = Suite {
         store: Arc::new(store),
         kind,
+        capabilities,
         report: Report::default(),
     };
     suite.run_all().await
@@ -95,10 +230,18 @@ const UNAUTHENTICATED: &str =
     "the store does not authenticate its cookies, so a changed cookie is a valid cookie";
 const LAST_WRITE_WINS: &str =
     "each response carries a whole record, so the last response a client gets wins";
+const WHOLE_RECORD_WRITES: &str =
+    "each save writes the whole record, so of two concurrent saves the last wins";
+const CREATED_AT_LAST_WRITE: &str =
+    "`created` is the time of the last write, so an absolute timeout counts from there";
+const FIXED_IDLE_ACTIVITY: &str = "the store ends sessions by its own idle timeout after the last write, and reads cannot extend it";
+const FIXED_IDLE_OVERRIDE: &str =
+    "the store keeps no per-session expiry: every session ends by its own idle timeout";
 
 struct Suite {
     store: Arc<dyn SessionStore>,
     kind: StoreKind,
+    capabilities: Capabilities,
     report: Report,
 }
 
@@ -183,7 +326,14 @@ fn insert(session: &Session, key: &str, value: Value) {
 
 impl Suite {
     fn browser(&self, config: SessionConfig) -> Browser {
-        let clock = ManualClock::starting_now();
+        let clock = if self.capabilities.whole_seconds {
+            let secs = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs());
+            ManualClock::new(UNIX_EPOCH + Duration::from_secs(secs))
+        } else {
+            ManualClock::starting_now()
+        };
         let config = config.with_clock(Clock::from(clock.clone()));
         Browser {
             manager: SessionManager::with_shared_store(self.store.clone(), config),
@@ -395,6 +545,9 @@ impl Suite {
     }
 
     async fn deadline_round_trips(&mut self) {
+        if let Some(timeout) = self.capabilities.fixed_idle_timeout {
+            return self.fixed_deadline_round_trips(timeout).await;
+        }
         let mut browser = self.browser(
             SessionConfig::default()
                 .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(600))))
@@ -417,14 +570,42 @@ impl Suite {
         self.pass("deadline_round_trips");
     }
 
-    async fn idle_expiry(&mut self) {
+    /// [`Self::deadline_round_trips`] for a store that derives the deadline
+    /// from its own idle timeout: it is that long after each write.
+    async fn fixed_deadline_round_trips(&mut self, timeout: Duration) {
         let mut browser = self.browser(
             SessionConfig::default()
-                .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(60))))
+                .with_expiry(Expiry::NEVER.with_idle_timeout(Some(timeout)))
                 .with_rolling(Rolling::Disabled),
         );
         browser.visit(|s| insert(s, "k", json!(1))).await;
-        browser.advance(59);
+        assert_eq!(
+            browser.peek().await.expires_at(),
+            Some(browser.clock.now() + timeout),
+            "deadline_round_trips: the deadline is the store's idle timeout after the write"
+        );
+        browser.advance(100);
+        browser.visit(|s| insert(s, "k", json!(2))).await;
+        assert_eq!(
+            browser.peek().await.expires_at(),
+            Some(browser.clock.now() + timeout),
+            "deadline_round_trips: a write moves the deadline"
+        );
+        self.pass("deadline_round_trips");
+    }
+
+    async fn idle_expiry(&mut self) {
+        let idle = self
+            .capabilities
+            .fixed_idle_timeout
+            .unwrap_or(Duration::from_secs(60));
+        let mut browser = self.browser(
+            SessionConfig::default()
+                .with_expiry(Expiry::NEVER.with_idle_timeout(Some(idle)))
+                .with_rolling(Rolling::Disabled),
+        );
+        browser.visit(|s| insert(s, "k", json!(1))).await;
+        browser.advance(idle.as_secs().saturating_sub(1));
         assert!(
             !browser.peek().await.is_new(),
             "idle_expiry: alive before the timeout"
@@ -439,6 +620,12 @@ impl Suite {
     }
 
     async fn absolute_expiry(&mut self) {
+        if self.capabilities.created_at_last_write {
+            return self.skip("absolute_expiry", CREATED_AT_LAST_WRITE);
+        }
+        if self.capabilities.fixed_idle_timeout.is_some() {
+            return self.skip("absolute_expiry", FIXED_IDLE_ACTIVITY);
+        }
         let mut browser = self.browser(
             SessionConfig::default()
                 .with_expiry(
@@ -466,6 +653,9 @@ impl Suite {
     }
 
     async fn rolling_refresh(&mut self) {
+        if self.capabilities.fixed_idle_timeout.is_some() {
+            return self.skip("rolling_refresh", FIXED_IDLE_ACTIVITY);
+        }
         let mut browser = self.browser(
             SessionConfig::default()
                 .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(60))))
@@ -495,6 +685,9 @@ impl Suite {
     }
 
     async fn per_session_expiry(&mut self) {
+        if self.capabilities.fixed_idle_timeout.is_some() {
+            return self.skip("per_session_expiry", FIXED_IDLE_OVERRIDE);
+        }
         let mut short = self.still_browser();
         let mut default = self.still_browser();
         short
@@ -555,6 +748,9 @@ impl Suite {
     async fn concurrent_deltas_merge(&mut self) {
         if !self.kind.server_side() {
             return self.skip("concurrent_deltas_merge", LAST_WRITE_WINS);
+        }
+        if self.capabilities.last_write_wins {
+            return self.skip("concurrent_deltas_merge", WHOLE_RECORD_WRITES);
         }
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "base", json!(0))).await;
