@@ -8,7 +8,7 @@ use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as FredError, KeysInterface, Options, Pool,
     ReconnectPolicy,
 };
-use fred::types::{ClusterHash, CustomCommand, Value};
+use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
 use session_core::Error;
 
 /// The fred client or pool a [`RedisStore`](crate::RedisStore) sends its
@@ -208,6 +208,50 @@ impl Redis {
             .await
             .map(drop)
             .map_err(Error::store)
+    }
+
+    /// `GET key`: the value, or `None` when there is no such key.
+    pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let value: Value = self
+            .connection
+            .client()
+            .with_options(&Self::options(self.timeout))
+            .get(key)
+            .await
+            .map_err(Error::store)?;
+        match value {
+            Value::Null => Ok(None),
+            Value::Bytes(bytes) => Ok(Some(bytes.to_vec())),
+            Value::String(text) => Ok(Some(text.as_bytes().to_vec())),
+            other => Err(Error::store(format!(
+                "unexpected reply to GET: {:?}",
+                other.kind()
+            ))),
+        }
+    }
+
+    /// `SET key value NX [EX secs]`: whether the key was set (`false`: it
+    /// already existed, and is left as it was).
+    pub(crate) async fn set_new(
+        &self,
+        key: &str,
+        value: String,
+        expire_secs: Option<i64>,
+    ) -> Result<bool, Error> {
+        let reply: Value = self
+            .connection
+            .client()
+            .with_options(&Self::options(self.timeout))
+            .set(
+                key,
+                value,
+                expire_secs.map(Expiration::EX),
+                Some(SetOptions::NX),
+                false,
+            )
+            .await
+            .map_err(Error::store)?;
+        Ok(!matches!(reply, Value::Null))
     }
 
     /// `DEL key`.

@@ -9,6 +9,10 @@
 //!
 //! Requires **Redis 7.0 or later** (`PEXPIRETIME`).
 //!
+//! To share sessions with a Python service on aiohttp_session's
+//! `RedisStorage` during a migration, use the [`aiohttp`] layout instead
+//! of the default one described here.
+//!
 //! # Example
 //!
 //! ```
@@ -62,8 +66,8 @@
 //!   [`ReconnectPolicy`](fred::types::config::ReconnectPolicy), or it will
 //!   not recover after a connection loss.
 //!
-//! Options: the key prefix (default `session:`) and the command timeout
-//! (default 2 seconds).
+//! Options: the key prefix (default `session:`), the command timeout
+//! (default 2 seconds), and the [layout](RedisLayout).
 //!
 //! # Layout
 //!
@@ -131,6 +135,7 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod aiohttp;
 mod connection;
 mod layout;
 
@@ -142,9 +147,11 @@ use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch
 pub use connection::RedisConnection;
 /// The fred crate this store is built on, for building clients and pools.
 pub use fred;
+pub use layout::RedisLayout;
 
 use connection::Redis;
 use layout::Layout;
+use layout::aiohttp::AiohttpLayout;
 use layout::hash::HashLayout;
 
 /// The key prefix unless configured otherwise.
@@ -239,6 +246,7 @@ impl SessionStore for RedisStore {
 pub struct RedisStoreBuilder {
     key_prefix: String,
     command_timeout: Duration,
+    layout: RedisLayout,
 }
 
 impl Default for RedisStoreBuilder {
@@ -246,13 +254,16 @@ impl Default for RedisStoreBuilder {
         RedisStoreBuilder {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            layout: RedisLayout::Hash,
         }
     }
 }
 
 impl RedisStoreBuilder {
     /// What every session key starts with (default `session:`), e.g. to
-    /// keep applications that share a Redis apart.
+    /// keep applications that share a Redis apart. Not used by the
+    /// [aiohttp layout](crate::aiohttp), whose keys are named as
+    /// aiohttp_session names them, after the cookie.
     pub fn key_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.key_prefix = prefix.into();
         self
@@ -265,11 +276,21 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// How sessions are laid out in Redis (default [`RedisLayout::Hash`]).
+    pub fn layout(mut self, layout: RedisLayout) -> Self {
+        self.layout = layout;
+        self
+    }
+
     /// The store on a fred client or pool you connected yourself.
     pub fn build(self, connection: impl Into<RedisConnection>) -> RedisStore {
+        let layout = match self.layout {
+            RedisLayout::Hash => Layout::Hash(HashLayout::new(self.key_prefix)),
+            RedisLayout::Aiohttp { max_age } => Layout::Aiohttp(AiohttpLayout::new(max_age)),
+        };
         RedisStore {
             redis: Redis::new(connection.into(), self.command_timeout),
-            layout: std::sync::Arc::new(Layout::Hash(HashLayout::new(self.key_prefix))),
+            layout: std::sync::Arc::new(layout),
         }
     }
 

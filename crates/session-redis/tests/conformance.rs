@@ -44,3 +44,52 @@ async fn through_sentinel() {
         "the sessions are on the master the sentinels named"
     );
 }
+
+/// The aiohttp_session layout keeps less than a full record: whole seconds,
+/// `created` rewritten on every write, its own `max_age` from the last
+/// write, whole-value writes. Exactly the checks that need more are skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn aiohttp_layout() {
+    use session_core::conformance::Capabilities;
+    use session_redis::RedisLayout;
+    use std::time::Duration;
+
+    let server = RedisServer::start();
+    let max_age = Duration::from_secs(3600);
+    let store = RedisStore::builder()
+        .layout(RedisLayout::Aiohttp {
+            max_age: Some(max_age),
+        })
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let capabilities = Capabilities::FULL
+        .with_whole_second_timestamps()
+        .with_fixed_idle_timeout(max_age)
+        .with_created_at_last_write()
+        .with_last_write_wins();
+    let report = conformance::run_with(store, StoreKind::ServerSide, capabilities).await;
+    let skipped: Vec<&str> = report.skipped().iter().map(|(name, _)| *name).collect();
+    assert_eq!(
+        skipped,
+        [
+            "absolute_expiry",
+            "rolling_refresh",
+            "per_session_expiry",
+            "concurrent_deltas_merge",
+        ]
+    );
+    for check in [
+        "deadline_round_trips",
+        "idle_expiry",
+        "logout_beats_a_racing_write",
+        "strict_mode",
+        "values_round_trip_exactly",
+    ] {
+        assert!(
+            report.passed().contains(&check),
+            "{check}: {:?}",
+            report.passed()
+        );
+    }
+}

@@ -1,0 +1,345 @@
+//! aiohttp_session's `RedisStorage` format, so that a Python aiohttp service
+//! and a Rust service can share sessions. See [`crate::aiohttp`] for what it
+//! means for applications; this module is the mechanics:
+//!
+//! * key: `{cookie_name}_{id}`, where `id` is the cookie value: uuid4 in
+//!   hex, 32 lowercase hex digits (aiohttp_session's default key factory);
+//! * value: `json.dumps({"created": <unix seconds>, "session": {...}})`,
+//!   byte for byte (see [`python_json`]);
+//! * expiry: `EX max_age` on every write, none without a `max_age`;
+//! * `{}` (what aiohttp_session writes on logout) loads as no session and
+//!   is never written over.
+
+mod python_json;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use serde_json::{Map, Value};
+use session_core::{Delete, Error, Load, Record, Save, Saved, Touch};
+
+use crate::connection::{Redis, Script};
+
+/// The length of a uuid4 in hex.
+const ID_LEN: usize = 32;
+
+/// A new id that collides with an existing key is replaced by another; a
+/// few collisions in a row mean the random source is broken.
+const MAX_ID_ATTEMPTS: usize = 3;
+
+/// What aiohttp_session writes for a logged-out (emptied) session.
+const LOGGED_OUT: &[u8] = b"{}";
+
+/// Rewrites an existing session, in one atomic round trip.
+///
+/// ARGV: the new value, and the expiry in seconds (empty: none). Answers
+/// `gone` without writing when the key is missing (expired, or deleted by
+/// our logout) or holds `{}` (aiohttp_session's logout): a slow request that
+/// finishes after a logout on either side never brings the session back.
+const UPDATE_LUA: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current or current == '{}' then
+  return 'gone'
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[1], ARGV[1])
+else
+  redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[2])
+end
+return 'saved'
+";
+
+/// The value as aiohttp_session writes it; the field order is Python's.
+#[derive(Serialize)]
+struct Stored<'a> {
+    created: u64,
+    session: &'a Map<String, Value>,
+}
+
+/// aiohttp_session's `RedisStorage` layout.
+pub(crate) struct AiohttpLayout {
+    /// `max_age` in whole seconds (at least one), or `None` for sessions
+    /// that only end when they are logged out.
+    max_age_secs: Option<u64>,
+    update: Script,
+}
+
+impl std::fmt::Debug for AiohttpLayout {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AiohttpLayout")
+            .field("max_age_secs", &self.max_age_secs)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `max_age` as the whole seconds that aiohttp_session and `EX` count in:
+/// a fraction rounds up, and zero (which `EX` refuses) becomes one second.
+pub(crate) fn whole_seconds(max_age: Duration) -> u64 {
+    let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
+    secs.max(1)
+}
+
+impl AiohttpLayout {
+    pub(crate) fn new(max_age: Option<Duration>) -> Self {
+        AiohttpLayout {
+            max_age_secs: max_age.map(whole_seconds),
+            update: Script::new(UPDATE_LUA),
+        }
+    }
+
+    pub(crate) async fn load(
+        &self,
+        redis: &Redis,
+        load: Load<'_>,
+    ) -> Result<Option<Record>, Error> {
+        let Some(key) = key(load.cookie_name, load.value) else {
+            return Ok(None);
+        };
+        let Some(value) = redis.get(&key).await? else {
+            return Ok(None);
+        };
+        if value == LOGGED_OUT {
+            tracing::debug!(
+                cookie = load.cookie_name,
+                "session was logged out by aiohttp"
+            );
+            return Ok(None);
+        }
+        let record = decode(&value, self.max_age_secs);
+        if record.is_none() {
+            tracing::debug!(
+                cookie = load.cookie_name,
+                "malformed aiohttp session value in Redis; ignored"
+            );
+        }
+        Ok(record)
+    }
+
+    pub(crate) async fn save(&self, redis: &Redis, save: Save<'_>) -> Result<Saved, Error> {
+        if save.record.expiry.is_some() {
+            tracing::debug!(
+                cookie = save.cookie_name,
+                "the aiohttp layout does not store a per-session expiry; max_age applies"
+            );
+        }
+        // aiohttp_session sets `created` to the time of every write.
+        let value = python_json::to_string(&Stored {
+            created: unix_seconds(save.now),
+            session: &save.record.data,
+        })
+        .map_err(Error::Value)?;
+        let Some(previous) = save.previous else {
+            return self.create(redis, save.cookie_name, value).await;
+        };
+        let Some(key) = key(save.cookie_name, previous) else {
+            return Ok(Saved::Gone);
+        };
+        let expiry = self
+            .max_age_secs
+            .map_or_else(String::new, |secs| secs.to_string());
+        let reply = redis
+            .eval(&self.update, &key, vec![value.into(), expiry.into()])
+            .await?;
+        match reply.as_str().as_deref() {
+            Some("saved") => Ok(Saved::Cookie(previous.to_owned())),
+            Some("gone") => Ok(Saved::Gone),
+            _ => Err(Error::store(format!(
+                "unexpected reply from the update script: {reply:?}"
+            ))),
+        }
+    }
+
+    /// Stores a new session under a fresh id with `SET NX`, so that it never
+    /// overwrites an existing one.
+    async fn create(
+        &self,
+        redis: &Redis,
+        cookie_name: &str,
+        value: String,
+    ) -> Result<Saved, Error> {
+        let expiry = self
+            .max_age_secs
+            .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX));
+        for _ in 0..MAX_ID_ATTEMPTS {
+            let id = new_id()?;
+            let key = format!("{cookie_name}_{id}");
+            if redis.set_new(&key, value.clone(), expiry).await? {
+                return Ok(Saved::Cookie(id));
+            }
+            tracing::warn!("a freshly generated session id already existed in Redis");
+        }
+        Err(Error::store(
+            "could not find an unused session id: the random source looks broken",
+        ))
+    }
+
+    /// Reads never extend a session in aiohttp_session, and the only way to
+    /// move the deadline here is to rewrite `created` with the data: so a
+    /// refresh does nothing. Configure `Rolling::Disabled` (as
+    /// `aiohttp::session_config` does) so that the core does not ask.
+    pub(crate) async fn touch(&self, _redis: &Redis, _touch: Touch<'_>) -> Result<(), Error> {
+        Ok(())
+    }
+
+    /// `DEL`, where aiohttp_session writes `{}`: aiohttp_session reads a
+    /// missing key as a new session too.
+    pub(crate) async fn delete(&self, redis: &Redis, delete: Delete<'_>) -> Result<(), Error> {
+        match key(delete.cookie_name, delete.value) {
+            Some(key) => redis.del(&key).await,
+            None => Ok(()),
+        }
+    }
+}
+
+/// The key for `cookie_value`, or `None` when it is not an id
+/// aiohttp_session's default key factory (or ours) could have issued: a
+/// request never makes us build keys from arbitrary input.
+fn key(cookie_name: &str, cookie_value: &str) -> Option<String> {
+    let well_formed = cookie_value.len() == ID_LEN
+        && cookie_value
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    well_formed.then(|| format!("{cookie_name}_{cookie_value}"))
+}
+
+/// A new id as `uuid.uuid4().hex` makes it: 122 random bits from the OS
+/// CSPRNG with the version (4) and variant (RFC 4122) bits set, in
+/// lowercase hex.
+fn new_id() -> Result<String, Error> {
+    let mut bytes = [0_u8; 16];
+    getrandom::fill(&mut bytes)
+        .map_err(|e| Error::store(format!("the OS random number generator failed: {e}")))?;
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Whole seconds since the Unix epoch, as Python's `int(time.time())`.
+fn unix_seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// The record in a stored value, or `None` when it is not one that
+/// aiohttp_session could have written: values from Redis are untrusted.
+///
+/// `created` must be a non-negative integer; `session` an object, or null
+/// or missing for an empty session (as aiohttp_session reads them). The
+/// deadline is `created + max_age`, aiohttp_session's rule.
+fn decode(value: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
+    let Ok(Value::Object(mut stored)) = serde_json::from_slice::<Value>(value) else {
+        return None;
+    };
+    let created = UNIX_EPOCH.checked_add(Duration::from_secs(stored.get("created")?.as_u64()?))?;
+    let data = match stored.remove("session") {
+        Some(Value::Object(data)) => data,
+        None | Some(Value::Null) => Map::new(),
+        Some(_) => return None,
+    };
+    let mut record = Record::new(created);
+    record.expires_at = match max_age_secs {
+        Some(secs) => Some(created.checked_add(Duration::from_secs(secs))?),
+        None => None,
+    };
+    record.data = data;
+    Some(record)
+}
+
+/// Unit tests; the byte-for-byte comparison with Python's `json` is in
+/// [`python_json`], the behaviour against real Redis and the real Python
+/// package in the integration tests.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ids_are_uuid4_hex_and_have_the_shape_keys_accept() {
+        let id = new_id().unwrap();
+        assert_eq!(id.len(), 32);
+        assert_eq!(&id[12..13], "4", "version 4: {id}");
+        assert!("89ab".contains(&id[16..17]), "RFC 4122 variant: {id}");
+        assert_eq!(
+            key("AIOHTTP_SESSION", &id),
+            Some(format!("AIOHTTP_SESSION_{id}"))
+        );
+        assert_ne!(new_id().unwrap(), id);
+        for bad in [
+            "",
+            "{}",
+            &id[1..],
+            &format!("{id}0"),
+            &id.to_uppercase(),
+            "0123456789abcdef0123456789abcdeg",
+            "../../../../../../../../../../aa",
+        ] {
+            assert_eq!(key("AIOHTTP_SESSION", bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn writes_what_python_writes() {
+        let data = json!({"user": "ada", "n": [1, 2.5], "é": null});
+        let Value::Object(data) = data else {
+            unreachable!()
+        };
+        let value = python_json::to_string(&Stored {
+            created: 1_700_000_000,
+            session: &data,
+        })
+        .unwrap();
+        assert_eq!(
+            value,
+            r#"{"created": 1700000000, "session": {"n": [1, 2.5], "user": "ada", "\u00e9": null}}"#
+        );
+    }
+
+    #[test]
+    fn decodes_with_aiohttps_deadline() {
+        let value = br#"{"created": 1700000000, "session": {"user": "ada"}}"#;
+        let record = decode(value, Some(60)).unwrap();
+        let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(record.created, created);
+        assert_eq!(record.expires_at, Some(created + Duration::from_secs(60)));
+        assert_eq!(record.data.get("user"), Some(&json!("ada")));
+        assert_eq!(decode(value, None).unwrap().expires_at, None);
+        // aiohttp_session reads a missing or null `session` as empty.
+        for empty in [
+            &br#"{"created": 5}"#[..],
+            br#"{"created": 5, "session": null}"#,
+        ] {
+            assert!(decode(empty, Some(60)).unwrap().data.is_empty());
+        }
+    }
+
+    #[test]
+    fn malformed_values_do_not_load() {
+        for bad in [
+            &b""[..],
+            b"not json",
+            b"\xff\xfe",
+            b"[]",
+            b"null",
+            b"{}",
+            br#"{"session": {}}"#,
+            br#"{"created": -1, "session": {}}"#,
+            br#"{"created": 1.5, "session": {}}"#,
+            br#"{"created": "1", "session": {}}"#,
+            br#"{"created": 1, "session": []}"#,
+            br#"{"created": 1, "session": {"x": NaN}}"#,
+            br#"{"created": 18446744073709551615, "session": {}}"#,
+        ] {
+            assert!(
+                decode(bad, Some(60)).is_none(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
+    }
+
+    #[test]
+    fn max_age_counts_whole_seconds() {
+        assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
+        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
+        assert_eq!(whole_seconds(Duration::ZERO), 1);
+    }
+}
