@@ -308,3 +308,26 @@ impl RedisStoreBuilder {
         Ok(self.build(connection))
     }
 }
+
+/// The decoders of values read from Redis, for the fuzz targets in `fuzz/`
+/// and their regression tests (feature `fuzzing`). Not part of the API: no
+/// stability promise.
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing {
+    use fred::types::Value;
+    use session_core::Record;
+
+    /// The hash layout's decoder of its load script's reply.
+    #[must_use]
+    pub fn hash_reply(reply: Value) -> Option<Record> {
+        crate::layout::hash::decode(reply)
+    }
+
+    /// The aiohttp layout's decoder of a stored value, with aiohttp's
+    /// `max_age` in seconds.
+    #[must_use]
+    pub fn aiohttp_value(value: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
+        crate::layout::aiohttp::decode(value, max_age_secs)
+    }
+}

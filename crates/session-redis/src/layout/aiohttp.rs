@@ -225,7 +225,7 @@ fn unix_seconds(t: SystemTime) -> u64 {
 /// `created` must be a non-negative integer; `session` an object, or null
 /// or missing for an empty session (as aiohttp_session reads them). The
 /// deadline is `created + max_age`, aiohttp_session's rule.
-fn decode(value: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
+pub(crate) fn decode(value: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
     let Ok(Value::Object(mut stored)) = serde_json::from_slice::<Value>(value) else {
         return None;
     };

@@ -275,7 +275,7 @@ fn deadline_millis(t: SystemTime) -> i64 {
 
 /// The record in a load script's reply, or `None` when anything about it is
 /// off: values from Redis are untrusted too.
-fn decode(reply: Value) -> Option<Record> {
+pub(crate) fn decode(reply: Value) -> Option<Record> {
     let Value::Array(mut parts) = reply else {
         return None;
     };
