@@ -11,7 +11,7 @@ use clap::{Parser, ValueEnum};
 use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
-use session_redis::RedisStore;
+use session_redis::{RedisLayout, RedisStore, aiohttp};
 use session_simple_cookie::SimpleCookieStore;
 
 /// Serves the session demo app: a page that remembers your last visit, a
@@ -46,15 +46,18 @@ struct Options {
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
 
-    /// How the Redis store lays sessions out.
+    /// How the Redis store lays sessions out [default: hash].
     #[arg(long, value_enum)]
-    redis_layout: Option<RedisLayout>,
+    redis_layout: Option<RedisLayoutChoice>,
 
-    /// The session cookie's name.
-    #[arg(long, default_value = "session", value_parser = cookie_name)]
-    cookie_name: String,
+    /// The session cookie's name [default: session; AIOHTTP_SESSION with
+    /// --redis-layout aiohttp].
+    #[arg(long, value_parser = cookie_name)]
+    cookie_name: Option<String>,
 
     /// End a session after this many seconds without activity (0: never).
+    /// With --redis-layout aiohttp, this is aiohttp_session's max_age: the
+    /// session ends this long after its last write.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
 
@@ -99,7 +102,7 @@ impl From<CipherChoice> for Cipher {
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
-enum RedisLayout {
+enum RedisLayoutChoice {
     /// One hash per session (the default).
     Hash,
     /// Byte-compatible with aiohttp_session's RedisStorage.
@@ -176,15 +179,40 @@ fn encrypted_store(
 /// start rather than on the first request.
 async fn redis_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
     let url = options.redis_url.as_deref().unwrap_or(DEFAULT_REDIS_URL);
-    if options.redis_layout == Some(RedisLayout::Aiohttp) {
-        return Err(
-            "--redis-layout aiohttp has not landed yet; use --redis-layout hash".to_owned(),
-        );
-    }
-    let store = RedisStore::from_url(url)
+    let layout = if aiohttp_layout(options) {
+        if options.absolute_timeout.is_some_and(|secs| secs > 0) {
+            return Err(
+                "--absolute-timeout cannot be enforced with --redis-layout aiohttp: \
+                 aiohttp_session moves `created` on every write"
+                    .to_owned(),
+            );
+        }
+        RedisLayout::Aiohttp {
+            max_age: idle_timeout(options),
+        }
+    } else {
+        RedisLayout::Hash
+    };
+    let store = RedisStore::builder()
+        .layout(layout)
+        .connect(url)
         .await
         .map_err(|e| format!("--redis-url {url}: {e}"))?;
     Ok(Arc::new(store))
+}
+
+/// Whether sessions are shared with aiohttp_session (`--redis-layout
+/// aiohttp`).
+fn aiohttp_layout(options: &Options) -> bool {
+    options.redis_layout == Some(RedisLayoutChoice::Aiohttp)
+}
+
+/// The idle timeout asked for, or the default one.
+fn idle_timeout(options: &Options) -> Option<Duration> {
+    match options.idle_timeout {
+        Some(secs) => timeout(secs),
+        None => SessionConfig::default().expiry().idle_timeout(),
+    }
 }
 
 fn timeout(secs: u64) -> Option<Duration> {
@@ -192,16 +220,25 @@ fn timeout(secs: u64) -> Option<Duration> {
 }
 
 fn build_config(options: &Options) -> SessionConfig {
-    let mut config = SessionConfig::default()
-        .with_cookie_name(options.cookie_name.clone())
-        .with_secure(!options.insecure_cookies);
-    if let Some(secs) = options.idle_timeout {
-        config = config.with_idle_timeout(timeout(secs));
-    }
-    if let Some(secs) = options.absolute_timeout {
-        config = config.with_absolute_timeout(timeout(secs));
-    }
+    let (config, default_name) = if aiohttp_layout(options) {
+        // aiohttp_session's settings: max_age from the last write, no
+        // absolute timeout, reads never extend a session.
+        let config = aiohttp::session_config(idle_timeout(options));
+        (config, aiohttp::COOKIE_NAME)
+    } else {
+        let mut config = SessionConfig::default();
+        if let Some(secs) = options.idle_timeout {
+            config = config.with_idle_timeout(timeout(secs));
+        }
+        if let Some(secs) = options.absolute_timeout {
+            config = config.with_absolute_timeout(timeout(secs));
+        }
+        (config, "session")
+    };
+    let name = options.cookie_name.as_deref().unwrap_or(default_name);
     config
+        .with_cookie_name(name)
+        .with_secure(!options.insecure_cookies)
 }
 
 #[tokio::main]
@@ -318,6 +355,65 @@ mod tests {
             error.starts_with(&format!("--redis-url {gone}: ")),
             "{error}"
         );
+    }
+
+    #[tokio::test]
+    async fn the_aiohttp_layout_shares_aiohttp_sessions_settings() {
+        let redis = session_testing::RedisServer::start();
+        let url = redis.url();
+        let args = [
+            "--store",
+            "redis",
+            "--redis-url",
+            &url,
+            "--redis-layout",
+            "aiohttp",
+            "--idle-timeout",
+            "600",
+            "--insecure-cookies",
+        ];
+        let parsed = options(&args);
+        let config = build_config(&parsed);
+        assert_eq!(config.cookie().name(), "AIOHTTP_SESSION");
+        assert_eq!(
+            config.expiry().idle_timeout(),
+            Some(Duration::from_secs(600))
+        );
+        assert_eq!(config.expiry().absolute_timeout(), None);
+        assert_eq!(config.rolling(), session_core::Rolling::Disabled);
+        assert!(!config.cookie().secure());
+
+        // The store writes aiohttp_session's keys, with max_age as their TTL.
+        let store = build_store(&parsed).await.unwrap();
+        let manager = SessionManager::with_shared_store(store, config);
+        let request = manager.request([]);
+        request
+            .session()
+            .await
+            .unwrap()
+            .insert("user", "ada")
+            .unwrap();
+        let set_cookie = request.finish().await.unwrap();
+        let id = set_cookie[0].split(['=', ';']).nth(1).unwrap();
+        let key = format!("AIOHTTP_SESSION_{id}");
+        let ttl = redis.command(&["TTL", &key]).unwrap();
+        assert!(
+            matches!(ttl, session_testing::Reply::Integer(599..=600)),
+            "{ttl:?}"
+        );
+
+        // The cookie name can still be chosen; the hash layout keeps "session".
+        let mut named = args.to_vec();
+        named.extend(["--cookie-name", "SID"]);
+        assert_eq!(build_config(&options(&named)).cookie().name(), "SID");
+        let hash = ["--store", "redis", "--redis-layout", "hash"];
+        assert_eq!(build_config(&options(&hash)).cookie().name(), "session");
+
+        // An absolute timeout cannot be kept in this layout: refused.
+        let mut absolute = args.to_vec();
+        absolute.extend(["--absolute-timeout", "60"]);
+        let error = store_error(&absolute).await;
+        assert!(error.contains("--absolute-timeout"), "{error}");
     }
 
     #[test]
