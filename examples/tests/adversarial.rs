@@ -472,6 +472,43 @@ mod cases {
         h.assert_still_serving(case).await;
     }
 
+    /// A session id or cookie value in the URL is ignored: sessions travel
+    /// only in the cookie, so a link cannot plant or leak one.
+    pub(super) async fn an_id_in_the_url_is_ignored(h: &Harness) {
+        let case = "an id in the URL";
+        let value = h.kept.trim_start_matches("session=");
+        for query in [format!("session={value}"), format!("id={value}")] {
+            let answer = exchange(
+                h.addr(),
+                "GET",
+                &format!("/api/session?{query}"),
+                None,
+                None,
+            )
+            .await;
+            assert_eq!(answer.status, 200, "{h:?} {case}: {answer:?}");
+            assert_eq!(
+                answer.json(),
+                json!({"new": true, "data": {}}),
+                "{h:?} {case}"
+            );
+            let path = format!("/api/session/w?{query}");
+            let written = exchange(h.addr(), "PUT", &path, None, Some("1")).await;
+            assert_eq!(written.status, 200, "{h:?} {case}: {written:?}");
+            assert_eq!(
+                written.json(),
+                json!({"new": true, "data": {"w": 1}}),
+                "{h:?} {case}"
+            );
+            assert_ne!(written.session_pair(), Some(h.kept.clone()), "{h:?} {case}");
+        }
+        // A path parameter is no route of the demo: the framework's 404.
+        let path = format!("/api/session;session={value}");
+        let answer = exchange(h.addr(), "GET", &path, None, None).await;
+        assert_eq!(answer.status, 404, "{h:?} {case}: {answer:?}");
+        h.assert_still_serving(case).await;
+    }
+
     /// A cookie kept from before a logout. A server-side store forgot the
     /// session: a new one. A cookie store cannot revoke a cookie: the copy
     /// still opens until its deadline (the documented limit, SECURITY.md).
@@ -562,6 +599,7 @@ macro_rules! matrix {
                 a_quoted_value,
                 invalid_base64,
                 a_valid_cookie_with_trailing_garbage,
+                an_id_in_the_url_is_ignored,
                 an_old_cookie_after_logout,
                 a_cookie_from_another_deployment
             );
