@@ -1,0 +1,303 @@
+//! What each fuzz target checks, one function per target, each taking the
+//! fuzzer's bytes. Shared by the fuzz targets (through this crate's library)
+//! and by the main workspace's regression test
+//! (`examples/tests/fuzz_regressions.rs`, which includes this file by path
+//! and replays the committed inputs), so that a crash found here stays
+//! fixed.
+//!
+//! Every check panics when a property fails; a decoder that panics by
+//! itself is a failure too.
+
+// Also compiled as a private module of a test in the main workspace.
+#![allow(unreachable_pub, dead_code)]
+
+use std::sync::OnceLock;
+use std::time::{Duration, UNIX_EPOCH};
+
+use session_core::{
+    Changes, Load, MemoryStore, Record, Save, Saved, SessionConfig, SessionManager, SessionStore,
+};
+use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
+use session_redis::fred::types::Value;
+use session_simple_cookie::SimpleCookieStore;
+
+/// A fuzz target: its name (the file under `fuzz_targets/` and the
+/// directory of its inputs) and its check.
+pub struct Target {
+    /// The target's name.
+    pub name: &'static str,
+    /// Runs one input.
+    pub check: fn(&[u8]),
+}
+
+/// Every target, in the order `cargo xtask fuzz` runs them.
+pub const TARGETS: &[Target] = &[
+    Target {
+        name: "cookie_header",
+        check: cookie_header,
+    },
+    Target {
+        name: "encrypted_cookie",
+        check: encrypted_cookie,
+    },
+    Target {
+        name: "simple_cookie",
+        check: simple_cookie,
+    },
+    Target {
+        name: "redis_hash_reply",
+        check: redis_hash_reply,
+    },
+    Target {
+        name: "redis_aiohttp_value",
+        check: redis_aiohttp_value,
+    },
+];
+
+/// The stores' methods are async; they do no I/O here, so one
+/// current-thread runtime runs them all.
+fn block_on<F: std::future::Future>(future: F) -> F::Output {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME
+        .get_or_init(|| {
+            tokio::runtime::Builder::new_current_thread()
+                .build()
+                .expect("a runtime")
+        })
+        .block_on(future)
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    needle.is_empty() || haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The `Cookie` header parsing and the request lifecycle, on the memory
+/// store holding one issued session: the input, split on `\n` into several
+/// `Cookie` headers, never makes loading or saving fail, loads only the
+/// issued session and only when its id is in the input, and a write gets a
+/// fresh id that the input did not contain.
+pub fn cookie_header(data: &[u8]) {
+    static APP: OnceLock<(SessionManager, String)> = OnceLock::new();
+    let (manager, issued) = APP.get_or_init(|| {
+        let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+        let issued = block_on(async {
+            let request = manager.request([]);
+            let session = request.session().await.expect("a new session");
+            session.insert("issued", &true).expect("insert");
+            let set_cookie = request.finish().await.expect("saved");
+            let pair = set_cookie[0].split(';').next().expect("a pair");
+            pair.trim_start_matches("session=").to_owned()
+        });
+        (manager, issued)
+    });
+    let headers = data.split(|&b| b == b'\n').take(8);
+    block_on(async {
+        let request = manager.request(headers);
+        let session = request.session().await.expect("bad cookies are not errors");
+        if !session.is_new() {
+            assert_eq!(session.get_value("issued"), Some(true.into()));
+            assert!(contains(data, issued.as_bytes()), "loaded without its id");
+        }
+        session.insert("written", &true).expect("insert");
+        let set_cookie = request.finish().await.expect("saving works");
+        if session.is_new() {
+            let pair = set_cookie[0].split(';').next().expect("a pair");
+            let id = pair.trim_start_matches("session=");
+            assert!(
+                !contains(data, id.as_bytes()),
+                "a client-sent id was adopted"
+            );
+            // Forget it again, so that the store does not grow with the run.
+            manager
+                .store()
+                .delete(session_core::Delete::new("session", id))
+                .await
+                .expect("delete");
+        }
+    });
+}
+
+/// The characters of unpadded base64url.
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// `bytes` in unpadded base64url, so that the fuzzer controls the bytes a
+/// decoder sees after its base64 step.
+fn base64url(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let n = chunk
+            .iter()
+            .enumerate()
+            .fold(0u32, |n, (i, &b)| n | u32::from(b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(BASE64URL[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+/// One store per cipher under a fixed key, and a cookie each sealed for a
+/// fixed record.
+struct Sealed {
+    store: EncryptedCookieStore,
+    cookie: String,
+    record: Record,
+}
+
+fn sealed() -> &'static [Sealed; 2] {
+    static SEALED: OnceLock<[Sealed; 2]> = OnceLock::new();
+    SEALED.get_or_init(|| {
+        Cipher::ALL.map(|cipher| {
+            let key = Key::from_bytes(&[7; 32]).expect("a 32-byte key");
+            let ring = KeyRing::builder(key).build().expect("a ring");
+            let store = EncryptedCookieStore::new(ring).with_cipher(cipher);
+            let mut record = Record::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+            record.data.insert("user".into(), "ada".into());
+            let changes = Changes::replace_all(&record);
+            let save = Save::new("session", None, &record, &changes, record.created);
+            let cookie = match block_on(store.save(save)).expect("sealed") {
+                Saved::Cookie(cookie) => cookie,
+                other => panic!("a cookie store answers with a cookie: {other:?}"),
+            };
+            Sealed {
+                store,
+                cookie,
+                record,
+            }
+        })
+    })
+}
+
+/// The encrypted cookie decoder, for both ciphers. The first byte picks
+/// the input's form: the rest as the cookie text, as the bytes under the
+/// base64, or as edits (position, base64 character) to a cookie that was
+/// issued. Nothing opens but the issued cookie itself, unchanged.
+pub fn encrypted_cookie(data: &[u8]) {
+    let Some((&mode, rest)) = data.split_first() else {
+        return;
+    };
+    for sealed in sealed() {
+        let value = match mode % 3 {
+            0 => String::from_utf8_lossy(rest).into_owned(),
+            1 => base64url(rest),
+            _ => {
+                let mut chars: Vec<u8> = sealed.cookie.clone().into_bytes();
+                for edit in rest.chunks_exact(2) {
+                    let at = usize::from(edit[0]) % chars.len();
+                    chars[at] = BASE64URL[usize::from(edit[1]) % 64];
+                }
+                String::from_utf8(chars).expect("base64url is ASCII")
+            }
+        };
+        let opened = block_on(sealed.store.load(Load::new("session", &value)))
+            .expect("a bad cookie is not an error");
+        let _ = sealed.store.needs_reissue(Load::new("session", &value));
+        if value == sealed.cookie {
+            assert_eq!(opened.as_ref(), Some(&sealed.record));
+        } else {
+            assert_eq!(opened, None, "a changed or forged cookie opened");
+        }
+    }
+}
+
+/// The simple cookie decoder, on the input as text and as the bytes under
+/// the base64. Whatever decodes encodes again to a value that decodes to
+/// the same record.
+pub fn simple_cookie(data: &[u8]) {
+    for value in [String::from_utf8_lossy(data).into_owned(), base64url(data)] {
+        if let Some(record) = SimpleCookieStore::decode(&value) {
+            let again = SimpleCookieStore::encode(&record).expect("a decoded record encodes");
+            if again.len() <= session_core::cookie::MAX_COOKIE_SIZE {
+                assert_eq!(SimpleCookieStore::decode(&again), Some(record));
+            }
+        }
+    }
+}
+
+/// Reads an `i64` from the front of `bytes` (zero-padded).
+fn take_i64(bytes: &mut &[u8]) -> i64 {
+    let mut buf = [0u8; 8];
+    let n = bytes.len().min(8);
+    buf[..n].copy_from_slice(&bytes[..n]);
+    *bytes = &bytes[n..];
+    i64::from_le_bytes(buf)
+}
+
+/// The Redis hash layout's decoder of its load script's reply. The first
+/// byte picks the reply's shape (nil, an integer, arrays of the wrong
+/// shape, or the right shape); for the right shape the next byte picks the
+/// deadline (-1: none, -2, a small one or any `i64`), and the rest, split
+/// on `\n`, is the field/value list (an element starting with `0xFF` is an
+/// integer instead of a bulk string). What loads has metadata, and only
+/// `d:` fields as data.
+pub fn redis_hash_reply(data: &[u8]) {
+    let Some((&shape, mut rest)) = data.split_first() else {
+        return;
+    };
+    let bulk = |b: &[u8]| Value::Bytes(b.to_vec().into());
+    let mut names: Vec<&[u8]> = Vec::new();
+    let reply = match shape % 8 {
+        0 => Value::Null,
+        1 => Value::Integer(take_i64(&mut rest)),
+        2 => Value::Array(Vec::new()),
+        3 => Value::Array(vec![bulk(rest)]),
+        _ => {
+            let deadline = match rest.split_first() {
+                Some((&pick, tail)) => {
+                    rest = tail;
+                    match pick % 4 {
+                        0 => -1,
+                        1 => -2,
+                        2 => i64::from(pick),
+                        _ => take_i64(&mut rest),
+                    }
+                }
+                None => -1,
+            };
+            let elements: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
+            names = elements.iter().step_by(2).copied().collect();
+            let fields = elements
+                .iter()
+                .map(|element| match element.split_first() {
+                    Some((0xFF, tail)) => Value::Integer(i64::try_from(tail.len()).unwrap_or(0)),
+                    _ => bulk(element),
+                })
+                .collect();
+            Value::Array(vec![Value::Integer(deadline), Value::Array(fields)])
+        }
+    };
+    if let Some(record) = session_redis::fuzzing::hash_reply(reply) {
+        assert!(
+            names.contains(&&b"m"[..]),
+            "loaded without a metadata field"
+        );
+        for key in record.data.keys() {
+            let field = format!("d:{key}");
+            assert!(
+                names.contains(&field.as_bytes()),
+                "data not from a d: field"
+            );
+        }
+    }
+}
+
+/// The aiohttp layout's decoder of a stored value. The first byte picks
+/// `max_age` (none, 0, an hour, `u64::MAX`); the rest is the value. What
+/// loads was created at a representable time and expires, if it does, no
+/// earlier than it was created.
+pub fn redis_aiohttp_value(data: &[u8]) {
+    let Some((&pick, value)) = data.split_first() else {
+        return;
+    };
+    let max_age = match pick % 4 {
+        0 => None,
+        1 => Some(0),
+        2 => Some(3600),
+        _ => Some(u64::MAX),
+    };
+    if let Some(record) = session_redis::fuzzing::aiohttp_value(value, max_age) {
+        if let Some(deadline) = record.expires_at {
+            assert!(deadline >= record.created, "expires before it was created");
+        }
+    }
+}
