@@ -6,6 +6,9 @@
 //! * `ci`: formatting, lints and docs with warnings denied, `cargo deny` when
 //!   installed, then `test`.
 //! * `bench`: the benchmarks.
+//! * `fuzz --seconds N`: every fuzz target for N seconds (cargo-fuzz).
+//! * `soak --seconds N [--debug]`: the demo on Redis under load through a
+//!   Redis restart.
 //!
 //! xtask has no dependencies, so that it builds in seconds on a fresh clone.
 
@@ -14,7 +17,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode};
 
 mod bench;
+mod fuzz;
 mod prerequisites;
+mod soak;
 
 type Result<T = ()> = std::result::Result<T, String>;
 
@@ -24,7 +29,9 @@ usage: cargo xtask <command>
 commands:
   test    install what the tests need, then run every test of the workspace
   ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny (if installed), then test
-  bench   run the benchmarks";
+  bench   run the benchmarks
+  fuzz    [--seconds N] run every fuzz target for N seconds (default 60), print executions
+  soak    [--seconds N] [--debug] the demo on Redis under load through a Redis restart (default 30 s)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -32,6 +39,8 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("fuzz") => fuzz::parse_seconds(&args[1..]).and_then(fuzz::run_fuzz),
+        Some("soak") => soak::Soak::parse(&args[1..]).and_then(|s| soak::run_soak(&s)),
         Some("-h" | "--help" | "help") => {
             println!("{USAGE}");
             Ok(())
@@ -81,8 +90,18 @@ fn test(extra: &[String]) -> Result {
         .args(extra)
         .env("SESSION_TEST_PYTHON", &python))?;
     // Doc tests are not part of --all-targets.
-    run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))
+    run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
+    // A short soak on the debug build: the demo on Redis through a restart.
+    soak::run_soak(&soak::Soak {
+        seconds: SHORT_SOAK_SECONDS,
+        debug: true,
+    })
 }
+
+/// The soak run that `cargo xtask test` includes; `cargo xtask soak` runs
+/// longer ones. Fuzzing is not part of `test`: building the instrumented
+/// targets takes minutes, and the property tests cover the same decoders.
+const SHORT_SOAK_SECONDS: u64 = 10;
 
 fn ci() -> Result {
     run(cargo().args(["fmt", "--all", "--check"]))?;

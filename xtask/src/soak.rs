@@ -1,0 +1,64 @@
+//! `cargo xtask soak --seconds N [--debug]`: the demo on Redis under load
+//! through a Redis restart (`examples/src/bin/soak.rs` says what it checks).
+//!
+//! Builds the demo and the soak driver, then runs the driver, which starts
+//! redis-server and the demo itself. Release builds by default; `--debug`
+//! uses the debug profile, whose artefacts `cargo xtask test` has just built,
+//! so that its short run costs seconds rather than a release build.
+
+use crate::{Result, cargo, prerequisites, root, run};
+
+/// The options of `cargo xtask soak`.
+pub(crate) struct Soak {
+    /// How long the load runs.
+    pub(crate) seconds: u64,
+    /// Build and run the debug profile instead of release.
+    pub(crate) debug: bool,
+}
+
+impl Soak {
+    pub(crate) fn parse(args: &[String]) -> Result<Self> {
+        let mut soak = Soak {
+            seconds: 30,
+            debug: false,
+        };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
+            match arg.as_str() {
+                "--seconds" => {
+                    soak.seconds = args
+                        .next()
+                        .and_then(|s| s.parse().ok())
+                        .ok_or("--seconds takes a whole number of seconds")?;
+                }
+                "--debug" => soak.debug = true,
+                other => return Err(format!("soak: unknown option {other}")),
+            }
+        }
+        Ok(soak)
+    }
+}
+
+pub(crate) fn run_soak(soak: &Soak) -> Result {
+    prerequisites::ensure_all()?;
+    let mut build = cargo();
+    build.args([
+        "build",
+        "-p",
+        "session-examples",
+        "--bin",
+        "demo",
+        "--bin",
+        "soak",
+    ]);
+    if !soak.debug {
+        build.arg("--release");
+    }
+    run(&mut build)?;
+    let profile = if soak.debug { "debug" } else { "release" };
+    let bin = root().join("target").join(profile);
+    run(std::process::Command::new(bin.join("soak"))
+        .arg("--demo")
+        .arg(bin.join("demo"))
+        .args(["--seconds", &soak.seconds.to_string()]))
+}
