@@ -42,17 +42,13 @@ impl Soak {
 pub(crate) fn run_soak(soak: &Soak) -> Result {
     prerequisites::ensure_all()?;
     let mut build = cargo();
-    build.args([
-        "build",
-        "-p",
-        "session-examples",
-        "--bin",
-        "demo",
-        "--bin",
-        "soak",
-    ]);
-    if !soak.debug {
-        build.arg("--release");
+    build.args(["build", "--bin", "demo", "--bin", "soak"]);
+    if soak.debug {
+        // The feature set of `cargo test --workspace --all-features`, so
+        // that after it this build reuses every artefact.
+        build.args(["--workspace", "--all-features"]);
+    } else {
+        build.args(["-p", "session-examples", "--release"]);
     }
     run(&mut build)?;
     let profile = if soak.debug { "debug" } else { "release" };
