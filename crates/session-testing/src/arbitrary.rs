@@ -1,6 +1,6 @@
-//! [`proptest`] strategies shared by the property tests of every crate: one
-//! definition of "arbitrary session data" and of "hostile cookie bytes", so
-//! that each decoder is exercised with the same inputs.
+//! [`proptest`](mod@proptest) strategies shared by the property tests of
+//! every crate: one definition of "arbitrary session data" and of "hostile
+//! cookie bytes", so that each decoder is exercised with the same inputs.
 //!
 //! * [`json_value`] and [`session_data`]: arbitrary JSON, as handlers store
 //!   it in a session (any Unicode in keys and strings, the full integer

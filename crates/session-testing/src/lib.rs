@@ -14,8 +14,9 @@
 //! * [`RedisSentinel`]: a master, a replica and three sentinels with short
 //!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
 //!   [`wait_for_failover`](RedisSentinel::wait_for_failover);
-//! * [`arbitrary`]: the [`proptest`] strategies that every crate's property
-//!   tests share: arbitrary session data and hostile cookie bytes.
+//! * [`arbitrary`]: the [`proptest`](mod@proptest) strategies that every
+//!   crate's property tests share: arbitrary session data and hostile
+//!   cookie bytes.
 //!
 //! It never touches a system-wide Redis service (port 6379 is never picked)
 //! and does not depend on any session crate, so any test can use it.
