@@ -8,6 +8,9 @@
 //!   in its own process, in alternating rounds, loads it with the
 //!   [`load`] generator for every [`Scenario`], and prints medians over the
 //!   rounds with the ratios ours / bare framework and ours / peer.
+//! * `bench-inprocess` drives the axum servers' routers in process, without
+//!   sockets, to show the session layer's own cost in nanoseconds, which the
+//!   kernel's TCP work hides over HTTP.
 //!
 //! `cargo xtask bench [--quick]` builds both in release mode and runs them.
 

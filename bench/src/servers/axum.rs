@@ -40,7 +40,8 @@ pub(super) fn serve(
     })
 }
 
-async fn app(server: Server, redis_url: Option<&str>) -> Result<Router, BoxError> {
+/// The router of axum server `server`, with its session layer.
+pub(super) async fn app(server: Server, redis_url: Option<&str>) -> Result<Router, BoxError> {
     let app = match server {
         Server::AxumBare => bare(),
         Server::AxumTowerSessionsMemory => handlers_tower_sessions_015::routes().layer(

@@ -48,6 +48,16 @@ pub fn serve(
     }
 }
 
+/// The router of an axum server variant, for driving it in process
+/// (`bench-inprocess`), without sockets.
+///
+/// # Errors
+///
+/// As [`serve`]; also when `server` is not an axum server.
+pub async fn axum_app(server: Server, redis_url: Option<&str>) -> Result<::axum::Router, BoxError> {
+    axum::app(server, redis_url).await
+}
+
 /// A session library's error in a handler: answered with a 500 whose body
 /// the load generator reports.
 #[derive(Debug)]

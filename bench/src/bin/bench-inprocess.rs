@@ -1,0 +1,158 @@
+//! The cost of the session layer alone, without sockets: drives the axum
+//! servers' routers (the same ones `bench-server` serves) in process, one
+//! request after another on one thread, and prints nanoseconds per request
+//! (CPU time of this single-threaded process) for each scenario, with the
+//! difference to bare axum.
+//!
+//! ```text
+//! bench-inprocess [--requests N] [--rounds N]
+//! ```
+//!
+//! Over HTTP, the kernel's TCP work dominates a request (about 8 µs here,
+//! three quarters of it in the kernel) and hides differences of a few
+//! hundred nanoseconds under the noise of a shared machine; in process they
+//! show. Only the in-memory and cookie stores take part: Redis round trips
+//! are what the HTTP benchmark is for. actix-web is left out: its services
+//! are not callable without its test harness, which would add costs of its
+//! own.
+
+use std::hint::black_box;
+use std::process::ExitCode;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Request, header};
+use clap::Parser;
+use session_bench::stats::median;
+use session_bench::{Scenario, Server, cpu};
+use tower_service::Service;
+
+/// Nanoseconds per request of the axum servers, in process.
+#[derive(Parser)]
+struct Args {
+    /// Requests per scenario, server and round.
+    #[arg(long, default_value_t = 100_000)]
+    requests: u32,
+    /// Rounds over all servers; medians are printed.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+}
+
+const SERVERS: [Server; 5] = [
+    Server::AxumBare,
+    Server::AxumOursMemory,
+    Server::AxumOursCookie,
+    Server::AxumOursCookieAes,
+    Server::AxumTowerSessionsMemory,
+];
+
+/// One request through `app`, sending `cookie` and keeping what the
+/// response sets (the first `name=value` of each `Set-Cookie`, enough for
+/// these servers, which set at most one cookie).
+async fn request(app: &mut Router, path: &'static str, cookie: &mut String) -> Result<(), String> {
+    let request = Request::get(path)
+        .header(header::HOST, "127.0.0.1")
+        .header(header::COOKIE, cookie.as_str())
+        .body(Body::empty())
+        .map_err(|e| e.to_string())?;
+    std::future::poll_fn(|cx| <Router as Service<Request<Body>>>::poll_ready(app, cx))
+        .await
+        .map_err(|e| e.to_string())?;
+    let response = app.call(request).await.map_err(|e| e.to_string())?;
+    if !response.status().is_success() {
+        return Err(format!("{path} answered {}", response.status()));
+    }
+    if let Some(set) = response.headers().get(header::SET_COOKIE) {
+        let pair = set.to_str().map_err(|e| e.to_string())?;
+        *cookie = pair.split(';').next().unwrap_or_default().to_owned();
+    }
+    black_box(response);
+    Ok(())
+}
+
+/// Nanoseconds per request of `scenario` on a fresh client of `app`.
+async fn measure(app: &Router, scenario: Scenario, requests: u32) -> Result<f64, String> {
+    let mut app = app.clone();
+    let mut cookie = String::new();
+    request(&mut app, scenario.setup_path(), &mut cookie).await?;
+    // Warm-up: a tenth of the requests, unmeasured.
+    for _ in 0..requests / 10 {
+        request(&mut app, scenario.path(), &mut cookie).await?;
+    }
+    // CPU time rather than wall time: a preemption by other work on a shared
+    // machine then does not count.
+    let cpu_time = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
+    let started = cpu_time()?;
+    for _ in 0..requests {
+        request(&mut app, scenario.path(), &mut cookie).await?;
+    }
+    let spent = cpu_time()? - started;
+    Ok(spent.as_nanos() as f64 / f64::from(requests))
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let mut apps = Vec::new();
+    for server in SERVERS {
+        let app = session_bench::servers::axum_app(server, None)
+            .await
+            .map_err(|e| format!("{server}: {e}"))?;
+        apps.push((server, app));
+    }
+    // times[server][scenario] over rounds.
+    let mut times = vec![vec![Vec::new(); Scenario::ALL.len()]; SERVERS.len()];
+    for round in 0..args.rounds {
+        for (index, (_, app)) in apps.iter().enumerate().cycle().skip(round).take(apps.len()) {
+            for (scenario_index, scenario) in Scenario::ALL.into_iter().enumerate() {
+                times[index][scenario_index].push(measure(app, scenario, args.requests).await?);
+            }
+        }
+    }
+    println!(
+        "In process, one thread; CPU ns per request, median of {} rounds of {} requests (+ difference to axum-bare).\n",
+        args.rounds, args.requests
+    );
+    let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+    println!("| server | {} |", names.join(" | "));
+    println!("|---|{}", "---:|".repeat(names.len()));
+    let bare: Vec<f64> = times[0]
+        .iter()
+        .map(|samples| median(samples).unwrap_or(0.0))
+        .collect();
+    for (index, server) in SERVERS.iter().enumerate() {
+        let cells: Vec<String> = times[index]
+            .iter()
+            .zip(&bare)
+            .map(|(samples, bare)| {
+                let ns = median(samples).unwrap_or(0.0);
+                if index == 0 {
+                    format!("{ns:.0}")
+                } else {
+                    format!("{ns:.0} (+{:.0})", ns - bare)
+                }
+            })
+            .collect();
+        println!("| {server} | {} |", cells.join(" | "));
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench-inprocess: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench-inprocess: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
