@@ -31,7 +31,7 @@ commands:
   ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny (if installed), then test
   bench   run the benchmarks
   fuzz    [--seconds N] run every fuzz target for N seconds (default 60), print executions
-  soak    [--seconds N] [--debug] the demo on Redis under load through a Redis restart (default 30 s)";
+  soak    [--seconds N] [--debug] [--framework axum|actix] the demo on Redis under load through a Redis restart (default 30 s)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -95,6 +95,7 @@ fn test(extra: &[String]) -> Result {
     soak::run_soak(&soak::Soak {
         seconds: SHORT_SOAK_SECONDS,
         debug: true,
+        framework: None,
     })
 }
 

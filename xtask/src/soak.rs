@@ -1,4 +1,4 @@
-//! `cargo xtask soak --seconds N [--debug]`: the demo on Redis under load
+//! `cargo xtask soak --seconds N [--debug] [--framework axum|actix]`: the demo on Redis under load
 //! through a Redis restart (`examples/src/bin/soak.rs` says what it checks).
 //!
 //! Builds the demo and the soak driver, then runs the driver, which starts
@@ -14,6 +14,9 @@ pub(crate) struct Soak {
     pub(crate) seconds: u64,
     /// Build and run the debug profile instead of release.
     pub(crate) debug: bool,
+    /// The demo's framework (`axum` or `actix`); the driver's default when
+    /// `None`.
+    pub(crate) framework: Option<String>,
 }
 
 impl Soak {
@@ -21,6 +24,7 @@ impl Soak {
         let mut soak = Soak {
             seconds: 30,
             debug: false,
+            framework: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -32,6 +36,13 @@ impl Soak {
                         .ok_or("--seconds takes a whole number of seconds")?;
                 }
                 "--debug" => soak.debug = true,
+                "--framework" => {
+                    soak.framework = Some(
+                        args.next()
+                            .ok_or("--framework takes axum or actix")?
+                            .clone(),
+                    );
+                }
                 other => return Err(format!("soak: unknown option {other}")),
             }
         }
@@ -53,8 +64,13 @@ pub(crate) fn run_soak(soak: &Soak) -> Result {
     run(&mut build)?;
     let profile = if soak.debug { "debug" } else { "release" };
     let bin = root().join("target").join(profile);
-    run(std::process::Command::new(bin.join("soak"))
+    let mut driver = std::process::Command::new(bin.join("soak"));
+    driver
         .arg("--demo")
         .arg(bin.join("demo"))
-        .args(["--seconds", &soak.seconds.to_string()]))
+        .args(["--seconds", &soak.seconds.to_string()]);
+    if let Some(framework) = &soak.framework {
+        driver.args(["--framework", framework]);
+    }
+    run(&mut driver)
 }
