@@ -178,6 +178,7 @@ fn progress_line(cell: &Cell, rounds: usize) -> String {
             f.client_cpu_us,
             f.redis
                 .as_ref()
+                .filter(|r| !r.commands.is_empty())
                 .map(|r| format!("  redis {}", r.breakdown()))
                 .unwrap_or_default()
         ),
