@@ -4,8 +4,9 @@ use std::fmt;
 use std::str::FromStr;
 
 use aes_gcm::Aes256Gcm;
-use chacha20poly1305::XChaCha20Poly1305;
-use chacha20poly1305::aead::{self, AeadInOut, KeyInit};
+use aes_gcm::aead::{self, AeadInOut, KeyInit};
+use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
+use zeroize::{Zeroize, Zeroizing};
 
 use crate::{ConfigError, Key};
 
@@ -106,7 +107,16 @@ pub(crate) const TAG_LEN: usize = 16;
 /// One key ready to seal and open with one cipher.
 #[derive(Clone)]
 pub(crate) enum Sealer {
-    XChaCha20Poly1305(XChaCha20Poly1305),
+    /// XChaCha20-Poly1305 (draft-irtf-cfrg-xchacha), computed as HChaCha20
+    /// (RustCrypto's `chacha20`) for the subkey, then ring's IETF
+    /// ChaCha20-Poly1305 under that subkey with the nonce's last 8 bytes:
+    /// byte for byte what `chacha20poly1305::XChaCha20Poly1305` produces (a
+    /// test checks it), at a quarter of the cost for a small cookie. The
+    /// RustCrypto crate picks its AVX2 backends at run time, and without
+    /// AVX2 enabled at compile time their intrinsics are not inlined: every
+    /// vector operation became a function call, and a 100-byte cookie took
+    /// 1.9 µs to open instead of 0.45 µs.
+    XChaCha20Poly1305(XChaCha),
     // AES keeps its expanded key schedule and GHASH tables: over 1 KiB.
     Aes256Gcm(Box<Aes256Gcm>),
 }
@@ -120,9 +130,11 @@ impl Sealer {
     pub(crate) fn new(cipher: Cipher, key: &Key) -> Self {
         let derived = key.derive::<{ Key::LEN }>(cipher.key_info());
         // Borrowed, not copied: the derived bytes live only in `Zeroizing`.
-        let derived: &aead::Key<XChaCha20Poly1305> = (&*derived).into();
+        let derived: &aead::Key<Aes256Gcm> = (&*derived).into();
         match cipher {
-            Cipher::XChaCha20Poly1305 => Sealer::XChaCha20Poly1305(XChaCha20Poly1305::new(derived)),
+            Cipher::XChaCha20Poly1305 => Sealer::XChaCha20Poly1305(XChaCha {
+                key: Zeroizing::new((*derived).into()),
+            }),
             Cipher::Aes256Gcm => Sealer::Aes256Gcm(Box::new(Aes256Gcm::new(derived))),
         }
     }
@@ -147,7 +159,7 @@ impl Sealer {
             tag.as_slice().try_into().map_err(|_| Unauthentic)
         }
         match self {
-            Sealer::XChaCha20Poly1305(aead) => seal_with(aead, nonce, associated_data, buffer),
+            Sealer::XChaCha20Poly1305(xchacha) => xchacha.seal(nonce, associated_data, buffer),
             Sealer::Aes256Gcm(aead) => seal_with(&**aead, nonce, associated_data, buffer),
         }
     }
@@ -173,9 +185,65 @@ impl Sealer {
                 .map_err(|_| Unauthentic)
         }
         match self {
-            Sealer::XChaCha20Poly1305(aead) => open_with(aead, nonce, associated_data, buffer, tag),
+            Sealer::XChaCha20Poly1305(xchacha) => xchacha.open(nonce, associated_data, buffer, tag),
             Sealer::Aes256Gcm(aead) => open_with(&**aead, nonce, associated_data, buffer, tag),
         }
+    }
+}
+
+/// An XChaCha20-Poly1305 key (see [`Sealer::XChaCha20Poly1305`]).
+#[derive(Clone)]
+pub(crate) struct XChaCha {
+    key: Zeroizing<[u8; Key::LEN]>,
+}
+
+impl XChaCha {
+    /// The nonce length: 16 bytes for HChaCha20, then 8 for ChaCha20.
+    const NONCE_LEN: usize = 24;
+
+    /// The ChaCha20-Poly1305 key and 96-bit nonce for a 192-bit `nonce`.
+    fn subkey(&self, nonce: &[u8]) -> Result<(LessSafeKey, Nonce), Unauthentic> {
+        if nonce.len() != Self::NONCE_LEN {
+            return Err(Unauthentic);
+        }
+        let (head, tail) = nonce.split_at(16);
+        let head: &[u8; 16] = head.try_into().map_err(|_| Unauthentic)?;
+        let key: &[u8; Key::LEN] = &self.key;
+        let mut subkey = chacha20::hchacha::<chacha20::R20>(key.into(), head.into());
+        let prepared = UnboundKey::new(&CHACHA20_POLY1305, &subkey).map(LessSafeKey::new);
+        // ring keeps its own copy of the subkey, which it does not zeroize.
+        subkey.as_mut_slice().zeroize();
+        let prepared = prepared.map_err(|_| Unauthentic)?;
+        let mut ietf_nonce = [0; 12];
+        ietf_nonce[4..].copy_from_slice(tail);
+        Ok((prepared, Nonce::assume_unique_for_key(ietf_nonce)))
+    }
+
+    fn seal(
+        &self,
+        nonce: &[u8],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+    ) -> Result<[u8; TAG_LEN], Unauthentic> {
+        let (key, nonce) = self.subkey(nonce)?;
+        let tag = key
+            .seal_in_place_separate_tag(nonce, Aad::from(associated_data), buffer)
+            .map_err(|_| Unauthentic)?;
+        tag.as_ref().try_into().map_err(|_| Unauthentic)
+    }
+
+    fn open(
+        &self,
+        nonce: &[u8],
+        associated_data: &[u8],
+        buffer: &mut [u8],
+        tag: &[u8],
+    ) -> Result<(), Unauthentic> {
+        let (key, nonce) = self.subkey(nonce)?;
+        let tag: [u8; TAG_LEN] = tag.try_into().map_err(|_| Unauthentic)?;
+        key.open_in_place_separate_tag(nonce, Aad::from(associated_data), tag.into(), buffer, 0..)
+            .map(|_| ())
+            .map_err(|_| Unauthentic)
     }
 }
 
@@ -232,5 +300,32 @@ mod tests {
         assert!(sealer.seal(&[0; 12], b"", &mut buffer).is_err());
         assert!(sealer.open(&[0; 24], b"", &mut buffer, &[0; 15]).is_err());
         assert!(sealer.open(&[0; 23], b"", &mut buffer, &[0; 16]).is_err());
+    }
+
+    #[test]
+    fn xchacha_matches_the_rustcrypto_implementation() {
+        use chacha20poly1305::XChaCha20Poly1305;
+        use chacha20poly1305::aead::{AeadInOut as _, KeyInit as _};
+
+        let key = Key::generate();
+        let sealer = Sealer::new(Cipher::XChaCha20Poly1305, &key);
+        let derived = key.derive::<{ Key::LEN }>(Cipher::XChaCha20Poly1305.key_info());
+        let reference = XChaCha20Poly1305::new((&*derived).into());
+        for len in [0, 1, 63, 64, 65, 100, 1000, 2991] {
+            let plaintext: Vec<u8> = (0..len).map(|i| (i * 7 % 251) as u8).collect();
+            let nonce: [u8; 24] = std::array::from_fn(|i| (i * 13 + len) as u8);
+            let mut ours = plaintext.clone();
+            let tag = sealer.seal(&nonce, b"ad", &mut ours).unwrap();
+            let mut theirs = plaintext.clone();
+            let their_tag = reference
+                .encrypt_inout_detached(&nonce.into(), b"ad", theirs.as_mut_slice().into())
+                .unwrap();
+            assert_eq!(ours, theirs, "{len}");
+            assert_eq!(tag.as_slice(), their_tag.as_slice(), "{len}");
+            sealer.open(&nonce, b"ad", &mut ours, &tag).unwrap();
+            assert_eq!(ours, plaintext);
+            let mut forged = theirs.clone();
+            assert!(sealer.open(&nonce, b"ad!", &mut forged, &tag).is_err());
+        }
     }
 }
