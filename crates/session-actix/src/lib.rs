@@ -67,7 +67,7 @@ use std::task::{Context, Poll};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{COOKIE, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use session_core::{Error, RequestSession, SessionManager};
 
@@ -234,9 +234,8 @@ where
             let response = self.service.call(request);
             return Box::pin(async move { Ok(response.await?.map_into_left_body()) });
         }
-        let session = self
-            .manager
-            .request(request.headers().get_all(COOKIE).map(HeaderValue::as_bytes));
+        // The cookies are read when a handler asks for the session, if one does.
+        let session = self.manager.deferred_request();
         let on_error = self.on_error.clone();
         request.extensions_mut().insert(Attached {
             session: session.clone(),
@@ -365,32 +364,44 @@ pub type SessionFuture = Pin<Box<dyn Future<Output = Result<Session, SessionReje
 
 impl SessionExt for HttpRequest {
     fn session(&self) -> SessionFuture {
-        Box::pin(load(self.extensions().get::<Attached>().cloned()))
+        load(self.extensions().get::<Attached>().cloned(), self.headers())
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn session(&self) -> SessionFuture {
-        Box::pin(load(self.extensions().get::<Attached>().cloned()))
+        load(self.extensions().get::<Attached>().cloned(), self.headers())
     }
 }
 
-async fn load(attached: Option<Attached>) -> Result<Session, SessionRejection> {
-    let Some(attached) = attached else {
+/// Starts loading the session from the request's `Cookie` headers, which
+/// are parsed before this returns: the future borrows nothing.
+fn load(attached: Option<Attached>, headers: &HeaderMap) -> SessionFuture {
+    let loading = attached.map(|attached| {
+        let cookies = headers.get_all(COOKIE).map(HeaderValue::as_bytes);
+        (attached.session.session_from(cookies), attached.on_error)
+    });
+    Box::pin(loaded(loading))
+}
+
+async fn loaded(
+    loading: Option<(
+        impl Future<Output = Result<session_core::Session, Error>>,
+        ErrorResponse,
+    )>,
+) -> Result<Session, SessionRejection> {
+    let Some((loading, on_error)) = loading else {
         tracing::error!("{MISSING_MIDDLEWARE}");
         return Err(SessionRejection {
             kind: RejectionKind::MissingMiddleware,
         });
     };
-    match attached.session.session().await {
+    match loading.await {
         Ok(session) => Ok(Session(session)),
         Err(error) => {
             tracing::error!(%error, "the session could not be loaded");
             Err(SessionRejection {
-                kind: RejectionKind::Load {
-                    error,
-                    on_error: attached.on_error,
-                },
+                kind: RejectionKind::Load { error, on_error },
             })
         }
     }

@@ -69,6 +69,7 @@ use axum_core::response::{IntoResponse, Response};
 use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
+use pin_project_lite::pin_project;
 use session_core::{Error, RequestSession, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -210,60 +211,108 @@ impl<S> fmt::Debug for SessionService<S> {
     }
 }
 
-/// The future of [`SessionService`]'s responses.
-pub type ResponseFuture<E> = Pin<Box<dyn Future<Output = Result<Response, E>> + Send>>;
+/// A boxed future that saves a session and completes the response.
+type Saving = Pin<Box<dyn Future<Output = Response> + Send>>;
+
+pin_project! {
+    /// The future of [`SessionService`]'s responses.
+    ///
+    /// It runs the inner service's future; when the handler loaded the
+    /// session, it then saves it (in a boxed future: store I/O) and adds the
+    /// `Set-Cookie` headers. A request whose handler never asked for the
+    /// session returns the inner response as it is, without allocating.
+    pub struct ResponseFuture<F> {
+        #[pin]
+        inner: F,
+        // `None` when an outer layer owns the session, or once taken.
+        attached: Option<Attached>,
+        saving: Option<Saving>,
+    }
+}
+
+impl<F> fmt::Debug for ResponseFuture<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("saving", &self.saving.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, E> Future for ResponseFuture<F>
+where
+    F: Future<Output = Result<Response, E>>,
+{
+    type Output = Result<Response, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Some(saving) = this.saving {
+            return saving.as_mut().poll(cx).map(Ok);
+        }
+        let response = std::task::ready!(this.inner.poll(cx))?;
+        match this.attached.take() {
+            Some(attached) if attached.session.is_loaded() => {
+                let saving = this.saving.insert(Box::pin(save(attached, response)));
+                saving.as_mut().poll(cx).map(Ok)
+            }
+            // Never loaded: nothing to save (what `finish` would say).
+            _ => Poll::Ready(Ok(response)),
+        }
+    }
+}
+
+/// Saves the session after the handler and adds its `Set-Cookie` headers to
+/// `response`, or answers the error response instead.
+async fn save(attached: Attached, mut response: Response) -> Response {
+    match set_cookie_headers(&attached.session).await {
+        Ok(headers) => {
+            let response_headers = response.headers_mut();
+            for header in headers {
+                response_headers.append(SET_COOKIE, header);
+            }
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "the session could not be saved");
+            attached.on_error.respond(&error)
+        }
+    }
+}
 
 impl<S, ReqBody> Service<Request<ReqBody>> for SessionService<S>
 where
-    S: Service<Request<ReqBody>, Response = Response> + Clone + Send + 'static,
-    S::Future: Send + 'static,
-    ReqBody: Send + 'static,
+    S: Service<Request<ReqBody>, Response = Response>,
 {
     type Response = Response;
     type Error = S::Error;
-    type Future = ResponseFuture<S::Error>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // The clone is not ready: keep the service that `poll_ready` readied.
-        let fresh = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, fresh);
-
         if request.extensions().get::<Attached>().is_some() {
             // An outer SessionLayer owns this request's session and saves it.
-            return Box::pin(inner.call(request));
+            return ResponseFuture {
+                inner: self.inner.call(request),
+                attached: None,
+                saving: None,
+            };
         }
-        let session = self.manager.request(
-            request
-                .headers()
-                .get_all(COOKIE)
-                .iter()
-                .map(HeaderValue::as_bytes),
-        );
-        let on_error = self.on_error.clone();
-        request.extensions_mut().insert(Attached {
-            session: session.clone(),
-            on_error: on_error.clone(),
-        });
-        Box::pin(async move {
-            let mut response = inner.call(request).await?;
-            match set_cookie_headers(&session).await {
-                Ok(headers) => {
-                    let response_headers = response.headers_mut();
-                    for header in headers {
-                        response_headers.append(SET_COOKIE, header);
-                    }
-                    Ok(response)
-                }
-                Err(error) => {
-                    tracing::error!(%error, "the session could not be saved");
-                    Ok(on_error.respond(&error))
-                }
-            }
-        })
+        // The cookies are read by the extractor, if a handler asks.
+        let attached = Attached {
+            session: self.manager.deferred_request(),
+            on_error: self.on_error.clone(),
+        };
+        request.extensions_mut().insert(attached.clone());
+        ResponseFuture {
+            // `poll_ready` readied `self.inner`, and its future borrows
+            // nothing, so no clone of the service is needed.
+            inner: self.inner.call(request),
+            attached: Some(attached),
+            saving: None,
+        }
     }
 }
 
@@ -345,7 +394,12 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
                 kind: RejectionKind::MissingLayer,
             });
         };
-        match attached.session.session().await {
+        let cookies = parts
+            .headers
+            .get_all(COOKIE)
+            .iter()
+            .map(HeaderValue::as_bytes);
+        match attached.session.session_from(cookies).await {
             Ok(session) => Ok(Session(session)),
             Err(error) => {
                 tracing::error!(%error, "the session could not be loaded");

@@ -237,40 +237,46 @@ impl CookieConfig {
 }
 
 /// The values of the cookies named `name` in a request's `Cookie` headers,
-/// in order, at most [`MAX_CANDIDATES`] of them.
+/// in order, at most [`MAX_CANDIDATES`] of them, borrowed from the headers.
 ///
 /// Each header is split into `name=value` pairs on `;` (RFC 6265 §5.4). A pair
-/// that is not UTF-8, a value in double quotes is unquoted, and a value
-/// longer than `max_len` cannot be one we issued and is skipped without
-/// being decoded.
-pub(crate) fn cookie_values<'a>(
+/// that is not UTF-8 is skipped, a value in double quotes is unquoted, and a
+/// value longer than `max_len` cannot be one we issued and is skipped without
+/// being decoded. Lazy: headers after the last candidate are not scanned.
+pub(crate) fn cookie_value_slices<'a>(
+    headers: impl IntoIterator<Item = &'a [u8]>,
+    name: &str,
+    max_len: usize,
+) -> impl Iterator<Item = &'a str> {
+    let name = name.as_bytes();
+    headers
+        .into_iter()
+        .flat_map(|header| header.split(|&b| b == b';'))
+        .filter_map(move |pair| {
+            let eq = pair.iter().position(|&b| b == b'=')?;
+            let (pair_name, pair_value) = (trim(&pair[..eq]), trim(&pair[eq + 1..]));
+            if pair_name != name {
+                return None;
+            }
+            let pair_value = unquote(pair_value);
+            if pair_value.len() > max_len {
+                return None;
+            }
+            std::str::from_utf8(pair_value).ok()
+        })
+        .take(MAX_CANDIDATES)
+}
+
+/// [`cookie_value_slices`], copied: what the tests compare.
+#[cfg(test)]
+fn cookie_values<'a>(
     headers: impl IntoIterator<Item = &'a [u8]>,
     name: &str,
     max_len: usize,
 ) -> Vec<String> {
-    let mut values = Vec::new();
-    for header in headers {
-        for pair in header.split(|&b| b == b';') {
-            if values.len() == MAX_CANDIDATES {
-                return values;
-            }
-            let Some(eq) = pair.iter().position(|&b| b == b'=') else {
-                continue;
-            };
-            let (pair_name, pair_value) = (trim(&pair[..eq]), trim(&pair[eq + 1..]));
-            if pair_name != name.as_bytes() {
-                continue;
-            }
-            let pair_value = unquote(pair_value);
-            if pair_value.len() > max_len {
-                continue;
-            }
-            if let Ok(value) = std::str::from_utf8(pair_value) {
-                values.push(value.to_owned());
-            }
-        }
-    }
-    values
+    cookie_value_slices(headers, name, max_len)
+        .map(str::to_owned)
+        .collect()
 }
 
 fn trim(bytes: &[u8]) -> &[u8] {

@@ -3,17 +3,25 @@
 //! An adapter does three things, and all session behaviour lives here so that
 //! every framework behaves the same:
 //!
-//! 1. before the handler, [`SessionManager::request`] with the request's
-//!    `Cookie` header values gives a [`RequestSession`], which the adapter puts
-//!    in the request;
-//! 2. the handler's extractor awaits [`RequestSession::session`], which loads
-//!    the session on first use only: a handler that never asks costs no store
+//! 1. before the handler, [`SessionManager::deferred_request`] gives a
+//!    [`RequestSession`], which the adapter puts in the request; it reads no
+//!    header and does no I/O, so a route that never asks for the session pays
+//!    only for one small allocation;
+//! 2. the handler's extractor awaits [`RequestSession::session_from`] with
+//!    the request's `Cookie` header values, which are parsed and loaded on
+//!    first use only: a handler that never asks costs no parsing and no store
 //!    I/O;
 //! 3. after the handler, [`RequestSession::finish`] saves what changed and
 //!    returns the `Set-Cookie` header values to append (none when nothing
 //!    changed).
+//!
+//! Code that has the `Cookie` headers at hand when the request starts (tests,
+//! a framework without extractors) can pass them to
+//! [`SessionManager::request`] and then call [`RequestSession::session`].
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
@@ -98,13 +106,44 @@ impl SessionManager {
     /// Of the cookies with the session's name, the first few (a small fixed
     /// bound) are kept, in order, to be tried until one loads; values longer
     /// than any cookie that could have been issued are dropped unread.
+    ///
+    /// Adapters should prefer [`deferred_request`](Self::deferred_request),
+    /// which leaves the headers unread until a handler asks for the session.
     pub fn request<'a>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'a [u8]>,
     ) -> RequestSession {
-        let cookie = self.shared.config.cookie();
-        let candidates =
-            cookie::cookie_values(cookie_headers, cookie.name(), cookie.max_value_len());
+        let candidates = self.candidates(cookie_headers).map(str::to_owned).collect();
+        self.start(candidates)
+    }
+
+    /// Starts a request's session without its cookies: they are read by
+    /// [`RequestSession::session_from`], when (and if) a handler asks for
+    /// the session. Does no I/O and reads nothing: what an adapter calls for
+    /// every request, so that routes that never touch the session stay
+    /// cheap.
+    ///
+    /// [`RequestSession::session`] on such a request sees no cookie (and so
+    /// gives a new session): call [`session_from`](RequestSession::session_from).
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, SessionConfig, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    /// let request = manager.deferred_request();
+    /// // In the handler's extractor, with the request's `Cookie` headers:
+    /// let session = request.session_from([&b"theme=dark"[..]]).await?;
+    /// assert!(session.is_new());
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn deferred_request(&self) -> RequestSession {
+        self.start(Vec::new())
+    }
+
+    fn start(&self, candidates: Vec<String>) -> RequestSession {
         RequestSession {
             inner: Arc::new(RequestInner {
                 manager: self.clone(),
@@ -113,6 +152,17 @@ impl SessionManager {
                 finished: AtomicBool::new(false),
             }),
         }
+    }
+
+    /// The values of the session's cookies in `cookie_headers` worth trying,
+    /// in order: at most [`MAX_CANDIDATES`](crate::cookie::MAX_CANDIDATES),
+    /// none longer than a cookie we could have issued.
+    fn candidates<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> impl Iterator<Item = &'a str> {
+        let cookie = self.shared.config.cookie();
+        cookie::cookie_value_slices(cookie_headers, cookie.name(), cookie.max_value_len())
     }
 }
 
@@ -149,14 +199,55 @@ struct Loaded {
 }
 
 impl RequestSession {
-    /// The session, loaded from the store on the first call.
+    /// The session, loaded from the store on the first call, from the
+    /// cookies given to [`SessionManager::request`] (none for a
+    /// [deferred](SessionManager::deferred_request) request).
     ///
     /// A missing, malformed, tampered, unknown or expired cookie gives a new,
     /// empty session; only a store failure is an error (and a later call
     /// tries again).
     pub async fn session(&self) -> Result<Session, Error> {
-        let loaded = self.inner.loaded.get_or_try_init(|| self.load()).await?;
+        let candidates = self.inner.candidates.iter().map(String::as_str);
+        let loaded = self
+            .inner
+            .loaded
+            .get_or_try_init(|| self.load(candidates))
+            .await?;
         Ok(loaded.session.clone())
+    }
+
+    /// The session, loaded from the store on the first call, from the cookies
+    /// in `cookie_headers`: the request's `Cookie` header values. Once the
+    /// session is loaded, later calls return it and leave the headers unread.
+    ///
+    /// The headers are parsed before this returns, so the future borrows
+    /// neither them nor `self` (it is boxed for that: only requests that ask
+    /// for the session pay for it, beside the load itself). Of the cookies with the session's name, the
+    /// first few (a small fixed bound) are tried in order until one loads;
+    /// values longer than any cookie that could have been issued are dropped
+    /// unread. Errors as for [`session`](Self::session).
+    pub fn session_from<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
+        let candidates: Vec<String> = if self.is_loaded() {
+            Vec::new()
+        } else {
+            self.inner
+                .manager
+                .candidates(cookie_headers)
+                .map(str::to_owned)
+                .collect()
+        };
+        let this = self.clone();
+        Box::pin(async move {
+            let loaded = this
+                .inner
+                .loaded
+                .get_or_try_init(|| this.load(candidates))
+                .await?;
+            Ok(loaded.session.clone())
+        })
     }
 
     /// Whether a handler asked for the session.
@@ -165,17 +256,21 @@ impl RequestSession {
         self.inner.loaded.initialized()
     }
 
-    async fn load(&self) -> Result<Loaded, Error> {
+    async fn load<S: AsRef<str> + Into<String>>(
+        &self,
+        candidates: impl IntoIterator<Item = S>,
+    ) -> Result<Loaded, Error> {
         let Shared { store, config } = &*self.inner.manager.shared;
         let name = config.cookie().name();
         let now = config.clock().now();
-        for value in &self.inner.candidates {
-            match store.load(Load::new(name, value)).await? {
+        for value in candidates {
+            match store.load(Load::new(name, value.as_ref())).await? {
                 Some(record) if !is_expired(&record, config.expiry(), now) => {
+                    let reissue = store.needs_reissue(Load::new(name, value.as_ref()));
                     return Ok(Loaded {
                         session: Session::from_record(record, false),
-                        cookie: Some(value.clone()),
-                        reissue: store.needs_reissue(Load::new(name, value)),
+                        cookie: Some(value.into()),
+                        reissue,
                     });
                 }
                 Some(_) => tracing::debug!(cookie = name, "session expired; starting a new one"),
