@@ -86,13 +86,15 @@
 //!
 //! # Atomicity and merging
 //!
-//! * A **load** is one round trip: a read-only Lua script returns every field
-//!   and the deadline (`PEXPIRETIME`) together.
+//! * A **load** is one round trip: `HGETALL` and `PEXPIRETIME` on the key,
+//!   written together on one connection (cheaper for Redis than a script).
+//!   Redis runs them back to back; should a logout slip in between, the
+//!   session does not load.
 //! * A **save** is one round trip: a Lua script (sent by `EVALSHA`, falling
 //!   back to `EVAL` when a server does not have it cached) applies the
 //!   request's delta: drop every data field if the session was cleared,
-//!   `HDEL` the removed keys, `HSET` the written ones, rewrite the metadata,
-//!   and set the deadline. Keys the request did not touch keep whatever
+//!   `HDEL` the removed keys, `HSET` the written ones and the metadata (left
+//!   alone when unchanged), and set the deadline. Keys the request did not touch keep whatever
 //!   concurrent requests wrote to them.
 //! * A **new session** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
@@ -318,7 +320,8 @@ pub mod fuzzing {
     use fred::types::Value;
     use session_core::Record;
 
-    /// The hash layout's decoder of its load script's reply.
+    /// The hash layout's decoder of a load's replies, as the pair
+    /// `[PEXPIRETIME reply, HGETALL reply]`.
     #[must_use]
     pub fn hash_reply(reply: Value) -> Option<Record> {
         crate::layout::hash::decode(reply)

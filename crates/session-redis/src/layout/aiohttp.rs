@@ -14,6 +14,7 @@ mod python_json;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use fred::types::Value as RedisValue;
 use serde::Serialize;
 use serde_json::{Map, Value};
 use session_core::{Delete, Error, Load, Record, Save, Saved, Touch};
@@ -134,11 +135,18 @@ impl AiohttpLayout {
         let Some(key) = key(save.cookie_name, previous) else {
             return Ok(Saved::Gone);
         };
-        let expiry = self
-            .max_age_secs
-            .map_or_else(String::new, |secs| secs.to_string());
+        let value = RedisValue::from(value);
+        let expiry = self.max_age_secs.map_or_else(
+            || RedisValue::from_static_str(""),
+            |secs| RedisValue::from(secs.to_string()),
+        );
         let reply = redis
-            .eval(&self.update, &key, vec![value.into(), expiry.into()])
+            .eval(&self.update, &key, |args| {
+                // Clones of these share their bytes.
+                args.push(value.clone());
+                args.push(expiry.clone());
+                Ok(())
+            })
             .await?;
         match reply.as_str().as_deref() {
             Some("saved") => Ok(Saved::Cookie(previous.to_owned())),

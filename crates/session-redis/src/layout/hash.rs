@@ -10,8 +10,9 @@
 //!   read back with `PEXPIRETIME`; no expiry when the session has none.
 //!
 //! The `d:` prefix keeps every user key (including `""` and `"m"`) apart from
-//! the metadata. Writes are Lua scripts, so that each save is one atomic round
-//! trip that applies the request's delta.
+//! the metadata. A load is `HGETALL` and `PEXPIRETIME` in one round trip.
+//! Saves are a Lua script, so that each is one atomic round trip that applies
+//! the request's delta.
 
 use std::time::SystemTime;
 
@@ -36,29 +37,22 @@ const ID_LEN: usize = 32;
 /// few collisions in a row mean the random source is broken.
 const MAX_ID_ATTEMPTS: usize = 3;
 
-/// Returns the deadline and every field, in one atomic round trip; nil when
-/// the key does not exist.
-const LOAD_LUA: &str = r"#!lua flags=no-writes
-local fields = redis.call('HGETALL', KEYS[1])
-if #fields == 0 then
-  return false
-end
-return {redis.call('PEXPIRETIME', KEYS[1]), fields}
-";
-
 /// Applies a save atomically.
 ///
-/// ARGV: mode (`create` or `update`), metadata JSON, deadline in Unix ms
-/// (empty: none), the application's now in Unix ms, `1` to drop every data
-/// field first, the number N of fields to delete, the N fields, then
-/// field/value pairs to write.
+/// ARGV: mode (`create` or `update`), deadline in Unix ms (empty: none), the
+/// application's now in Unix ms, `1` to drop every data field first, the
+/// number N of fields to delete, the N fields, then field/value pairs to
+/// write, the last pair being the metadata (`m` and its JSON).
 ///
 /// `create` never overwrites an existing key (answers `taken`); `update`
 /// never recreates a missing or expired one (answers `gone`), so a save that
-/// races a logout cannot bring the session back.
+/// races a logout cannot bring the session back. An update leaves the
+/// metadata field alone when it already holds the same value (the usual
+/// case: only the data changed).
 const SAVE_LUA: &str = r"
 local key = KEYS[1]
-if ARGV[1] == 'create' then
+local create = ARGV[1] == 'create'
+if create then
   if redis.call('EXISTS', key) == 1 then
     return 'taken'
   end
@@ -68,27 +62,31 @@ else
     return 'gone'
   end
   -- Expired by the application's clock, which may run ahead of Redis's.
-  if deadline >= 0 and deadline <= tonumber(ARGV[4]) then
+  if deadline >= 0 and deadline <= tonumber(ARGV[3]) then
     redis.call('DEL', key)
     return 'gone'
   end
 end
-if ARGV[5] == '1' then
+local cleared = ARGV[4] == '1'
+if cleared then
   redis.call('DEL', key)
 end
 -- unpack() is limited by Lua's stack, so large batches go in chunks.
-local first_write = 7 + tonumber(ARGV[6])
-for i = 7, first_write - 1, 256 do
+local first_write = 6 + tonumber(ARGV[5])
+for i = 6, first_write - 1, 256 do
   redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
 end
-for i = first_write, #ARGV, 256 do
-  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, #ARGV)))
+local last = #ARGV
+if not create and not cleared and redis.call('HGET', key, 'm') == ARGV[last] then
+  last = last - 2
 end
-redis.call('HSET', key, 'm', ARGV[2])
-if ARGV[3] == '' then
+for i = first_write, last, 256 do
+  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
+end
+if ARGV[2] == '' then
   redis.call('PERSIST', key)
 else
-  redis.call('PEXPIREAT', key, ARGV[3])
+  redis.call('PEXPIREAT', key, ARGV[2])
 end
 return 'saved'
 ";
@@ -105,7 +103,6 @@ struct Metadata {
 /// One hash per session under `{prefix}{id}`.
 pub(crate) struct HashLayout {
     prefix: String,
-    load: Script,
     save: Script,
 }
 
@@ -126,7 +123,6 @@ impl HashLayout {
     pub(crate) fn new(prefix: String) -> Self {
         HashLayout {
             prefix,
-            load: Script::new(LOAD_LUA),
             save: Script::new(SAVE_LUA),
         }
     }
@@ -139,7 +135,12 @@ impl HashLayout {
             && cookie_value
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| format!("{}{cookie_value}", self.prefix))
+        well_formed.then(|| {
+            let mut key = String::with_capacity(self.prefix.len() + ID_LEN);
+            key.push_str(&self.prefix);
+            key.push_str(cookie_value);
+            key
+        })
     }
 
     pub(crate) async fn load(
@@ -150,11 +151,13 @@ impl HashLayout {
         let Some(key) = self.key(load.value) else {
             return Ok(None);
         };
-        let reply = redis.eval(&self.load, &key, Vec::new()).await?;
-        if matches!(reply, Value::Null) {
+        let (fields, deadline) = redis.hgetall_pexpiretime(&key).await?;
+        // No fields: no such key. A deadline of -2: the key went away between
+        // the two commands (a concurrent logout).
+        if is_empty(&fields) || matches!(deadline, Value::Integer(-2)) {
             return Ok(None);
         }
-        let record = decode(reply);
+        let record = decode_parts(fields, &deadline);
         if record.is_none() {
             tracing::debug!(
                 cookie = load.cookie_name,
@@ -205,32 +208,44 @@ impl HashLayout {
             created: unix_millis(record.created),
             expiry: record.expiry,
         };
-        let metadata = serde_json::to_string(&metadata).map_err(Error::Value)?;
-        let removed: Vec<&str> = changes
-            .removed()
-            .chain(changes.written().filter(|k| !record.data.contains_key(*k)))
-            .collect();
-        let mut args: Vec<Value> =
-            Vec::with_capacity(6 + removed.len() + 2 * changes.written().len());
-        args.push(match mode {
-            Mode::Create => "create".into(),
-            Mode::Update => "update".into(),
-        });
-        args.push(metadata.into());
-        args.push(match record.expires_at {
-            Some(deadline) => deadline_millis(deadline).to_string().into(),
-            None => "".into(),
-        });
-        args.push(deadline_millis(save.now).to_string().into());
-        args.push(if changes.cleared() { "1" } else { "0" }.into());
-        args.push(removed.len().to_string().into());
-        args.extend(removed.iter().map(|k| data_field(k).into()));
-        for key in changes.written() {
-            if let Some(value) = record.data.get(key) {
-                args.push(data_field(key).into());
-                args.push(serde_json::to_string(value).map_err(Error::Value)?.into());
+        let metadata: Value = serde_json::to_string(&metadata)
+            .map_err(Error::Value)?
+            .into();
+        let deadline = match record.expires_at {
+            Some(deadline) => Value::Integer(deadline_millis(deadline)),
+            None => Value::from_static_str(""),
+        };
+        let now = Value::Integer(deadline_millis(save.now));
+        let args = |args: &mut Vec<Value>| -> Result<(), Error> {
+            let written = changes.written().filter(|k| record.data.contains_key(*k));
+            let removed = || {
+                changes
+                    .removed()
+                    .chain(changes.written().filter(|k| !record.data.contains_key(*k)))
+            };
+            let removed_count = removed().count();
+            args.reserve(7 + removed_count + 2 * changes.written().len());
+            args.push(Value::from_static_str(match mode {
+                Mode::Create => "create",
+                Mode::Update => "update",
+            }));
+            args.push(deadline.clone());
+            args.push(now.clone());
+            args.push(Value::Integer(changes.cleared().into()));
+            args.push(Value::Integer(
+                i64::try_from(removed_count).unwrap_or(i64::MAX),
+            ));
+            args.extend(removed().map(|k| data_field(k).into()));
+            for key in written {
+                if let Some(value) = record.data.get(key) {
+                    args.push(data_field(key).into());
+                    args.push(serde_json::to_string(value).map_err(Error::Value)?.into());
+                }
             }
-        }
+            args.push(Value::from_static_str(META_FIELD));
+            args.push(metadata.clone());
+            Ok(())
+        };
         let reply = redis.eval(&self.save, key, args).await?;
         match reply.as_str().as_deref() {
             Some("saved") => Ok(true),
@@ -265,7 +280,20 @@ impl HashLayout {
 }
 
 fn data_field(key: &str) -> String {
-    format!("{DATA_PREFIX}{key}")
+    let mut field = String::with_capacity(DATA_PREFIX.len() + key.len());
+    field.push_str(DATA_PREFIX);
+    field.push_str(key);
+    field
+}
+
+/// Whether an `HGETALL` reply holds no field (the key does not exist).
+fn is_empty(fields: &Value) -> bool {
+    match fields {
+        Value::Array(fields) => fields.is_empty(),
+        Value::Map(fields) => fields.is_empty(),
+        Value::Null => true,
+        _ => false,
+    }
 }
 
 /// Unix milliseconds as Redis takes them.
@@ -273,8 +301,10 @@ fn deadline_millis(t: SystemTime) -> i64 {
     i64::try_from(unix_millis(t)).unwrap_or(i64::MAX)
 }
 
-/// The record in a load script's reply, or `None` when anything about it is
-/// off: values from Redis are untrusted too.
+/// The record in a `[deadline, [field, value, ...]]` pair (the fuzz target's
+/// and the tests' form of a load's two replies); `None` when anything about
+/// it is off.
+#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
 pub(crate) fn decode(reply: Value) -> Option<Record> {
     let Value::Array(mut parts) = reply else {
         return None;
@@ -282,15 +312,23 @@ pub(crate) fn decode(reply: Value) -> Option<Record> {
     if parts.len() != 2 {
         return None;
     }
-    let Value::Array(fields) = parts.pop()? else {
+    let fields = parts.pop()?;
+    if !matches!(fields, Value::Array(_)) {
         return None;
-    };
-    let deadline = parts.pop()?.as_i64()?;
+    }
+    let deadline = parts.pop()?;
+    decode_parts(fields, &deadline)
+}
+
+/// The record in the replies to `HGETALL` (an array of fields and values,
+/// or a map under RESP3) and `PEXPIRETIME`, or `None` when anything about
+/// them is off: values from Redis are untrusted too.
+pub(crate) fn decode_parts(fields: Value, deadline: &Value) -> Option<Record> {
+    let deadline = deadline.as_i64()?;
     let mut metadata = None;
     let mut data = serde_json::Map::new();
-    let mut fields = fields.into_iter();
-    while let (Some(name), Some(value)) = (fields.next(), fields.next()) {
-        let name = std::str::from_utf8(name.as_bytes()?).ok()?;
+    let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
+        let name = std::str::from_utf8(name?).ok()?;
         let value = value.as_bytes()?;
         if name == META_FIELD {
             metadata = Some(serde_json::from_slice::<Metadata>(value).ok()?);
@@ -298,6 +336,20 @@ pub(crate) fn decode(reply: Value) -> Option<Record> {
             data.insert(key.to_owned(), serde_json::from_slice(value).ok()?);
         }
         // Other fields are not ours to interpret: ignored.
+        Some(())
+    };
+    match fields {
+        Value::Array(fields) => {
+            for pair in fields.chunks_exact(2) {
+                field(pair[0].as_bytes(), &pair[1])?;
+            }
+        }
+        Value::Map(fields) => {
+            for (name, value) in fields.inner() {
+                field(Some(name.as_bytes()), &value)?;
+            }
+        }
+        _ => return None,
     }
     let metadata = metadata?;
     let mut record = Record::new(from_unix_millis(metadata.created)?);
@@ -367,6 +419,15 @@ mod tests {
         );
         let persistent = decode(reply(-1, &["m", r#"{"c":5}"#])).expect("decodes");
         assert_eq!(persistent.expires_at, None);
+        // RESP3 answers HGETALL with a map.
+        let mut map = fred::types::Map::new();
+        let _ = map.insert("m".into(), bulk(r#"{"c":5}"#));
+        let _ = map.insert("d:k".into(), bulk("2"));
+        let record = decode_parts(Value::Map(map), &Value::Integer(-1)).expect("decodes");
+        assert_eq!(
+            serde_json::Value::Object(record.data),
+            serde_json::json!({"k": 2})
+        );
     }
 
     #[test]
