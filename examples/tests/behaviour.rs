@@ -9,15 +9,14 @@
 
 use std::any::Any;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use session_core::conformance::FaultyStore;
 use session_core::{
-    CookieLifetime, Delete, Error, Load, MemoryStore, Record, SameSite, Save, Saved, SessionConfig,
-    SessionManager, SessionStore, Touch, async_trait,
+    CookieLifetime, MemoryStore, SameSite, SessionConfig, SessionManager, SessionStore,
 };
 use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
 use session_examples::demo;
@@ -55,52 +54,6 @@ impl Backend {
     fn keeping_alive(mut self, guard: impl Any + Send + Sync) -> Self {
         self._keep_alive = Some(Box::new(guard));
         self
-    }
-}
-
-/// A store that fails on command, around a real one: a backend outage.
-#[derive(Clone)]
-struct Outage {
-    inner: Arc<dyn SessionStore>,
-    loads_fail: Arc<AtomicBool>,
-    writes_fail: Arc<AtomicBool>,
-}
-
-impl Outage {
-    fn around(inner: Arc<dyn SessionStore>) -> Self {
-        Outage {
-            inner,
-            loads_fail: Arc::default(),
-            writes_fail: Arc::default(),
-        }
-    }
-
-    fn check(flag: &AtomicBool) -> Result<(), Error> {
-        if flag.load(Ordering::SeqCst) {
-            Err(Error::store(std::io::Error::other("simulated outage")))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-#[async_trait]
-impl SessionStore for Outage {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
-        Self::check(&self.loads_fail)?;
-        self.inner.load(load).await
-    }
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
-        Self::check(&self.writes_fail)?;
-        self.inner.save(save).await
-    }
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        Self::check(&self.writes_fail)?;
-        self.inner.touch(touch).await
-    }
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        Self::check(&self.writes_fail)?;
-        self.inner.delete(delete).await
     }
 }
 
@@ -590,7 +543,7 @@ mod cases {
     }
 
     pub(super) async fn a_failing_store_gives_a_500(framework: Framework, backend: Backend) {
-        let outage = Outage::around(backend.store.clone());
+        let outage = FaultyStore::around(backend.store.clone());
         let mut h = Harness::start(
             framework,
             Arc::new(outage.clone()),
@@ -599,7 +552,7 @@ mod cases {
         .await;
         h.client.put_json("/api/session/a", json!(1)).await;
 
-        outage.loads_fail.store(true, Ordering::SeqCst);
+        outage.fail_loads(true);
         if backend.server_side {
             let read = h.client.get("/api/session").await;
             assert_eq!(read.status, StatusCode::INTERNAL_SERVER_ERROR);
@@ -610,15 +563,15 @@ mod cases {
         assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR, "{page:?}");
         // Routes that do not use the session still work.
         assert_eq!(h.client.get("/health").await.status, StatusCode::OK);
-        outage.loads_fail.store(false, Ordering::SeqCst);
+        outage.fail_loads(false);
 
         // A write that cannot be saved is a 500, not a 200 that lost data.
-        outage.writes_fail.store(true, Ordering::SeqCst);
+        outage.fail_writes(true);
         let put = h.client.put_json("/api/session/b", json!(2)).await;
         assert_eq!(put.status, StatusCode::INTERNAL_SERVER_ERROR, "{put:?}");
         assert_eq!(put.json(), json!({ "error": "the session store failed" }));
         assert!(put.set_cookies.is_empty());
-        outage.writes_fail.store(false, Ordering::SeqCst);
+        outage.fail_writes(false);
 
         // Back up: served again, with the data from before the outage.
         let read = h.client.get("/api/session").await;

@@ -2,62 +2,17 @@
 //! on a real socket: what the shared behaviour suite (in `examples/tests`)
 //! cannot show because it is about how the app is put together.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use actix_web::dev::Service as _;
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_actix::{Session, SessionExt, SessionMiddleware, SessionRejection};
-use session_core::{
-    Delete, Error, Load, MemoryStore, Record, Save, Saved, SessionConfig, SessionManager,
-    SessionStore, Touch, async_trait,
-};
+use session_core::conformance::FaultyStore;
+use session_core::{Error, Load, SessionConfig, SessionManager, SessionStore};
 
-/// A memory store that counts its calls and fails on command.
-#[derive(Clone, Default)]
-struct Observed {
-    inner: MemoryStore,
-    loads: Arc<AtomicUsize>,
-    saves: Arc<AtomicUsize>,
-    failing: Arc<AtomicBool>,
-}
-
-impl Observed {
-    fn check(&self) -> Result<(), Error> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(Error::store(std::io::Error::other("simulated outage")))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn manager(&self) -> SessionManager {
-        SessionManager::new(self.clone(), SessionConfig::default())
-    }
-}
-
-#[async_trait]
-impl SessionStore for Observed {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.load(load).await
-    }
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.save(save).await
-    }
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        self.check()?;
-        self.inner.touch(touch).await
-    }
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        self.check()?;
-        self.inner.delete(delete).await
-    }
+/// A manager over `store` with the default configuration.
+fn manager(store: &FaultyStore) -> SessionManager {
+    SessionManager::new(store.clone(), SessionConfig::default())
 }
 
 /// Counts visits in the session.
@@ -141,24 +96,24 @@ async fn extracting_without_the_middleware_is_a_500_that_names_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_route_that_does_not_ask_for_the_session_costs_no_store_io() {
-    let store = Observed::default();
-    let manager = store.manager();
+    let store = FaultyStore::default();
+    let manager = manager(&store);
     let base = serve!(move || App::new()
         .wrap(SessionMiddleware::new(manager.clone()))
         .route("/visit", web::get().to(visit))
         .route("/plain", web::get().to(|| async { "plain" })));
     let cookie = cookie_of(&get_with(&format!("{base}/visit"), None).await);
-    let loads = store.loads.load(Ordering::SeqCst);
+    let loads = store.loads();
     let plain = get_with(&format!("{base}/plain"), Some(&cookie)).await;
     assert_eq!(plain.body, "plain");
     assert!(plain.set_cookies.is_empty());
-    assert_eq!(store.loads.load(Ordering::SeqCst), loads);
+    assert_eq!(store.loads(), loads);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_middleware_applied_twice_saves_once() {
-    let store = Observed::default();
-    let manager = store.manager();
+    let store = FaultyStore::default();
+    let manager = manager(&store);
     let base = serve!(move || App::new()
         .wrap(SessionMiddleware::new(manager.clone()))
         .service(
@@ -169,21 +124,17 @@ async fn the_middleware_applied_twice_saves_once() {
     let url = format!("{base}/scoped/visit");
     let first = get_with(&url, None).await;
     assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
-    assert_eq!(store.saves.load(Ordering::SeqCst), 1);
+    assert_eq!(store.saves(), 1);
     let second = get_with(&url, Some(&cookie_of(&first))).await;
     assert_eq!(second.body, "2");
-    assert_eq!(store.saves.load(Ordering::SeqCst), 2);
-    assert_eq!(
-        store.loads.load(Ordering::SeqCst),
-        1,
-        "one load per request"
-    );
+    assert_eq!(store.saves(), 2);
+    assert_eq!(store.loads(), 1, "one load per request");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_errors_answer_the_applications_response() {
-    let store = Observed::default();
-    let manager = store.manager();
+    let store = FaultyStore::default();
+    let manager = manager(&store);
     async fn degrade(session: Result<Session, SessionRejection>) -> String {
         match session {
             Ok(_) => "session".to_owned(),
@@ -205,7 +156,7 @@ async fn store_errors_answer_the_applications_response() {
     let url = format!("{base}/visit");
     let cookie = cookie_of(&get_with(&url, None).await);
 
-    store.failing.store(true, Ordering::SeqCst);
+    store.fail_all(true);
     // Loading fails: the extractor's error uses the hook.
     let load = get_with(&url, Some(&cookie)).await;
     assert_eq!(
@@ -228,18 +179,18 @@ async fn store_errors_answer_the_applications_response() {
         degraded.body
     );
 
-    store.failing.store(false, Ordering::SeqCst);
+    store.fail_all(false);
     assert_eq!(get_with(&url, Some(&cookie)).await.body, "2");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_hook_store_errors_are_a_plain_500() {
-    let store = Observed::default();
-    let manager = store.manager();
+    let store = FaultyStore::default();
+    let manager = manager(&store);
     let base = serve!(move || App::new()
         .wrap(SessionMiddleware::new(manager.clone()))
         .route("/visit", web::get().to(visit)));
-    store.failing.store(true, Ordering::SeqCst);
+    store.fail_all(true);
     let answer = get_with(&format!("{base}/visit"), None).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.body, "the session could not be loaded or saved");
@@ -259,8 +210,8 @@ async fn session_ext_and_spawned_tasks_reach_the_same_session() {
             .unwrap()
             .unwrap_or_default())
     }
-    let store = Observed::default();
-    let manager = store.manager();
+    let store = FaultyStore::default();
+    let manager = manager(&store);
     let base = serve!(move || App::new()
         // From a ServiceRequest, in a middleware inside the session's.
         .wrap_fn(|request, service| {
@@ -282,7 +233,6 @@ async fn session_ext_and_spawned_tasks_reach_the_same_session() {
         "1"
     );
     let record = store
-        .inner
         .load(Load::new("session", cookie.trim_start_matches("session=")))
         .await
         .unwrap()

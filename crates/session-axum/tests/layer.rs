@@ -2,63 +2,18 @@
 //! what the shared behaviour suite (in `examples/tests`) cannot show because
 //! it is about how the app is put together.
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_axum::{Session, SessionLayer, SessionRejection};
-use session_core::{
-    Delete, Error, Load, MemoryStore, Record, Save, Saved, SessionConfig, SessionManager,
-    SessionStore, Touch, async_trait,
-};
+use session_core::conformance::FaultyStore;
+use session_core::{Error, SessionConfig, SessionManager};
 
-/// A memory store that counts its calls and fails on command.
-#[derive(Clone, Default)]
-struct Observed {
-    inner: MemoryStore,
-    loads: Arc<AtomicUsize>,
-    saves: Arc<AtomicUsize>,
-    failing: Arc<AtomicBool>,
-}
-
-impl Observed {
-    fn check(&self) -> Result<(), Error> {
-        if self.failing.load(Ordering::SeqCst) {
-            Err(Error::store(std::io::Error::other("simulated outage")))
-        } else {
-            Ok(())
-        }
-    }
-
-    fn manager(&self) -> SessionManager {
-        SessionManager::new(self.clone(), SessionConfig::default())
-    }
-}
-
-#[async_trait]
-impl SessionStore for Observed {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
-        self.loads.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.load(load).await
-    }
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
-        self.saves.fetch_add(1, Ordering::SeqCst);
-        self.check()?;
-        self.inner.save(save).await
-    }
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        self.check()?;
-        self.inner.touch(touch).await
-    }
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        self.check()?;
-        self.inner.delete(delete).await
-    }
+/// A manager over `store` with the default configuration.
+fn manager(store: &FaultyStore) -> SessionManager {
+    SessionManager::new(store.clone(), SessionConfig::default())
 }
 
 /// Counts visits in the session.
@@ -144,58 +99,54 @@ async fn extracting_without_the_layer_is_a_500_that_names_the_layer() {
 
 #[tokio::test]
 async fn a_route_that_does_not_extract_the_session_costs_no_store_io() {
-    let store = Observed::default();
+    let store = FaultyStore::default();
     let base = serve(
         Router::new()
             .route("/visit", get(visit))
             .route("/plain", get(|| async { "plain" }))
-            .layer(SessionLayer::new(store.manager())),
+            .layer(SessionLayer::new(manager(&store))),
     )
     .await;
     let cookie = cookie_of(&get_with(&format!("{base}/visit"), None).await);
-    let loads = store.loads.load(Ordering::SeqCst);
+    let loads = store.loads();
     let plain = get_with(&format!("{base}/plain"), Some(&cookie)).await;
     assert_eq!(plain.body, "plain");
     assert!(plain.set_cookies.is_empty());
-    assert_eq!(store.loads.load(Ordering::SeqCst), loads);
+    assert_eq!(store.loads(), loads);
 }
 
 #[tokio::test]
 async fn the_layer_applied_twice_saves_once() {
-    let store = Observed::default();
+    let store = FaultyStore::default();
     let base = serve(
         Router::new()
             .route("/visit", get(visit))
-            .route_layer(SessionLayer::new(store.manager()))
-            .layer(SessionLayer::new(store.manager())),
+            .route_layer(SessionLayer::new(manager(&store)))
+            .layer(SessionLayer::new(manager(&store))),
     )
     .await;
     let url = format!("{base}/visit");
     let first = get_with(&url, None).await;
-    assert_eq!(store.saves.load(Ordering::SeqCst), 1);
+    assert_eq!(store.saves(), 1);
     assert_eq!(first.set_cookies.len(), 1, "{:?}", first.set_cookies);
     let second = get_with(&url, Some(&cookie_of(&first))).await;
     assert_eq!(second.body, "2");
-    assert_eq!(store.saves.load(Ordering::SeqCst), 2);
-    assert_eq!(
-        store.loads.load(Ordering::SeqCst),
-        1,
-        "one load per request"
-    );
+    assert_eq!(store.saves(), 2);
+    assert_eq!(store.loads(), 1, "one load per request");
 }
 
 #[tokio::test]
 async fn route_layer_and_nested_routers_keep_sessions() {
-    let store = Observed::default();
+    let store = FaultyStore::default();
     let with_route_layer = Router::new()
         .route("/visit", get(visit))
-        .route_layer(SessionLayer::new(store.manager()));
+        .route_layer(SessionLayer::new(manager(&store)));
     let nested_inside_layer = Router::new().route("/visit", get(visit));
     let base = serve(
         Router::new().nest("/routed", with_route_layer).merge(
             Router::new()
                 .nest("/outer", nested_inside_layer)
-                .layer(SessionLayer::new(store.manager())),
+                .layer(SessionLayer::new(manager(&store))),
         ),
     )
     .await;
@@ -209,8 +160,8 @@ async fn route_layer_and_nested_routers_keep_sessions() {
 
 #[tokio::test]
 async fn store_errors_answer_the_applications_response() {
-    let store = Observed::default();
-    let layer = SessionLayer::new(store.manager()).with_error_response(|error| {
+    let store = FaultyStore::default();
+    let layer = SessionLayer::new(manager(&store)).with_error_response(|error| {
         let kind = match error {
             Error::Store(_) => "store",
             _ => "other",
@@ -233,7 +184,7 @@ async fn store_errors_answer_the_applications_response() {
     let url = format!("{base}/visit");
     let cookie = cookie_of(&get_with(&url, None).await);
 
-    store.failing.store(true, Ordering::SeqCst);
+    store.fail_all(true);
     // Loading fails: the extractor's rejection uses the hook.
     let load = get_with(&url, Some(&cookie)).await;
     assert_eq!(
@@ -256,20 +207,20 @@ async fn store_errors_answer_the_applications_response() {
         degraded.body
     );
 
-    store.failing.store(false, Ordering::SeqCst);
+    store.fail_all(false);
     assert_eq!(get_with(&url, Some(&cookie)).await.body, "2");
 }
 
 #[tokio::test]
 async fn without_a_hook_store_errors_are_a_plain_500() {
-    let store = Observed::default();
+    let store = FaultyStore::default();
     let base = serve(
         Router::new()
             .route("/visit", get(visit))
-            .layer(SessionLayer::new(store.manager())),
+            .layer(SessionLayer::new(manager(&store))),
     )
     .await;
-    store.failing.store(true, Ordering::SeqCst);
+    store.fail_all(true);
     let answer = get_with(&format!("{base}/visit"), None).await;
     assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(answer.body, "the session could not be loaded or saved");

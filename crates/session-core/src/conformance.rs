@@ -42,6 +42,10 @@
 //! # });
 //! ```
 
+mod faulty;
+
+pub use faulty::FaultyStore;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

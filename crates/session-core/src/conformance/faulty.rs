@@ -1,0 +1,136 @@
+//! A store that fails on command, for testing what sits around a store.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+
+use crate::{Delete, Error, Load, MemoryStore, Record, Save, Saved, SessionStore, Touch};
+
+/// A store around another one that counts its calls and fails on command: a
+/// backend outage without taking a real backend down, to test adapters,
+/// middleware and applications (a 500 rather than a lost write, recovery
+/// once the store is back, laziness).
+///
+/// Clones share the counters and the switches.
+///
+/// ```
+/// use session_core::conformance::FaultyStore;
+/// use session_core::{Error, SessionConfig, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let store = FaultyStore::default(); // around a MemoryStore
+/// let manager = SessionManager::new(store.clone(), SessionConfig::default());
+///
+/// store.fail_loads(true);
+/// let request = manager.request([&b"session=some-id"[..]]);
+/// assert!(matches!(request.session().await, Err(Error::Store(_))));
+/// assert_eq!(store.loads(), 1);
+/// # });
+/// ```
+#[derive(Clone)]
+pub struct FaultyStore {
+    inner: Arc<dyn SessionStore>,
+    faults: Arc<Faults>,
+}
+
+#[derive(Default)]
+struct Faults {
+    loads: AtomicUsize,
+    saves: AtomicUsize,
+    loads_fail: AtomicBool,
+    writes_fail: AtomicBool,
+}
+
+impl Default for FaultyStore {
+    /// Around a new [`MemoryStore`].
+    fn default() -> Self {
+        Self::around(Arc::new(MemoryStore::new()))
+    }
+}
+
+impl FaultyStore {
+    /// Wraps `inner`, working until told to fail.
+    pub fn around(inner: Arc<dyn SessionStore>) -> Self {
+        FaultyStore {
+            inner,
+            faults: Arc::default(),
+        }
+    }
+
+    /// Makes `load` fail (or work again).
+    pub fn fail_loads(&self, fail: bool) {
+        self.faults.loads_fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes `save`, `touch` and `delete` fail (or work again).
+    pub fn fail_writes(&self, fail: bool) {
+        self.faults.writes_fail.store(fail, Ordering::SeqCst);
+    }
+
+    /// Makes every call fail (or work again): the backend is down.
+    pub fn fail_all(&self, fail: bool) {
+        self.fail_loads(fail);
+        self.fail_writes(fail);
+    }
+
+    /// How many times `load` was called, failed calls included.
+    #[must_use]
+    pub fn loads(&self) -> usize {
+        self.faults.loads.load(Ordering::SeqCst)
+    }
+
+    /// How many times `save` was called, failed calls included.
+    #[must_use]
+    pub fn saves(&self) -> usize {
+        self.faults.saves.load(Ordering::SeqCst)
+    }
+
+    fn check(fail: &AtomicBool) -> Result<(), Error> {
+        if fail.load(Ordering::SeqCst) {
+            Err(Error::store(std::io::Error::other(
+                "simulated store outage",
+            )))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+impl std::fmt::Debug for FaultyStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FaultyStore")
+            .field("loads", &self.loads())
+            .field("saves", &self.saves())
+            .finish_non_exhaustive()
+    }
+}
+
+#[async_trait]
+impl SessionStore for FaultyStore {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+        self.faults.loads.fetch_add(1, Ordering::SeqCst);
+        Self::check(&self.faults.loads_fail)?;
+        self.inner.load(load).await
+    }
+
+    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+        self.faults.saves.fetch_add(1, Ordering::SeqCst);
+        Self::check(&self.faults.writes_fail)?;
+        self.inner.save(save).await
+    }
+
+    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
+        Self::check(&self.faults.writes_fail)?;
+        self.inner.touch(touch).await
+    }
+
+    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
+        Self::check(&self.faults.writes_fail)?;
+        self.inner.delete(delete).await
+    }
+
+    fn needs_reissue(&self, load: Load<'_>) -> bool {
+        self.inner.needs_reissue(load)
+    }
+}
