@@ -3,11 +3,9 @@
 //! opens, a cookie opens only under the key ring and the cookie name it was
 //! sealed for, and any record round-trips while it fits in a cookie.
 
-use std::time::Duration;
-
 use proptest::prelude::*;
 use session_core::expiry::from_unix_millis;
-use session_core::{Changes, Expiry, Load, Record, Save, Saved, SessionStore};
+use session_core::{Changes, Load, Record, Save, Saved, SessionStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_testing::arbitrary;
 
@@ -21,27 +19,6 @@ fn store(cipher: Cipher, key: &Key) -> EncryptedCookieStore {
 
 fn cipher() -> impl Strategy<Value = Cipher> {
     prop_oneof![Just(Cipher::XChaCha20Poly1305), Just(Cipher::Aes256Gcm)]
-}
-
-/// A record with arbitrary timestamps, per-session expiry and data.
-fn record() -> impl Strategy<Value = Record> {
-    (
-        arbitrary::unix_millis(),
-        proptest::option::of(arbitrary::unix_millis()),
-        proptest::option::of((arbitrary::timeout_millis(), arbitrary::timeout_millis())),
-        arbitrary::session_data(),
-    )
-        .prop_map(|(created, expires_at, expiry, data)| {
-            let mut record = Record::new(from_unix_millis(created).unwrap());
-            record.expires_at = expires_at.and_then(from_unix_millis);
-            record.expiry = expiry.map(|(idle, absolute)| {
-                Expiry::NEVER
-                    .with_idle_timeout(idle.map(Duration::from_millis))
-                    .with_absolute_timeout(absolute.map(Duration::from_millis))
-            });
-            record.data = data;
-            record
-        })
 }
 
 /// Runs `future` to completion: the store's methods are async but do no I/O.
@@ -168,7 +145,7 @@ proptest! {
     #[test]
     fn records_round_trip_while_they_fit_in_a_cookie(
         cipher in cipher(),
-        record in record(),
+        record in arbitrary::record(),
     ) {
         let store = store(cipher, &Key::generate());
         let value = seal(&store, "session", &record);

@@ -12,31 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use session_core::cookie::MAX_COOKIE_SIZE;
-use session_core::expiry::from_unix_millis;
-use session_core::{CookieLifetime, Expiry, Record, Rolling, SessionConfig, SessionManager};
+use session_core::{CookieLifetime, Rolling, SessionConfig, SessionManager};
 use session_simple_cookie::SimpleCookieStore;
 use session_testing::arbitrary;
-
-/// A record with arbitrary timestamps, per-session expiry and data.
-fn record() -> impl Strategy<Value = Record> {
-    (
-        arbitrary::unix_millis(),
-        proptest::option::of(arbitrary::unix_millis()),
-        proptest::option::of((arbitrary::timeout_millis(), arbitrary::timeout_millis())),
-        arbitrary::session_data(),
-    )
-        .prop_map(|(created, expires_at, expiry, data)| {
-            let mut record = Record::new(from_unix_millis(created).unwrap());
-            record.expires_at = expires_at.and_then(from_unix_millis);
-            record.expiry = expiry.map(|(idle, absolute)| {
-                Expiry::NEVER
-                    .with_idle_timeout(idle.map(Duration::from_millis))
-                    .with_absolute_timeout(absolute.map(Duration::from_millis))
-            });
-            record.data = data;
-            record
-        })
-}
 
 proptest! {
     #[test]
@@ -64,7 +42,7 @@ proptest! {
     }
 
     #[test]
-    fn records_round_trip_while_they_fit_in_a_cookie(record in record()) {
+    fn records_round_trip_while_they_fit_in_a_cookie(record in arbitrary::record()) {
         let value = SimpleCookieStore::encode(&record).unwrap();
         let decoded = SimpleCookieStore::decode(&value);
         if value.len() <= MAX_COOKIE_SIZE {

@@ -7,8 +7,8 @@
 //!   ranges, nested arrays and objects), kept small enough that most of it
 //!   fits in a 4 KiB cookie;
 //! * [`unix_millis`] and [`timeout_millis`]: a record's timestamps and
-//!   timeouts (this crate depends on no session crate, so each test builds
-//!   its `Record` from them);
+//!   timeouts, and [`record`]: a whole `session_core::Record` built from
+//!   them and [`session_data`];
 //! * [`cookie_value`]: strings that look like cookie values, base64url text
 //!   most of the time, to get past the cheap checks of a decoder;
 //! * [`cookie_header`]: raw `Cookie` header bytes: pairs, separators, quotes,
@@ -103,6 +103,32 @@ pub fn unix_millis() -> impl Strategy<Value = u64> {
 /// A timeout in milliseconds, up to a year, or none.
 pub fn timeout_millis() -> impl Strategy<Value = Option<u64>> {
     proptest::option::of(1u64..=31_536_000_000)
+}
+
+/// A record with arbitrary timestamps, per-session expiry and data, as a
+/// store must round-trip it.
+pub fn record() -> impl Strategy<Value = session_core::Record> {
+    use session_core::expiry::from_unix_millis;
+    use std::time::{Duration, UNIX_EPOCH};
+    (
+        unix_millis(),
+        proptest::option::of(unix_millis()),
+        proptest::option::of((timeout_millis(), timeout_millis())),
+        session_data(),
+    )
+        .prop_map(|(created, expires_at, expiry, data)| {
+            // `unix_millis` stays far below the end of `SystemTime`.
+            let mut record =
+                session_core::Record::new(from_unix_millis(created).unwrap_or(UNIX_EPOCH));
+            record.expires_at = expires_at.and_then(from_unix_millis);
+            record.expiry = expiry.map(|(idle, absolute)| {
+                session_core::Expiry::NEVER
+                    .with_idle_timeout(idle.map(Duration::from_millis))
+                    .with_absolute_timeout(absolute.map(Duration::from_millis))
+            });
+            record.data = data;
+            record
+        })
 }
 
 /// The characters of unpadded base64url.
