@@ -503,31 +503,8 @@ async fn logout_in_python_logs_out_of_rust(sides: &Sides) {
     );
     assert_eq!(sides.stored(&id).as_deref(), Some("{}"), "not revived");
 
-    // Logged out on both sides, with the jar and with the old cookie.
-    for base in [sides.rs(), sides.py()] {
-        let fresh = browser.session_at(&base).await;
-        assert!(fresh.is_new() && fresh.data() == &json!({}), "{fresh:?}");
-        let replayed = browser
-            .send_with(&base, Method::GET, "/api/session", None, Some(&cookie))
-            .await;
-        assert!(
-            replayed.is_new() && replayed.data() == &json!({}),
-            "{replayed:?}"
-        );
-    }
-    // A stale write with the old cookie starts a new session elsewhere.
-    let stale = browser
-        .send_with(
-            &sides.rs(),
-            Method::PUT,
-            "/api/session/k",
-            Some(json!(1)),
-            Some(&cookie),
-        )
-        .await;
-    let (_, new_id) = pair(&stale.set_cookies[0]);
-    assert_ne!(new_id, id);
-    assert_eq!(sides.stored(&id).as_deref(), Some("{}"), "not revived");
+    // A logout from Python leaves `{}` under the key.
+    assert_logged_out_everywhere(sides, &mut browser, &cookie, &id, &sides.rs(), Some("{}")).await;
 }
 
 async fn logout_in_rust_logs_out_of_python(sides: &Sides) {
@@ -559,30 +536,44 @@ async fn logout_in_rust_logs_out_of_python(sides: &Sides) {
     );
     assert_eq!(sides.stored(&id), None, "not revived");
 
-    for base in [sides.py(), sides.rs()] {
+    // Ours deletes the key; Python, too, then writes under a new id.
+    assert_logged_out_everywhere(sides, &mut browser, &cookie, &id, &sides.py(), None).await;
+}
+
+/// After a logout: both sides, with the jar and with the old `cookie`, see a
+/// new empty session; a stale write with the old cookie to `stale_side`
+/// starts a session under a new id; and the old key still holds `stored`.
+async fn assert_logged_out_everywhere(
+    sides: &Sides,
+    browser: &mut Browser,
+    cookie: &str,
+    id: &str,
+    stale_side: &str,
+    stored: Option<&str>,
+) {
+    for base in [sides.rs(), sides.py()] {
         let fresh = browser.session_at(&base).await;
         assert!(fresh.is_new() && fresh.data() == &json!({}), "{fresh:?}");
         let replayed = browser
-            .send_with(&base, Method::GET, "/api/session", None, Some(&cookie))
+            .send_with(&base, Method::GET, "/api/session", None, Some(cookie))
             .await;
         assert!(
             replayed.is_new() && replayed.data() == &json!({}),
             "{replayed:?}"
         );
     }
-    // Python, too, writes a stale session under a new id, never the old one.
     let stale = browser
         .send_with(
-            &sides.py(),
+            stale_side,
             Method::PUT,
             "/api/session/k",
             Some(json!(1)),
-            Some(&cookie),
+            Some(cookie),
         )
         .await;
     let (_, new_id) = pair(&stale.set_cookies[0]);
     assert_ne!(new_id, id);
-    assert_eq!(sides.stored(&id), None, "not revived");
+    assert_eq!(sides.stored(id).as_deref(), stored, "not revived");
 }
 
 async fn both_sides_write_the_same_ttl(sides: &Sides) {
