@@ -475,16 +475,7 @@ async fn logout_in_python_logs_out_of_rust(sides: &Sides) {
     assert_eq!(browser.session_at(&sides.py()).await.data()["user"], "ada");
 
     // A slow Rust request loads the session before the logout, writes after.
-    let slow = {
-        let browser = Browser::new();
-        let url = format!("{}/api/session/late?delay_ms=1000", sides.rs());
-        let cookie = cookie.clone();
-        tokio::spawn(async move {
-            browser
-                .send_with(&url, Method::PUT, "", Some(json!("write")), Some(&cookie))
-                .await
-        })
-    };
+    let slow = spawn_late_write(sides, &cookie);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let answer = browser.logout(&sides.py()).await;
     assert!(answer.removes_the_cookie(), "{answer:?}");
@@ -514,16 +505,7 @@ async fn logout_in_rust_logs_out_of_python(sides: &Sides) {
     let cookie = format!("{}={id}", aiohttp::COOKIE_NAME);
     assert_eq!(browser.session_at(&sides.rs()).await.data()["user"], "ada");
 
-    let slow = {
-        let browser = Browser::new();
-        let url = format!("{}/api/session/late?delay_ms=1000", sides.rs());
-        let cookie = cookie.clone();
-        tokio::spawn(async move {
-            browser
-                .send_with(&url, Method::PUT, "", Some(json!("write")), Some(&cookie))
-                .await
-        })
-    };
+    let slow = spawn_late_write(sides, &cookie);
     tokio::time::sleep(Duration::from_millis(300)).await;
     let answer = browser.logout(&sides.rs()).await;
     assert!(answer.removes_the_cookie(), "{answer:?}");
@@ -538,6 +520,19 @@ async fn logout_in_rust_logs_out_of_python(sides: &Sides) {
 
     // Ours deletes the key; Python, too, then writes under a new id.
     assert_logged_out_everywhere(sides, &mut browser, &cookie, &id, &sides.py(), None).await;
+}
+
+/// A Rust request with `cookie` that loads the session, waits a second, then
+/// writes to it: started before a logout, it writes after it.
+fn spawn_late_write(sides: &Sides, cookie: &str) -> tokio::task::JoinHandle<Answer> {
+    let browser = Browser::new();
+    let url = format!("{}/api/session/late?delay_ms=1000", sides.rs());
+    let cookie = cookie.to_owned();
+    tokio::spawn(async move {
+        browser
+            .send_with(&url, Method::PUT, "", Some(json!("write")), Some(&cookie))
+            .await
+    })
 }
 
 /// After a logout: both sides, with the jar and with the old `cookie`, see a
