@@ -223,13 +223,12 @@ fn take_i64(bytes: &mut &[u8]) -> i64 {
     i64::from_le_bytes(buf)
 }
 
-/// The Redis hash layout's decoder of its load script's reply. The first
-/// byte picks the reply's shape (nil, an integer, arrays of the wrong
-/// shape, or the right shape); for the right shape the next byte picks the
-/// deadline (-1: none, -2, a small one or any `i64`), and the rest, split
-/// on `\n`, is the field/value list (an element starting with `0xFF` is an
-/// integer instead of a bulk string). What loads has metadata, and only
-/// `d:` fields as data.
+/// The Redis hash layout's decoder of its load's reply (to `HGETALL`). The
+/// first byte picks the reply's shape (nil, an integer, arrays of the wrong
+/// shape, or the right shape); for the right shape the rest, split on `\n`,
+/// is the field/value list (an element starting with `0xFF` is an integer
+/// instead of a bulk string). What loads has metadata, and only `d:` fields
+/// as data.
 pub fn redis_hash_reply(data: &[u8]) {
     let Some((&shape, mut rest)) = data.split_first() else {
         return;
@@ -242,28 +241,19 @@ pub fn redis_hash_reply(data: &[u8]) {
         2 => Value::Array(Vec::new()),
         3 => Value::Array(vec![bulk(rest)]),
         _ => {
-            let deadline = match rest.split_first() {
-                Some((&pick, tail)) => {
-                    rest = tail;
-                    match pick % 4 {
-                        0 => -1,
-                        1 => -2,
-                        2 => i64::from(pick),
-                        _ => take_i64(&mut rest),
-                    }
-                }
-                None => -1,
-            };
             let elements: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
             names = elements.iter().step_by(2).copied().collect();
-            let fields = elements
-                .iter()
-                .map(|element| match element.split_first() {
-                    Some((0xFF, tail)) => Value::Integer(i64::try_from(tail.len()).unwrap_or(0)),
-                    _ => bulk(element),
-                })
-                .collect();
-            Value::Array(vec![Value::Integer(deadline), Value::Array(fields)])
+            Value::Array(
+                elements
+                    .iter()
+                    .map(|element| match element.split_first() {
+                        Some((0xFF, tail)) => {
+                            Value::Integer(i64::try_from(tail.len()).unwrap_or(0))
+                        }
+                        _ => bulk(element),
+                    })
+                    .collect(),
+            )
         }
     };
     if let Some(record) = session_redis::fuzzing::hash_reply(reply) {

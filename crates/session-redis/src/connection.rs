@@ -2,9 +2,6 @@
 //! bounded by the store's command timeout.
 
 use std::fmt;
-use std::future::{Future, poll_fn};
-use std::pin::pin;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use fred::prelude::{
@@ -198,44 +195,13 @@ impl Redis {
             .await
     }
 
-    /// `HGETALL key` and `PEXPIRETIME key` in one round trip: both are
-    /// queued on one connection before either reply is awaited, so fred
-    /// writes them together and Redis answers both at once. Both name the
-    /// same key, so a cluster sends them to the same node. (Measured cheaper
-    /// for Redis and for the client than a script, `MULTI`/`EXEC` or fred's
-    /// `Pipeline`.)
-    pub(crate) async fn hgetall_pexpiretime(&self, key: &str) -> Result<(Value, Value), Error> {
-        let client = self.connection.client();
-        let client = client.with_options(&Self::options(self.timeout));
-        let (fields, deadline) = join(
-            client.hgetall::<Value, _>(key),
-            client.pexpire_time::<Value, _>(key),
-        )
-        .await;
-        Ok((
-            fields.map_err(Error::store)?,
-            deadline.map_err(Error::store)?,
-        ))
-    }
-
-    /// `PEXPIREAT key deadline`; whether the key existed.
-    pub(crate) async fn pexpire_at(&self, key: &str, unix_ms: i64) -> Result<bool, Error> {
+    /// `HGETALL key`.
+    pub(crate) async fn hgetall(&self, key: &str) -> Result<Value, Error> {
         self.connection
             .client()
             .with_options(&Self::options(self.timeout))
-            .pexpire_at(key, unix_ms, None)
+            .hgetall(key)
             .await
-            .map_err(Error::store)
-    }
-
-    /// `PERSIST key`.
-    pub(crate) async fn persist(&self, key: &str) -> Result<(), Error> {
-        self.connection
-            .client()
-            .with_options(&Self::options(self.timeout))
-            .persist::<Value, _>(key)
-            .await
-            .map(drop)
             .map_err(Error::store)
     }
 
@@ -293,34 +259,4 @@ impl Redis {
             .map(drop)
             .map_err(Error::store)
     }
-}
-
-/// Runs two futures concurrently (polling `a` first, so its command is
-/// queued first) and returns both outputs.
-async fn join<A: Future, B: Future>(a: A, b: B) -> (A::Output, B::Output) {
-    let mut a = pin!(a);
-    let mut b = pin!(b);
-    let mut a_out = None;
-    let mut b_out = None;
-    poll_fn(|cx| {
-        if a_out.is_none() {
-            if let Poll::Ready(out) = a.as_mut().poll(cx) {
-                a_out = Some(out);
-            }
-        }
-        if b_out.is_none() {
-            if let Poll::Ready(out) = b.as_mut().poll(cx) {
-                b_out = Some(out);
-            }
-        }
-        match (a_out.take(), b_out.take()) {
-            (Some(a), Some(b)) => Poll::Ready((a, b)),
-            (a, b) => {
-                a_out = a;
-                b_out = b;
-                Poll::Pending
-            }
-        }
-    })
-    .await
 }

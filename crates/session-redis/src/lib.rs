@@ -7,7 +7,7 @@
 //! each other's changes, and a logout is never undone by a request that was
 //! still running.
 //!
-//! Requires **Redis 7.0 or later** (`PEXPIRETIME`).
+//! Requires **Redis 7.0 or later** (the save script uses `PEXPIRETIME`).
 //!
 //! To share sessions with a Python service on aiohttp_session's
 //! `RedisStorage` during a migration, use the [`aiohttp`] layout instead
@@ -77,24 +77,25 @@
 //! |---|---|
 //! | key | `{prefix}{id}`, `id` being the cookie value: 32 base64url characters (192 random bits) |
 //! | field `m` | metadata: JSON `{"c": created, "x": expiry override}`, times in Unix milliseconds; `x` absent without an override |
+//! | field `e` | the session's deadline in Unix milliseconds; absent for a session without one |
 //! | field `d:{name}` | the JSON value of session key `name` |
-//! | key expiry | the session's deadline (`PEXPIREAT`); none for a session without one |
+//! | key expiry | the same deadline (`PEXPIREAT`), always set together with `e`; none for a session without one |
 //!
 //! Data fields carry the `d:` prefix so that no session key (not `""`, not
-//! `"m"`) can collide with the metadata. A hash keeps one field per session
+//! `"m"`, not `"e"`) can collide with the metadata. A hash keeps one field per session
 //! key, which is what lets a save change some keys and leave the others.
 //!
 //! # Atomicity and merging
 //!
-//! * A **load** is one round trip: `HGETALL` and `PEXPIRETIME` on the key,
-//!   written together on one connection (cheaper for Redis than a script).
-//!   Redis runs them back to back; should a logout slip in between, the
-//!   session does not load.
+//! * A **load** is one command, `HGETALL`: the deadline is field `e`, so
+//!   nothing else needs asking (each command costs the application's Redis
+//!   client a few microseconds of CPU).
 //! * A **save** is one round trip: a Lua script (sent by `EVALSHA`, falling
 //!   back to `EVAL` when a server does not have it cached) applies the
 //!   request's delta: drop every data field if the session was cleared,
 //!   `HDEL` the removed keys, `HSET` the written ones and the metadata (left
-//!   alone when unchanged), and set the deadline. Keys the request did not touch keep whatever
+//!   alone when unchanged), and set the deadline (field `e` and the key's
+//!   expiry). Keys the request did not touch keep whatever
 //!   concurrent requests wrote to them.
 //! * A **new session** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
@@ -102,16 +103,17 @@
 //!   answers [`Saved::Gone`] and creates nothing,
 //!   so a slow request that finishes after a logout cannot bring the session
 //!   back; the client gets a removal cookie.
-//! * A **rolling refresh** is a bare `PEXPIREAT` (a no-op on a missing key);
-//!   a **delete** is `DEL`. A request that changes nothing sends nothing.
+//! * A **rolling refresh** runs the same script with no delta: it moves the
+//!   deadline (field `e` and the key's expiry) of a session that still
+//!   exists, and does nothing to one that is gone; a **delete** is `DEL`. A request that changes nothing sends nothing.
 //!
 //! Every operation touches exactly one key and scripts declare it in `KEYS`,
 //! so everything works on any cluster slot.
 //!
 //! # Time
 //!
-//! The deadline is the absolute instant in the record (`expires_at`), set
-//! with `PEXPIREAT` and read back exactly with `PEXPIRETIME`, so Redis drops
+//! The deadline is the absolute instant in the record (`expires_at`), kept
+//! in field `e` and set as the key's expiry with `PEXPIREAT`, so Redis drops
 //! a session when it expires and the core still enforces idle and absolute
 //! timeouts from the record itself. An absolute timeout is never extended:
 //! the deadline the core computes never passes it. A save that finds the
@@ -320,8 +322,7 @@ pub mod fuzzing {
     use fred::types::Value;
     use session_core::Record;
 
-    /// The hash layout's decoder of a load's replies, as the pair
-    /// `[PEXPIRETIME reply, HGETALL reply]`.
+    /// The hash layout's decoder of a load's reply (to `HGETALL`).
     #[must_use]
     pub fn hash_reply(reply: Value) -> Option<Record> {
         crate::layout::hash::decode(reply)

@@ -5,14 +5,19 @@
 //! * field `m`: metadata, JSON `{"c": created, "x": expiry}` (Unix
 //!   milliseconds; `x` is the per-session expiry override, absent when
 //!   none);
+//! * field `e`: the record's `expires_at` in Unix milliseconds, absent when
+//!   the session has no deadline;
 //! * field `d:{name}` for each session key `name`: its JSON value;
-//! * the key's expiry: the record's `expires_at`, set with `PEXPIREAT` and
-//!   read back with `PEXPIRETIME`; no expiry when the session has none.
+//! * the key's expiry: the same deadline, set with `PEXPIREAT` together with
+//!   `e`, so that Redis drops the session when it ends.
 //!
-//! The `d:` prefix keeps every user key (including `""` and `"m"`) apart from
-//! the metadata. A load is `HGETALL` and `PEXPIRETIME` in one round trip.
-//! Saves are a Lua script, so that each is one atomic round trip that applies
-//! the request's delta.
+//! The `d:` prefix keeps every user key (including `""`, `"m"` and `"e"`)
+//! apart from the metadata. A load is one `HGETALL`: the deadline is a field
+//! rather than read back with `PEXPIRETIME`, so that a load is one command
+//! (each command costs the application's client a few microseconds). Saves
+//! and rolling refreshes are one Lua script, so that each is one atomic round
+//! trip that applies the request's delta and sets `e` and the key's expiry
+//! together.
 
 use std::time::SystemTime;
 
@@ -26,6 +31,9 @@ use crate::connection::{Redis, Script};
 /// The metadata field.
 const META_FIELD: &str = "m";
 
+/// The deadline field.
+const DEADLINE_FIELD: &str = "e";
+
 /// What every data field's name starts with.
 const DATA_PREFIX: &str = "d:";
 
@@ -37,22 +45,24 @@ const ID_LEN: usize = 32;
 /// few collisions in a row mean the random source is broken.
 const MAX_ID_ATTEMPTS: usize = 3;
 
-/// Applies a save atomically.
+/// Applies a save or a rolling refresh atomically.
 ///
-/// ARGV: mode (`create` or `update`), deadline in Unix ms (empty: none), the
-/// application's now in Unix ms, `1` to drop every data field first, the
-/// number N of fields to delete, the N fields, then field/value pairs to
-/// write, the last pair being the metadata (`m` and its JSON).
+/// ARGV: mode (`create`, `update` or `touch`), deadline in Unix ms (empty:
+/// none), the application's now in Unix ms, `1` to drop every data field
+/// first, the number N of fields to delete, the N fields, then field/value
+/// pairs to write, the last pair being the metadata (`m` and its JSON); a
+/// `touch` has no fields and no metadata, and only moves the deadline.
 ///
-/// `create` never overwrites an existing key (answers `taken`); `update`
-/// never recreates a missing or expired one (answers `gone`), so a save that
-/// races a logout cannot bring the session back. An update leaves the
-/// metadata field alone when it already holds the same value (the usual
-/// case: only the data changed).
+/// `create` never overwrites an existing key (answers `taken`); `update` and
+/// `touch` never recreate a missing or expired one (answer `gone`), so a
+/// save that races a logout cannot bring the session back. An update leaves
+/// the metadata field alone when it already holds the same value (the usual
+/// case: only the data changed). The deadline goes to field `e` and to the
+/// key's expiry together.
 const SAVE_LUA: &str = r"
 local key = KEYS[1]
-local create = ARGV[1] == 'create'
-if create then
+local mode = ARGV[1]
+if mode == 'create' then
   if redis.call('EXISTS', key) == 1 then
     return 'taken'
   end
@@ -77,15 +87,17 @@ for i = 6, first_write - 1, 256 do
   redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
 end
 local last = #ARGV
-if not create and not cleared and redis.call('HGET', key, 'm') == ARGV[last] then
+if mode == 'update' and not cleared and redis.call('HGET', key, 'm') == ARGV[last] then
   last = last - 2
 end
 for i = first_write, last, 256 do
   redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
 end
 if ARGV[2] == '' then
+  redis.call('HDEL', key, 'e')
   redis.call('PERSIST', key)
 else
+  redis.call('HSET', key, 'e', ARGV[2])
   redis.call('PEXPIREAT', key, ARGV[2])
 end
 return 'saved'
@@ -114,9 +126,22 @@ impl std::fmt::Debug for HashLayout {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Create,
     Update,
+    /// A rolling refresh: only the deadline moves.
+    Touch,
+}
+
+impl Mode {
+    fn arg(self) -> Value {
+        Value::from_static_str(match self {
+            Mode::Create => "create",
+            Mode::Update => "update",
+            Mode::Touch => "touch",
+        })
+    }
 }
 
 impl HashLayout {
@@ -151,13 +176,12 @@ impl HashLayout {
         let Some(key) = self.key(load.value) else {
             return Ok(None);
         };
-        let (fields, deadline) = redis.hgetall_pexpiretime(&key).await?;
-        // No fields: no such key. A deadline of -2: the key went away between
-        // the two commands (a concurrent logout).
-        if is_empty(&fields) || matches!(deadline, Value::Integer(-2)) {
+        let fields = redis.hgetall(&key).await?;
+        // No fields: no such key.
+        if is_empty(&fields) {
             return Ok(None);
         }
-        let record = decode_parts(fields, &deadline);
+        let record = decode(fields);
         if record.is_none() {
             tracing::debug!(
                 cookie = load.cookie_name,
@@ -211,12 +235,7 @@ impl HashLayout {
         let metadata: Value = serde_json::to_string(&metadata)
             .map_err(Error::Value)?
             .into();
-        let deadline = match record.expires_at {
-            Some(deadline) => Value::Integer(deadline_millis(deadline)),
-            None => Value::from_static_str(""),
-        };
-        let now = Value::Integer(deadline_millis(save.now));
-        let args = |args: &mut Vec<Value>| -> Result<(), Error> {
+        self.run(redis, key, mode, record, save.now, |args| {
             let written = changes.written().filter(|k| record.data.contains_key(*k));
             let removed = || {
                 changes
@@ -224,13 +243,7 @@ impl HashLayout {
                     .chain(changes.written().filter(|k| !record.data.contains_key(*k)))
             };
             let removed_count = removed().count();
-            args.reserve(7 + removed_count + 2 * changes.written().len());
-            args.push(Value::from_static_str(match mode {
-                Mode::Create => "create",
-                Mode::Update => "update",
-            }));
-            args.push(deadline.clone());
-            args.push(now.clone());
+            args.reserve(2 + removed_count + 2 * changes.written().len());
             args.push(Value::Integer(changes.cleared().into()));
             args.push(Value::Integer(
                 i64::try_from(removed_count).unwrap_or(i64::MAX),
@@ -245,6 +258,31 @@ impl HashLayout {
             args.push(Value::from_static_str(META_FIELD));
             args.push(metadata.clone());
             Ok(())
+        })
+        .await
+    }
+
+    /// Runs the save script in `mode` for `record`'s deadline; `delta`
+    /// pushes what follows the first three arguments. Whether it applied.
+    async fn run(
+        &self,
+        redis: &Redis,
+        key: &str,
+        mode: Mode,
+        record: &Record,
+        now: SystemTime,
+        mut delta: impl FnMut(&mut Vec<Value>) -> Result<(), Error>,
+    ) -> Result<bool, Error> {
+        let deadline = match record.expires_at {
+            Some(deadline) => Value::Integer(deadline_millis(deadline)),
+            None => Value::from_static_str(""),
+        };
+        let now = Value::Integer(deadline_millis(now));
+        let args = |args: &mut Vec<Value>| -> Result<(), Error> {
+            args.push(mode.arg());
+            args.push(deadline.clone());
+            args.push(now.clone());
+            delta(args)
         };
         let reply = redis.eval(&self.save, key, args).await?;
         match reply.as_str().as_deref() {
@@ -260,15 +298,15 @@ impl HashLayout {
         let Some(key) = self.key(touch.value) else {
             return Ok(());
         };
-        match touch.record.expires_at {
-            // A bare PEXPIREAT: on a key that is gone it does nothing, so a
-            // refresh never recreates a session.
-            Some(deadline) => redis
-                .pexpire_at(&key, deadline_millis(deadline))
-                .await
-                .map(drop),
-            None => redis.persist(&key).await,
-        }
+        // Through the save script, so that field `e` and the key's expiry
+        // move together, and a session that is gone stays gone.
+        self.run(redis, &key, Mode::Touch, touch.record, touch.now, |args| {
+            args.push(Value::Integer(0));
+            args.push(Value::Integer(0));
+            Ok(())
+        })
+        .await
+        .map(drop)
     }
 
     pub(crate) async fn delete(&self, redis: &Redis, delete: Delete<'_>) -> Result<(), Error> {
@@ -301,37 +339,20 @@ fn deadline_millis(t: SystemTime) -> i64 {
     i64::try_from(unix_millis(t)).unwrap_or(i64::MAX)
 }
 
-/// The record in a `[deadline, [field, value, ...]]` pair (the fuzz target's
-/// and the tests' form of a load's two replies); `None` when anything about
-/// it is off.
-#[cfg_attr(not(any(test, feature = "fuzzing")), allow(dead_code))]
-pub(crate) fn decode(reply: Value) -> Option<Record> {
-    let Value::Array(mut parts) = reply else {
-        return None;
-    };
-    if parts.len() != 2 {
-        return None;
-    }
-    let fields = parts.pop()?;
-    if !matches!(fields, Value::Array(_)) {
-        return None;
-    }
-    let deadline = parts.pop()?;
-    decode_parts(fields, &deadline)
-}
-
-/// The record in the replies to `HGETALL` (an array of fields and values,
-/// or a map under RESP3) and `PEXPIRETIME`, or `None` when anything about
-/// them is off: values from Redis are untrusted too.
-pub(crate) fn decode_parts(fields: Value, deadline: &Value) -> Option<Record> {
-    let deadline = deadline.as_i64()?;
+/// The record in the reply to `HGETALL` (an array of fields and values, or
+/// a map under RESP3), or `None` when anything about it is off: values from
+/// Redis are untrusted too.
+pub(crate) fn decode(fields: Value) -> Option<Record> {
     let mut metadata = None;
+    let mut deadline = None;
     let mut data = serde_json::Map::new();
     let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
         let name = std::str::from_utf8(name?).ok()?;
         let value = value.as_bytes()?;
         if name == META_FIELD {
             metadata = Some(serde_json::from_slice::<Metadata>(value).ok()?);
+        } else if name == DEADLINE_FIELD {
+            deadline = Some(parse_millis(value)?);
         } else if let Some(key) = name.strip_prefix(DATA_PREFIX) {
             data.insert(key.to_owned(), serde_json::from_slice(value).ok()?);
         }
@@ -354,14 +375,21 @@ pub(crate) fn decode_parts(fields: Value, deadline: &Value) -> Option<Record> {
     let metadata = metadata?;
     let mut record = Record::new(from_unix_millis(metadata.created)?);
     record.expiry = metadata.expiry;
-    record.expires_at = match u64::try_from(deadline) {
-        Ok(ms) => Some(from_unix_millis(ms)?),
-        // -1: the key has no expiry.
-        Err(_) if deadline == -1 => None,
-        Err(_) => return None,
+    record.expires_at = match deadline {
+        Some(ms) => Some(from_unix_millis(ms)?),
+        None => None,
     };
     record.data = data;
     Some(record)
+}
+
+/// Unix milliseconds written as Redis writes an integer: ASCII digits, no
+/// sign, no leading zero (so that one deadline has one spelling).
+fn parse_millis(text: &[u8]) -> Option<u64> {
+    let well_formed = !text.is_empty()
+        && text.iter().all(u8::is_ascii_digit)
+        && (text.len() == 1 || text[0] != b'0');
+    well_formed.then(|| std::str::from_utf8(text).ok()?.parse().ok())?
 }
 
 #[cfg(test)]
@@ -372,11 +400,8 @@ mod tests {
         Value::Bytes(s.as_bytes().to_vec().into())
     }
 
-    fn reply(deadline: i64, fields: &[&str]) -> Value {
-        Value::Array(vec![
-            Value::Integer(deadline),
-            Value::Array(fields.iter().map(|f| bulk(f)).collect()),
-        ])
+    fn reply(fields: &[&str]) -> Value {
+        Value::Array(fields.iter().map(|f| bulk(f)).collect())
     }
 
     #[test]
@@ -397,33 +422,36 @@ mod tests {
 
     #[test]
     fn decodes_a_well_formed_hash() {
-        let record = decode(reply(
-            1_700_000_060_000,
-            &[
-                "m",
-                r#"{"c":1700000000000}"#,
-                "d:",
-                "1",
-                "d:d:x",
-                r#"{"a":[1]}"#,
-                "other",
-                "ignored",
-            ],
-        ))
+        let record = decode(reply(&[
+            "m",
+            r#"{"c":1700000000000}"#,
+            "e",
+            "1700000060000",
+            "d:",
+            "1",
+            "d:d:x",
+            r#"{"a":[1]}"#,
+            "d:e",
+            "2",
+            "other",
+            "ignored",
+        ]))
         .expect("decodes");
         assert_eq!(unix_millis(record.created), 1_700_000_000_000);
         assert_eq!(record.expires_at.map(unix_millis), Some(1_700_000_060_000));
         assert_eq!(
             serde_json::Value::Object(record.data),
-            serde_json::json!({"": 1, "d:x": {"a": [1]}})
+            serde_json::json!({"": 1, "d:x": {"a": [1]}, "e": 2})
         );
-        let persistent = decode(reply(-1, &["m", r#"{"c":5}"#])).expect("decodes");
+        let persistent = decode(reply(&["m", r#"{"c":5}"#])).expect("decodes");
         assert_eq!(persistent.expires_at, None);
         // RESP3 answers HGETALL with a map.
         let mut map = fred::types::Map::new();
         let _ = map.insert("m".into(), bulk(r#"{"c":5}"#));
+        let _ = map.insert("e".into(), bulk("0"));
         let _ = map.insert("d:k".into(), bulk("2"));
-        let record = decode_parts(Value::Map(map), &Value::Integer(-1)).expect("decodes");
+        let record = decode(Value::Map(map)).expect("decodes");
+        assert_eq!(record.expires_at.map(unix_millis), Some(0));
         assert_eq!(
             serde_json::Value::Object(record.data),
             serde_json::json!({"k": 2})
@@ -438,13 +466,18 @@ mod tests {
             Value::Integer(3),
             Value::Array(vec![]),
             Value::Array(vec![Value::Integer(1), Value::Integer(2)]),
-            reply(10, &["d:k", "1"]),
-            reply(10, &["m", "{not json"]),
-            reply(10, &["m", r#"{"c":-4}"#]),
-            reply(10, &["m", r#"{"c":1,"x":"never"}"#]),
-            reply(10, &["m", meta, "d:k", "{bad json"]),
-            reply(-2, &["m", meta]),
-            reply(i64::MIN, &["m", meta]),
+            reply(&["d:k", "1"]),
+            reply(&["e", "10", "d:k", "1"]),
+            reply(&["m", "{not json"]),
+            reply(&["m", r#"{"c":-4}"#]),
+            reply(&["m", r#"{"c":1,"x":"never"}"#]),
+            reply(&["m", meta, "d:k", "{bad json"]),
+            reply(&["m", meta, "e", ""]),
+            reply(&["m", meta, "e", "-2"]),
+            reply(&["m", meta, "e", "+5"]),
+            reply(&["m", meta, "e", "010"]),
+            reply(&["m", meta, "e", "1.5"]),
+            reply(&["m", meta, "e", "99999999999999999999999"]),
         ] {
             assert!(decode(bad.clone()).is_none(), "{bad:?}");
         }
