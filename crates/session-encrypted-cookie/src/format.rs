@@ -24,6 +24,9 @@ const HEADER_LEN: usize = 1 + KeyId::LEN;
 /// ever sent, so no longer value can be one of ours.
 const MAX_VALUE_LEN: usize = 4096;
 
+/// The most bytes that a value of [`MAX_VALUE_LEN`] characters decodes to.
+const MAX_RAW_LEN: usize = MAX_VALUE_LEN / 4 * 3;
+
 impl Cipher {
     /// The bytes a sealed cookie adds to its plaintext before base64: the
     /// format byte, the key id, the nonce and the tag (45 for
@@ -65,13 +68,25 @@ impl Cipher {
     }
 }
 
-/// The associated data: the header (format and key id) and the cookie name,
-/// so that a value opens only under the name it was sealed for.
-fn associated_data(header: &[u8], cookie_name: &str) -> Vec<u8> {
-    let mut data = Vec::with_capacity(header.len() + cookie_name.len());
-    data.extend_from_slice(header);
-    data.extend_from_slice(cookie_name.as_bytes());
-    data
+/// Calls `f` with the associated data: the header (format and key id) and
+/// the cookie name, so that a value opens only under the name it was sealed
+/// for. Built on the stack for names of usual length: it is needed on every
+/// seal and open.
+fn with_associated_data<R>(header: &[u8], cookie_name: &str, f: impl FnOnce(&[u8]) -> R) -> R {
+    const INLINE: usize = 64;
+    let len = header.len() + cookie_name.len();
+    let mut inline = [0; INLINE];
+    let mut heap = Vec::new();
+    let data = if len <= INLINE {
+        &mut inline[..len]
+    } else {
+        heap.resize(len, 0);
+        &mut heap[..]
+    };
+    let (front, name) = data.split_at_mut(header.len());
+    front.copy_from_slice(header);
+    name.copy_from_slice(cookie_name.as_bytes());
+    f(data)
 }
 
 /// Seals `record` for the cookie `cookie_name` under `sealer`, whose key has
@@ -93,9 +108,10 @@ pub(crate) fn seal(
     serde_json::to_writer(&mut raw, record).map_err(Error::Value)?;
     let (front, plaintext) = raw.split_at_mut(nonce_end);
     let (header, nonce) = front.split_at(HEADER_LEN);
-    let tag = sealer
-        .seal(nonce, &associated_data(header, cookie_name), plaintext)
-        .map_err(|_| Error::store("the session is too large to encrypt"))?;
+    let tag = with_associated_data(header, cookie_name, |data| {
+        sealer.seal(nonce, data, plaintext)
+    })
+    .map_err(|_| Error::store("the session is too large to encrypt"))?;
     raw.extend_from_slice(&tag);
     Ok(URL_SAFE_NO_PAD.encode(&raw))
 }
@@ -126,9 +142,13 @@ pub(crate) fn open<'s>(
     if value.len() > MAX_VALUE_LEN {
         return Err(Rejection::Malformed);
     }
-    let mut raw = URL_SAFE_NO_PAD
-        .decode(value)
+    // Decoded on the stack: every request with a session cookie opens one,
+    // and the longest value accepted fits.
+    let mut buffer = [0; MAX_RAW_LEN];
+    let raw_len = URL_SAFE_NO_PAD
+        .decode_slice(value, &mut buffer)
         .map_err(|_| Rejection::Malformed)?;
+    let raw = &mut buffer[..raw_len];
     if raw.len() < nonce_end + TAG_LEN {
         return Err(Rejection::Malformed);
     }
@@ -140,14 +160,10 @@ pub(crate) fn open<'s>(
     let key_id = read_key_id(header).ok_or(Rejection::Malformed)?;
     let sealer = sealer_for(key_id).ok_or(Rejection::UnknownKey(key_id))?;
     let (ciphertext, tag) = rest.split_at_mut(rest.len() - TAG_LEN);
-    sealer
-        .open(
-            nonce,
-            &associated_data(header, cookie_name),
-            ciphertext,
-            tag,
-        )
-        .map_err(|_| Rejection::Unauthentic)?;
+    with_associated_data(header, cookie_name, |data| {
+        sealer.open(nonce, data, ciphertext, tag)
+    })
+    .map_err(|_| Rejection::Unauthentic)?;
     serde_json::from_slice(ciphertext).map_err(|_| Rejection::NotARecord)
 }
 
@@ -156,8 +172,9 @@ pub(crate) fn open<'s>(
 pub(crate) fn key_id_of(value: &str) -> Option<KeyId> {
     // Eight base64 characters decode to six bytes, which cover the header.
     let start = value.get(..8)?;
-    let bytes = URL_SAFE_NO_PAD.decode(start).ok()?;
-    read_key_id(bytes.get(..HEADER_LEN)?)
+    let mut bytes = [0; 6];
+    let len = URL_SAFE_NO_PAD.decode_slice(start, &mut bytes).ok()?;
+    read_key_id(bytes.get(..len)?.get(..HEADER_LEN)?)
 }
 
 fn read_key_id(header: &[u8]) -> Option<KeyId> {
@@ -195,6 +212,24 @@ mod tests {
                 );
             }
             assert_eq!(cipher.max_plaintext_len(10), 0);
+        }
+    }
+
+    #[test]
+    fn names_longer_than_the_inline_associated_data_still_bind() {
+        let key = crate::Key::generate();
+        let record = Record::new(std::time::SystemTime::UNIX_EPOCH);
+        for cipher in Cipher::ALL {
+            let sealer = Sealer::new(cipher, &key);
+            for len in [1, 64 - HEADER_LEN, 64 - HEADER_LEN + 1, 300] {
+                let name = "n".repeat(len);
+                let value = seal(cipher, key.id(), &sealer, &name, &record).unwrap();
+                let opened = open(cipher, |_| Some(&sealer), &name, &value);
+                assert_eq!(opened, Ok(record.clone()), "{cipher} {len}");
+                let other = format!("{name}x");
+                let opened = open(cipher, |_| Some(&sealer), &other, &value);
+                assert_eq!(opened, Err(Rejection::Unauthentic), "{cipher} {len}");
+            }
         }
     }
 
