@@ -52,8 +52,35 @@ impl RedisConnection {
 
     /// Connects to `url` with a reconnect policy that retries forever (with
     /// a backoff capped at one second), so that the store recovers by itself
-    /// when Redis comes back.
+    /// when Redis comes back; waits until the first connection is up.
     pub(crate) async fn connect(url: &str, timeout: Duration) -> Result<Self, Error> {
+        let client = Self::client_for(url, timeout, true)?;
+        client.init().await.map_err(Error::store)?;
+        Ok(client.into())
+    }
+
+    /// As [`connect`](Self::connect), without waiting: the connection task
+    /// starts on the current Tokio runtime, and commands sent before it is
+    /// up wait for it (within their timeout).
+    pub(crate) fn connect_lazy(url: &str, timeout: Duration) -> Result<Self, Error> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(Error::store(
+                "connecting to Redis needs a Tokio runtime: call this from async code \
+                 or inside the runtime (e.g. actix-web's `HttpServer::new` factory)",
+            ));
+        }
+        // Not failing fast: a first connection that fails is retried like a
+        // lost one, since nobody is waiting to be told.
+        let client = Self::client_for(url, timeout, false)?;
+        // The connection task runs until the client is dropped or quits;
+        // its handle is not needed to stop it.
+        drop(client.connect());
+        Ok(client.into())
+    }
+
+    /// A client for `url`; `fail_fast`: whether a failed first connection
+    /// ends its connection task (else the reconnect policy retries it).
+    fn client_for(url: &str, timeout: Duration, fail_fast: bool) -> Result<Client, Error> {
         let lower = url.to_ascii_lowercase();
         if !cfg!(feature = "tls") && (lower.starts_with("rediss") || lower.starts_with("valkeys")) {
             return Err(Error::store(
@@ -67,8 +94,9 @@ impl RedisConnection {
             // is ring; an application that installed its own keeps it.
             let _ = fred::rustls::crypto::ring::default_provider().install_default();
         }
-        let config = Config::from_url(url).map_err(Error::store)?;
-        let client = Builder::from_config(config)
+        let mut config = Config::from_url(url).map_err(Error::store)?;
+        config.fail_fast = fail_fast;
+        Builder::from_config(config)
             .with_performance_config(|perf| perf.default_command_timeout = timeout)
             .with_connection_config(|conn| {
                 conn.connection_timeout = timeout;
@@ -76,9 +104,7 @@ impl RedisConnection {
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
             .build()
-            .map_err(Error::store)?;
-        client.init().await.map_err(Error::store)?;
-        Ok(client.into())
+            .map_err(Error::store)
     }
 }
 

@@ -311,6 +311,56 @@ impl RedisStoreBuilder {
         let connection = RedisConnection::connect(url, self.command_timeout).await?;
         Ok(self.build(connection))
     }
+
+    /// As [`connect`](Self::connect), but without waiting for the connection:
+    /// it is made in the background on the current Tokio runtime, and the
+    /// first operations wait for it (each within the command timeout, so a
+    /// Redis that cannot be reached gives [`Error::Store`], not a hang).
+    ///
+    /// Not being `async`, it fits where an `await` cannot go, above all
+    /// actix-web's `HttpServer::new` factory, which runs once on each worker
+    /// thread: a store made there has its own connection, driven by that
+    /// worker's runtime, so that no command crosses threads. (A store made
+    /// once in `main` is driven by the main thread, and each command then
+    /// wakes two threads.)
+    ///
+    /// With actix-web (`session_actix::SessionMiddleware`), one store per
+    /// worker:
+    ///
+    /// ```text
+    /// HttpServer::new(move || {
+    ///     let store = RedisStore::builder().connect_lazy(&url).expect("a valid Redis URL");
+    ///     App::new().wrap(SessionMiddleware::new(SessionManager::new(store, config.clone())))
+    /// })
+    /// ```
+    ///
+    /// (the benchmark's actix-web servers do this: `bench/src/servers/actix.rs`).
+    ///
+    /// ```no_run
+    /// use session_core::{SessionConfig, SessionManager};
+    /// use session_redis::RedisStore;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), session_core::Error> {
+    /// let store = RedisStore::builder().connect_lazy("redis://127.0.0.1:6379")?;
+    /// let sessions = SessionManager::new(store, SessionConfig::default());
+    /// // The first request that loads a session waits for the connection.
+    /// let request = sessions.request([]);
+    /// request.session().await?.insert("user", "ada")?;
+    /// let set_cookie = request.finish().await?;
+    /// # drop(set_cookie);
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Store`] when the URL is invalid, names TLS without the `tls`
+    /// feature, or there is no Tokio runtime to run the connection on.
+    pub fn connect_lazy(self, url: &str) -> Result<RedisStore, Error> {
+        let connection = RedisConnection::connect_lazy(url, self.command_timeout)?;
+        Ok(self.build(connection))
+    }
 }
 
 /// The decoders of values read from Redis, for the fuzz targets in `fuzz/`

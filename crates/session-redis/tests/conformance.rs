@@ -6,7 +6,10 @@ use session_redis::RedisStore;
 use session_testing::{RedisCluster, RedisSentinel, RedisServer};
 
 async fn passes(url: &str) {
-    let store = RedisStore::from_url(url).await.expect("connect");
+    passes_on(RedisStore::from_url(url).await.expect("connect")).await;
+}
+
+async fn passes_on(store: RedisStore) {
     let report = conformance::run(store, StoreKind::ServerSide).await;
     assert!(report.skipped().is_empty(), "{:?}", report.skipped());
     assert!(report.passed().len() >= 19, "{:?}", report.passed());
@@ -16,6 +19,17 @@ async fn passes(url: &str) {
 async fn standalone() {
     let server = RedisServer::start();
     passes(&server.url()).await;
+}
+
+/// On a current-thread runtime, as on an actix-web worker: the connection
+/// task runs on the same thread as the requests.
+#[tokio::test(flavor = "current_thread")]
+async fn standalone_connected_lazily() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .connect_lazy(&server.url())
+        .expect("a valid URL");
+    passes_on(store).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

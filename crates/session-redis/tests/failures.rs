@@ -169,3 +169,52 @@ async fn the_store_follows_a_sentinel_failover() {
     assert_eq!(on_new_master.text().as_deref(), Some("1"));
     assert_eq!(sentinel.current_master_port(), promoted);
 }
+
+#[test]
+fn a_lazy_connection_outside_a_runtime_is_an_error_not_a_panic() {
+    let result = RedisStore::builder().connect_lazy("redis://127.0.0.1:6379");
+    assert!(matches!(result, Err(Error::Store(_))), "{result:?}");
+}
+
+#[tokio::test]
+async fn a_lazy_connection_to_a_bad_url_is_an_error() {
+    for url in ["", "not a url", "redis://127.0.0.1:notaport"] {
+        let result = RedisStore::builder().connect_lazy(url);
+        assert!(matches!(result, Err(Error::Store(_))), "{url}: {result:?}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lazy_connection_to_a_redis_that_is_not_up_yet_fails_in_time_then_serves() {
+    let mut server = RedisServer::start();
+    let url = server.url();
+    server.kill();
+    let store = RedisStore::builder()
+        .command_timeout(TIMEOUT)
+        .connect_lazy(&url)
+        .expect("no I/O yet");
+    let manager = SessionManager::new(store, SessionConfig::default());
+
+    let started = Instant::now();
+    let request = begin(&manager, None);
+    request
+        .session()
+        .await
+        .expect("a new session needs no Redis")
+        .insert("k", &1)
+        .expect("insert");
+    assert_store_error(request.finish().await, started, "save before Redis is up");
+
+    server.restart();
+    // The reconnect backoff (at most a second) is well within the timeout.
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    assert_eq!(
+        peek(&manager, &pair)
+            .await
+            .get::<String>("user")
+            .expect("get")
+            .as_deref(),
+        Some("ada")
+    );
+}
