@@ -70,7 +70,7 @@ use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
-use session_core::{Error, RequestSession, SessionManager};
+use session_core::{Error, Finish, RequestSession, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -211,16 +211,20 @@ impl<S> fmt::Debug for SessionService<S> {
     }
 }
 
-/// A boxed future that saves a session and completes the response.
-type Saving = Pin<Box<dyn Future<Output = Response> + Send>>;
+/// A response whose session is being saved.
+struct Saving {
+    finish: Finish,
+    response: Response,
+    on_error: ErrorResponse,
+}
 
 pin_project! {
     /// The future of [`SessionService`]'s responses.
     ///
     /// It runs the inner service's future; when the handler loaded the
-    /// session, it then saves it (in a boxed future: store I/O) and adds the
-    /// `Set-Cookie` headers. A request whose handler never asked for the
-    /// session returns the inner response as it is, without allocating.
+    /// session, it then saves it and adds the `Set-Cookie` headers. A request
+    /// whose handler never asked for the session, or only read it, returns
+    /// the inner response without allocating.
     pub struct ResponseFuture<F> {
         #[pin]
         inner: F,
@@ -246,25 +250,45 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        if let Some(saving) = this.saving {
-            return saving.as_mut().poll(cx).map(Ok);
-        }
-        let response = std::task::ready!(this.inner.poll(cx))?;
-        match this.attached.take() {
-            Some(attached) if attached.session.is_loaded() => {
-                let saving = this.saving.insert(Box::pin(save(attached, response)));
-                saving.as_mut().poll(cx).map(Ok)
+        let saving = match this.saving {
+            Some(saving) => saving,
+            None => {
+                let response = std::task::ready!(this.inner.poll(cx))?;
+                match this.attached.take() {
+                    // `finish` is ready at once when nothing is to be saved.
+                    Some(attached) if attached.session.is_loaded() => this.saving.insert(Saving {
+                        finish: attached.session.finish(),
+                        response,
+                        on_error: attached.on_error,
+                    }),
+                    // Never loaded: nothing to save (what `finish` would say).
+                    _ => return Poll::Ready(Ok(response)),
+                }
             }
-            // Never loaded: nothing to save (what `finish` would say).
-            _ => Poll::Ready(Ok(response)),
-        }
+        };
+        let saved = std::task::ready!(Pin::new(&mut saving.finish).poll(cx));
+        let response = std::mem::take(&mut saving.response);
+        Poll::Ready(Ok(with_set_cookies(saved, response, &saving.on_error)))
     }
 }
 
-/// Saves the session after the handler and adds its `Set-Cookie` headers to
-/// `response`, or answers the error response instead.
-async fn save(attached: Attached, mut response: Response) -> Response {
-    match set_cookie_headers(&attached.session).await {
+/// Adds the `Set-Cookie` headers of a saved session to `response`, or
+/// answers the error response instead.
+fn with_set_cookies(
+    saved: Result<Vec<String>, Error>,
+    mut response: Response,
+    on_error: &ErrorResponse,
+) -> Response {
+    let headers = saved.and_then(|cookies| {
+        cookies
+            .into_iter()
+            .map(|cookie| {
+                HeaderValue::try_from(cookie)
+                    .map_err(|_| Error::store("the session cookie is not a valid header value"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+    });
+    match headers {
         Ok(headers) => {
             let response_headers = response.headers_mut();
             for header in headers {
@@ -274,7 +298,7 @@ async fn save(attached: Attached, mut response: Response) -> Response {
         }
         Err(error) => {
             tracing::error!(%error, "the session could not be saved");
-            attached.on_error.respond(&error)
+            on_error.respond(&error)
         }
     }
 }
@@ -314,19 +338,6 @@ where
             saving: None,
         }
     }
-}
-
-/// Saves the session and returns the `Set-Cookie` headers to send.
-async fn set_cookie_headers(session: &RequestSession) -> Result<Vec<HeaderValue>, Error> {
-    session
-        .finish()
-        .await?
-        .into_iter()
-        .map(|cookie| {
-            HeaderValue::try_from(cookie)
-                .map_err(|_| Error::store("the session cookie is not a valid header value"))
-        })
-        .collect()
 }
 
 /// The session of the current request: extract it in a handler.

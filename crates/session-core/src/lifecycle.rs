@@ -24,6 +24,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime};
 
 use tokio::sync::OnceCell;
@@ -288,40 +289,105 @@ impl RequestSession {
     /// values for the response: none when the session was never loaded or
     /// nothing changed. Only the first call does anything.
     ///
+    /// What to save is decided when `finish` is called (later writes are not
+    /// saved); the returned future does the store work. When there is
+    /// nothing to save, as on every request that only read, it is ready at
+    /// once and allocates nothing, so an adapter can poll it in place.
+    ///
     /// # Errors
     ///
     /// A store failure, or [`Error::CookieTooLarge`] when the cookie would be
     /// too large to send. Adapters answer both with a 500.
-    pub async fn finish(&self) -> Result<Vec<String>, Error> {
+    pub fn finish(&self) -> Finish {
         let Some(loaded) = self.inner.loaded.get() else {
-            return Ok(Vec::new());
+            return Finish::nothing();
         };
         if self.inner.finished.swap(true, Ordering::AcqRel) {
-            return Ok(Vec::new());
+            return Finish::nothing();
         }
-        let finisher = Finisher {
-            store: &*self.inner.manager.shared.store,
-            config: &self.inner.manager.shared.config,
-            previous: loaded.cookie.as_deref(),
-            now: self.inner.manager.shared.config.clock().now(),
-        };
+        let now = self.inner.manager.shared.config.clock().now();
         let (record, changes, renewal, refresh_due) = {
             let state = loaded.session.lock();
             let unchanged = state.renewal == Renewal::Keep && state.changes.is_empty();
-            let refresh_due = !state.is_new && finisher.refresh_due(&state.record);
+            let refresh_due =
+                !state.is_new && refresh_due(&self.inner.manager.shared.config, &state.record, now);
             // Decided under the lock, so that a read-only request copies nothing.
             if unchanged && !refresh_due && !loaded.reissue {
-                return Ok(Vec::new());
+                return Finish::nothing();
             }
             let record = state.record.clone();
             (record, state.changes.clone(), state.renewal, refresh_due)
         };
-        match renewal {
-            Renewal::Invalidate => finisher.invalidate(record).await,
-            Renewal::Regenerate => finisher.regenerate(record).await,
-            Renewal::Keep if changes.is_empty() => finisher.refresh(record, refresh_due).await,
-            Renewal::Keep => finisher.save(record, &changes).await,
+        // The store work owns its request handle: the future borrows nothing.
+        let this = self.clone();
+        Finish(Some(Box::pin(async move {
+            // Set before this future was made, and never unset.
+            let Some(loaded) = this.inner.loaded.get() else {
+                return Ok(Vec::new());
+            };
+            let finisher = Finisher {
+                store: &*this.inner.manager.shared.store,
+                config: &this.inner.manager.shared.config,
+                previous: loaded.cookie.as_deref(),
+                now,
+            };
+            match renewal {
+                Renewal::Invalidate => finisher.invalidate(record).await,
+                Renewal::Regenerate => finisher.regenerate(record).await,
+                Renewal::Keep if changes.is_empty() => finisher.refresh(record, refresh_due).await,
+                Renewal::Keep => finisher.save(record, &changes).await,
+            }
+        })))
+    }
+}
+
+/// The future of [`RequestSession::finish`]: the `Set-Cookie` header values
+/// for the response, once the store has saved what changed.
+///
+/// Ready at once, without an allocation, when there is nothing to save;
+/// otherwise it runs the store work, boxed.
+///
+/// ```
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let request = manager.request([]);
+/// request.session().await?.insert("user", "ada")?;
+/// let finish: session_core::Finish = request.finish();
+/// assert_eq!(finish.await?.len(), 1);
+/// # Ok::<(), session_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "a session is saved only when its `Finish` future is awaited"]
+pub struct Finish(Option<Saving>);
+
+/// The store work of a [`Finish`] that has something to save.
+type Saving = Pin<Box<dyn Future<Output = Result<Vec<String>, Error>> + Send>>;
+
+impl Finish {
+    /// Nothing to save and no cookie to send.
+    fn nothing() -> Self {
+        Finish(None)
+    }
+}
+
+impl Future for Finish {
+    type Output = Result<Vec<String>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            None => Poll::Ready(Ok(Vec::new())),
+            Some(saving) => saving.as_mut().poll(cx),
         }
+    }
+}
+
+impl fmt::Debug for Finish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finish")
+            .field("saving", &self.0.is_some())
+            .finish()
     }
 }
 
@@ -344,6 +410,21 @@ fn is_expired(record: &Record, default: Expiry, now: SystemTime) -> bool {
         .and_then(|timeout| record.created.checked_add(timeout))
         .is_some_and(|deadline| deadline <= now);
     record.is_expired_at(now) || past_absolute
+}
+
+/// Rolling expiry: whether a request that only read `record` should move
+/// its deadline at `now`, because that gains at least the throttle step.
+fn refresh_due(config: &SessionConfig, record: &Record, now: SystemTime) -> bool {
+    let expiry = record.expiry.unwrap_or(config.expiry());
+    let Some(min_gain) = config.rolling().min_gain(&expiry) else {
+        return false;
+    };
+    match (record.expires_at, expiry.deadline(record.created, now)) {
+        (Some(old), Some(new)) => new
+            .duration_since(old)
+            .is_ok_and(|gained| !gained.is_zero() && gained >= min_gain),
+        _ => false,
+    }
 }
 
 /// The end-of-request decisions, for one request.
@@ -443,21 +524,6 @@ impl Finisher<'_> {
                 );
                 Ok(self.removal())
             }
-        }
-    }
-
-    /// Rolling expiry: whether a request that only read should move the
-    /// deadline, because that gains at least the throttle step.
-    fn refresh_due(&self, record: &Record) -> bool {
-        let expiry = record.expiry.unwrap_or(self.config.expiry());
-        let Some(min_gain) = self.config.rolling().min_gain(&expiry) else {
-            return false;
-        };
-        match (record.expires_at, expiry.deadline(record.created, self.now)) {
-            (Some(old), Some(new)) => new
-                .duration_since(old)
-                .is_ok_and(|gained| !gained.is_zero() && gained >= min_gain),
-            _ => false,
         }
     }
 

@@ -408,3 +408,31 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
     let saved = request.finish().await.unwrap();
     assert!(pair(&saved[0]).starts_with("session=g2."));
 }
+
+#[tokio::test]
+async fn finish_decides_when_called_and_is_ready_at_once_when_nothing_changed() {
+    use std::future::Future;
+    use std::pin::pin;
+    use std::task::{Context, Poll, Waker};
+
+    let app = App::new(SessionConfig::default());
+    let cookie = write(&app, None, "user", json!("ada")).await;
+
+    // Only read: the future completes on its first poll, with no cookie.
+    let request = app.request(Some(&cookie));
+    let _ = request.session().await.unwrap().get_value("user");
+    let mut finish = pin!(request.finish());
+    let polled = finish
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()));
+    assert!(matches!(polled, Poll::Ready(Ok(ref set)) if set.is_empty()));
+
+    // A write after `finish` was called is not saved, as after the handler.
+    let request = app.request(Some(&cookie));
+    let session = request.session().await.unwrap();
+    let finish = request.finish();
+    session.insert("late", &true).unwrap();
+    assert!(finish.await.unwrap().is_empty());
+    let request = app.request(Some(&cookie));
+    assert!(!request.session().await.unwrap().contains_key("late"));
+}
