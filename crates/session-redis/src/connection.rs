@@ -4,12 +4,15 @@
 use std::fmt;
 use std::time::{Duration, Instant};
 
+use fred::clients::WithOptions;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as FredError, HashesInterface, KeysInterface,
     Options, Pool, ReconnectPolicy,
 };
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
 use session_core::Error;
+
+use crate::watchdog;
 
 /// The fred client or pool a [`RedisStore`](crate::RedisStore) sends its
 /// commands through. Made from either with `From`/`into()`.
@@ -168,6 +171,26 @@ impl Redis {
         }
     }
 
+    /// A read under the [watchdog](crate::watchdog), with fred's
+    /// per-command timer turned off (a zero timeout: none), including a
+    /// default timeout on a client the application built.
+    async fn read<T>(
+        &self,
+        command: impl AsyncFnOnce(&WithOptions<Client>) -> Result<T, FredError>,
+    ) -> Result<T, Error> {
+        let client = self.connection.client().with_options(&Options {
+            timeout: Some(Duration::ZERO),
+            ..Options::default()
+        });
+        match watchdog::within(self.timeout, command(&client)).await {
+            Some(result) => result.map_err(Error::store),
+            None => Err(Error::store(format!(
+                "Redis did not answer within {:?}",
+                self.timeout
+            ))),
+        }
+    }
+
     /// Runs `script` on `key`, all within one timeout. `args` pushes the
     /// script's arguments (`ARGV`) onto the command: it runs once, and once
     /// more only when the server does not have the script cached, so the
@@ -223,23 +246,12 @@ impl Redis {
 
     /// `HGETALL key`.
     pub(crate) async fn hgetall(&self, key: &str) -> Result<Value, Error> {
-        self.connection
-            .client()
-            .with_options(&Self::options(self.timeout))
-            .hgetall(key)
-            .await
-            .map_err(Error::store)
+        self.read(async |client| client.hgetall(key).await).await
     }
 
     /// `GET key`: the value, or `None` when there is no such key.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        let value: Value = self
-            .connection
-            .client()
-            .with_options(&Self::options(self.timeout))
-            .get(key)
-            .await
-            .map_err(Error::store)?;
+        let value: Value = self.read(async |client| client.get(key).await).await?;
         match value {
             Value::Null => Ok(None),
             Value::Bytes(bytes) => Ok(Some(bytes.to_vec())),

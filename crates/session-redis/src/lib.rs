@@ -125,10 +125,15 @@
 //! Every operation must finish within the command timeout (a save that has
 //! to re-send its script shares the same budget). When Redis is down or
 //! unresponsive, operations fail with [`Error::Store`]
-//! within that time (a 500 through the adapters). A command that timed out
-//! while waiting for a connection is dropped from fred's queue, so it is not
-//! sent behind the caller's back once Redis is back; one that was already
-//! written to the socket may still have been applied (as with any timeout).
+//! within that time (a 500 through the adapters; loads up to 20 ms later).
+//! A write (save, refresh, delete) that timed out while waiting for a
+//! connection is dropped from fred's queue, so it is not sent behind the
+//! caller's back once Redis is back; one that was already written to the
+//! socket may still have been applied (as with any timeout). Loads are timed
+//! by one watchdog thread shared by the process instead of a timer per
+//! command (a Tokio timer costs a request a few microseconds, about as much
+//! as the rest of the load): a load that timed out may still be sent once
+//! Redis is back, which changes nothing.
 //! A key under the prefix that is not a hash is a store error too.
 //! Nothing here panics on what Redis or a client sends: an id that is not one
 //! this store could have issued is refused without a round trip, and a
@@ -142,6 +147,7 @@
 pub mod aiohttp;
 mod connection;
 mod layout;
+mod watchdog;
 
 use std::fmt;
 use std::time::Duration;

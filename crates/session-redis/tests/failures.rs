@@ -218,3 +218,67 @@ async fn a_lazy_connection_to_a_redis_that_is_not_up_yet_fails_in_time_then_serv
         Some("ada")
     );
 }
+
+/// Sends `SIGCONT` to a stopped process when dropped, so that a failing
+/// test does not leave Redis stopped.
+struct Stopped(String);
+
+impl Stopped {
+    fn stop(pid: String) -> Self {
+        signal(&pid, "STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(&self.0, "CONT");
+    }
+}
+
+fn signal(pid: &str, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .command_timeout(TIMEOUT)
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let pid = session_testing::info_fields(&common::info(&server, "server"))
+        .find(|(name, _)| *name == "process_id")
+        .map(|(_, pid)| pid.to_owned())
+        .expect("process_id");
+
+    // The connection stays open; Redis just never answers.
+    let stopped = Stopped::stop(pid);
+    let started = Instant::now();
+    let loaded = begin(&manager, Some(&pair)).session().await;
+    assert_store_error(loaded, started, "load from a stopped Redis");
+    let started = Instant::now();
+    let request = begin(&manager, None);
+    request
+        .session()
+        .await
+        .expect("a new session needs no Redis")
+        .insert("k", &1)
+        .expect("insert");
+    assert_store_error(request.finish().await, started, "save to a stopped Redis");
+
+    drop(stopped);
+    let session = peek(&manager, &pair).await;
+    assert_eq!(
+        session.get::<String>("user").expect("get").as_deref(),
+        Some("ada")
+    );
+}

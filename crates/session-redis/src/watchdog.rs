@@ -1,0 +1,252 @@
+//! A time limit for reads from Redis without a timer per command.
+//!
+//! A Tokio timer per command (fred's command timeout) costs a request a few
+//! microseconds: registering it often wakes the runtime's driver through a
+//! system call, which for a session load is about as much as the rest of
+//! the client's work. Reads do not need a precise limit, so every read in
+//! the process shares one watchdog thread that wakes every
+//! [`RESOLUTION`] while reads are in flight (and sleeps otherwise) and fails
+//! those past their deadline. A read that times out this way may still be
+//! sent once Redis is back, which is harmless for a read; writes keep fred's
+//! own timeout, which also drops a timed-out command from fred's queue.
+
+use std::future::{Future, poll_fn};
+use std::pin::pin;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
+use std::task::{Poll, Waker};
+use std::time::{Duration, Instant};
+
+/// How late past its deadline a read may be failed.
+pub(crate) const RESOLUTION: Duration = Duration::from_millis(20);
+
+/// Runs `future` for at most about `limit` (up to [`RESOLUTION`] more):
+/// `None` when it did not finish in time.
+pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    let mut registration = Registration(None);
+    poll_fn(|cx| {
+        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+            return Poll::Ready(Some(output));
+        }
+        match &registration.0 {
+            Some(watch) => {
+                let mut state = watch.state();
+                if state.expired {
+                    return Poll::Ready(None);
+                }
+                if !state
+                    .waker
+                    .as_ref()
+                    .is_some_and(|w| w.will_wake(cx.waker()))
+                {
+                    state.waker = Some(cx.waker().clone());
+                }
+            }
+            None => {
+                let watch = Arc::new(Watch {
+                    deadline: Instant::now() + limit,
+                    state: Mutex::new(WatchState {
+                        waker: Some(cx.waker().clone()),
+                        ..WatchState::default()
+                    }),
+                });
+                watchdog().watch(Arc::clone(&watch));
+                registration.0 = Some(watch);
+            }
+        }
+        Poll::Pending
+    })
+    .await
+}
+
+/// A read's watch, if it has one: whatever way the read ends (finished,
+/// failed, or dropped unfinished), the watchdog may forget it.
+struct Registration(Option<Arc<Watch>>);
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        if let Some(watch) = &self.0 {
+            watch.state().done = true;
+        }
+    }
+}
+
+/// One read being watched: shared between its future and the watchdog.
+struct Watch {
+    deadline: Instant,
+    state: Mutex<WatchState>,
+}
+
+#[derive(Default)]
+struct WatchState {
+    /// Set by the watchdog once the deadline has passed.
+    expired: bool,
+    /// Set by the future when it finishes or is dropped: the watchdog
+    /// forgets it.
+    done: bool,
+    waker: Option<Waker>,
+}
+
+impl Watch {
+    fn state(&self) -> MutexGuard<'_, WatchState> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The process's one watchdog.
+fn watchdog() -> &'static Watchdog {
+    static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
+    WATCHDOG.get_or_init(Watchdog::start)
+}
+
+struct Watchdog {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    watches: Mutex<Vec<Arc<Watch>>>,
+    /// Signalled when the first watch arrives while there were none.
+    arrived: Condvar,
+}
+
+impl Shared {
+    fn watches(&self) -> MutexGuard<'_, Vec<Arc<Watch>>> {
+        self.watches.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl Watchdog {
+    fn start() -> Self {
+        let shared = Arc::new(Shared {
+            watches: Mutex::new(Vec::new()),
+            arrived: Condvar::new(),
+        });
+        let thread_shared = Arc::clone(&shared);
+        // If the thread cannot start, reads wait for fred instead (which
+        // fails them when the connection is lost): degraded, not broken.
+        if let Err(error) = std::thread::Builder::new()
+            .name("session-redis-watchdog".into())
+            .spawn(move || run(&thread_shared))
+        {
+            tracing::error!(%error, "could not start the Redis read watchdog thread");
+        }
+        Watchdog { shared }
+    }
+
+    fn watch(&self, watch: Arc<Watch>) {
+        let mut watches = self.shared.watches();
+        let was_idle = watches.is_empty();
+        watches.push(watch);
+        drop(watches);
+        if was_idle {
+            self.shared.arrived.notify_one();
+        }
+    }
+}
+
+/// The watchdog thread: while there are watches, every [`RESOLUTION`],
+/// forgets the finished ones and fails (wakes) those past their deadline.
+fn run(shared: &Shared) {
+    loop {
+        {
+            let mut watches = shared.watches();
+            while watches.is_empty() {
+                watches = shared
+                    .arrived
+                    .wait(watches)
+                    .unwrap_or_else(PoisonError::into_inner);
+            }
+        }
+        std::thread::sleep(RESOLUTION);
+        let now = Instant::now();
+        let mut expired = Vec::new();
+        shared.watches().retain(|watch| {
+            let mut state = watch.state();
+            if state.done {
+                false
+            } else if watch.deadline <= now {
+                state.expired = true;
+                expired.extend(state.waker.take());
+                false
+            } else {
+                true
+            }
+        });
+        // Woken outside the lock: a waker may run code of its own.
+        for waker in expired {
+            waker.wake();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_future_that_finishes_in_time_gives_its_output() {
+        assert_eq!(within(Duration::from_secs(5), async { 7 }).await, Some(7));
+        let slow_but_in_time = async {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            8
+        };
+        assert_eq!(
+            within(Duration::from_secs(5), slow_but_in_time).await,
+            Some(8)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_future_that_never_finishes_is_failed_after_the_limit() {
+        let started = Instant::now();
+        let limit = Duration::from_millis(100);
+        assert_eq!(within(limit, std::future::pending::<()>()).await, None);
+        // Never early; late by scheduling at most (a generous bound: this
+        // is behaviour, not a performance target).
+        let elapsed = started.elapsed();
+        assert!(elapsed >= limit, "{elapsed:?}");
+        assert!(elapsed < limit + Duration::from_secs(3), "{elapsed:?}");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn many_reads_at_once_each_get_their_own_outcome() {
+        let tasks: Vec<_> = (0..200_u64)
+            .map(|i| {
+                tokio::spawn(async move {
+                    if i % 2 == 0 {
+                        within(Duration::from_millis(50), std::future::pending::<u64>()).await
+                    } else {
+                        within(Duration::from_secs(10), async move { i }).await
+                    }
+                })
+            })
+            .collect();
+        for (i, task) in (0..).zip(tasks) {
+            let outcome = task.await.expect("no panic");
+            assert_eq!(outcome, (i % 2 == 1).then_some(i), "read {i}");
+        }
+    }
+
+    #[tokio::test]
+    async fn dropped_and_finished_reads_are_forgotten() {
+        for _ in 0..100 {
+            assert_eq!(within(Duration::from_secs(60), async { 1 }).await, Some(1));
+            let mut pending = Box::pin(within(
+                Duration::from_secs(60),
+                std::future::pending::<()>(),
+            ));
+            assert!(futures_poll_once(pending.as_mut()).await.is_pending());
+        }
+        // Within a few rounds of the watchdog, none of the 100 dropped
+        // watches is kept.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !watchdog().shared.watches().is_empty() {
+            assert!(Instant::now() < deadline, "watches were kept");
+            tokio::time::sleep(RESOLUTION).await;
+        }
+    }
+
+    async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
+        poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut future).poll(cx))).await
+    }
+}
