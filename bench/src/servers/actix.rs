@@ -7,6 +7,9 @@ use actix_web::http::StatusCode;
 use actix_web::web::{self, ServiceConfig};
 use actix_web::{App, HttpServer, ResponseError};
 
+use session_core::{SessionConfig, SessionManager};
+use session_redis::RedisStore;
+
 use super::{BoxError, HandlerError, our_manager, ours};
 use crate::scenario::{
     COUNTER, PAYLOAD_LEN_TEXT, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL, UNTOUCHED,
@@ -58,7 +61,9 @@ pub(super) fn serve(
             Server::ActixSessionRedis => {
                 let url = redis_url.ok_or("no Redis URL")?;
                 // Its one multiplexed connection, driven from this (the
-                // system) thread: the same as our store's.
+                // system) thread: the store is made by an async constructor,
+                // which the (synchronous) worker factory cannot await, and
+                // the middleware takes it when the app is built.
                 let store = actix_session::storage::RedisSessionStore::new(url)
                     .await
                     .map_err(|e| e.to_string())?;
@@ -74,10 +79,26 @@ pub(super) fn serve(
                 ready();
                 running.await?;
             }
-            Server::ActixOursCookie
-            | Server::ActixOursCookieAes
-            | Server::ActixOursMemory
-            | Server::ActixOursRedis => {
+            Server::ActixOursRedis => {
+                let url = redis_url.ok_or("no Redis URL")?;
+                // One store per worker, made in the factory on the worker's
+                // own runtime, as session-redis recommends for actix-web.
+                let running = HttpServer::new(move || {
+                    let store = RedisStore::builder()
+                        .connect_lazy(&url)
+                        .expect("a valid Redis URL");
+                    let manager = SessionManager::new(store, SessionConfig::default());
+                    App::new()
+                        .configure(our_routes)
+                        .wrap(session_actix::SessionMiddleware::new(manager))
+                })
+                .workers(WORKERS)
+                .listen(listener)?
+                .run();
+                ready();
+                running.await?;
+            }
+            Server::ActixOursCookie | Server::ActixOursCookieAes | Server::ActixOursMemory => {
                 let manager = our_manager(server, redis_url.as_deref()).await?;
                 let running = HttpServer::new(move || {
                     App::new()
