@@ -231,21 +231,21 @@ impl RequestSession {
         &self,
         cookie_headers: impl IntoIterator<Item = &'a [u8]>,
     ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
-        let candidates: Vec<String> = if self.is_loaded() {
-            Vec::new()
-        } else {
-            self.inner
-                .manager
-                .candidates(cookie_headers)
-                .map(str::to_owned)
-                .collect()
-        };
+        // In place rather than in a `Vec`: there are at most a few, and
+        // usually one, so this spares an allocation on every load.
+        let mut candidates: [Option<String>; cookie::MAX_CANDIDATES] = Default::default();
+        if !self.is_loaded() {
+            let values = self.inner.manager.candidates(cookie_headers);
+            for (slot, value) in candidates.iter_mut().zip(values) {
+                *slot = Some(value.to_owned());
+            }
+        }
         let this = self.clone();
         Box::pin(async move {
             let loaded = this
                 .inner
                 .loaded
-                .get_or_try_init(|| this.load(candidates))
+                .get_or_try_init(|| this.load(candidates.into_iter().flatten()))
                 .await?;
             Ok(loaded.session.clone())
         })
