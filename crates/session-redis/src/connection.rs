@@ -6,8 +6,8 @@ use std::time::{Duration, Instant};
 
 use fred::clients::WithOptions;
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, Error as FredError, KeysInterface, Options, Pool,
-    ReconnectPolicy,
+    Builder, Client, ClientLike, Config, Error as FredError, HashesInterface, KeysInterface,
+    Options, Pool, ReconnectPolicy,
 };
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
 use session_core::Error;
@@ -244,13 +244,9 @@ impl Redis {
             .await
     }
 
-    /// `HGETALL key`, as the flat array of fields and values Redis sends
-    /// (under RESP2): sent as a custom command, so that fred does not build
-    /// a map of it first (RESP3 connections still answer with a map).
+    /// `HGETALL key`.
     pub(crate) async fn hgetall(&self, key: &str) -> Result<Value, Error> {
-        let command = CustomCommand::new_static("HGETALL", ClusterHash::FirstKey, false);
-        self.read(async |client| client.custom(command, vec![key]).await)
-            .await
+        self.read(async |client| client.hgetall(key).await).await
     }
 
     /// `GET key`: the value, or `None` when there is no such key.
