@@ -23,6 +23,20 @@ fn assert_store_error<T: std::fmt::Debug>(result: Result<T, Error>, started: Ins
     assert!(elapsed <= TIMEOUT + SLACK, "{what} took {elapsed:?}");
 }
 
+/// A request that writes to a new session (which loads without Redis)
+/// fails to save with a store error within the timeout.
+async fn assert_a_new_session_fails_to_save(manager: &SessionManager, what: &str) {
+    let started = Instant::now();
+    let request = begin(manager, None);
+    request
+        .session()
+        .await
+        .expect("a new session needs no Redis")
+        .insert("k", &1)
+        .expect("insert");
+    assert_store_error(request.finish().await, started, what);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_again() {
     let mut server = RedisServer::builder().persistence(true).start();
@@ -41,15 +55,7 @@ async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_a
         let loaded = begin(&manager, Some(&pair)).session().await;
         assert_store_error(loaded, started, &format!("load #{attempt}"));
     }
-    let started = Instant::now();
-    let request = begin(&manager, None);
-    request
-        .session()
-        .await
-        .expect("a new session needs no Redis")
-        .insert("k", &1)
-        .expect("insert");
-    assert_store_error(request.finish().await, started, "save");
+    assert_a_new_session_fails_to_save(&manager, "save").await;
 
     server.restart();
     let session = peek(&manager, &pair).await;
@@ -195,15 +201,7 @@ async fn a_lazy_connection_to_a_redis_that_is_not_up_yet_fails_in_time_then_serv
         .expect("no I/O yet");
     let manager = SessionManager::new(store, SessionConfig::default());
 
-    let started = Instant::now();
-    let request = begin(&manager, None);
-    request
-        .session()
-        .await
-        .expect("a new session needs no Redis")
-        .insert("k", &1)
-        .expect("insert");
-    assert_store_error(request.finish().await, started, "save before Redis is up");
+    assert_a_new_session_fails_to_save(&manager, "save before Redis is up").await;
 
     server.restart();
     // The reconnect backoff (at most a second) is well within the timeout.
@@ -265,15 +263,7 @@ async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
     let started = Instant::now();
     let loaded = begin(&manager, Some(&pair)).session().await;
     assert_store_error(loaded, started, "load from a stopped Redis");
-    let started = Instant::now();
-    let request = begin(&manager, None);
-    request
-        .session()
-        .await
-        .expect("a new session needs no Redis")
-        .insert("k", &1)
-        .expect("insert");
-    assert_store_error(request.finish().await, started, "save to a stopped Redis");
+    assert_a_new_session_fails_to_save(&manager, "save to a stopped Redis").await;
 
     drop(stopped);
     let session = peek(&manager, &pair).await;
