@@ -81,8 +81,8 @@ pub fn cookie_header(data: &[u8]) {
     let (manager, issued) = APP.get_or_init(|| {
         let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
         let issued = block_on(async {
-            let request = manager.request([]);
-            let session = request.session().await.expect("a new session");
+            let request = manager.request();
+            let session = request.session([]).await.expect("a new session");
             session.insert("issued", &true).expect("insert");
             let set_cookie = request.finish().await.expect("saved");
             let pair = set_cookie[0].split(';').next().expect("a pair");
@@ -92,8 +92,11 @@ pub fn cookie_header(data: &[u8]) {
     });
     let headers = data.split(|&b| b == b'\n').take(8);
     block_on(async {
-        let request = manager.request(headers);
-        let session = request.session().await.expect("bad cookies are not errors");
+        let request = manager.request();
+        let session = request
+            .session(headers)
+            .await
+            .expect("bad cookies are not errors");
         if !session.is_new() {
             assert_eq!(session.get_value("issued"), Some(true.into()));
             assert!(contains(data, issued.as_bytes()), "loaded without its id");

@@ -235,7 +235,7 @@ where
             return Box::pin(async move { Ok(response.await?.map_into_left_body()) });
         }
         // The cookies are read when a handler asks for the session, if one does.
-        let session = self.manager.deferred_request();
+        let session = self.manager.request();
         let on_error = self.on_error.clone();
         request.extensions_mut().insert(Attached {
             session: session.clone(),
@@ -379,7 +379,7 @@ impl SessionExt for ServiceRequest {
 fn load(attached: Option<Attached>, headers: &HeaderMap) -> SessionFuture {
     let loading = attached.map(|attached| {
         let cookies = headers.get_all(COOKIE).map(HeaderValue::as_bytes);
-        (attached.session.session_from(cookies), attached.on_error)
+        (attached.session.session(cookies), attached.on_error)
     });
     Box::pin(loaded(loading))
 }

@@ -326,7 +326,7 @@ where
         }
         // The cookies are read by the extractor, if a handler asks.
         let attached = Attached {
-            session: self.manager.deferred_request(),
+            session: self.manager.request(),
             on_error: self.on_error.clone(),
         };
         request.extensions_mut().insert(attached.clone());
@@ -410,7 +410,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .get_all(COOKIE)
             .iter()
             .map(HeaderValue::as_bytes);
-        match attached.session.session_from(cookies).await {
+        match attached.session.session(cookies).await {
             Ok(session) => Ok(Session(session)),
             Err(error) => {
                 tracing::error!(%error, "the session could not be loaded");

@@ -262,11 +262,19 @@ impl Browser {
     }
 
     fn begin(&self) -> RequestSession {
+        self.manager.request()
+    }
+
+    /// `request`'s session, loaded with the cookie in the jar.
+    fn load(
+        &self,
+        request: &RequestSession,
+    ) -> impl Future<Output = Result<Session, Error>> + use<> {
         let header = self
             .jar
             .as_ref()
             .map(|value| format!("{}={value}", self.cookie_name()));
-        self.manager.request(header.as_deref().map(str::as_bytes))
+        request.session(header.as_deref().map(str::as_bytes))
     }
 
     async fn end(&mut self, request: &RequestSession) -> Vec<String> {
@@ -290,8 +298,8 @@ impl Browser {
     /// One request that runs `handler` on the session.
     async fn visit(&mut self, handler: impl FnOnce(&Session)) -> (Session, Vec<String>) {
         let request = self.begin();
-        let session = request
-            .session()
+        let session = self
+            .load(&request)
             .await
             .unwrap_or_else(|e| panic!("load failed: {e}"));
         handler(&session);
@@ -303,8 +311,8 @@ impl Browser {
     async fn peek_with(&self, cookie: Option<&str>) -> Session {
         let header = cookie.map(|value| format!("{}={value}", self.cookie_name()));
         self.manager
-            .request(header.as_deref().map(str::as_bytes))
-            .session()
+            .request()
+            .session(header.as_deref().map(str::as_bytes))
             .await
             .unwrap_or_else(|e| panic!("load failed: {e}"))
     }
@@ -759,7 +767,7 @@ impl Suite {
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "base", json!(0))).await;
         let (first, second) = (browser.begin(), browser.begin());
-        let (a, b) = (first.session().await, second.session().await);
+        let (a, b) = (browser.load(&first).await, browser.load(&second).await);
         let (a, b) = (a.expect("load"), b.expect("load"));
         insert(&a, "from_first", json!(1));
         b.remove("base");
@@ -857,7 +865,7 @@ impl Suite {
         browser.visit(|s| insert(s, "user", json!("ada"))).await;
         let old = browser.cookie();
         let slow_write = browser.begin();
-        let session = slow_write.session().await.expect("load");
+        let session = browser.load(&slow_write).await.expect("load");
         browser.visit(Session::invalidate).await;
         insert(&session, "late", json!("write"));
         browser.jar = Some(old.clone());
@@ -935,7 +943,7 @@ impl Suite {
         let browser =
             self.browser(SessionConfig::default().with_cookie_lifetime(CookieLifetime::Persistent));
         let request = browser.begin();
-        let session = request.session().await.expect("load");
+        let session = browser.load(&request).await.expect("load");
         insert(&session, "blob", json!("x".repeat(5000)));
         let result = request.finish().await;
         if self.kind.server_side() {

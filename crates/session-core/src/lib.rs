@@ -39,8 +39,8 @@
 //!     Ok(format!("Last visited: {}", last.as_deref().unwrap_or("never")))
 //! }
 //!
-//! let request = manager.request([]); // no Cookie header
-//! let page = handler(request.session().await?).await?;
+//! let request = manager.request();
+//! let page = handler(request.session([]).await?).await?; // no Cookie header
 //! assert_eq!(page, "Last visited: never");
 //! let set_cookie = request.finish().await?;
 //! assert!(set_cookie[0].starts_with("session="));

@@ -3,21 +3,18 @@
 //! An adapter does three things, and all session behaviour lives here so that
 //! every framework behaves the same:
 //!
-//! 1. before the handler, [`SessionManager::deferred_request`] gives a
+//! 1. before the handler, [`SessionManager::request`] gives a
 //!    [`RequestSession`], which the adapter puts in the request; it reads no
 //!    header and does no I/O, so a route that never asks for the session pays
 //!    only for one small allocation;
-//! 2. the handler's extractor awaits [`RequestSession::session_from`] with
-//!    the request's `Cookie` header values, which are parsed and loaded on
-//!    first use only: a handler that never asks costs no parsing and no store
-//!    I/O;
+//! 2. the handler's extractor awaits [`RequestSession::session`] with the
+//!    request's `Cookie` header values, which are parsed and loaded on first
+//!    use only: a handler that never asks costs no parsing and no store I/O;
 //! 3. after the handler, [`RequestSession::finish`] saves what changed and
 //!    returns the `Set-Cookie` header values to append (none when nothing
 //!    changed).
 //!
-//! Code that has the `Cookie` headers at hand when the request starts (tests,
-//! a framework without extractors) can pass them to
-//! [`SessionManager::request`] and then call [`RequestSession::session`].
+//! Code without a framework (tests, scripts) takes the same three steps.
 
 use std::fmt;
 use std::future::Future;
@@ -50,16 +47,16 @@ const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
 /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
 ///
 /// // First request: no cookie. The handler writes to the session.
-/// let request = manager.request([]);
-/// let session = request.session().await?;
+/// let request = manager.request();
+/// let session = request.session([]).await?;
 /// session.insert("last_visit", &"2026-11-25T12:00:00Z")?;
 /// let set_cookie = request.finish().await?;
 /// assert_eq!(set_cookie.len(), 1);
 ///
 /// // Second request: the browser sends the cookie back.
 /// let cookie = set_cookie[0].split(';').next().unwrap();
-/// let request = manager.request([cookie.as_bytes()]);
-/// let session = request.session().await?;
+/// let request = manager.request();
+/// let session = request.session([cookie.as_bytes()]).await?;
 /// assert!(!session.is_new());
 /// assert_eq!(session.get::<String>("last_visit")?.as_deref(), Some("2026-11-25T12:00:00Z"));
 /// assert!(request.finish().await?.is_empty()); // nothing changed, nothing sent
@@ -101,54 +98,29 @@ impl SessionManager {
         &self.shared.store
     }
 
-    /// Starts a request's session from its `Cookie` header values. Does no
-    /// I/O: loading waits for [`RequestSession::session`].
-    ///
-    /// Of the cookies with the session's name, the first few (a small fixed
-    /// bound) are kept, in order, to be tried until one loads; values longer
-    /// than any cookie that could have been issued are dropped unread.
-    ///
-    /// Adapters should prefer [`deferred_request`](Self::deferred_request),
-    /// which leaves the headers unread until a handler asks for the session.
-    pub fn request<'a>(
-        &self,
-        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
-    ) -> RequestSession {
-        let candidates = self.candidates(cookie_headers).map(str::to_owned).collect();
-        self.start(candidates)
-    }
-
-    /// Starts a request's session without its cookies: they are read by
-    /// [`RequestSession::session_from`], when (and if) a handler asks for
-    /// the session. Does no I/O and reads nothing: what an adapter calls for
-    /// every request, so that routes that never touch the session stay
+    /// Starts a request's session. Reads nothing and does no I/O: the
+    /// request's `Cookie` headers are read by [`RequestSession::session`],
+    /// when (and if) a handler asks for the session. What an adapter calls
+    /// for every request, so that routes that never touch the session stay
     /// cheap.
-    ///
-    /// [`RequestSession::session`] on such a request sees no cookie (and so
-    /// gives a new session): call [`session_from`](RequestSession::session_from).
     ///
     /// ```
     /// use session_core::{MemoryStore, SessionConfig, SessionManager};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
-    /// let request = manager.deferred_request();
+    /// let request = manager.request();
     /// // In the handler's extractor, with the request's `Cookie` headers:
-    /// let session = request.session_from([&b"theme=dark"[..]]).await?;
+    /// let session = request.session([&b"theme=dark"[..]]).await?;
     /// assert!(session.is_new());
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
     #[must_use]
-    pub fn deferred_request(&self) -> RequestSession {
-        self.start(Vec::new())
-    }
-
-    fn start(&self, candidates: Vec<String>) -> RequestSession {
+    pub fn request(&self) -> RequestSession {
         RequestSession {
             inner: Arc::new(RequestInner {
                 manager: self.clone(),
-                candidates,
                 loaded: OnceCell::new(),
                 finished: AtomicBool::new(false),
             }),
@@ -185,7 +157,6 @@ pub struct RequestSession {
 
 struct RequestInner {
     manager: SessionManager,
-    candidates: Vec<String>,
     loaded: OnceCell<Loaded>,
     finished: AtomicBool,
 }
@@ -200,34 +171,23 @@ struct Loaded {
 }
 
 impl RequestSession {
-    /// The session, loaded from the store on the first call, from the
-    /// cookies given to [`SessionManager::request`] (none for a
-    /// [deferred](SessionManager::deferred_request) request).
-    ///
-    /// A missing, malformed, tampered, unknown or expired cookie gives a new,
-    /// empty session; only a store failure is an error (and a later call
-    /// tries again).
-    pub async fn session(&self) -> Result<Session, Error> {
-        let candidates = self.inner.candidates.iter().map(String::as_str);
-        let loaded = self
-            .inner
-            .loaded
-            .get_or_try_init(|| self.load(candidates))
-            .await?;
-        Ok(loaded.session.clone())
-    }
-
     /// The session, loaded from the store on the first call, from the cookies
     /// in `cookie_headers`: the request's `Cookie` header values. Once the
     /// session is loaded, later calls return it and leave the headers unread.
     ///
     /// The headers are parsed before this returns, so the future borrows
     /// neither them nor `self` (it is boxed for that: only requests that ask
-    /// for the session pay for it, beside the load itself). Of the cookies with the session's name, the
-    /// first few (a small fixed bound) are tried in order until one loads;
-    /// values longer than any cookie that could have been issued are dropped
-    /// unread. Errors as for [`session`](Self::session).
-    pub fn session_from<'a>(
+    /// for the session pay for it, beside the load itself). Of the cookies
+    /// with the session's name, the first few (a small fixed bound) are tried
+    /// in order until one loads; values longer than any cookie that could
+    /// have been issued are dropped unread.
+    ///
+    /// # Errors
+    ///
+    /// Only a store failure is an error (and a later call tries again): a
+    /// missing, malformed, tampered, unknown or expired cookie gives a new,
+    /// empty session.
+    pub fn session<'a>(
         &self,
         cookie_headers: impl IntoIterator<Item = &'a [u8]>,
     ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
@@ -257,20 +217,17 @@ impl RequestSession {
         self.inner.loaded.initialized()
     }
 
-    async fn load<S: AsRef<str> + Into<String>>(
-        &self,
-        candidates: impl IntoIterator<Item = S>,
-    ) -> Result<Loaded, Error> {
+    async fn load(&self, candidates: impl IntoIterator<Item = String>) -> Result<Loaded, Error> {
         let Shared { store, config } = &*self.inner.manager.shared;
         let name = config.cookie().name();
         let now = config.clock().now();
         for value in candidates {
-            match store.load(Load::new(name, value.as_ref())).await? {
+            match store.load(Load::new(name, &value)).await? {
                 Some(record) if !is_expired(&record, config.expiry(), now) => {
-                    let reissue = store.needs_reissue(Load::new(name, value.as_ref()));
+                    let reissue = store.needs_reissue(Load::new(name, &value));
                     return Ok(Loaded {
                         session: Session::from_record(record, false),
-                        cookie: Some(value.into()),
+                        cookie: Some(value),
                         reissue,
                     });
                 }
@@ -352,8 +309,8 @@ impl RequestSession {
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
-/// let request = manager.request([]);
-/// request.session().await?.insert("user", "ada")?;
+/// let request = manager.request();
+/// request.session([]).await?.insert("user", "ada")?;
 /// let finish: session_core::Finish = request.finish();
 /// assert_eq!(finish.await?.len(), 1);
 /// # Ok::<(), session_core::Error>(())
@@ -394,7 +351,6 @@ impl fmt::Debug for Finish {
 impl fmt::Debug for RequestSession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RequestSession")
-            .field("candidates", &self.inner.candidates.len())
             .field("loaded", &self.is_loaded())
             .finish_non_exhaustive()
     }

@@ -19,8 +19,8 @@ fn with_issued_sessions(
     let cookies = runtime.block_on(async {
         let mut cookies = Vec::new();
         for n in 0..issued {
-            let request = manager.request([]);
-            request.session().await.unwrap().insert("n", &n).unwrap();
+            let request = manager.request();
+            request.session([]).await.unwrap().insert("n", &n).unwrap();
             let set_cookie = request.finish().await.unwrap();
             cookies.push(set_cookie[0].split(';').next().unwrap().to_owned());
         }
@@ -56,8 +56,8 @@ proptest! {
             }
         }
         runtime.block_on(async {
-            let request = manager.request(headers.iter().map(Vec::as_slice));
-            let session = request.session().await.expect("bad cookies are not errors");
+            let request = manager.request();
+            let session = request.session(headers.iter().map(Vec::as_slice)).await.expect("bad cookies are not errors");
             if session.is_new() {
                 prop_assert!(session.is_empty());
             } else {
@@ -95,8 +95,8 @@ proptest! {
             garbage.push(first);
         }
         runtime.block_on(async {
-            let request = manager.request(garbage.iter().map(Vec::as_slice));
-            let session = request.session().await.unwrap();
+            let request = manager.request();
+            let session = request.session(garbage.iter().map(Vec::as_slice)).await.unwrap();
             prop_assert!(!session.is_new());
             prop_assert_eq!(session.get::<usize>("n").unwrap(), Some(which));
             Ok(())
@@ -110,8 +110,8 @@ proptest! {
         let runtime = runtime();
         let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
         runtime.block_on(async {
-            let request = manager.request([]);
-            let session = request.session().await.unwrap();
+            let request = manager.request();
+            let session = request.session([]).await.unwrap();
             for (key, value) in &data {
                 session.insert_value(key, value.clone());
             }
@@ -120,8 +120,8 @@ proptest! {
             prop_assert_eq!(set_cookie.len(), expected_cookies);
             if let Some(set_cookie) = set_cookie.first() {
                 let cookie = set_cookie.split(';').next().unwrap();
-                let request = manager.request([cookie.as_bytes()]);
-                let loaded = request.session().await.unwrap();
+                let request = manager.request();
+                let loaded = request.session([cookie.as_bytes()]).await.unwrap();
                 prop_assert!(!loaded.is_new());
                 let loaded: Map<String, Value> = loaded.data();
                 prop_assert_eq!(loaded, data);

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde_json::json;
 use session_core::conformance::{self, Capabilities, StoreKind};
 use session_core::{
-    Clock, CookieLifetime, Error, Expiry, ManualClock, MemoryStore, RequestSession, Rolling,
-    SameSite, SessionConfig, SessionManager,
+    Clock, CookieLifetime, Error, Expiry, ManualClock, MemoryStore, Rolling, SameSite,
+    SessionConfig, SessionManager,
 };
 
 struct App {
@@ -26,10 +26,6 @@ impl App {
             store,
         }
     }
-
-    fn request(&self, cookie: Option<&str>) -> RequestSession {
-        self.manager.request(cookie.map(str::as_bytes))
-    }
 }
 
 /// `name=value` of a Set-Cookie header value.
@@ -38,9 +34,9 @@ fn pair(set_cookie: &str) -> String {
 }
 
 async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Value) -> String {
-    let request = app.request(cookie);
+    let request = app.manager.request();
     request
-        .session()
+        .session(cookie.map(str::as_bytes))
         .await
         .unwrap()
         .insert(key, &value)
@@ -93,12 +89,12 @@ async fn a_fixed_idle_timeout_too_short_for_the_suite_is_refused() {
 #[tokio::test]
 async fn an_untouched_session_sets_no_cookie_and_costs_no_io() {
     let app = App::new(SessionConfig::default());
-    let request = app.request(None);
+    let request = app.manager.request();
     assert!(request.finish().await.unwrap().is_empty());
     assert!(!request.is_loaded());
 
-    let request = app.request(None);
-    let session = request.session().await.unwrap();
+    let request = app.manager.request();
+    let session = request.session([]).await.unwrap();
     assert!(session.is_new() && session.is_empty() && !session.is_changed());
     assert!(request.finish().await.unwrap().is_empty());
     assert!(app.store.is_empty());
@@ -115,8 +111,8 @@ async fn a_changed_session_sets_a_cookie_with_every_configured_attribute() {
             .with_expiry(Expiry::NEVER.with_idle_timeout(Some(Duration::from_secs(600))))
             .with_cookie_lifetime(CookieLifetime::Persistent),
     );
-    let request = app.request(None);
-    request.session().await.unwrap().insert("k", &1).unwrap();
+    let request = app.manager.request();
+    request.session([]).await.unwrap().insert("k", &1).unwrap();
     let set = request.finish().await.unwrap();
     assert_eq!(set.len(), 1);
     let (value, attributes) = set[0].split_once(';').unwrap();
@@ -130,12 +126,17 @@ async fn a_changed_session_sets_a_cookie_with_every_configured_attribute() {
 #[tokio::test]
 async fn created_survives_a_load() {
     let app = App::new(SessionConfig::default());
-    let request = app.request(None);
-    let created = request.session().await.unwrap().created();
-    request.session().await.unwrap().insert("k", &1).unwrap();
+    let request = app.manager.request();
+    let created = request.session([]).await.unwrap().created();
+    request.session([]).await.unwrap().insert("k", &1).unwrap();
     let cookie = pair(&request.finish().await.unwrap()[0]);
     app.clock.advance(Duration::from_secs(30));
-    let session = app.request(Some(&cookie)).session().await.unwrap();
+    let session = app
+        .manager
+        .request()
+        .session([cookie.as_bytes()])
+        .await
+        .unwrap();
     assert_eq!(session.created(), created);
 }
 
@@ -148,7 +149,12 @@ async fn idle_expiry_gives_a_new_session_even_when_the_cookie_is_resent() {
     );
     let cookie = write(&app, None, "user", json!("ada")).await;
     app.clock.advance(Duration::from_secs(61));
-    let session = app.request(Some(&cookie)).session().await.unwrap();
+    let session = app
+        .manager
+        .request()
+        .session([cookie.as_bytes()])
+        .await
+        .unwrap();
     assert!(session.is_new() && session.is_empty());
 }
 
@@ -165,7 +171,12 @@ async fn absolute_expiry_gives_a_new_session_despite_activity() {
         assert_eq!(write(&app, Some(&cookie), "n", json!(n)).await, cookie);
     }
     app.clock.advance(Duration::from_secs(11)); // 101 s after creation
-    let session = app.request(Some(&cookie)).session().await.unwrap();
+    let session = app
+        .manager
+        .request()
+        .session([cookie.as_bytes()])
+        .await
+        .unwrap();
     assert!(session.is_new() && session.is_empty());
 }
 
@@ -178,8 +189,8 @@ async fn invalidate_sends_a_removal_cookie_with_the_same_attributes() {
             .with_same_site(SameSite::None),
     );
     let cookie = write(&app, None, "user", json!("ada")).await;
-    let request = app.request(Some(&cookie));
-    let session = request.session().await.unwrap();
+    let request = app.manager.request();
+    let session = request.session([cookie.as_bytes()]).await.unwrap();
     session.invalidate();
     assert!(session.is_empty() && session.is_changed());
     let set = request.finish().await.unwrap();
@@ -189,20 +200,43 @@ async fn invalidate_sends_a_removal_cookie_with_the_same_attributes() {
           Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=None"]
     );
     assert!(app.store.is_empty());
-    assert!(app.request(Some(&cookie)).session().await.unwrap().is_new());
+    assert!(
+        app.manager
+            .request()
+            .session([cookie.as_bytes()])
+            .await
+            .unwrap()
+            .is_new()
+    );
 }
 
 #[tokio::test]
 async fn regenerate_keeps_the_data_under_a_new_id() {
     let app = App::new(SessionConfig::default());
     let cookie = write(&app, None, "cart", json!([1, 2])).await;
-    let request = app.request(Some(&cookie));
-    request.session().await.unwrap().regenerate();
+    let request = app.manager.request();
+    request
+        .session([cookie.as_bytes()])
+        .await
+        .unwrap()
+        .regenerate();
     let new_cookie = pair(&request.finish().await.unwrap()[0]);
     assert_ne!(new_cookie, cookie);
-    let session = app.request(Some(&new_cookie)).session().await.unwrap();
+    let session = app
+        .manager
+        .request()
+        .session([new_cookie.as_bytes()])
+        .await
+        .unwrap();
     assert_eq!(session.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2]));
-    assert!(app.request(Some(&cookie)).session().await.unwrap().is_new());
+    assert!(
+        app.manager
+            .request()
+            .session([cookie.as_bytes()])
+            .await
+            .unwrap()
+            .is_new()
+    );
     assert_eq!(app.store.len(), 1);
 }
 
@@ -211,8 +245,8 @@ async fn an_oversized_cookie_is_an_error_naming_its_size() {
     // The memory store's cookie is an id; a long cookie name makes even that too big.
     let name = "n".repeat(4060);
     let app = App::new(SessionConfig::default().with_cookie_name(name));
-    let request = app.request(None);
-    request.session().await.unwrap().insert("k", &1).unwrap();
+    let request = app.manager.request();
+    request.session([]).await.unwrap().insert("k", &1).unwrap();
     match request.finish().await {
         Err(Error::CookieTooLarge { size, limit, .. }) => {
             assert_eq!(limit, 4096);
@@ -235,11 +269,16 @@ async fn a_malformed_cookie_gives_a_new_session() {
         "session=\u{1F980}",
         ";;=;",
     ] {
-        let session = app.request(Some(header)).session().await.unwrap();
+        let session = app
+            .manager
+            .request()
+            .session([header.as_bytes()])
+            .await
+            .unwrap();
         assert!(session.is_new() && session.is_empty(), "{header}");
     }
     let raw: &[u8] = b"session=\xff\xfe";
-    assert!(app.manager.request([raw]).session().await.unwrap().is_new());
+    assert!(app.manager.request().session([raw]).await.unwrap().is_new());
 }
 
 #[tokio::test]
@@ -248,7 +287,12 @@ async fn same_name_cookies_are_tried_in_order() {
     let first = write(&app, None, "who", json!("first")).await;
     let second = write(&app, None, "who", json!("second")).await;
     let header = format!("session=bogus; {second}; {first}");
-    let session = app.request(Some(&header)).session().await.unwrap();
+    let session = app
+        .manager
+        .request()
+        .session([header.as_bytes()])
+        .await
+        .unwrap();
     assert_eq!(
         session.get::<String>("who").unwrap().as_deref(),
         Some("second")
@@ -256,8 +300,11 @@ async fn same_name_cookies_are_tried_in_order() {
 
     // The same cookies split over several Cookie headers.
     let headers = ["session=bogus".to_owned(), first.clone(), second];
-    let request = app.manager.request(headers.iter().map(|h| h.as_bytes()));
-    let session = request.session().await.unwrap();
+    let request = app.manager.request();
+    let session = request
+        .session(headers.iter().map(|h| h.as_bytes()))
+        .await
+        .unwrap();
     assert_eq!(
         session.get::<String>("who").unwrap().as_deref(),
         Some("first")
@@ -265,7 +312,14 @@ async fn same_name_cookies_are_tried_in_order() {
 
     // Past the bound, a valid cookie is not even tried.
     let header = format!("session=a; session=b; session=c; session=d; {first}");
-    assert!(app.request(Some(&header)).session().await.unwrap().is_new());
+    assert!(
+        app.manager
+            .request()
+            .session([header.as_bytes()])
+            .await
+            .unwrap()
+            .is_new()
+    );
 }
 
 #[tokio::test]
@@ -277,13 +331,13 @@ async fn a_read_only_request_writes_nothing_until_the_throttle_step() {
     );
     let cookie = write(&app, None, "k", json!(1)).await;
     app.clock.advance(Duration::from_secs(59));
-    let request = app.request(Some(&cookie));
-    request.session().await.unwrap();
+    let request = app.manager.request();
+    request.session([cookie.as_bytes()]).await.unwrap();
     assert!(request.finish().await.unwrap().is_empty());
 
     app.clock.advance(Duration::from_secs(1));
-    let request = app.request(Some(&cookie));
-    request.session().await.unwrap();
+    let request = app.manager.request();
+    request.session([cookie.as_bytes()]).await.unwrap();
     let set = request.finish().await.unwrap();
     // A persistent cookie is re-sent so the browser's Max-Age moves too.
     assert_eq!(set.len(), 1);
@@ -293,8 +347,8 @@ async fn a_read_only_request_writes_nothing_until_the_throttle_step() {
 #[tokio::test]
 async fn finish_runs_once() {
     let app = App::new(SessionConfig::default());
-    let request = app.request(None);
-    request.session().await.unwrap().insert("k", &1).unwrap();
+    let request = app.manager.request();
+    request.session([]).await.unwrap().insert("k", &1).unwrap();
     assert_eq!(request.clone().finish().await.unwrap().len(), 1);
     assert!(request.finish().await.unwrap().is_empty());
     assert_eq!(app.store.len(), 1);
@@ -361,9 +415,9 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
         .with_clock(Clock::from(clock.clone()));
     let manager = SessionManager::new(Generations, config);
 
-    let request = manager.request([]);
+    let request = manager.request();
     request
-        .session()
+        .session([])
         .await
         .unwrap()
         .insert("user", &"ada")
@@ -374,8 +428,8 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
     clock.advance(Duration::from_secs(30));
 
     // A read-only request, which would send nothing for a current cookie.
-    let request = manager.request([old_generation.as_bytes()]);
-    let session = request.session().await.unwrap();
+    let request = manager.request();
+    let session = request.session([old_generation.as_bytes()]).await.unwrap();
     assert_eq!(
         session.get::<String>("user").unwrap().as_deref(),
         Some("ada")
@@ -386,8 +440,8 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
     let reissued = pair(&reissued[0]);
     assert!(reissued.starts_with("session=g2."), "{reissued}");
 
-    let request = manager.request([reissued.as_bytes()]);
-    let session = request.session().await.unwrap();
+    let request = manager.request();
+    let session = request.session([reissued.as_bytes()]).await.unwrap();
     assert_eq!(
         session.get::<String>("user").unwrap().as_deref(),
         Some("ada")
@@ -403,8 +457,13 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
     );
 
     // A request that writes saves under the new generation as usual.
-    let request = manager.request([old_generation.as_bytes()]);
-    request.session().await.unwrap().insert("n", &1).unwrap();
+    let request = manager.request();
+    request
+        .session([old_generation.as_bytes()])
+        .await
+        .unwrap()
+        .insert("n", &1)
+        .unwrap();
     let saved = request.finish().await.unwrap();
     assert!(pair(&saved[0]).starts_with("session=g2."));
 }
@@ -419,8 +478,12 @@ async fn finish_decides_when_called_and_is_ready_at_once_when_nothing_changed() 
     let cookie = write(&app, None, "user", json!("ada")).await;
 
     // Only read: the future completes on its first poll, with no cookie.
-    let request = app.request(Some(&cookie));
-    let _ = request.session().await.unwrap().get_value("user");
+    let request = app.manager.request();
+    let _ = request
+        .session([cookie.as_bytes()])
+        .await
+        .unwrap()
+        .get_value("user");
     let mut finish = pin!(request.finish());
     let polled = finish
         .as_mut()
@@ -428,11 +491,45 @@ async fn finish_decides_when_called_and_is_ready_at_once_when_nothing_changed() 
     assert!(matches!(polled, Poll::Ready(Ok(ref set)) if set.is_empty()));
 
     // A write after `finish` was called is not saved, as after the handler.
-    let request = app.request(Some(&cookie));
-    let session = request.session().await.unwrap();
+    let request = app.manager.request();
+    let session = request.session([cookie.as_bytes()]).await.unwrap();
     let finish = request.finish();
     session.insert("late", &true).unwrap();
     assert!(finish.await.unwrap().is_empty());
-    let request = app.request(Some(&cookie));
-    assert!(!request.session().await.unwrap().contains_key("late"));
+    let request = app.manager.request();
+    assert!(
+        !request
+            .session([cookie.as_bytes()])
+            .await
+            .unwrap()
+            .contains_key("late")
+    );
+}
+
+#[tokio::test]
+async fn the_session_future_borrows_nothing_and_later_calls_leave_their_headers_unread() {
+    let app = App::new(SessionConfig::default());
+    let cookie = write(&app, None, "user", json!("ada")).await;
+
+    // The headers are parsed before `session` returns.
+    let request = app.manager.request();
+    let header = cookie.clone().into_bytes();
+    let loading = request.session([header.as_slice()]);
+    drop(header);
+    let session = loading.await.unwrap();
+    assert_eq!(
+        session.get::<String>("user").unwrap().as_deref(),
+        Some("ada")
+    );
+
+    // Loaded once: a later call with other headers gets the same session.
+    let again = request.session([&b"session=bogus"[..]]).await.unwrap();
+    assert!(!again.is_new());
+    again.insert("k", &1).unwrap();
+    assert!(session.contains_key("k"));
+
+    // And a request first loaded without a cookie stays new.
+    let request = app.manager.request();
+    assert!(request.session([]).await.unwrap().is_new());
+    assert!(request.session([cookie.as_bytes()]).await.unwrap().is_new());
 }

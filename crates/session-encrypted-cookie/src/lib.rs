@@ -19,15 +19,15 @@
 //! let manager = SessionManager::new(EncryptedCookieStore::new(ring), SessionConfig::default());
 //!
 //! // First request: no cookie; the handler writes to the session.
-//! let request = manager.request([]);
-//! request.session().await?.insert("user", &"ada")?;
+//! let request = manager.request();
+//! request.session([]).await?.insert("user", &"ada")?;
 //! let set_cookie = request.finish().await?;
 //! let cookie = set_cookie[0].split(';').next().unwrap(); // `session=<sealed record>`
 //! assert!(!cookie.contains("ada"));
 //!
 //! // Next request: the browser sends the cookie back.
-//! let request = manager.request([cookie.as_bytes()]);
-//! let user = request.session().await?.get::<String>("user")?;
+//! let request = manager.request();
+//! let user = request.session([cookie.as_bytes()]).await?.get::<String>("user")?;
 //! assert_eq!(user.as_deref(), Some("ada"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();

@@ -51,9 +51,9 @@ impl App {
     /// A request carrying `cookie` (a `name=value` pair) that writes
     /// `key: value`; returns the `name=value` it sets.
     async fn write(&self, cookie: Option<&str>, key: &str, value: serde_json::Value) -> String {
-        let request = self.manager.request(cookie.map(str::as_bytes));
+        let request = self.manager.request();
         request
-            .session()
+            .session(cookie.map(str::as_bytes))
             .await
             .unwrap()
             .insert(key, &value)
@@ -66,7 +66,7 @@ impl App {
     /// Whether a request with this raw `Cookie` header gets a new, empty
     /// session.
     async fn starts_new_session(&self, header: &[u8]) -> bool {
-        let session = self.manager.request([header]).session().await.unwrap();
+        let session = self.manager.request().session([header]).await.unwrap();
         session.is_new() && session.is_empty()
     }
 }
@@ -150,8 +150,8 @@ async fn a_record_round_trips_exactly_with_both_ciphers() {
         let cookie = app.write(None, "cart", json!({"items": [1, 2, 3]})).await;
         let session = app
             .manager
-            .request([cookie.as_bytes()])
-            .session()
+            .request()
+            .session([cookie.as_bytes()])
             .await
             .unwrap();
         assert!(!session.is_new());
@@ -293,16 +293,20 @@ async fn rotation_reseals_old_cookies_under_the_primary_until_the_old_key_goes()
         let after = App::with_clock(store(cipher, &new, &[]), config(), clock.clone());
 
         let old_cookie = before.write(None, "user", json!("ada")).await;
-        let request = before.manager.request([old_cookie.as_bytes()]);
-        let deadline = request.session().await.unwrap().expires_at();
+        let request = before.manager.request();
+        let deadline = request
+            .session([old_cookie.as_bytes()])
+            .await
+            .unwrap()
+            .expires_at();
         assert!(
             request.finish().await.unwrap().is_empty(),
             "a cookie under the primary key is not resent"
         );
 
         clock.advance(Duration::from_secs(10));
-        let request = during.manager.request([old_cookie.as_bytes()]);
-        let session = request.session().await.unwrap();
+        let request = during.manager.request();
+        let session = request.session([old_cookie.as_bytes()]).await.unwrap();
         assert!(
             !session.is_new(),
             "{cipher}: the old key still opens its cookies"
@@ -322,8 +326,8 @@ async fn rotation_reseals_old_cookies_under_the_primary_until_the_old_key_goes()
         // Only the new key opens the resealed cookie, with the data and the
         // deadline unchanged.
         assert!(before.starts_new_session(new_cookie.as_bytes()).await);
-        let request = after.manager.request([new_cookie.as_bytes()]);
-        let session = request.session().await.unwrap();
+        let request = after.manager.request();
+        let session = request.session([new_cookie.as_bytes()]).await.unwrap();
         assert_eq!(
             session.get::<String>("user").unwrap().as_deref(),
             Some("ada")
@@ -409,9 +413,9 @@ async fn the_documented_budget_fits_and_one_byte_more_is_refused_with_its_size()
         let blob = "x".repeat(blob_len);
         assert_eq!(record_json_len(&app.clock, &blob), budget);
 
-        let request = app.manager.request([]);
+        let request = app.manager.request();
         request
-            .session()
+            .session([])
             .await
             .unwrap()
             .insert("blob", &blob)
@@ -420,15 +424,15 @@ async fn the_documented_budget_fits_and_one_byte_more_is_refused_with_its_size()
         assert!(set[0].len() <= 4096, "{cipher}: {}", set[0].len());
         let session = app
             .manager
-            .request([pair(&set[0]).as_bytes()])
-            .session()
+            .request()
+            .session([pair(&set[0]).as_bytes()])
             .await
             .unwrap();
         assert_eq!(session.get::<String>("blob").unwrap(), Some(blob.clone()));
 
-        let request = app.manager.request([]);
+        let request = app.manager.request();
         request
-            .session()
+            .session([])
             .await
             .unwrap()
             .insert("blob", &format!("{blob}x"))

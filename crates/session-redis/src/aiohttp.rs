@@ -26,8 +26,8 @@
 //!     .await?;
 //! let manager = SessionManager::new(store, aiohttp::session_config(max_age));
 //!
-//! let request = manager.request([]);
-//! request.session().await?.insert("user", "ada")?;
+//! let request = manager.request();
+//! request.session([]).await?.insert("user", "ada")?;
 //! let set_cookie = request.finish().await?;
 //! assert!(set_cookie[0].starts_with("AIOHTTP_SESSION="));
 //!

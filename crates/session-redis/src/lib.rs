@@ -33,13 +33,13 @@
 //! let manager = SessionManager::new(store, SessionConfig::default());
 //!
 //! // The axum or actix-web adapter drives the manager; by hand:
-//! let request = manager.request([]);
-//! request.session().await?.insert("user", "ada")?;
+//! let request = manager.request();
+//! request.session([]).await?.insert("user", "ada")?;
 //! let set_cookie = request.finish().await?;
 //! let cookie = set_cookie[0].split(';').next().unwrap(); // "session=<id>"
 //!
-//! let next = manager.request([cookie.as_bytes()]);
-//! let user: Option<String> = next.session().await?.get("user")?;
+//! let next = manager.request();
+//! let user: Option<String> = next.session([cookie.as_bytes()]).await?.get("user")?;
 //! assert_eq!(user.as_deref(), Some("ada"));
 //! # Ok(())
 //! # }
@@ -351,8 +351,8 @@ impl RedisStoreBuilder {
     /// let store = RedisStore::builder().connect_lazy("redis://127.0.0.1:6379")?;
     /// let sessions = SessionManager::new(store, SessionConfig::default());
     /// // The first request that loads a session waits for the connection.
-    /// let request = sessions.request([]);
-    /// request.session().await?.insert("user", "ada")?;
+    /// let request = sessions.request();
+    /// request.session([]).await?.insert("user", "ada")?;
     /// let set_cookie = request.finish().await?;
     /// # drop(set_cookie);
     /// # Ok(())

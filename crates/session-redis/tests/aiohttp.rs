@@ -12,7 +12,7 @@ use session_core::{Clock, ManualClock, SessionManager};
 use session_redis::{RedisLayout, RedisStore, aiohttp};
 use session_testing::{RedisServer, Reply};
 
-use common::{begin, cookie_pair, cookie_value, integer, peek, visit};
+use common::{cookie_pair, cookie_value, integer, peek, visit};
 
 const MAX_AGE: Duration = Duration::from_secs(3600);
 
@@ -201,8 +201,8 @@ async fn a_logout_by_aiohttp_session_is_never_undone() {
     let key = key(&pair);
 
     // A request that loaded the session before Python logged it out...
-    let slow = begin(&manager, Some(&pair));
-    let session = slow.session().await.expect("load");
+    let slow = manager.request();
+    let session = slow.session([pair.as_bytes()]).await.expect("load");
     // ...Python's invalidate() writes `{}` under the key...
     set(&server, &key, "{}");
     // ...and the slow request's write comes after: refused, cookie removed.
@@ -230,8 +230,8 @@ async fn our_logout_deletes_the_key_and_a_late_write_does_not_recreate_it() {
     let pair =
         cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
     let key = key(&pair);
-    let slow = begin(&manager, Some(&pair));
-    let session = slow.session().await.expect("load");
+    let slow = manager.request();
+    let session = slow.session([pair.as_bytes()]).await.expect("load");
     let set_cookie = visit(&manager, Some(&pair), session_core::Session::invalidate).await;
     assert!(set_cookie[0].contains("Max-Age=0"));
     assert_eq!(get(&server, &key), None, "logout deletes the key");
@@ -272,7 +272,7 @@ async fn malformed_values_load_as_new_sessions_and_are_left_alone() {
     // A key that is not a string is a store error, not a panic.
     server.command(&["DEL", &key]).expect("DEL");
     server.command(&["HSET", &key, "f", "v"]).expect("HSET");
-    assert!(begin(&manager, Some(&pair)).session().await.is_err());
+    assert!(manager.request().session([pair.as_bytes()]).await.is_err());
 }
 
 #[tokio::test]

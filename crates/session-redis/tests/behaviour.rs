@@ -14,7 +14,7 @@ use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
 use tokio::sync::Barrier;
 
-use common::{begin, cookie_pair, info, integer, peek, redis_key, visit};
+use common::{cookie_pair, info, integer, peek, redis_key, visit};
 
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
@@ -215,8 +215,8 @@ async fn two_hundred_concurrent_requests_keep_all_their_keys() {
         .map(|i| {
             let (manager, pair) = (manager.clone(), pair.clone());
             tokio::spawn(async move {
-                let request = begin(&manager, Some(&pair));
-                let session = request.session().await.expect("load");
+                let request = manager.request();
+                let session = request.session([pair.as_bytes()]).await.expect("load");
                 session.insert(&format!("key{i}"), &i).expect("insert");
                 request.finish().await.expect("finish")
             })
@@ -245,8 +245,8 @@ async fn a_logout_beats_fifty_slow_writes() {
             let (manager, pair) = (manager.clone(), pair.clone());
             let (loaded, logged_out) = (loaded.clone(), logged_out.clone());
             tokio::spawn(async move {
-                let request = begin(&manager, Some(&pair));
-                let session = request.session().await.expect("load");
+                let request = manager.request();
+                let session = request.session([pair.as_bytes()]).await.expect("load");
                 loaded.wait().await;
                 logged_out.wait().await;
                 session.insert(&format!("late{i}"), &i).expect("insert");
@@ -297,7 +297,7 @@ async fn malformed_hashes_load_as_new_sessions() {
     // A key of another type is not a session either.
     server.command(&["DEL", &key]).expect("DEL");
     server.command(&["SET", &key, "a string"]).expect("SET");
-    let error = begin(&manager, Some(&pair)).session().await;
+    let error = manager.request().session([pair.as_bytes()]).await;
     assert!(
         matches!(&error, Err(session_core::Error::Store(_))),
         "a WRONGTYPE key is a store error, not a session: {error:?}"

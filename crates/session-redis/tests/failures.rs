@@ -9,7 +9,7 @@ use session_core::{Error, SessionConfig, SessionManager};
 use session_redis::RedisStore;
 use session_testing::{RedisSentinel, RedisServer, Reply};
 
-use common::{begin, cookie_pair, peek, visit};
+use common::{cookie_pair, peek, visit};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -27,9 +27,9 @@ fn assert_store_error<T: std::fmt::Debug>(result: Result<T, Error>, started: Ins
 /// fails to save with a store error within the timeout.
 async fn assert_a_new_session_fails_to_save(manager: &SessionManager, what: &str) {
     let started = Instant::now();
-    let request = begin(manager, None);
+    let request = manager.request();
     request
-        .session()
+        .session([])
         .await
         .expect("a new session needs no Redis")
         .insert("k", &1)
@@ -52,7 +52,7 @@ async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_a
     server.kill();
     for attempt in 0..3 {
         let started = Instant::now();
-        let loaded = begin(&manager, Some(&pair)).session().await;
+        let loaded = manager.request().session([pair.as_bytes()]).await;
         assert_store_error(loaded, started, &format!("load #{attempt}"));
     }
     assert_a_new_session_fails_to_save(&manager, "save").await;
@@ -149,7 +149,7 @@ async fn the_store_follows_a_sentinel_failover() {
     // give it a bounded number of tries.
     let deadline = Instant::now() + Duration::from_secs(30);
     let session = loop {
-        match begin(&manager, Some(&pair)).session().await {
+        match manager.request().session([pair.as_bytes()]).await {
             Ok(session) => break session,
             Err(e) if Instant::now() < deadline => {
                 eprintln!("not yet: {e}");
@@ -261,7 +261,7 @@ async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
     // The connection stays open; Redis just never answers.
     let stopped = Stopped::stop(pid);
     let started = Instant::now();
-    let loaded = begin(&manager, Some(&pair)).session().await;
+    let loaded = manager.request().session([pair.as_bytes()]).await;
     assert_store_error(loaded, started, "load from a stopped Redis");
     assert_a_new_session_fails_to_save(&manager, "save to a stopped Redis").await;
 

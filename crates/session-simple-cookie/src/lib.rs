@@ -26,8 +26,8 @@
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let manager = SessionManager::new(SimpleCookieStore::new(), SessionConfig::default());
-//! let request = manager.request([]);
-//! request.session().await?.insert("user", "ada")?;
+//! let request = manager.request();
+//! request.session([]).await?.insert("user", "ada")?;
 //! let set_cookie = request.finish().await?;
 //!
 //! // The value is readable by anyone who holds the cookie.

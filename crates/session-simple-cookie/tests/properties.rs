@@ -95,8 +95,8 @@ proptest! {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(async {
             let header = format!("session={cookie}");
-            let request = manager.request([header.as_bytes()]);
-            let session = request.session().await.unwrap();
+            let request = manager.request();
+            let session = request.session([header.as_bytes()]).await.unwrap();
             if write {
                 session.insert("written", &true).unwrap();
             }

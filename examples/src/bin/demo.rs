@@ -386,9 +386,9 @@ mod tests {
         // The store writes aiohttp_session's keys, with max_age as their TTL.
         let store = build_store(&parsed).await.unwrap();
         let manager = SessionManager::with_shared_store(store, config);
-        let request = manager.request([]);
+        let request = manager.request();
         request
-            .session()
+            .session([])
             .await
             .unwrap()
             .insert("user", "ada")

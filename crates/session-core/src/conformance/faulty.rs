@@ -23,8 +23,9 @@ use crate::{Delete, Error, Load, MemoryStore, Record, Save, Saved, SessionStore,
 /// let manager = SessionManager::new(store.clone(), SessionConfig::default());
 ///
 /// store.fail_loads(true);
-/// let request = manager.request([&b"session=some-id"[..]]);
-/// assert!(matches!(request.session().await, Err(Error::Store(_))));
+/// let request = manager.request();
+/// let loaded = request.session([&b"session=some-id"[..]]).await;
+/// assert!(matches!(loaded, Err(Error::Store(_))));
 /// assert_eq!(store.loads(), 1);
 /// # });
 /// ```

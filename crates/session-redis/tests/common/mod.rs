@@ -3,7 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
-use session_core::{RequestSession, Session, SessionManager};
+use session_core::{Session, SessionManager};
 use session_testing::{RedisServer, Reply};
 
 /// The `name=value` pair of the one `Set-Cookie` a response sent.
@@ -21,11 +21,6 @@ pub fn cookie_value(pair: &str) -> &str {
     pair.split_once('=').expect("name=value").1
 }
 
-/// Starts a request that sends `cookie` (a `name=value` pair), if any.
-pub fn begin(manager: &SessionManager, cookie: Option<&str>) -> RequestSession {
-    manager.request(cookie.map(str::as_bytes))
-}
-
 /// One request: loads the session, runs `handler`, finishes; returns the
 /// Set-Cookie values.
 pub async fn visit(
@@ -33,14 +28,23 @@ pub async fn visit(
     cookie: Option<&str>,
     handler: impl FnOnce(&Session),
 ) -> Vec<String> {
-    let request = begin(manager, cookie);
-    handler(&request.session().await.expect("load"));
+    let request = manager.request();
+    handler(
+        &request
+            .session(cookie.map(str::as_bytes))
+            .await
+            .expect("load"),
+    );
     request.finish().await.expect("finish")
 }
 
 /// The session a request with `cookie` sees.
 pub async fn peek(manager: &SessionManager, cookie: &str) -> Session {
-    begin(manager, Some(cookie)).session().await.expect("load")
+    manager
+        .request()
+        .session([cookie.as_bytes()])
+        .await
+        .expect("load")
 }
 
 /// The Redis key of the session behind a `name=value` cookie pair, with the
