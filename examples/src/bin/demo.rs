@@ -34,7 +34,8 @@ struct Options {
     /// A 32-byte key in base64 for the encrypted store; repeat it to keep
     /// old keys: the first encrypts, all decrypt. Without it, a key is
     /// generated (and sessions end when the demo stops).
-    #[arg(long = "key", value_name = "BASE64")]
+    // URL-safe base64 may start with '-': still a value, not an option.
+    #[arg(long = "key", value_name = "BASE64", allow_hyphen_values = true)]
     keys: Vec<String>,
 
     /// The encrypted store's cipher.
@@ -324,6 +325,15 @@ mod tests {
                 .await
                 .starts_with("--key: ")
         );
+    }
+
+    #[tokio::test]
+    async fn a_key_that_starts_with_a_hyphen_is_a_key() {
+        // Key::generate().to_base64() starts with '-' one time in 64.
+        let key = format!("-{}", &Key::generate().to_base64()[1..]);
+        let parsed = options(&["--key", &key, "--cipher", "aes256gcm"]);
+        assert_eq!(parsed.keys, [key]);
+        assert!(build_store(&parsed).await.is_ok());
     }
 
     #[tokio::test]
