@@ -26,6 +26,15 @@ impl App {
             store,
         }
     }
+
+    /// The session a new request with `cookie` (a `name=value` pair) sees.
+    async fn load(&self, cookie: &str) -> session_core::Session {
+        self.manager
+            .request()
+            .session([cookie.as_bytes()])
+            .await
+            .unwrap()
+    }
 }
 
 /// `name=value` of a Set-Cookie header value.
@@ -131,12 +140,7 @@ async fn created_survives_a_load() {
     request.session([]).await.unwrap().insert("k", &1).unwrap();
     let cookie = pair(&request.finish().await.unwrap()[0]);
     app.clock.advance(Duration::from_secs(30));
-    let session = app
-        .manager
-        .request()
-        .session([cookie.as_bytes()])
-        .await
-        .unwrap();
+    let session = app.load(&cookie).await;
     assert_eq!(session.created(), created);
 }
 
@@ -149,12 +153,7 @@ async fn idle_expiry_gives_a_new_session_even_when_the_cookie_is_resent() {
     );
     let cookie = write(&app, None, "user", json!("ada")).await;
     app.clock.advance(Duration::from_secs(61));
-    let session = app
-        .manager
-        .request()
-        .session([cookie.as_bytes()])
-        .await
-        .unwrap();
+    let session = app.load(&cookie).await;
     assert!(session.is_new() && session.is_empty());
 }
 
@@ -171,12 +170,7 @@ async fn absolute_expiry_gives_a_new_session_despite_activity() {
         assert_eq!(write(&app, Some(&cookie), "n", json!(n)).await, cookie);
     }
     app.clock.advance(Duration::from_secs(11)); // 101 s after creation
-    let session = app
-        .manager
-        .request()
-        .session([cookie.as_bytes()])
-        .await
-        .unwrap();
+    let session = app.load(&cookie).await;
     assert!(session.is_new() && session.is_empty());
 }
 
@@ -200,14 +194,7 @@ async fn invalidate_sends_a_removal_cookie_with_the_same_attributes() {
           Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=None"]
     );
     assert!(app.store.is_empty());
-    assert!(
-        app.manager
-            .request()
-            .session([cookie.as_bytes()])
-            .await
-            .unwrap()
-            .is_new()
-    );
+    assert!(app.load(&cookie).await.is_new());
 }
 
 #[tokio::test]
@@ -222,21 +209,9 @@ async fn regenerate_keeps_the_data_under_a_new_id() {
         .regenerate();
     let new_cookie = pair(&request.finish().await.unwrap()[0]);
     assert_ne!(new_cookie, cookie);
-    let session = app
-        .manager
-        .request()
-        .session([new_cookie.as_bytes()])
-        .await
-        .unwrap();
+    let session = app.load(&new_cookie).await;
     assert_eq!(session.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2]));
-    assert!(
-        app.manager
-            .request()
-            .session([cookie.as_bytes()])
-            .await
-            .unwrap()
-            .is_new()
-    );
+    assert!(app.load(&cookie).await.is_new());
     assert_eq!(app.store.len(), 1);
 }
 
@@ -269,12 +244,7 @@ async fn a_malformed_cookie_gives_a_new_session() {
         "session=\u{1F980}",
         ";;=;",
     ] {
-        let session = app
-            .manager
-            .request()
-            .session([header.as_bytes()])
-            .await
-            .unwrap();
+        let session = app.load(header).await;
         assert!(session.is_new() && session.is_empty(), "{header}");
     }
     let raw: &[u8] = b"session=\xff\xfe";
@@ -287,12 +257,7 @@ async fn same_name_cookies_are_tried_in_order() {
     let first = write(&app, None, "who", json!("first")).await;
     let second = write(&app, None, "who", json!("second")).await;
     let header = format!("session=bogus; {second}; {first}");
-    let session = app
-        .manager
-        .request()
-        .session([header.as_bytes()])
-        .await
-        .unwrap();
+    let session = app.load(&header).await;
     assert_eq!(
         session.get::<String>("who").unwrap().as_deref(),
         Some("second")
@@ -312,14 +277,7 @@ async fn same_name_cookies_are_tried_in_order() {
 
     // Past the bound, a valid cookie is not even tried.
     let header = format!("session=a; session=b; session=c; session=d; {first}");
-    assert!(
-        app.manager
-            .request()
-            .session([header.as_bytes()])
-            .await
-            .unwrap()
-            .is_new()
-    );
+    assert!(app.load(&header).await.is_new());
 }
 
 #[tokio::test]

@@ -23,6 +23,20 @@ fn assert_store_error<T: std::fmt::Debug>(result: Result<T, Error>, started: Ins
     assert!(elapsed <= TIMEOUT + SLACK, "{what} took {elapsed:?}");
 }
 
+/// A store on `server` with the test's timeout, and the cookie of a session
+/// in it that holds `user = "ada"`.
+async fn a_session_on(server: &RedisServer) -> (SessionManager, String) {
+    let store = RedisStore::builder()
+        .command_timeout(TIMEOUT)
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    (manager, pair)
+}
+
 /// A request that writes to a new session (which loads without Redis)
 /// fails to save with a store error within the timeout.
 async fn assert_a_new_session_fails_to_save(manager: &SessionManager, what: &str) {
@@ -40,14 +54,7 @@ async fn assert_a_new_session_fails_to_save(manager: &SessionManager, what: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_again() {
     let mut server = RedisServer::builder().persistence(true).start();
-    let store = RedisStore::builder()
-        .command_timeout(TIMEOUT)
-        .connect(&server.url())
-        .await
-        .expect("connect");
-    let manager = SessionManager::new(store, SessionConfig::default());
-    let pair =
-        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let (manager, pair) = a_session_on(&server).await;
 
     server.kill();
     for attempt in 0..3 {
@@ -245,14 +252,7 @@ fn signal(pid: &str, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
     let server = RedisServer::start();
-    let store = RedisStore::builder()
-        .command_timeout(TIMEOUT)
-        .connect(&server.url())
-        .await
-        .expect("connect");
-    let manager = SessionManager::new(store, SessionConfig::default());
-    let pair =
-        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let (manager, pair) = a_session_on(&server).await;
     let pid = session_testing::info_fields(&common::info(&server, "server"))
         .find(|(name, _)| *name == "process_id")
         .map(|(_, pid)| pid.to_owned())
