@@ -182,6 +182,9 @@ impl Redis {
             timeout: Some(Duration::ZERO),
             ..Options::default()
         });
+        if self.timeout.is_zero() {
+            return command(&client).await.map_err(Error::store);
+        }
         match watchdog::within(self.timeout, command(&client)).await {
             Some(result) => result.map_err(Error::store),
             None => Err(Error::store(format!(
@@ -214,8 +217,9 @@ impl Redis {
             .await
         {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
+                // A zero timeout is no limit at all (as in fred).
                 let left = self.timeout.saturating_sub(started.elapsed());
-                if left.is_zero() {
+                if left.is_zero() && !self.timeout.is_zero() {
                     return Err(Error::store(error));
                 }
                 self.eval_as("EVAL", command(&script.lua, &mut args)?, left)

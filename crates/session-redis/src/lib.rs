@@ -280,7 +280,8 @@ impl RedisStoreBuilder {
     }
 
     /// How long one store operation may take before it fails with
-    /// [`Error::Store`] (default 2 seconds).
+    /// [`Error::Store`] (default 2 seconds). Zero means no limit, as in
+    /// fred: an operation then waits as long as Redis takes.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
         self

@@ -20,9 +20,13 @@ use std::time::{Duration, Instant};
 pub(crate) const RESOLUTION: Duration = Duration::from_millis(20);
 
 /// Runs `future` for at most about `limit` (up to [`RESOLUTION`] more):
-/// `None` when it did not finish in time.
+/// `None` when it did not finish in time. A limit too far away to represent
+/// is no limit.
 pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
     let mut future = pin!(future);
+    let Some(deadline) = Instant::now().checked_add(limit) else {
+        return Some(future.await);
+    };
     let mut registration = Registration(None);
     poll_fn(|cx| {
         if let Poll::Ready(output) = future.as_mut().poll(cx) {
@@ -44,7 +48,7 @@ pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::O
             }
             None => {
                 let watch = Arc::new(Watch {
-                    deadline: Instant::now() + limit,
+                    deadline,
                     state: Mutex::new(WatchState {
                         waker: Some(cx.waker().clone()),
                         ..WatchState::default()
@@ -194,6 +198,16 @@ mod tests {
             within(Duration::from_secs(5), slow_but_in_time).await,
             Some(8)
         );
+    }
+
+    #[tokio::test]
+    async fn a_limit_beyond_any_instant_is_no_limit() {
+        assert_eq!(within(Duration::MAX, async { 3 }).await, Some(3));
+        let slow = async {
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            4
+        };
+        assert_eq!(within(Duration::MAX, slow).await, Some(4));
     }
 
     #[tokio::test]

@@ -272,3 +272,33 @@ async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
         Some("ada")
     );
 }
+
+#[tokio::test]
+async fn a_zero_or_huge_command_timeout_is_no_limit() {
+    let server = RedisServer::start();
+    for timeout in [Duration::ZERO, Duration::MAX] {
+        let store = RedisStore::builder()
+            .command_timeout(timeout)
+            .connect(&server.url())
+            .await
+            .expect("connect");
+        let manager = SessionManager::new(store, SessionConfig::default());
+        let pair =
+            cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+        // A load, and a save that must first send its script again.
+        assert_eq!(
+            server.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH"),
+            Reply::Status("OK".into())
+        );
+        visit(&manager, Some(&pair), |s| {
+            s.insert("k", &1).expect("insert")
+        })
+        .await;
+        let session = peek(&manager, &pair).await;
+        assert_eq!(
+            session.get::<i32>("k").expect("get"),
+            Some(1),
+            "{timeout:?}"
+        );
+    }
+}
