@@ -75,8 +75,9 @@ impl RedisConnection {
         // Not failing fast: a first connection that fails is retried like a
         // lost one, since nobody is waiting to be told.
         let client = Self::client_for(url, timeout, false)?;
-        // The connection task runs until the client is dropped or quits;
-        // its handle is not needed to stop it.
+        // The connection task runs until the client sends QUIT or its
+        // runtime shuts down (an actix-web worker's, at shutdown); nothing
+        // needs its handle.
         drop(client.connect());
         Ok(client.into())
     }
