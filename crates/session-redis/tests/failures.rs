@@ -23,12 +23,12 @@ fn assert_store_error<T: std::fmt::Debug>(result: Result<T, Error>, started: Ins
     assert!(elapsed <= TIMEOUT + SLACK, "{what} took {elapsed:?}");
 }
 
-/// A store on `server` with the test's timeout, and the cookie of a session
-/// in it that holds `user = "ada"`.
-async fn a_session_on(server: &RedisServer) -> (SessionManager, String) {
+/// A store on the Redis at `url` with command timeout `timeout`, and the
+/// cookie of a session in it that holds `user = "ada"`.
+async fn a_session_on(url: &str, timeout: Duration) -> (SessionManager, String) {
     let store = RedisStore::builder()
-        .command_timeout(TIMEOUT)
-        .connect(&server.url())
+        .command_timeout(timeout)
+        .connect(url)
         .await
         .expect("connect");
     let manager = SessionManager::new(store, SessionConfig::default());
@@ -54,7 +54,7 @@ async fn assert_a_new_session_fails_to_save(manager: &SessionManager, what: &str
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_again() {
     let mut server = RedisServer::builder().persistence(true).start();
-    let (manager, pair) = a_session_on(&server).await;
+    let (manager, pair) = a_session_on(&server.url(), TIMEOUT).await;
 
     server.kill();
     for attempt in 0..3 {
@@ -131,14 +131,7 @@ async fn tls_urls_build_a_tls_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_follows_a_sentinel_failover() {
     let mut sentinel = RedisSentinel::start();
-    let store = RedisStore::builder()
-        .command_timeout(TIMEOUT)
-        .connect(&sentinel.url())
-        .await
-        .expect("connect");
-    let manager = SessionManager::new(store, SessionConfig::default());
-    let pair =
-        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let (manager, pair) = a_session_on(&sentinel.url(), TIMEOUT).await;
     assert_eq!(
         sentinel
             .master()
@@ -252,7 +245,7 @@ fn signal(pid: &str, name: &str) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
     let server = RedisServer::start();
-    let (manager, pair) = a_session_on(&server).await;
+    let (manager, pair) = a_session_on(&server.url(), TIMEOUT).await;
     let pid = session_testing::info_fields(&common::info(&server, "server"))
         .find(|(name, _)| *name == "process_id")
         .map(|(_, pid)| pid.to_owned())
@@ -277,14 +270,7 @@ async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
 async fn a_zero_or_huge_command_timeout_is_no_limit() {
     let server = RedisServer::start();
     for timeout in [Duration::ZERO, Duration::MAX] {
-        let store = RedisStore::builder()
-            .command_timeout(timeout)
-            .connect(&server.url())
-            .await
-            .expect("connect");
-        let manager = SessionManager::new(store, SessionConfig::default());
-        let pair =
-            cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+        let (manager, pair) = a_session_on(&server.url(), timeout).await;
         // A load, and a save that must first send its script again.
         assert_eq!(
             server.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH"),
