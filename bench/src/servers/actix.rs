@@ -1,6 +1,7 @@
 //! The actix-web servers.
 
 use std::net::TcpListener;
+use std::sync::Arc;
 
 use actix_web::cookie::Key;
 use actix_web::http::StatusCode;
@@ -79,31 +80,30 @@ pub(super) fn serve(
                 ready();
                 running.await?;
             }
-            Server::ActixOursRedis => {
-                let url = redis_url.ok_or("no Redis URL")?;
-                // One store per worker, made in the factory on the worker's
-                // own runtime, as session-redis recommends for actix-web.
+            Server::ActixOursCookie
+            | Server::ActixOursCookieAes
+            | Server::ActixOursMemory
+            | Server::ActixOursRedis => {
+                // Each worker's session manager. On Redis, one store per
+                // worker, made in the factory on the worker's own runtime, as
+                // session-redis recommends for actix-web; the others share one.
+                let worker_manager: Arc<dyn Fn() -> SessionManager + Send + Sync> =
+                    if server == Server::ActixOursRedis {
+                        let url = redis_url.ok_or("no Redis URL")?;
+                        Arc::new(move || {
+                            let store = RedisStore::builder()
+                                .connect_lazy(&url)
+                                .expect("a valid Redis URL");
+                            SessionManager::new(store, SessionConfig::default())
+                        })
+                    } else {
+                        let manager = our_manager(server, redis_url.as_deref()).await?;
+                        Arc::new(move || manager.clone())
+                    };
                 let running = HttpServer::new(move || {
-                    let store = RedisStore::builder()
-                        .connect_lazy(&url)
-                        .expect("a valid Redis URL");
-                    let manager = SessionManager::new(store, SessionConfig::default());
                     App::new()
                         .configure(our_routes)
-                        .wrap(session_actix::SessionMiddleware::new(manager))
-                })
-                .workers(WORKERS)
-                .listen(listener)?
-                .run();
-                ready();
-                running.await?;
-            }
-            Server::ActixOursCookie | Server::ActixOursCookieAes | Server::ActixOursMemory => {
-                let manager = our_manager(server, redis_url.as_deref()).await?;
-                let running = HttpServer::new(move || {
-                    App::new()
-                        .configure(our_routes)
-                        .wrap(session_actix::SessionMiddleware::new(manager.clone()))
+                        .wrap(session_actix::SessionMiddleware::new(worker_manager()))
                 })
                 .workers(WORKERS)
                 .listen(listener)?
