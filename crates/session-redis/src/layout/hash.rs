@@ -126,7 +126,7 @@ impl std::fmt::Debug for HashLayout {
     }
 }
 
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Mode {
     Create,
     Update,
