@@ -92,12 +92,6 @@ impl Scenario {
         }
     }
 
-    /// The scenario called `name`.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Scenario> {
-        Scenario::ALL.into_iter().find(|s| s.name() == name)
-    }
-
     /// The request each connection makes once before measuring, to create
     /// its session and receive the cookie.
     #[must_use]
@@ -138,6 +132,21 @@ impl Scenario {
 /// [`PAYLOAD_LEN`] as the text that [`READ_LARGE`] answers.
 pub const PAYLOAD_LEN_TEXT: &str = "1000";
 
+/// Parses a scenario's [name](`Scenario::name`), as given on the command line.
+impl std::str::FromStr for Scenario {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Scenario::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown scenario {name:?}; one of: {}", names.join(", "))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -151,7 +160,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for scenario in Scenario::ALL {
-            assert_eq!(Scenario::from_name(scenario.name()), Some(scenario));
+            assert_eq!(scenario.name().parse::<Scenario>(), Ok(scenario));
         }
     }
 }

@@ -113,12 +113,6 @@ impl Server {
         }
     }
 
-    /// The server called `name`.
-    #[must_use]
-    pub fn from_name(name: &str) -> Option<Server> {
-        Server::ALL.into_iter().find(|s| s.name() == name)
-    }
-
     /// The framework it runs on.
     #[must_use]
     pub fn framework(self) -> Framework {
@@ -233,6 +227,21 @@ impl fmt::Display for Server {
     }
 }
 
+/// Parses a server's [name](`Server::name`), as given on the command line.
+impl std::str::FromStr for Server {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Server::ALL
+            .into_iter()
+            .find(|s| s.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();
+                format!("unknown server {name:?}; one of: {}", names.join(", "))
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -240,7 +249,7 @@ mod tests {
     #[test]
     fn names_round_trip() {
         for server in Server::ALL {
-            assert_eq!(Server::from_name(server.name()), Some(server));
+            assert_eq!(server.name().parse::<Server>(), Ok(server));
         }
     }
 

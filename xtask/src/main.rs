@@ -82,11 +82,15 @@ fn run(command: &mut Command) -> Result {
     }
 }
 
+/// The cargo command, up to its options, that builds and runs every test
+/// target of the workspace.
+const TEST_BUILD: [&str; 4] = ["test", "--workspace", "--all-features", "--all-targets"];
+
 fn test(extra: &[String]) -> Result {
     prerequisites::ensure_all()?;
     let python = prerequisites::ensure_python_env(&root())?;
     run(cargo()
-        .args(["test", "--workspace", "--all-features", "--all-targets"])
+        .args(TEST_BUILD)
         .args(extra)
         .env("SESSION_TEST_PYTHON", &python))?;
     // Doc tests are not part of --all-targets.

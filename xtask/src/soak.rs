@@ -3,10 +3,10 @@
 //!
 //! Builds the demo and the soak driver, then runs the driver, which starts
 //! redis-server and the demo itself. Release builds by default; `--debug`
-//! uses the debug profile, whose artefacts `cargo xtask test` has just built,
+//! uses the debug build of `cargo xtask test`, which it has just made,
 //! so that its short run costs seconds rather than a release build.
 
-use crate::{Result, cargo, prerequisites, root, run};
+use crate::{Result, TEST_BUILD, cargo, prerequisites, root, run};
 
 /// The options of `cargo xtask soak`.
 pub(crate) struct Soak {
@@ -53,12 +53,15 @@ impl Soak {
 pub(crate) fn run_soak(soak: &Soak) -> Result {
     prerequisites::ensure_all()?;
     let mut build = cargo();
-    build.args(["build", "--bin", "demo", "--bin", "soak"]);
     if soak.debug {
-        // The feature set of `cargo test --workspace --all-features`, so
-        // that after it this build reuses every artefact.
-        build.args(["--workspace", "--all-features"]);
+        // Exactly the build of `cargo xtask test`, which puts the examples'
+        // binaries in target/debug for their integration tests, so that after
+        // it nothing is compiled again. A `cargo build` of the two binaries
+        // would leave out the dev-dependencies, resolve other features and
+        // rebuild much of the tree beside the test build, on disk too.
+        build.args(TEST_BUILD).arg("--no-run");
     } else {
+        build.args(["build", "--bin", "demo", "--bin", "soak"]);
         build.args(["-p", "session-examples", "--release"]);
     }
     run(&mut build)?;

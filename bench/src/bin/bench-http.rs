@@ -36,10 +36,10 @@ struct Args {
     #[arg(long, default_value_t = 2_000_000)]
     max_requests: u64,
     /// Comma-separated servers [default: all].
-    #[arg(long, value_delimiter = ',', value_parser = parse_server)]
+    #[arg(long, value_delimiter = ',')]
     servers: Vec<Server>,
     /// Comma-separated scenarios: untouched, read, counter, read-1kb [default: all].
-    #[arg(long, value_delimiter = ',', value_parser = parse_scenario)]
+    #[arg(long, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
     /// The bench-server executable [default: next to this one].
     #[arg(long)]
@@ -50,20 +50,6 @@ struct Args {
     /// Also write the Markdown report to this file.
     #[arg(long)]
     output: Option<PathBuf>,
-}
-
-fn parse_server(name: &str) -> Result<Server, String> {
-    Server::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();
-        format!("unknown server; one of: {}", names.join(", "))
-    })
-}
-
-fn parse_scenario(name: &str) -> Result<Scenario, String> {
-    Scenario::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
-        format!("unknown scenario; one of: {}", names.join(", "))
-    })
 }
 
 fn seconds(value: f64, name: &str) -> Result<Duration, String> {

@@ -5,7 +5,7 @@
 //! difference to bare axum.
 //!
 //! ```text
-//! bench-inprocess [--requests N] [--rounds N]
+//! bench-inprocess [--requests N] [--rounds N] [--servers a,b] [--scenarios read,counter]
 //! ```
 //!
 //! Over HTTP, the kernel's TCP work dominates a request (about 8 µs here,
@@ -36,8 +36,16 @@ struct Args {
     /// Rounds over all servers; medians are printed.
     #[arg(long, default_value_t = 5)]
     rounds: usize,
+    /// Comma-separated servers besides axum-bare, which is always measured
+    /// [default: all that run in process].
+    #[arg(long, value_delimiter = ',')]
+    servers: Vec<Server>,
+    /// Comma-separated scenarios [default: all].
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<Scenario>,
 }
 
+/// The servers that run in process, the baseline first.
 const SERVERS: [Server; 5] = [
     Server::AxumBare,
     Server::AxumOursMemory,
@@ -91,18 +99,30 @@ async fn measure(app: &Router, scenario: Scenario, requests: u32) -> Result<f64,
 }
 
 async fn run(args: &Args) -> Result<(), String> {
+    if let Some(server) = args.servers.iter().find(|s| !SERVERS.contains(s)) {
+        return Err(format!("{server} does not run in process"));
+    }
+    let servers: Vec<Server> = SERVERS
+        .into_iter()
+        .filter(|s| *s == SERVERS[0] || args.servers.is_empty() || args.servers.contains(s))
+        .collect();
+    let scenarios = if args.scenarios.is_empty() {
+        Scenario::ALL.to_vec()
+    } else {
+        args.scenarios.clone()
+    };
     let mut apps = Vec::new();
-    for server in SERVERS {
+    for &server in &servers {
         let app = session_bench::servers::axum_app(server, None)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
         apps.push((server, app));
     }
     // times[server][scenario] over rounds.
-    let mut times = vec![vec![Vec::new(); Scenario::ALL.len()]; SERVERS.len()];
+    let mut times = vec![vec![Vec::new(); scenarios.len()]; servers.len()];
     for round in 0..args.rounds {
         for (index, (_, app)) in apps.iter().enumerate().cycle().skip(round).take(apps.len()) {
-            for (scenario_index, scenario) in Scenario::ALL.into_iter().enumerate() {
+            for (scenario_index, &scenario) in scenarios.iter().enumerate() {
                 times[index][scenario_index].push(measure(app, scenario, args.requests).await?);
             }
         }
@@ -111,14 +131,14 @@ async fn run(args: &Args) -> Result<(), String> {
         "In process, one thread; CPU ns per request, median of {} rounds of {} requests (+ difference to axum-bare).\n",
         args.rounds, args.requests
     );
-    let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
+    let names: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
     println!("| server | {} |", names.join(" | "));
     println!("|---|{}", "---:|".repeat(names.len()));
     let bare: Vec<f64> = times[0]
         .iter()
         .map(|samples| median(samples).unwrap_or(0.0))
         .collect();
-    for (index, server) in SERVERS.iter().enumerate() {
+    for (index, server) in servers.iter().enumerate() {
         let cells: Vec<String> = times[index]
             .iter()
             .zip(&bare)

@@ -17,7 +17,7 @@ use session_bench::Server;
 #[derive(Parser)]
 struct Args {
     /// The variant, e.g. `axum-bare` or `actix-session-redis`.
-    #[arg(long, value_parser = parse_server)]
+    #[arg(long)]
     server: Server,
     /// The address to listen on; loopback only.
     #[arg(long, default_value = "127.0.0.1:0")]
@@ -25,13 +25,6 @@ struct Args {
     /// Redis, for the Redis-backed variants.
     #[arg(long)]
     redis_url: Option<String>,
-}
-
-fn parse_server(name: &str) -> Result<Server, String> {
-    Server::from_name(name).ok_or_else(|| {
-        let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();
-        format!("unknown server; one of: {}", names.join(", "))
-    })
 }
 
 fn main() -> ExitCode {
