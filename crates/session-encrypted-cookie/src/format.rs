@@ -24,8 +24,10 @@ const HEADER_LEN: usize = 1 + KeyId::LEN;
 /// ever sent, so no longer value can be one of ours.
 const MAX_VALUE_LEN: usize = 4096;
 
-/// The most bytes that a value of [`MAX_VALUE_LEN`] characters decodes to.
-const MAX_RAW_LEN: usize = MAX_VALUE_LEN / 4 * 3;
+/// Cookies that decode to at most this many bytes are opened in a buffer on
+/// the stack; larger ones in one on the heap. Zeroing a buffer for the
+/// longest value on every request cost more than decrypting a small session.
+const STACK_RAW_LEN: usize = 512;
 
 impl Cipher {
     /// The bytes a sealed cookie adds to its plaintext before base64: the
@@ -138,15 +140,35 @@ pub(crate) fn open<'s>(
     cookie_name: &str,
     value: &str,
 ) -> Result<Record, Rejection> {
-    let nonce_end = HEADER_LEN + cipher.nonce_len();
     if value.len() > MAX_VALUE_LEN {
         return Err(Rejection::Malformed);
     }
-    // Decoded on the stack: every request with a session cookie opens one,
-    // and the longest value accepted fits.
-    let mut buffer = [0; MAX_RAW_LEN];
+    let decoded_len = base64::decoded_len_estimate(value.len());
+    if decoded_len <= STACK_RAW_LEN {
+        open_raw(
+            cipher,
+            sealer_for,
+            cookie_name,
+            value,
+            &mut [0; STACK_RAW_LEN],
+        )
+    } else {
+        let mut buffer = vec![0; decoded_len];
+        open_raw(cipher, sealer_for, cookie_name, value, &mut buffer)
+    }
+}
+
+/// [`open`], decoding `value` into `buffer`, which is long enough for it.
+fn open_raw<'s>(
+    cipher: Cipher,
+    sealer_for: impl FnOnce(KeyId) -> Option<&'s Sealer>,
+    cookie_name: &str,
+    value: &str,
+    buffer: &mut [u8],
+) -> Result<Record, Rejection> {
+    let nonce_end = HEADER_LEN + cipher.nonce_len();
     let raw_len = URL_SAFE_NO_PAD
-        .decode_slice(value, &mut buffer)
+        .decode_slice(value, buffer)
         .map_err(|_| Rejection::Malformed)?;
     let raw = &mut buffer[..raw_len];
     if raw.len() < nonce_end + TAG_LEN {
@@ -186,6 +208,25 @@ fn read_key_id(header: &[u8]) -> Option<KeyId> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn opens_values_on_both_sides_of_the_stack_buffer() {
+        for cipher in Cipher::ALL {
+            let key = crate::Key::generate();
+            let sealer = Sealer::new(cipher, &key);
+            let mut decoded_lens = Vec::new();
+            for blob_len in STACK_RAW_LEN - 120..STACK_RAW_LEN + 20 {
+                let mut record = Record::new(std::time::SystemTime::UNIX_EPOCH);
+                record.data.insert("b".into(), "x".repeat(blob_len).into());
+                let value = seal(cipher, key.id(), &sealer, "session", &record).unwrap();
+                decoded_lens.push(base64::decoded_len_estimate(value.len()));
+                let opened = open(cipher, |_| Some(&sealer), "session", &value);
+                assert_eq!(opened, Ok(record), "{cipher} {blob_len}");
+            }
+            assert!(decoded_lens.iter().any(|len| *len <= STACK_RAW_LEN));
+            assert!(decoded_lens.iter().any(|len| *len > STACK_RAW_LEN));
+        }
+    }
 
     #[test]
     fn sealed_len_matches_base64() {
