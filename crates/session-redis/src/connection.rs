@@ -195,52 +195,52 @@ impl Redis {
         }
     }
 
-    /// Runs `script` on `key`, all within one timeout. `args` pushes the
-    /// script's arguments (`ARGV`) onto the command: it runs once, and once
-    /// more only when the server does not have the script cached, so the
-    /// arguments are neither cloned nor built twice on the usual path.
+    /// Runs `script` on `key_count` keys within `timeout` (zero: no limit).
+    /// `keys_and_args` pushes the keys (`KEYS`), then the script's arguments
+    /// (`ARGV`), onto the command: it runs once, and once more only when the
+    /// server does not have the script cached, so the arguments are not
+    /// built twice on the usual path.
     pub(crate) async fn eval(
         &self,
         script: &Script,
-        key: &str,
-        mut args: impl FnMut(&mut Vec<Value>) -> Result<(), Error>,
-    ) -> Result<Value, Error> {
+        key_count: usize,
+        timeout: Duration,
+        mut keys_and_args: impl FnMut(&mut Vec<Value>),
+    ) -> Result<Value, FredError> {
         let started = Instant::now();
-        let command = |body: &Value, args: &mut dyn FnMut(&mut Vec<Value>) -> Result<(), Error>| {
+        let mut command = |body: &Value| {
             let mut full: Vec<Value> = Vec::with_capacity(8);
             full.push(body.clone());
-            full.push(Value::Integer(1));
-            full.push(key.into());
-            args(&mut full).map(|()| full)
+            full.push(Value::Integer(i64::try_from(key_count).unwrap_or(i64::MAX)));
+            keys_and_args(&mut full);
+            full
         };
         match self
-            .eval_as("EVALSHA", command(&script.sha1, &mut args)?, self.timeout)
+            .eval_as("EVALSHA", command(&script.sha1), timeout)
             .await
         {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
                 // A zero timeout is no limit at all (as in fred).
-                let left = self.timeout.saturating_sub(started.elapsed());
-                if left.is_zero() && !self.timeout.is_zero() {
-                    return Err(Error::store(error));
+                let left = timeout.saturating_sub(started.elapsed());
+                if left.is_zero() && !timeout.is_zero() {
+                    return Err(error);
                 }
-                self.eval_as("EVAL", command(&script.lua, &mut args)?, left)
-                    .await
-                    .map_err(Error::store)
+                self.eval_as("EVAL", command(&script.lua), left).await
             }
-            result => result.map_err(Error::store),
+            result => result,
         }
     }
 
     /// `command` (`EVALSHA` or `EVAL`) with its full argument list: script,
-    /// number of keys (1), key, arguments.
+    /// number of keys, keys, arguments.
     async fn eval_as(
         &self,
         command: &'static str,
         args: Vec<Value>,
         timeout: Duration,
     ) -> Result<Value, FredError> {
-        // The key is the third argument: route by it, so that a cluster
-        // sends the script to the node that owns the key.
+        // The first key is the third argument: route by it, so that a
+        // cluster sends the script to the node that owns the key.
         let command = CustomCommand::new_static(command, ClusterHash::Offset(2), false);
         self.connection
             .client()

@@ -107,8 +107,18 @@
 //!   deadline (field `e` and the key's expiry) of a session that still
 //!   exists, and does nothing to one that is gone; a **delete** is `DEL`. A request that changes nothing sends nothing.
 //!
-//! Every operation touches exactly one key and scripts declare it in `KEYS`,
-//! so everything works on any cluster slot.
+//! * **Saves that wait at the same time go together.** On one server or
+//!   behind Sentinel, the saves of concurrent requests that queue while
+//!   an earlier call is with Redis go as one call of the script, which
+//!   applies each atomically and answers each on its own (one that fails,
+//!   say on a key that is no longer a hash, does not fail the others). fred
+//!   writes every script call to the socket at once, so under load this
+//!   turns a system call and a round trip per save into one per batch; a
+//!   save on an idle store goes at once. On a cluster, where one call may
+//!   only touch one slot, every save is a call of its own.
+//!
+//! Every key a script touches is in its `KEYS`, so everything works on any
+//! cluster slot.
 //!
 //! # Time
 //!
@@ -127,8 +137,8 @@
 //! unresponsive, operations fail with [`Error::Store`]
 //! within that time (a 500 through the adapters; loads up to 20 ms later).
 //! A write (save, refresh, delete) that timed out while waiting for a
-//! connection is dropped from fred's queue, so it is not sent behind the
-//! caller's back once Redis is back; one that was already written to the
+//! connection, or in the store's queue of saves, is dropped, so it is not
+//! sent behind the caller's back once Redis is back; one that was already written to the
 //! socket may still have been applied (as with any timeout). Loads are timed
 //! by one watchdog thread shared by the process instead of a timer per
 //! command (a Tokio timer costs a request a few microseconds, about as much
@@ -145,6 +155,7 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod aiohttp;
+mod batch;
 mod connection;
 mod layout;
 mod watchdog;

@@ -14,7 +14,7 @@ use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
 use tokio::sync::Barrier;
 
-use common::{cookie_pair, info, integer, peek, redis_key, visit};
+use common::{Stopped, command_calls, cookie_pair, info, integer, peek, redis_key, visit};
 
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
@@ -154,17 +154,6 @@ async fn a_rolling_refresh_moves_the_deadline_and_an_absolute_timeout_caps_it() 
     assert!(peek(&manager, &pair).await.is_new());
 }
 
-/// Calls per command since the last `CONFIG RESETSTAT`.
-fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
-    info_fields(&info(server, "commandstats"))
-        .filter_map(|(name, stats)| {
-            let command = name.strip_prefix("cmdstat_")?;
-            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-            Some((command.to_owned(), calls.parse().ok()?))
-        })
-        .collect()
-}
-
 fn dirty(server: &RedisServer) -> String {
     info_fields(&info(server, "persistence"))
         .find(|(name, _)| *name == "rdb_changes_since_last_save")
@@ -230,6 +219,91 @@ async fn two_hundred_concurrent_requests_keep_all_their_keys() {
     for i in 0..200 {
         assert_eq!(data.get(&format!("key{i}")), Some(&json!(i)), "key{i}");
     }
+}
+
+/// With Redis stopped, one save is on its way and others wait behind it;
+/// once Redis runs again, the waiting saves go in one call of the save
+/// script, each gets its own answer, and one that fails leaves the others
+/// saved.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
+    const SESSIONS: usize = 20;
+    const BROKEN: usize = 7;
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let mut pairs = Vec::new();
+    for _ in 0..SESSIONS {
+        pairs.push(cookie_pair(
+            &visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await,
+        ));
+    }
+    let loaded = Arc::new(Barrier::new(SESSIONS + 1));
+    let stopped = Arc::new(Barrier::new(SESSIONS + 1));
+    let requests: Vec<_> = pairs
+        .iter()
+        .map(|pair| {
+            let (manager, pair) = (manager.clone(), pair.clone());
+            let (loaded, stopped) = (loaded.clone(), stopped.clone());
+            tokio::spawn(async move {
+                let request = manager.request();
+                let session = request.session([pair.as_bytes()]).await.expect("load");
+                session.insert("n", &1).expect("insert");
+                loaded.wait().await;
+                stopped.wait().await;
+                request.finish().await
+            })
+        })
+        .collect();
+    loaded.wait().await;
+    // The save script refuses a key that is no longer a hash.
+    assert_eq!(
+        server
+            .command(&["SET", &redis_key(&pairs[BROKEN]), "not a hash"])
+            .expect("SET"),
+        Reply::Status("OK".into())
+    );
+    assert_eq!(
+        server.command(&["CONFIG", "RESETSTAT"]).expect("RESETSTAT"),
+        Reply::Status("OK".into())
+    );
+    let paused = Stopped::new(&server);
+    // A save that goes out at once and waits for Redis...
+    let first = tokio::spawn({
+        let manager = manager.clone();
+        async move { visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // ... while the others queue behind it.
+    stopped.wait().await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(paused);
+    first.await.expect("the first save");
+
+    for (i, request) in requests.into_iter().enumerate() {
+        let finished = request.await.expect("request");
+        if i == BROKEN {
+            let error = finished.expect_err("the broken session fails to save");
+            assert!(error.to_string().contains("WRONGTYPE"), "{error}");
+        } else {
+            finished.expect("saved");
+            let session = peek(&manager, &pairs[i]).await;
+            assert_eq!(
+                session.get::<i32>("n").expect("get"),
+                Some(1),
+                "session {i}"
+            );
+        }
+    }
+    let calls = command_calls(&server);
+    let script_calls: u64 = calls
+        .iter()
+        .filter(|(name, _)| name.starts_with("eval"))
+        .map(|(_, count)| count)
+        .sum();
+    assert_eq!(
+        script_calls, 2,
+        "the first save, then the {SESSIONS} others together: {calls:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -9,7 +9,7 @@ use session_core::{Error, SessionConfig, SessionManager};
 use session_redis::RedisStore;
 use session_testing::{RedisSentinel, RedisServer, Reply};
 
-use common::{cookie_pair, peek, visit};
+use common::{Stopped, cookie_pair, peek, visit};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -217,42 +217,12 @@ async fn a_lazy_connection_to_a_redis_that_is_not_up_yet_fails_in_time_then_serv
     );
 }
 
-/// Sends `SIGCONT` to a stopped process when dropped, so that a failing
-/// test does not leave Redis stopped.
-struct Stopped(String);
-
-impl Stopped {
-    fn stop(pid: String) -> Self {
-        signal(&pid, "STOP");
-        Stopped(pid)
-    }
-}
-
-impl Drop for Stopped {
-    fn drop(&mut self) {
-        signal(&self.0, "CONT");
-    }
-}
-
-fn signal(pid: &str, name: &str) {
-    let status = std::process::Command::new("kill")
-        .args([&format!("-{name}"), pid])
-        .status()
-        .expect("kill runs");
-    assert!(status.success(), "kill -{name} {pid}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
     let server = RedisServer::start();
     let (manager, pair) = a_session_on(&server.url(), TIMEOUT).await;
-    let pid = session_testing::info_fields(&common::info(&server, "server"))
-        .find(|(name, _)| *name == "process_id")
-        .map(|(_, pid)| pid.to_owned())
-        .expect("process_id");
-
     // The connection stays open; Redis just never answers.
-    let stopped = Stopped::stop(pid);
+    let stopped = Stopped::new(&server);
     let started = Instant::now();
     let loaded = manager.request().session([pair.as_bytes()]).await;
     assert_store_error(loaded, started, "load from a stopped Redis");

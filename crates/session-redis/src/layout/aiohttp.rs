@@ -141,13 +141,14 @@ impl AiohttpLayout {
             |secs| RedisValue::from(secs.to_string()),
         );
         let reply = redis
-            .eval(&self.update, &key, |args| {
+            .eval(&self.update, 1, redis.timeout(), |args| {
                 // Clones of these share their bytes.
+                args.push(key.as_str().into());
                 args.push(value.clone());
                 args.push(expiry.clone());
-                Ok(())
             })
-            .await?;
+            .await
+            .map_err(Error::store)?;
         match reply.as_str().as_deref() {
             Some("saved") => Ok(Saved::Cookie(previous.to_owned())),
             Some("gone") => Ok(Saved::Gone),

@@ -17,8 +17,10 @@
 //! (each command costs the application's client a few microseconds). Saves
 //! and rolling refreshes are one Lua script, so that each is one atomic round
 //! trip that applies the request's delta and sets `e` and the key's expiry
-//! together.
+//! together; saves waiting at the same time share one call of the script
+//! (see [`batch`](crate::batch)).
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use fred::types::Value;
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use session_core::expiry::{from_unix_millis, unix_millis};
 use session_core::{Delete, Error, Expiry, Load, Record, Save, Saved, SessionId, Touch};
 
+use crate::batch::Batcher;
 use crate::connection::{Redis, Script};
 
 /// The metadata field.
@@ -45,13 +48,20 @@ const ID_LEN: usize = 32;
 /// few collisions in a row mean the random source is broken.
 const MAX_ID_ATTEMPTS: usize = 3;
 
-/// Applies a save or a rolling refresh atomically.
+/// Applies saves and rolling refreshes, each atomically: one per key of
+/// `KEYS`, in order (the [batcher](crate::batch) sends the saves that wait
+/// together as one call).
 ///
-/// ARGV: mode (`create`, `update` or `touch`), deadline in Unix ms (empty:
+/// `ARGV` holds, for each key in turn, the number of its arguments and then
+/// these: mode (`create`, `update` or `touch`), deadline in Unix ms (empty:
 /// none), the application's now in Unix ms, `1` to drop every data field
 /// first, the number N of fields to delete, the N fields, then field/value
 /// pairs to write, the last pair being the metadata (`m` and its JSON); a
 /// `touch` has no fields and no metadata, and only moves the deadline.
+///
+/// The reply has one entry per key: `saved`, `taken`, `gone`, or `error: `
+/// and the message of a command that failed for that key (the other keys
+/// are still saved).
 ///
 /// `create` never overwrites an existing key (answers `taken`); `update` and
 /// `touch` never recreate a missing or expired one (answer `gone`), so a
@@ -60,47 +70,64 @@ const MAX_ID_ATTEMPTS: usize = 3;
 /// case: only the data changed). The deadline goes to field `e` and to the
 /// key's expiry together.
 const SAVE_LUA: &str = r"
-local key = KEYS[1]
-local mode = ARGV[1]
-if mode == 'create' then
-  if redis.call('EXISTS', key) == 1 then
-    return 'taken'
+local function save(key, first, last)
+  local mode = ARGV[first]
+  if mode == 'create' then
+    if redis.call('EXISTS', key) == 1 then
+      return 'taken'
+    end
+  else
+    local deadline = redis.call('PEXPIRETIME', key)
+    if deadline == -2 then
+      return 'gone'
+    end
+    -- Expired by the application's clock, which may run ahead of Redis's.
+    if deadline >= 0 and deadline <= tonumber(ARGV[first + 2]) then
+      redis.call('DEL', key)
+      return 'gone'
+    end
   end
-else
-  local deadline = redis.call('PEXPIRETIME', key)
-  if deadline == -2 then
-    return 'gone'
-  end
-  -- Expired by the application's clock, which may run ahead of Redis's.
-  if deadline >= 0 and deadline <= tonumber(ARGV[3]) then
+  local cleared = ARGV[first + 3] == '1'
+  if cleared then
     redis.call('DEL', key)
-    return 'gone'
   end
+  -- unpack() is limited by Lua's stack, so large deltas go in chunks.
+  local first_write = first + 5 + tonumber(ARGV[first + 4])
+  for i = first + 5, first_write - 1, 256 do
+    redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
+  end
+  if mode == 'update' and not cleared and redis.call('HGET', key, 'm') == ARGV[last] then
+    last = last - 2
+  end
+  for i = first_write, last, 256 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
+  end
+  local deadline = ARGV[first + 1]
+  if deadline == '' then
+    redis.call('HDEL', key, 'e')
+    redis.call('PERSIST', key)
+  else
+    redis.call('HSET', key, 'e', deadline)
+    redis.call('PEXPIREAT', key, deadline)
+  end
+  return 'saved'
 end
-local cleared = ARGV[4] == '1'
-if cleared then
-  redis.call('DEL', key)
+
+local replies = {}
+local at = 1
+for k = 1, #KEYS do
+  local count = tonumber(ARGV[at])
+  local ok, reply = pcall(save, KEYS[k], at + 1, at + count)
+  if ok then
+    replies[k] = reply
+  elseif type(reply) == 'table' and reply.err then
+    replies[k] = 'error: ' .. reply.err
+  else
+    replies[k] = 'error: ' .. tostring(reply)
+  end
+  at = at + 1 + count
 end
--- unpack() is limited by Lua's stack, so large batches go in chunks.
-local first_write = 6 + tonumber(ARGV[5])
-for i = 6, first_write - 1, 256 do
-  redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
-end
-local last = #ARGV
-if mode == 'update' and not cleared and redis.call('HGET', key, 'm') == ARGV[last] then
-  last = last - 2
-end
-for i = first_write, last, 256 do
-  redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
-end
-if ARGV[2] == '' then
-  redis.call('HDEL', key, 'e')
-  redis.call('PERSIST', key)
-else
-  redis.call('HSET', key, 'e', ARGV[2])
-  redis.call('PEXPIREAT', key, ARGV[2])
-end
-return 'saved'
+return replies
 ";
 
 /// The metadata kept in the `m` field.
@@ -115,7 +142,7 @@ struct Metadata {
 /// One hash per session under `{prefix}{id}`.
 pub(crate) struct HashLayout {
     prefix: String,
-    save: Script,
+    saves: Arc<Batcher>,
 }
 
 impl std::fmt::Debug for HashLayout {
@@ -148,7 +175,7 @@ impl HashLayout {
     pub(crate) fn new(prefix: String) -> Self {
         HashLayout {
             prefix,
-            save: Script::new(SAVE_LUA),
+            saves: Arc::new(Batcher::new(Script::new(SAVE_LUA))),
         }
     }
 
@@ -271,23 +298,28 @@ impl HashLayout {
         mode: Mode,
         record: &Record,
         now: SystemTime,
-        mut delta: impl FnMut(&mut Vec<Value>) -> Result<(), Error>,
+        delta: impl FnOnce(&mut Vec<Value>) -> Result<(), Error>,
     ) -> Result<bool, Error> {
-        let deadline = match record.expires_at {
+        let mut args = Vec::with_capacity(8);
+        args.push(mode.arg());
+        args.push(match record.expires_at {
             Some(deadline) => Value::Integer(deadline_millis(deadline)),
             None => Value::from_static_str(""),
-        };
-        let now = Value::Integer(deadline_millis(now));
-        let args = |args: &mut Vec<Value>| -> Result<(), Error> {
-            args.push(mode.arg());
-            args.push(deadline.clone());
-            args.push(now.clone());
-            delta(args)
-        };
-        let reply = redis.eval(&self.save, key, args).await?;
+        });
+        args.push(Value::Integer(deadline_millis(now)));
+        delta(&mut args)?;
+        let reply = self
+            .saves
+            .call(redis, key.to_owned(), args)
+            .await
+            .map_err(Error::store)?;
         match reply.as_str().as_deref() {
             Some("saved") => Ok(true),
             Some("taken" | "gone") => Ok(false),
+            Some(failed) if failed.starts_with("error: ") => Err(Error::store(format!(
+                "the save script failed: {}",
+                &failed["error: ".len()..]
+            ))),
             _ => Err(Error::store(format!(
                 "unexpected reply from the save script: {reply:?}"
             ))),

@@ -1,10 +1,10 @@
 //! Helpers shared by the integration tests: a browser-like cookie jar over
-//! a `SessionManager`, and Redis inspection.
+//! a `SessionManager`, Redis inspection, and a Redis that stops answering.
 
 #![allow(dead_code, unreachable_pub)]
 
 use session_core::{Session, SessionManager};
-use session_testing::{RedisServer, Reply};
+use session_testing::{RedisServer, Reply, info_fields};
 
 /// The `name=value` pair of the one `Set-Cookie` a response sent.
 pub fn cookie_pair(set_cookies: &[String]) -> String {
@@ -68,4 +68,45 @@ pub fn integer(reply: std::io::Result<Reply>) -> i64 {
         Reply::Integer(i) => i,
         other => panic!("expected an integer, got {other:?}"),
     }
+}
+
+/// Calls per command since the last `CONFIG RESETSTAT`.
+pub fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
+    info_fields(&info(server, "commandstats"))
+        .filter_map(|(name, stats)| {
+            let command = name.strip_prefix("cmdstat_")?;
+            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
+            Some((command.to_owned(), calls.parse().ok()?))
+        })
+        .collect()
+}
+
+/// A Redis stopped with `SIGSTOP`: its connections stay open, and it answers
+/// nothing until this is dropped, which sends `SIGCONT` (also when a test
+/// fails, so that no Redis is left stopped).
+pub struct Stopped(String);
+
+impl Stopped {
+    pub fn new(server: &RedisServer) -> Self {
+        let pid = info_fields(&info(server, "server"))
+            .find(|(name, _)| *name == "process_id")
+            .map(|(_, pid)| pid.to_owned())
+            .expect("process_id");
+        signal(&pid, "STOP");
+        Stopped(pid)
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        signal(&self.0, "CONT");
+    }
+}
+
+fn signal(pid: &str, name: &str) {
+    let status = std::process::Command::new("kill")
+        .args([&format!("-{name}"), pid])
+        .status()
+        .expect("kill runs");
+    assert!(status.success(), "kill -{name} {pid}");
 }
