@@ -117,11 +117,18 @@ impl Batcher {
 
     /// Sends the queue, a batch at a time, until it is empty.
     async fn send_queued(self: Arc<Self>, redis: Redis) {
+        let mut sending = Sending {
+            batcher: &self,
+            emptied: false,
+        };
         loop {
             let batch: Vec<Call> = {
                 let mut state = self.state();
                 if state.queue.is_empty() {
+                    // Under the lock that callers queue under, so that a
+                    // call queued after this starts a new task.
                     state.sending = false;
+                    sending.emptied = true;
                     return;
                 }
                 let len = state.queue.len().min(MAX_BATCH);
@@ -191,6 +198,26 @@ impl Batcher {
                     let _ = call.reply.send(Err(error.clone()));
                 }
             }
+        }
+    }
+}
+
+/// The task sending a batcher's queue. Dropped before it emptied the
+/// queue (its runtime shut down), it fails the calls still queued, whose
+/// callers would otherwise wait for ever, and lets the next call start a
+/// new task.
+struct Sending<'a> {
+    batcher: &'a Batcher,
+    emptied: bool,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if !self.emptied {
+            let mut state = self.batcher.state();
+            state.sending = false;
+            // Dropping a call's reply sender fails the call.
+            state.queue.clear();
         }
     }
 }

@@ -258,3 +258,45 @@ async fn a_zero_or_huge_command_timeout_is_no_limit() {
         );
     }
 }
+
+/// Saves wait in a queue that a task on the saving request's runtime sends.
+/// When that runtime shuts down while the task waits for Redis, the store
+/// must not be left thinking a task still sends: later saves, from another
+/// runtime, go through.
+#[test]
+fn a_runtime_that_shuts_down_during_a_save_leaves_the_store_working() {
+    let server = RedisServer::start();
+    // Drives fred's connection throughout.
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let (manager, pair) = runtime.block_on(a_session_on(&server.url(), TIMEOUT));
+
+    let doomed = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let request = manager.request();
+    doomed.block_on(async {
+        let session = request.session([pair.as_bytes()]).await.expect("load");
+        session.insert("lost", &1).expect("insert");
+    });
+    let stopped = Stopped::new(&server);
+    doomed.spawn(request.finish());
+    // The save is queued and its task waits for the stopped Redis...
+    doomed.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
+    // ... when its runtime goes, and the task with it.
+    drop(doomed);
+    drop(stopped);
+
+    runtime.block_on(async {
+        tokio::time::timeout(
+            TIMEOUT + SLACK,
+            visit(&manager, Some(&pair), |s| {
+                s.insert("after", &1).expect("insert")
+            }),
+        )
+        .await
+        .expect("a save after the shutdown goes through");
+        let session = peek(&manager, &pair).await;
+        assert_eq!(session.get::<i32>("after").expect("get"), Some(1));
+    });
+}
