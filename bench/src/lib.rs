@@ -25,3 +25,20 @@ pub mod stats;
 
 pub use scenario::Scenario;
 pub use server::Server;
+
+/// The one of `all` that `name_of` calls `wanted` (a name given on the
+/// command line); the error names the `kind` of thing and lists the names.
+fn by_name<T: Copy>(
+    all: &[T],
+    name_of: impl Fn(&T) -> &'static str,
+    kind: &str,
+    wanted: &str,
+) -> Result<T, String> {
+    all.iter()
+        .copied()
+        .find(|item| name_of(item) == wanted)
+        .ok_or_else(|| {
+            let names: Vec<&str> = all.iter().map(name_of).collect();
+            format!("unknown {kind} {wanted:?}; one of: {}", names.join(", "))
+        })
+}

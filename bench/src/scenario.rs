@@ -137,13 +137,7 @@ impl std::str::FromStr for Scenario {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Scenario::ALL
-            .into_iter()
-            .find(|s| s.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Scenario::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown scenario {name:?}; one of: {}", names.join(", "))
-            })
+        crate::by_name(&Scenario::ALL, |s| s.name(), "scenario", name)
     }
 }
 

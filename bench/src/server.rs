@@ -232,13 +232,7 @@ impl std::str::FromStr for Server {
     type Err = String;
 
     fn from_str(name: &str) -> Result<Self, Self::Err> {
-        Server::ALL
-            .into_iter()
-            .find(|s| s.name() == name)
-            .ok_or_else(|| {
-                let names: Vec<&str> = Server::ALL.iter().map(|s| s.name()).collect();
-                format!("unknown server {name:?}; one of: {}", names.join(", "))
-            })
+        crate::by_name(&Server::ALL, |s| s.name(), "server", name)
     }
 }
 
