@@ -54,7 +54,9 @@
 //!   * `rediss://...`: TLS, with the `tls` feature: rustls and the system's
 //!     root certificates. Connecting installs ring as rustls' process-wide
 //!     crypto provider unless the application installed one first. For
-//!     client certificates or a private CA, build the fred client yourself;
+//!     client certificates or a private CA, build the fred client yourself
+//!     with a rustls `ClientConfig` (this crate's `tests/tls.rs` does so for
+//!     a private CA, against a real TLS redis-server);
 //!   * `redis-cluster://host:port?node=host2:port2&node=host3:port3`: any
 //!     known nodes; the rest are discovered;
 //!   * `redis-sentinel://host:port?sentinelServiceName=NAME&node=host2:port2`:

@@ -27,7 +27,14 @@ pub struct RedisServer {
     // Declared before `dir` so that the process dies before its directory
     // is removed.
     instance: Instance,
+    tls: Option<Tls>,
     dir: TempDir,
+}
+
+/// The TLS side of a server started with [`RedisServerBuilder::tls`].
+struct Tls {
+    port: u16,
+    ca_pem: String,
 }
 
 /// Options for a [`RedisServer`]; see [`RedisServer::builder`].
@@ -35,6 +42,7 @@ pub struct RedisServer {
 #[must_use]
 pub struct RedisServerBuilder {
     persistence: bool,
+    tls: bool,
     config: Vec<(String, String)>,
 }
 
@@ -45,6 +53,17 @@ impl RedisServerBuilder {
     /// [`RedisServer::restart`]. Off by default: no file is written at all.
     pub fn persistence(mut self, on: bool) -> Self {
         self.persistence = on;
+        self
+    }
+
+    /// With `true`, the server also accepts TLS connections, on a port of
+    /// its own ([`RedisServer::tls_url`]), with a certificate for
+    /// `127.0.0.1` and `localhost` signed by a certificate authority made
+    /// for this server alone ([`RedisServer::tls_ca_pem`]), which no system
+    /// trusts. Clients need no certificate of their own. The plain port
+    /// stays open for [`RedisServer::command`].
+    pub fn tls(mut self, on: bool) -> Self {
+        self.tls = on;
         self
     }
 
@@ -108,6 +127,24 @@ impl RedisServer {
             "--logfile".to_owned(),
             log.display().to_string(),
         ];
+        let tls = if builder.tls {
+            let tls = Tls::configure(dir.path())?;
+            args.extend([
+                "--tls-port".to_owned(),
+                tls.port.to_string(),
+                "--tls-cert-file".to_owned(),
+                dir.path().join(TLS_CERT).display().to_string(),
+                "--tls-key-file".to_owned(),
+                dir.path().join(TLS_KEY).display().to_string(),
+                "--tls-ca-cert-file".to_owned(),
+                dir.path().join(TLS_CA).display().to_string(),
+                "--tls-auth-clients".to_owned(),
+                "no".to_owned(),
+            ]);
+            Some(tls)
+        } else {
+            None
+        };
         for (name, value) in &builder.config {
             args.push(format!("--{name}"));
             args.push(value.clone());
@@ -115,7 +152,7 @@ impl RedisServer {
         let instance = Instance::start_on_free_port(args, log, |port| {
             vec!["--port".to_owned(), port.to_string()]
         })?;
-        Ok(RedisServer { instance, dir })
+        Ok(RedisServer { instance, tls, dir })
     }
 
     /// The port it listens on, on 127.0.0.1.
@@ -128,6 +165,22 @@ impl RedisServer {
     #[must_use]
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port())
+    }
+
+    /// `rediss://127.0.0.1:<tls port>` for a server started with
+    /// [`RedisServerBuilder::tls`]; `None` otherwise.
+    #[must_use]
+    pub fn tls_url(&self) -> Option<String> {
+        self.tls
+            .as_ref()
+            .map(|tls| format!("rediss://127.0.0.1:{}", tls.port))
+    }
+
+    /// The PEM certificate of the authority that signed the TLS server's
+    /// certificate, for a client to trust; `None` without TLS.
+    #[must_use]
+    pub fn tls_ca_pem(&self) -> Option<&str> {
+        self.tls.as_ref().map(|tls| tls.ca_pem.as_str())
     }
 
     /// Its data directory (where the append-only file lives).
@@ -182,5 +235,45 @@ impl fmt::Debug for RedisServer {
             .field("port", &self.port())
             .field("dir", &self.dir.path())
             .finish()
+    }
+}
+
+/// The files of a TLS server's certificates, in its directory.
+const TLS_CA: &str = "tls-ca.pem";
+const TLS_CERT: &str = "tls-server.pem";
+const TLS_KEY: &str = "tls-server.key";
+
+impl Tls {
+    /// Makes a certificate authority and a server certificate signed by it
+    /// for `127.0.0.1` and `localhost`, writes them to `dir`, and picks the
+    /// TLS port.
+    fn configure(dir: &Path) -> Result<Tls, String> {
+        let failed = |e: rcgen::Error| format!("could not make a TLS certificate: {e}");
+        let ca_key = rcgen::KeyPair::generate().map_err(failed)?;
+        let mut ca_params = rcgen::CertificateParams::new(Vec::new()).map_err(failed)?;
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, "session-testing CA");
+        let ca = ca_params.self_signed(&ca_key).map_err(failed)?;
+        let server_key = rcgen::KeyPair::generate().map_err(failed)?;
+        let server =
+            rcgen::CertificateParams::new(vec!["127.0.0.1".to_owned(), "localhost".to_owned()])
+                .map_err(failed)?
+                .signed_by(&server_key, &ca, &ca_key)
+                .map_err(failed)?;
+        for (name, pem) in [
+            (TLS_CA, ca.pem()),
+            (TLS_CERT, server.pem()),
+            (TLS_KEY, server_key.serialize_pem()),
+        ] {
+            let path = dir.join(name);
+            std::fs::write(&path, pem)
+                .map_err(|e| format!("could not write {}: {e}", path.display()))?;
+        }
+        Ok(Tls {
+            port: crate::process::free_port()?,
+            ca_pem: ca.pem(),
+        })
     }
 }
