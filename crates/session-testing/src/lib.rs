@@ -19,7 +19,9 @@
 //!   cookie bytes.
 //!
 //! It never touches a system-wide Redis service (port 6379 is never picked)
-//! and does not depend on any session crate, so any test can use it.
+//! and does not depend on any session crate, so any test can use it. A test
+//! process killed with SIGKILL cannot stop its servers; the next process
+//! that starts one kills those orphans first ([`reap_orphans`]).
 //!
 //! # Requirements
 //!
@@ -59,6 +61,7 @@ mod sentinel;
 mod server;
 
 pub use cluster::RedisCluster;
+pub use process::reap_orphans;
 pub use resp::Reply;
 pub use sentinel::{RedisSentinel, SERVICE_NAME};
 pub use server::{RedisServer, RedisServerBuilder};

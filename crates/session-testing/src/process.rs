@@ -5,7 +5,7 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
+use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -73,6 +73,106 @@ fn check_version(server: &Path) -> Result<(), String> {
     Ok(())
 }
 
+/// What the temporary directories of this crate's servers and sentinels
+/// are called: `session-testing-redis-…` and `session-testing-sentinel-…`.
+const DIR_PREFIXES: [&str; 2] = ["session-testing-redis-", "session-testing-sentinel-"];
+
+/// The file in each of those directories that names the process that made
+/// it: `<pid> <start time>`, so that a reused pid is not taken for it.
+const OWNER_FILE: &str = "owner";
+
+/// Records in `dir` that this process owns the servers working in it.
+pub(crate) fn claim(dir: &Path) -> Result<(), String> {
+    let me = Path::new("/proc/self");
+    let owner = start_time(me)
+        .map(|started| format!("{} {started}", std::process::id()))
+        .ok_or("could not read /proc/self/stat")?;
+    let path = dir.join(OWNER_FILE);
+    fs::write(&path, owner).map_err(|e| format!("could not write {}: {e}", path.display()))
+}
+
+/// Kills the Redis processes that test processes killed earlier left
+/// behind, and removes their directories; returns how many it killed.
+///
+/// A test process killed with SIGKILL (a CI timeout, say) runs no
+/// destructor, so its servers live on with their temporary directories.
+/// They are recognised by their working directory, which Redis changes to
+/// its `dir` (one of this crate's temporary directories), whose owner file
+/// names a process that is gone: the servers of test processes still
+/// running are left alone. Runs by itself before the first server of a
+/// process starts.
+pub fn reap_orphans() -> usize {
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return 0;
+    };
+    // The binary this crate starts, symbolic links resolved as in
+    // `/proc/<pid>/exe` (Debian's `redis-server` links to
+    // `redis-check-rdb`).
+    let Some(server) = binary("redis-server")
+        .ok()
+        .and_then(|path| fs::canonicalize(path).ok())
+    else {
+        return 0;
+    };
+    let temp = std::env::temp_dir();
+    let mut reaped = 0;
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let proc_dir = entry.path();
+        let is_redis = fs::read_link(proc_dir.join("exe")).is_ok_and(|exe| exe == server);
+        let Ok(cwd) = fs::read_link(proc_dir.join("cwd")) else {
+            continue;
+        };
+        let ours = cwd.parent() == Some(temp.as_path())
+            && cwd
+                .file_name()
+                .and_then(|name| name.to_str())
+                .is_some_and(|name| DIR_PREFIXES.iter().any(|prefix| name.starts_with(prefix)));
+        if !is_redis || !ours || !owner_is_gone(&cwd) {
+            continue;
+        }
+        let killed = Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status()
+            .is_ok_and(|status| status.success());
+        if killed {
+            reaped += 1;
+            // Sentinels share a directory: the first of them removes it,
+            // and the others, killed in this same sweep, find it gone.
+            let _ = fs::remove_dir_all(&cwd);
+        }
+    }
+    reaped
+}
+
+/// Whether the process named by `dir`'s owner file has ended. A directory
+/// without one (an older version's, or one being set up) is never taken
+/// for an orphan's.
+fn owner_is_gone(dir: &Path) -> bool {
+    let Ok(owner) = fs::read_to_string(dir.join(OWNER_FILE)) else {
+        return false;
+    };
+    let Some((pid, started)) = owner.trim().split_once(' ') else {
+        return false;
+    };
+    start_time(&Path::new("/proc").join(pid)).is_none_or(|now| now.to_string() != started)
+}
+
+/// When the process of `proc_dir` (`/proc/<pid>`) started, in clock ticks
+/// since boot: field 22 of its `stat`, counted after the command name in
+/// parentheses, which may itself contain spaces.
+fn start_time(proc_dir: &Path) -> Option<u64> {
+    let stat = fs::read_to_string(proc_dir.join("stat")).ok()?;
+    let (_, after_name) = stat.rsplit_once(')')?;
+    after_name.split_whitespace().nth(19)?.parse().ok()
+}
+
 /// A loopback port that nothing listens on right now.
 ///
 /// The kernel hands out ephemeral ports, which never include the 6379 of a
@@ -103,6 +203,10 @@ impl Instance {
         log: PathBuf,
         port_arg: impl Fn(u16) -> Vec<String>,
     ) -> Result<Instance, String> {
+        static REAPED: Once = Once::new();
+        REAPED.call_once(|| {
+            reap_orphans();
+        });
         let mut last_error = String::new();
         for _ in 0..5 {
             let port = free_port()?;

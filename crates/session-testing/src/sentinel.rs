@@ -74,6 +74,7 @@ impl RedisSentinel {
             .prefix("session-testing-sentinel-")
             .tempdir()
             .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+        process::claim(dir.path())?;
         let mut sentinels = Vec::new();
         for i in 0..3 {
             // Sentinels rewrite their configuration file: each needs its own.

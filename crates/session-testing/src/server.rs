@@ -109,6 +109,7 @@ impl RedisServer {
             .prefix("session-testing-redis-")
             .tempdir()
             .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+        crate::process::claim(dir.path())?;
         let mut conf = String::from("bind 127.0.0.1\ndaemonize no\nsave \"\"\n");
         if builder.persistence {
             conf.push_str("appendonly yes\nappendfsync always\n");

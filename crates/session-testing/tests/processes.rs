@@ -127,3 +127,38 @@ fn a_panicking_test_still_kills_its_server() {
     let port = receiver.recv().expect("port");
     assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_err());
 }
+
+#[test]
+fn the_servers_of_a_killed_test_process_are_reaped_by_the_next_one() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+
+    let mut doomed = Command::new(env!("CARGO_BIN_EXE_start-redis-and-wait"))
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("the helper starts");
+    let mut line = String::new();
+    BufReader::new(doomed.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("the helper prints its server");
+    let (port, dir) = line.trim().split_once(' ').expect("port and directory");
+    let port: u16 = port.parse().expect("a port");
+    let dir = std::path::PathBuf::from(dir);
+    // SIGKILL: no destructor runs, the server lives on.
+    doomed.kill().expect("kill");
+    doomed.wait().expect("wait");
+    assert!(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok());
+
+    // The first server a process starts reaps orphans first (this one, if
+    // no other test of this process started one before); so does a call.
+    let mine = RedisServer::start();
+    session_testing::reap_orphans();
+    // This process's own servers are not orphans.
+    assert!(std::net::TcpStream::connect(("127.0.0.1", mine.port())).is_ok());
+    let stopped = (0..100).any(|_| {
+        std::thread::sleep(Duration::from_millis(20));
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err()
+    });
+    assert!(stopped, "the orphan still answers on {port}");
+    assert!(!dir.exists(), "its directory is removed");
+}
