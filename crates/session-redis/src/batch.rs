@@ -99,7 +99,10 @@ impl Batcher {
                     runtime.spawn(Arc::clone(self).send_queued(redis.clone()));
                 }
             }
-            _ => self.send(redis, vec![call]).await,
+            // Boxed: a fred command's future is several kilobytes, and
+            // inline it would grow every save's future, which the store
+            // boxes and copies, by as much.
+            _ => Box::pin(self.send(redis, vec![call])).await,
         }
         answer.await.unwrap_or_else(|_| {
             Err(FredError::new(

@@ -10,10 +10,10 @@
 //! sent once Redis is back, which is harmless for a read; writes keep fred's
 //! own timeout, which also drops a timed-out command from fred's queue.
 
-use std::future::{Future, poll_fn};
-use std::pin::pin;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
-use std::task::{Poll, Waker};
+use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
 
 /// How late past its deadline a read may be failed.
@@ -22,17 +22,40 @@ pub(crate) const RESOLUTION: Duration = Duration::from_millis(20);
 /// Runs `future` for at most about `limit` (up to [`RESOLUTION`] more):
 /// `None` when it did not finish in time. A limit too far away to represent
 /// is no limit.
-pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::Output> {
-    let mut future = pin!(future);
-    let Some(deadline) = Instant::now().checked_add(limit) else {
-        return Some(future.await);
-    };
-    let mut registration = Registration(None);
-    poll_fn(|cx| {
-        if let Poll::Ready(output) = future.as_mut().poll(cx) {
+pub(crate) fn within<F: Future>(limit: Duration, future: F) -> Within<F> {
+    Within {
+        future,
+        deadline: Instant::now().checked_add(limit),
+        registration: Registration(None),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of [`within`]: a named type rather than an `async fn`,
+    /// which would hold `future` twice (once as its argument, once pinned);
+    /// a Redis client's future is several kilobytes, and every session load
+    /// copies the future it is part of into a box.
+    pub(crate) struct Within<F> {
+        #[pin]
+        future: F,
+        // `None`: no limit.
+        deadline: Option<Instant>,
+        registration: Registration,
+    }
+}
+
+impl<F: Future> Future for Within<F> {
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(output) = this.future.poll(cx) {
             return Poll::Ready(Some(output));
         }
-        match &registration.0 {
+        let Some(deadline) = *this.deadline else {
+            return Poll::Pending;
+        };
+        match &this.registration.0 {
             Some(watch) => {
                 let mut state = watch.state();
                 if state.expired {
@@ -55,12 +78,11 @@ pub(crate) async fn within<F: Future>(limit: Duration, future: F) -> Option<F::O
                     }),
                 });
                 watchdog().watch(Arc::clone(&watch));
-                registration.0 = Some(watch);
+                this.registration.0 = Some(watch);
             }
         }
         Poll::Pending
-    })
-    .await
+    }
 }
 
 /// A read's watch, if it has one: whatever way the read ends (finished,
@@ -261,6 +283,6 @@ mod tests {
     }
 
     async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {
-        poll_fn(|cx| Poll::Ready(std::pin::Pin::new(&mut future).poll(cx))).await
+        std::future::poll_fn(|cx| Poll::Ready(Pin::new(&mut future).poll(cx))).await
     }
 }

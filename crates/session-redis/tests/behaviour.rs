@@ -9,7 +9,10 @@ use std::time::{Duration, SystemTime};
 
 use serde_json::json;
 use session_core::expiry::unix_millis;
-use session_core::{Clock, Expiry, ManualClock, Rolling, SessionConfig, SessionManager};
+use session_core::{
+    Changes, Clock, Expiry, Load, ManualClock, Record, Rolling, Save, SessionConfig,
+    SessionManager, SessionStore,
+};
 use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
 use tokio::sync::Barrier;
@@ -397,4 +400,30 @@ async fn the_key_prefix_is_configurable() {
         integer(server.command(&["EXISTS", &format!("session:{value}")])),
         0
     );
+}
+
+/// A store boxes the future of every load and save, and so copies it whole,
+/// once per request. A fred command's future is several kilobytes: a load
+/// may hold one, once (an `async fn` that awaits a future it was given
+/// holds it twice), and a save, which hands its command to the batcher,
+/// none.
+#[tokio::test]
+async fn the_futures_of_loads_and_saves_stay_small() {
+    use fred::interfaces::HashesInterface;
+    use std::mem::size_of_val;
+
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let client = store.connection().client().clone();
+    let command = size_of_val(&client.hgetall::<fred::types::Value, _>("k"));
+    let id = "abcdefghijklmnopqrstuvwxyz012345";
+    let load = size_of_val(&*store.load(Load::new("session", id)));
+    assert!(
+        load <= command + 1024,
+        "a load's future is {load} bytes, a command's {command}"
+    );
+    let now = SystemTime::now();
+    let (record, changes) = (Record::new(now), Changes::default());
+    let save = size_of_val(&*store.save(Save::new("session", Some(id), &record, &changes, now)));
+    assert!(save <= 1024, "a save's future is {save} bytes");
 }

@@ -42,6 +42,12 @@ pub(crate) enum Layout {
     Aiohttp(aiohttp::AiohttpLayout),
 }
 
+/// The aiohttp layout's operations are boxed. A future holds the largest of
+/// the futures it may await, and a fred command's future is several
+/// kilobytes; inline, the aiohttp layout's would grow every operation of
+/// the default layout, whose save hands its command to the
+/// [batcher](crate::batch) and is otherwise small, and the store boxes and
+/// copies every operation's future (`async_trait`).
 impl Layout {
     pub(crate) async fn load(
         &self,
@@ -50,28 +56,28 @@ impl Layout {
     ) -> Result<Option<Record>, Error> {
         match self {
             Layout::Hash(layout) => layout.load(redis, load).await,
-            Layout::Aiohttp(layout) => layout.load(redis, load).await,
+            Layout::Aiohttp(layout) => Box::pin(layout.load(redis, load)).await,
         }
     }
 
     pub(crate) async fn save(&self, redis: &Redis, save: Save<'_>) -> Result<Saved, Error> {
         match self {
             Layout::Hash(layout) => layout.save(redis, save).await,
-            Layout::Aiohttp(layout) => layout.save(redis, save).await,
+            Layout::Aiohttp(layout) => Box::pin(layout.save(redis, save)).await,
         }
     }
 
     pub(crate) async fn touch(&self, redis: &Redis, touch: Touch<'_>) -> Result<(), Error> {
         match self {
             Layout::Hash(layout) => layout.touch(redis, touch).await,
-            Layout::Aiohttp(layout) => layout.touch(redis, touch).await,
+            Layout::Aiohttp(layout) => Box::pin(layout.touch(redis, touch)).await,
         }
     }
 
     pub(crate) async fn delete(&self, redis: &Redis, delete: Delete<'_>) -> Result<(), Error> {
         match self {
             Layout::Hash(layout) => layout.delete(redis, delete).await,
-            Layout::Aiohttp(layout) => layout.delete(redis, delete).await,
+            Layout::Aiohttp(layout) => Box::pin(layout.delete(redis, delete)).await,
         }
     }
 }
