@@ -10,12 +10,13 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 use session_core::expiry::unix_millis;
 use session_core::{
-    Changes, Clock, Expiry, Load, ManualClock, Record, Rolling, Save, SessionConfig,
+    Changes, Clock, Expiry, Load, ManualClock, Record, Rolling, Save, Session, SessionConfig,
     SessionManager, SessionStore,
 };
 use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
 use tokio::sync::Barrier;
+use tokio::task::JoinHandle;
 
 use common::{Stopped, command_calls, cookie_pair, info, integer, peek, redis_key, visit};
 
@@ -224,6 +225,26 @@ async fn two_hundred_concurrent_requests_keep_all_their_keys() {
     }
 }
 
+/// A request on the session of `pair` that loads it, changes it with
+/// `change`, waits at each of `barriers` in turn, then finishes.
+fn paused_request(
+    manager: &SessionManager,
+    pair: &str,
+    barriers: [&Arc<Barrier>; 2],
+    change: impl FnOnce(&Session) + Send + 'static,
+) -> JoinHandle<Result<Vec<String>, session_core::Error>> {
+    let (manager, pair) = (manager.clone(), pair.to_owned());
+    let barriers = barriers.map(Arc::clone);
+    tokio::spawn(async move {
+        let request = manager.request();
+        change(&request.session([pair.as_bytes()]).await.expect("load"));
+        for barrier in barriers {
+            barrier.wait().await;
+        }
+        request.finish().await
+    })
+}
+
 /// With Redis stopped, one save is on its way and others wait behind it;
 /// once Redis runs again, the waiting saves go in one call of the save
 /// script, each gets its own answer, and one that fails leaves the others
@@ -245,15 +266,8 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
     let requests: Vec<_> = pairs
         .iter()
         .map(|pair| {
-            let (manager, pair) = (manager.clone(), pair.clone());
-            let (loaded, stopped) = (loaded.clone(), stopped.clone());
-            tokio::spawn(async move {
-                let request = manager.request();
-                let session = request.session([pair.as_bytes()]).await.expect("load");
-                session.insert("n", &1).expect("insert");
-                loaded.wait().await;
-                stopped.wait().await;
-                request.finish().await
+            paused_request(&manager, pair, [&loaded, &stopped], |s| {
+                s.insert("n", &1).expect("insert");
             })
         })
         .collect();
@@ -319,15 +333,8 @@ async fn a_logout_beats_fifty_slow_writes() {
     let logged_out = Arc::new(Barrier::new(51));
     let writers: Vec<_> = (0..50)
         .map(|i| {
-            let (manager, pair) = (manager.clone(), pair.clone());
-            let (loaded, logged_out) = (loaded.clone(), logged_out.clone());
-            tokio::spawn(async move {
-                let request = manager.request();
-                let session = request.session([pair.as_bytes()]).await.expect("load");
-                loaded.wait().await;
-                logged_out.wait().await;
-                session.insert(&format!("late{i}"), &i).expect("insert");
-                request.finish().await.expect("finish")
+            paused_request(&manager, &pair, [&loaded, &logged_out], move |s| {
+                s.insert(&format!("late{i}"), &i).expect("insert");
             })
         })
         .collect();
@@ -339,7 +346,7 @@ async fn a_logout_beats_fifty_slow_writes() {
     );
     logged_out.wait().await;
     for writer in writers {
-        let set = writer.await.expect("writer");
+        let set = writer.await.expect("writer").expect("finish");
         assert!(
             set.len() == 1 && set[0].contains("Max-Age=0"),
             "a write after the logout removes the cookie: {set:?}"
