@@ -145,19 +145,24 @@ impl Batcher {
     /// time is up, or whose caller is gone, are not sent.
     async fn send(&self, redis: &Redis, batch: Vec<Call>) {
         let now = Instant::now();
-        let (live, late): (Vec<Call>, Vec<Call>) = batch
-            .into_iter()
-            .partition(|call| call.deadline.is_none_or(|deadline| deadline > now));
-        for call in late {
-            let _ = call.reply.send(Err(FredError::new(
-                ErrorKind::Timeout,
-                format!("Redis did not take the save within {:?}", redis.timeout()),
-            )));
+        let mut live = Vec::with_capacity(batch.len());
+        for call in batch {
+            if call.reply.is_closed() {
+                // Its caller is gone.
+                continue;
+            }
+            if call.deadline.is_some_and(|deadline| deadline <= now) {
+                let _ = call.reply.send(Err(FredError::new(
+                    ErrorKind::Timeout,
+                    format!("Redis did not take the save within {:?}", redis.timeout()),
+                )));
+            } else {
+                live.push(call);
+            }
         }
-        let live: Vec<Call> = live
-            .into_iter()
-            .filter(|call| !call.reply.is_closed())
-            .collect();
+        if live.is_empty() {
+            return;
+        }
         // The earliest deadline bounds the call; fred drops it from its
         // queue if Redis cannot be reached by then, so that a save that
         // timed out is not written later behind its caller's back.
@@ -170,9 +175,6 @@ impl Batcher {
                         .saturating_duration_since(now)
                         .max(Duration::from_millis(1))
                 });
-        if live.is_empty() {
-            return;
-        }
         let reply = redis
             .eval(&self.script, live.len(), timeout, |full| {
                 full.extend(live.iter().map(|call| call.key.clone()));

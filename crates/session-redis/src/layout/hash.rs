@@ -225,7 +225,7 @@ impl HashLayout {
                 let Some(key) = self.key(&id) else {
                     break;
                 };
-                if self.apply(redis, &key, Mode::Create, &save).await? {
+                if self.apply(redis, key, Mode::Create, &save).await? {
                     return Ok(Saved::Cookie(id));
                 }
                 tracing::warn!("a freshly generated session id already existed in Redis");
@@ -237,7 +237,7 @@ impl HashLayout {
         let Some(key) = self.key(previous) else {
             return Ok(Saved::Gone);
         };
-        Ok(if self.apply(redis, &key, Mode::Update, &save).await? {
+        Ok(if self.apply(redis, key, Mode::Update, &save).await? {
             Saved::Cookie(previous.to_owned())
         } else {
             Saved::Gone
@@ -249,7 +249,7 @@ impl HashLayout {
     async fn apply(
         &self,
         redis: &Redis,
-        key: &str,
+        key: String,
         mode: Mode,
         save: &Save<'_>,
     ) -> Result<bool, Error> {
@@ -294,7 +294,7 @@ impl HashLayout {
     async fn run(
         &self,
         redis: &Redis,
-        key: &str,
+        key: String,
         mode: Mode,
         record: &Record,
         now: SystemTime,
@@ -310,7 +310,7 @@ impl HashLayout {
         delta(&mut args)?;
         let reply = self
             .saves
-            .call(redis, key.to_owned(), args)
+            .call(redis, key, args)
             .await
             .map_err(Error::store)?;
         match reply.as_str().as_deref() {
@@ -332,7 +332,7 @@ impl HashLayout {
         };
         // Through the save script, so that field `e` and the key's expiry
         // move together, and a session that is gone stays gone.
-        self.run(redis, &key, Mode::Touch, touch.record, touch.now, |args| {
+        self.run(redis, key, Mode::Touch, touch.record, touch.now, |args| {
             args.push(Value::Integer(0));
             args.push(Value::Integer(0));
             Ok(())
