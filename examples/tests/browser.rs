@@ -8,9 +8,11 @@
 //! earlier visit, press the counter twice, log out. It also checks that
 //! page scripts cannot read the session cookie (`HttpOnly`).
 
-use std::net::{SocketAddr, TcpListener};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
@@ -31,32 +33,41 @@ impl ChromeDriver {
         let binary = find_on_path("chromedriver").expect(
             "chromedriver is not installed: run `cargo xtask test`, or apt-get install chromium chromium-driver",
         );
-        let port = free_port();
-        let child = Command::new(binary)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
+        // Port 0: chromedriver binds a free port itself and says which, so
+        // that no other process can take the port between a pick and its
+        // bind (then the WebDriver requests went to that process).
+        let mut child = Command::new(binary)
+            .arg("--port=0")
+            .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromedriver");
-        let driver = ChromeDriver {
+        let stdout = child.stdout.take().expect("chromedriver's stdout");
+        let (port_sender, port) = mpsc::channel();
+        // Reads on until chromedriver exits, so that its output never fills
+        // the pipe.
+        std::thread::spawn(move || {
+            let mut port_sender = Some(port_sender);
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let started = line
+                    .strip_prefix("ChromeDriver was started successfully on port ")
+                    .and_then(|rest| rest.trim_end_matches('.').parse::<u16>().ok());
+                if let Some(port) = started {
+                    if let Some(sender) = port_sender.take() {
+                        let _ = sender.send(port);
+                    }
+                }
+            }
+        });
+        let mut driver = ChromeDriver {
             child,
-            port,
+            port: 0,
             _profile: TempDir::new("chromium-profile"),
         };
-        driver.wait_until_listening();
+        driver.port = port
+            .recv_timeout(Duration::from_secs(20))
+            .expect("chromedriver did not say within 20 s which port it listens on");
         driver
-    }
-
-    fn wait_until_listening(&self) {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
-        while std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "chromedriver did not start listening within 20 s"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
     }
 
     async fn browser(&self) -> Client {
@@ -123,13 +134,6 @@ fn find_on_path(name: &str) -> Option<PathBuf> {
     std::env::split_paths(&std::env::var_os("PATH")?)
         .map(|dir| dir.join(name))
         .find(|path| path.is_file())
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("find a free port")
 }
 
 async fn text(browser: &Client, id: &str) -> String {
