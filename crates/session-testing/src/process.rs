@@ -240,6 +240,21 @@ impl Instance {
         self.wait_until_ready()
     }
 
+    /// Whether the server answering on the port is this instance's
+    /// process.
+    fn answers_itself(&self) -> bool {
+        let Some(child) = &self.child else {
+            return false;
+        };
+        let Ok(info) = resp::command(self.port, &["INFO", "server"]) else {
+            return false;
+        };
+        info.text().is_some_and(|info| {
+            resp::info_fields(&info)
+                .any(|(name, pid)| name == "process_id" && pid == child.id().to_string())
+        })
+    }
+
     fn wait_until_ready(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + STARTUP_TIMEOUT;
         loop {
@@ -254,7 +269,11 @@ impl Instance {
                 }
             }
             match resp::command(self.port, &["PING"]) {
-                Ok(Reply::Status(pong)) if pong == "PONG" => return Ok(()),
+                // Another process may have taken the port between the pick
+                // and the bind; ours then exits, which the check above sees.
+                Ok(Reply::Status(pong)) if pong == "PONG" && self.answers_itself() => {
+                    return Ok(());
+                }
                 // LOADING while it replays its append-only file, or not
                 // listening yet: keep waiting.
                 _ if Instant::now() < deadline => thread::sleep(POLL_INTERVAL),
@@ -317,5 +336,38 @@ pub(crate) fn wait_for<T>(
                 ));
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_server_that_cannot_bind_its_port_is_not_taken_for_the_one_that_did() {
+        let other = crate::RedisServer::start();
+        let dir = tempfile::tempdir().expect("a directory");
+        let log = dir.path().join("redis.log");
+        let mut instance = Instance {
+            port: other.port(),
+            args: [
+                "--bind",
+                "127.0.0.1",
+                "--port",
+                &other.port().to_string(),
+                "--dir",
+                &dir.path().display().to_string(),
+                "--logfile",
+                &log.display().to_string(),
+            ]
+            .map(str::to_owned)
+            .to_vec(),
+            log,
+            child: None,
+        };
+        let error = instance
+            .start()
+            .expect_err("its port belongs to another server");
+        assert!(error.contains("exited during startup"), "{error}");
     }
 }
