@@ -59,7 +59,7 @@ pub(crate) fn run_soak(soak: &Soak) -> Result {
         // it nothing is compiled again. A `cargo build` of the two binaries
         // would leave out the dev-dependencies, resolve other features and
         // rebuild much of the tree beside the test build, on disk too.
-        build.args(TEST_BUILD).arg("--no-run");
+        build.args(TEST_BUILD).args(["--no-run", "--quiet"]);
     } else {
         build.args(["build", "--bin", "demo", "--bin", "soak"]);
         build.args(["-p", "session-examples", "--release"]);
