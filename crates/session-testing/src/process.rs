@@ -9,6 +9,8 @@ use std::sync::{Once, OnceLock};
 use std::thread;
 use std::time::{Duration, Instant};
 
+use tempfile::TempDir;
+
 use crate::resp::{self, Reply};
 
 /// How long a process may take to answer `PING` after it was spawned.
@@ -73,22 +75,29 @@ fn check_version(server: &Path) -> Result<(), String> {
     Ok(())
 }
 
-/// What the temporary directories of this crate's servers and sentinels
-/// are called: `session-testing-redis-…` and `session-testing-sentinel-…`.
-const DIR_PREFIXES: [&str; 2] = ["session-testing-redis-", "session-testing-sentinel-"];
+/// The prefix of a standalone server's temporary directory.
+pub(crate) const SERVER_DIR: &str = "session-testing-redis-";
+/// The prefix of the sentinels' shared temporary directory.
+pub(crate) const SENTINEL_DIR: &str = "session-testing-sentinel-";
 
 /// The file in each of those directories that names the process that made
 /// it: `<pid> <start time>`, so that a reused pid is not taken for it.
 const OWNER_FILE: &str = "owner";
 
-/// Records in `dir` that this process owns the servers working in it.
-pub(crate) fn claim(dir: &Path) -> Result<(), String> {
-    let me = Path::new("/proc/self");
-    let owner = start_time(me)
+/// A new temporary directory named `prefix…` (one of the prefixes above),
+/// recorded as owned by this process, so that [`reap_orphans`] can tell
+/// when its servers have outlived it.
+pub(crate) fn owned_temp_dir(prefix: &'static str) -> Result<TempDir, String> {
+    let dir = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir()
+        .map_err(|e| format!("could not create a temporary directory: {e}"))?;
+    let owner = start_time(Path::new("/proc/self"))
         .map(|started| format!("{} {started}", std::process::id()))
         .ok_or("could not read /proc/self/stat")?;
-    let path = dir.join(OWNER_FILE);
-    fs::write(&path, owner).map_err(|e| format!("could not write {}: {e}", path.display()))
+    let path = dir.path().join(OWNER_FILE);
+    fs::write(&path, owner).map_err(|e| format!("could not write {}: {e}", path.display()))?;
+    Ok(dir)
 }
 
 /// Kills the Redis processes that test processes killed earlier left
@@ -133,7 +142,11 @@ pub fn reap_orphans() -> usize {
             && cwd
                 .file_name()
                 .and_then(|name| name.to_str())
-                .is_some_and(|name| DIR_PREFIXES.iter().any(|prefix| name.starts_with(prefix)));
+                .is_some_and(|name| {
+                    [SERVER_DIR, SENTINEL_DIR]
+                        .iter()
+                        .any(|prefix| name.starts_with(prefix))
+                });
         if !is_redis || !ours || !owner_is_gone(&cwd) {
             continue;
         }

@@ -70,11 +70,7 @@ impl RedisSentinel {
             }
         })?;
 
-        let dir = tempfile::Builder::new()
-            .prefix("session-testing-sentinel-")
-            .tempdir()
-            .map_err(|e| format!("could not create a temporary directory: {e}"))?;
-        process::claim(dir.path())?;
+        let dir = process::owned_temp_dir(process::SENTINEL_DIR)?;
         let mut sentinels = Vec::new();
         for i in 0..3 {
             // Sentinels rewrite their configuration file: each needs its own.

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tempfile::TempDir;
 
-use crate::process::Instance;
+use crate::process::{self, Instance};
 use crate::resp::{self, Reply};
 
 /// A `redis-server` process of its own, on a free loopback port, with its
@@ -105,11 +105,7 @@ impl RedisServer {
     /// Starts a server with `builder`'s options plus `extra` directives in
     /// redis.conf syntax (used for cluster nodes).
     pub(crate) fn launch(builder: &RedisServerBuilder, extra: &str) -> Result<Self, String> {
-        let dir = tempfile::Builder::new()
-            .prefix("session-testing-redis-")
-            .tempdir()
-            .map_err(|e| format!("could not create a temporary directory: {e}"))?;
-        crate::process::claim(dir.path())?;
+        let dir = process::owned_temp_dir(process::SERVER_DIR)?;
         let mut conf = String::from("bind 127.0.0.1\ndaemonize no\nsave \"\"\n");
         if builder.persistence {
             conf.push_str("appendonly yes\nappendfsync always\n");
