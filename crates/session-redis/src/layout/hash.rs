@@ -313,16 +313,16 @@ impl HashLayout {
             .call(redis, key, args)
             .await
             .map_err(Error::store)?;
-        match reply.as_str().as_deref() {
+        let text = reply.as_str();
+        match text.as_deref() {
             Some("saved") => Ok(true),
             Some("taken" | "gone") => Ok(false),
-            Some(failed) if failed.starts_with("error: ") => Err(Error::store(format!(
-                "the save script failed: {}",
-                &failed["error: ".len()..]
-            ))),
-            _ => Err(Error::store(format!(
-                "unexpected reply from the save script: {reply:?}"
-            ))),
+            other => match other.and_then(|text| text.strip_prefix("error: ")) {
+                Some(message) => Err(Error::store(format!("the save script failed: {message}"))),
+                None => Err(Error::store(format!(
+                    "unexpected reply from the save script: {reply:?}"
+                ))),
+            },
         }
     }
 
