@@ -78,26 +78,25 @@
 //! | what | where |
 //! |---|---|
 //! | key | `{prefix}{id}`, `id` being the cookie value: 32 base64url characters (192 random bits) |
-//! | field `m` | metadata: JSON `{"c": created, "x": expiry override}`, times in Unix milliseconds; `x` absent without an override |
-//! | field `e` | the session's deadline in Unix milliseconds; absent for a session without one |
+//! | field `m` | metadata: JSON `{"e": deadline, "c": created, "x": expiry override}`, times in Unix milliseconds; `e` always first, `null` for a session without a deadline; `x` absent without an override |
 //! | field `d:{name}` | the JSON value of session key `name` |
 //! | key expiry | the same deadline (`PEXPIREAT`), always set together with `e`; none for a session without one |
 //!
 //! Data fields carry the `d:` prefix so that no session key (not `""`, not
-//! `"m"`, not `"e"`) can collide with the metadata. A hash keeps one field per session
+//! `"m"`) can collide with the metadata. A hash keeps one field per session
 //! key, which is what lets a save change some keys and leave the others.
 //!
 //! # Atomicity and merging
 //!
-//! * A **load** is one command, `HGETALL`: the deadline is field `e`, so
-//!   nothing else needs asking (each command costs the application's Redis
-//!   client a few microseconds of CPU).
+//! * A **load** is one command, `HGETALL`: the deadline is in the metadata,
+//!   so nothing else needs asking (each command costs the application's
+//!   Redis client a few microseconds of CPU, and each field of the reply a
+//!   little more).
 //! * A **save** is one round trip: a Lua script (sent by `EVALSHA`, falling
 //!   back to `EVAL` when a server does not have it cached) applies the
 //!   request's delta: drop every data field if the session was cleared,
-//!   `HDEL` the removed keys, `HSET` the written ones and the metadata (left
-//!   alone when unchanged), and set the deadline (field `e` and the key's
-//!   expiry). Keys the request did not touch keep whatever
+//!   `HDEL` the removed keys, `HSET` the written ones and the metadata with
+//!   its deadline, and set the key's expiry to that deadline. Keys the request did not touch keep whatever
 //!   concurrent requests wrote to them.
 //! * A **new session** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
@@ -106,8 +105,9 @@
 //!   so a slow request that finishes after a logout cannot bring the session
 //!   back; the client gets a removal cookie.
 //! * A **rolling refresh** runs the same script with no delta: it moves the
-//!   deadline (field `e` and the key's expiry) of a session that still
-//!   exists, and does nothing to one that is gone; a **delete** is `DEL`. A request that changes nothing sends nothing.
+//!   deadline (the metadata's `e`, rewritten in place so that the rest of
+//!   the metadata stays as the last save left it, and the key's expiry) of a
+//!   session that still exists, and does nothing to one that is gone; a **delete** is `DEL`. A request that changes nothing sends nothing.
 //!
 //! * **Saves that wait at the same time go together.** On one server or
 //!   behind Sentinel, the saves of concurrent requests that queue while
@@ -125,7 +125,7 @@
 //! # Time
 //!
 //! The deadline is the absolute instant in the record (`expires_at`), kept
-//! in field `e` and set as the key's expiry with `PEXPIREAT`, so Redis drops
+//! in the metadata's `e` and set as the key's expiry with `PEXPIREAT`, so Redis drops
 //! a session when it expires and the core still enforces idle and absolute
 //! timeouts from the record itself. An absolute timeout is never extended:
 //! the deadline the core computes never passes it. A save that finds the

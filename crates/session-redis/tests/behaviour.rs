@@ -11,7 +11,7 @@ use serde_json::json;
 use session_core::expiry::unix_millis;
 use session_core::{
     Changes, Clock, Expiry, Load, ManualClock, Record, Rolling, Save, Session, SessionConfig,
-    SessionManager, SessionStore,
+    SessionManager, SessionStore, Touch,
 };
 use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
@@ -26,17 +26,20 @@ async fn store(server: &RedisServer) -> RedisStore {
     RedisStore::from_url(&server.url()).await.expect("connect")
 }
 
-/// The session's deadline in Redis: the key's expiry, which field `e`
-/// must always match.
+/// The session's deadline in Redis: the key's expiry, which the metadata's
+/// `e` must always match.
 fn deadline(server: &RedisServer, key: &str) -> i64 {
     let expiry = integer(server.command(&["PEXPIRETIME", key]));
-    let field = server.command(&["HGET", key, "e"]).expect("HGET");
-    let field = field
-        .text()
-        .map(|text| text.parse::<i64>().expect("digits"));
-    // -1: the key has no expiry, and then the hash has no field `e`.
-    let expected = (expiry != -1).then_some(expiry);
-    assert_eq!(field, expected, "field e and the key's expiry differ");
+    let metadata = server.command(&["HGET", key, "m"]).expect("HGET");
+    let metadata: serde_json::Value =
+        serde_json::from_str(&metadata.text().expect("metadata")).expect("JSON");
+    // -1: the key has no expiry, and then `e` is null.
+    let expected = if expiry == -1 {
+        json!(null)
+    } else {
+        json!(expiry)
+    };
+    assert_eq!(metadata["e"], expected, "e and the key's expiry differ");
     expiry
 }
 
@@ -66,8 +69,10 @@ async fn the_hash_layout_is_as_documented() {
         [
             ("d:m".to_owned(), r#"{"nested":[1,null]}"#.to_owned()),
             ("d:user".to_owned(), r#""ada""#.to_owned()),
-            ("e".to_owned(), deadline(&server, &key).to_string()),
-            ("m".to_owned(), format!(r#"{{"c":{created}}}"#)),
+            (
+                "m".to_owned(),
+                format!(r#"{{"e":{},"c":{created}}}"#, deadline(&server, &key))
+            ),
         ]
     );
 }
@@ -156,6 +161,72 @@ async fn a_rolling_refresh_moves_the_deadline_and_an_absolute_timeout_caps_it() 
 
     clock.advance(Duration::from_secs(6 * 60)); // 61 minutes after creation
     assert!(peek(&manager, &pair).await.is_new());
+}
+
+/// A rolling refresh moves only the deadline: the rest of the metadata is
+/// whatever the last save wrote, even one that raced the refresh, and
+/// metadata written by hand without a deadline gets one.
+#[tokio::test]
+async fn a_rolling_refresh_rewrites_only_the_deadline() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let now = SystemTime::now();
+    let ms = |t: SystemTime| unix_millis(t);
+    let id = "R".repeat(32);
+    let key = format!("session:{id}");
+    let later = now + Duration::from_secs(600);
+    let mut record = Record::new(now);
+    record.expires_at = Some(later);
+    for (stored, refreshed) in [
+        // As this store writes it, with an override a concurrent save set.
+        (
+            format!(
+                r#"{{"e":{},"c":5,"x":{{"i":60000,"a":null}}}}"#,
+                ms(now + IDLE)
+            ),
+            format!(r#"{{"e":{},"c":5,"x":{{"i":60000,"a":null}}}}"#, ms(later)),
+        ),
+        (
+            r#"{"e":null,"c":5}"#.to_owned(),
+            format!(r#"{{"e":{},"c":5}}"#, ms(later)),
+        ),
+        // By hand, without a deadline.
+        (
+            r#"{"c":5}"#.to_owned(),
+            format!(r#"{{"e":{},"c":5}}"#, ms(later)),
+        ),
+    ] {
+        server.command(&["DEL", &key]).expect("DEL");
+        server
+            .command(&["HSET", &key, "m", &stored, "d:k", "1"])
+            .expect("HSET");
+        store
+            .touch(Touch::new("session", &id, &record, now))
+            .await
+            .expect("touch");
+        let metadata = server.command(&["HGET", &key, "m"]).expect("HGET");
+        assert_eq!(
+            metadata.text().as_deref(),
+            Some(refreshed.as_str()),
+            "{stored}"
+        );
+        let deadline = i64::try_from(ms(later)).expect("fits");
+        assert_eq!(integer(server.command(&["PEXPIRETIME", &key])), deadline);
+        let loaded = store
+            .load(Load::new("session", &id))
+            .await
+            .expect("load")
+            .expect("still there");
+        assert_eq!(loaded.expires_at.map(unix_millis), Some(ms(later)));
+        assert_eq!(loaded.data.get("k"), Some(&json!(1)));
+    }
+    // A refresh of a session that is gone creates nothing.
+    server.command(&["DEL", &key]).expect("DEL");
+    store
+        .touch(Touch::new("session", &id, &record, now))
+        .await
+        .expect("touch");
+    assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 
 fn dirty(server: &RedisServer) -> String {

@@ -93,7 +93,7 @@ fn arbitrary_cookie_values_never_load_a_session_that_was_not_issued() {
 }
 
 /// The metadata field `m`: mostly well-formed (`{"c": ms}` with an
-/// optional expiry), sometimes a hostile variant.
+/// optional deadline and expiry), sometimes a hostile variant.
 fn metadata_field() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
     let well_formed = (
         arbitrary::unix_millis(),
@@ -102,6 +102,21 @@ fn metadata_field() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
         .prop_map(|(created, expiry)| match expiry {
             Some((idle, absolute)) => json!({"c": created, "x": {"i": idle, "a": absolute}}),
             None => json!({"c": created}),
+        })
+        .prop_flat_map(|metadata| {
+            // The deadline: absent (written by hand), null, or a time.
+            prop_oneof![
+                Just(None),
+                Just(Some(Json::Null)),
+                arbitrary::unix_millis().prop_map(|ms| Some(json!(ms))),
+            ]
+            .prop_map(move |deadline| {
+                let mut metadata = metadata.clone();
+                if let Some(deadline) = deadline {
+                    metadata["e"] = deadline;
+                }
+                metadata
+            })
         });
     let hostile = (
         prop_oneof![
@@ -216,15 +231,12 @@ fn hashes_written_in_the_documented_layout_load() {
         .run(&contents, |(created, idle, data)| {
             let loaded = runtime.block_on(async {
                 raw(&store, "DEL", vec![key.clone()]).await;
-                let metadata = match idle {
-                    Some(idle) => json!({"c": created, "x": {"i": idle, "a": null}}),
-                    None => json!({"c": created}),
+                let expiry = match idle {
+                    Some(idle) => format!(r#","x":{{"i":{idle},"a":null}}"#),
+                    None => String::new(),
                 };
-                let mut args = vec![
-                    key.clone(),
-                    b"m".to_vec(),
-                    metadata.to_string().into_bytes(),
-                ];
+                let metadata = format!(r#"{{"e":null,"c":{created}{expiry}}}"#);
+                let mut args = vec![key.clone(), b"m".to_vec(), metadata.into_bytes()];
                 for (name, value) in &data {
                     args.push(format!("d:{name}").into_bytes());
                     args.push(value.to_string().into_bytes());

@@ -2,23 +2,24 @@
 //!
 //! * key: `{prefix}{id}`, where `id` is the 32-character base64url
 //!   [`SessionId`] that is also the cookie value;
-//! * field `m`: metadata, JSON `{"c": created, "x": expiry}` (Unix
-//!   milliseconds; `x` is the per-session expiry override, absent when
-//!   none);
-//! * field `e`: the record's `expires_at` in Unix milliseconds, absent when
-//!   the session has no deadline;
+//! * field `m`: metadata, JSON `{"e": deadline, "c": created, "x": expiry}`
+//!   (Unix milliseconds; `e` is the record's `expires_at`, `null` when the
+//!   session has no deadline, and always comes first; `x` is the
+//!   per-session expiry override, absent when none);
 //! * field `d:{name}` for each session key `name`: its JSON value;
-//! * the key's expiry: the same deadline, set with `PEXPIREAT` together with
-//!   `e`, so that Redis drops the session when it ends.
+//! * the key's expiry: the same deadline as `e`, set with `PEXPIREAT` in the
+//!   same script call, so that Redis drops the session when it ends.
 //!
-//! The `d:` prefix keeps every user key (including `""`, `"m"` and `"e"`)
-//! apart from the metadata. A load is one `HGETALL`: the deadline is a field
-//! rather than read back with `PEXPIRETIME`, so that a load is one command
-//! (each command costs the application's client a few microseconds). Saves
-//! and rolling refreshes are one Lua script, so that each is one atomic round
-//! trip that applies the request's delta and sets `e` and the key's expiry
-//! together; saves waiting at the same time share one call of the script
-//! (see [`batch`](crate::batch)).
+//! The `d:` prefix keeps every user key (including `""` and `"m"`) apart
+//! from the metadata. A load is one `HGETALL`: the deadline is in the
+//! metadata rather than read back with `PEXPIRETIME`, so that a load is one
+//! command, and it shares the metadata's field, so that the reply is as
+//! short as it can be (fred turns each field of the reply into a map entry,
+//! and each costs the application's client CPU on every load). Saves and
+//! rolling refreshes are one Lua script, so that each is one atomic round
+//! trip that applies the request's delta and moves the deadline and the
+//! key's expiry together; saves waiting at the same time share one call of
+//! the script (see [`batch`](crate::batch)).
 
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -33,9 +34,6 @@ use crate::connection::{Redis, Script};
 
 /// The metadata field.
 const META_FIELD: &str = "m";
-
-/// The deadline field.
-const DEADLINE_FIELD: &str = "e";
 
 /// What every data field's name starts with.
 const DATA_PREFIX: &str = "d:";
@@ -54,10 +52,11 @@ const MAX_ID_ATTEMPTS: usize = 3;
 ///
 /// `ARGV` holds, for each key in turn, the number of its arguments and then
 /// these: mode (`create`, `update` or `touch`), deadline in Unix ms (empty:
-/// none), the application's now in Unix ms, `1` to drop every data field
-/// first, the number N of fields to delete, the N fields, then field/value
-/// pairs to write, the last pair being the metadata (`m` and its JSON); a
-/// `touch` has no fields and no metadata, and only moves the deadline.
+/// none), the application's now in Unix ms; then, for `create` and
+/// `update`, `1` to drop every data field first, the number N of fields to
+/// delete, the N fields, then field/value pairs to write, the last pair
+/// being the metadata (`m` and its JSON). A `touch` has nothing more: it
+/// only moves the deadline, in the stored metadata and in the key's expiry.
 ///
 /// The reply has one entry per key: `saved`, `taken`, `gone`, or `error: `
 /// and the message of a command that failed for that key (the other keys
@@ -65,11 +64,10 @@ const MAX_ID_ATTEMPTS: usize = 3;
 ///
 /// `create` never overwrites an existing key (answers `taken`); `update` and
 /// `touch` never recreate a missing or expired one (answer `gone`), so a
-/// save that races a logout cannot bring the session back. An update leaves
-/// the metadata field alone when it already holds the same value (the usual
-/// case: only the data changed). The deadline goes to field `e` and to the
-/// key's expiry together.
-const SAVE_LUA: &str = r"
+/// save that races a logout cannot bring the session back. A `touch`
+/// rewrites only the value of `e`, which the metadata's JSON always starts
+/// with, so that it keeps whatever a concurrent save wrote to the rest.
+const SAVE_LUA: &str = r#"
 local function save(key, first, last)
   local mode = ARGV[first]
   if mode == 'create' then
@@ -87,27 +85,38 @@ local function save(key, first, last)
       return 'gone'
     end
   end
-  local cleared = ARGV[first + 3] == '1'
-  if cleared then
-    redis.call('DEL', key)
-  end
-  -- unpack() is limited by Lua's stack, so large deltas go in chunks.
-  local first_write = first + 5 + tonumber(ARGV[first + 4])
-  for i = first + 5, first_write - 1, 256 do
-    redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
-  end
-  if mode == 'update' and not cleared and redis.call('HGET', key, 'm') == ARGV[last] then
-    last = last - 2
-  end
-  for i = first_write, last, 256 do
-    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
-  end
   local deadline = ARGV[first + 1]
+  if mode == 'touch' then
+    local meta = redis.call('HGET', key, 'm')
+    if not meta then
+      return 'gone'
+    end
+    local e = deadline == '' and 'null' or deadline
+    local head = '{"e":'
+    if string.sub(meta, 1, #head) == head then
+      local comma = string.find(meta, ',', #head + 1, true)
+      meta = head .. e .. (comma and string.sub(meta, comma) or '}')
+    else
+      -- Metadata not written by this store: the deadline goes in front.
+      meta = head .. e .. ',' .. string.sub(meta, 2)
+    end
+    redis.call('HSET', key, 'm', meta)
+  else
+    if ARGV[first + 3] == '1' then
+      redis.call('DEL', key)
+    end
+    -- unpack() is limited by Lua's stack, so large deltas go in chunks.
+    local first_write = first + 5 + tonumber(ARGV[first + 4])
+    for i = first + 5, first_write - 1, 256 do
+      redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
+    end
+    for i = first_write, last, 256 do
+      redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
+    end
+  end
   if deadline == '' then
-    redis.call('HDEL', key, 'e')
     redis.call('PERSIST', key)
   else
-    redis.call('HSET', key, 'e', deadline)
     redis.call('PEXPIREAT', key, deadline)
   end
   return 'saved'
@@ -128,11 +137,16 @@ for k = 1, #KEYS do
   at = at + 1 + count
 end
 return replies
-";
+"#;
 
-/// The metadata kept in the `m` field.
+/// The metadata kept in the `m` field. `deadline` is declared first so that
+/// it is written first, where the save script's `touch` finds it.
 #[derive(Serialize, Deserialize)]
 struct Metadata {
+    /// Serialized as `null` when absent, never skipped: the script rewrites
+    /// its value in place.
+    #[serde(rename = "e", default)]
+    deadline: Option<u64>,
     #[serde(rename = "c")]
     created: u64,
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
@@ -256,6 +270,7 @@ impl HashLayout {
         let record = save.record;
         let changes = save.changes;
         let metadata = Metadata {
+            deadline: record.expires_at.map(unix_millis),
             created: unix_millis(record.created),
             expiry: record.expiry,
         };
@@ -330,15 +345,11 @@ impl HashLayout {
         let Some(key) = self.key(touch.value) else {
             return Ok(());
         };
-        // Through the save script, so that field `e` and the key's expiry
-        // move together, and a session that is gone stays gone.
-        self.run(redis, key, Mode::Touch, touch.record, touch.now, |args| {
-            args.push(Value::Integer(0));
-            args.push(Value::Integer(0));
-            Ok(())
-        })
-        .await
-        .map(drop)
+        // Through the save script, so that the metadata's deadline and the
+        // key's expiry move together, and a session that is gone stays gone.
+        self.run(redis, key, Mode::Touch, touch.record, touch.now, |_| Ok(()))
+            .await
+            .map(drop)
     }
 
     pub(crate) async fn delete(&self, redis: &Redis, delete: Delete<'_>) -> Result<(), Error> {
@@ -376,15 +387,12 @@ fn deadline_millis(t: SystemTime) -> i64 {
 /// Redis are untrusted too.
 pub(crate) fn decode(fields: Value) -> Option<Record> {
     let mut metadata = None;
-    let mut deadline = None;
     let mut data = serde_json::Map::new();
     let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
         let name = std::str::from_utf8(name?).ok()?;
         let value = value.as_bytes()?;
         if name == META_FIELD {
             metadata = Some(serde_json::from_slice::<Metadata>(value).ok()?);
-        } else if name == DEADLINE_FIELD {
-            deadline = Some(parse_millis(value)?);
         } else if let Some(key) = name.strip_prefix(DATA_PREFIX) {
             data.insert(key.to_owned(), serde_json::from_slice(value).ok()?);
         }
@@ -407,21 +415,12 @@ pub(crate) fn decode(fields: Value) -> Option<Record> {
     let metadata = metadata?;
     let mut record = Record::new(from_unix_millis(metadata.created)?);
     record.expiry = metadata.expiry;
-    record.expires_at = match deadline {
+    record.expires_at = match metadata.deadline {
         Some(ms) => Some(from_unix_millis(ms)?),
         None => None,
     };
     record.data = data;
     Some(record)
-}
-
-/// Unix milliseconds written as Redis writes an integer: ASCII digits, no
-/// sign, no leading zero (so that one deadline has one spelling).
-fn parse_millis(text: &[u8]) -> Option<u64> {
-    let well_formed = !text.is_empty()
-        && text.iter().all(u8::is_ascii_digit)
-        && (text.len() == 1 || text[0] != b'0');
-    well_formed.then(|| std::str::from_utf8(text).ok()?.parse().ok())?
 }
 
 #[cfg(test)]
@@ -456,14 +455,12 @@ mod tests {
     fn decodes_a_well_formed_hash() {
         let record = decode(reply(&[
             "m",
-            r#"{"c":1700000000000}"#,
-            "e",
-            "1700000060000",
+            r#"{"e":1700000060000,"c":1700000000000}"#,
             "d:",
             "1",
             "d:d:x",
             r#"{"a":[1]}"#,
-            "d:e",
+            "d:m",
             "2",
             "other",
             "ignored",
@@ -473,14 +470,16 @@ mod tests {
         assert_eq!(record.expires_at.map(unix_millis), Some(1_700_000_060_000));
         assert_eq!(
             serde_json::Value::Object(record.data),
-            serde_json::json!({"": 1, "d:x": {"a": [1]}, "e": 2})
+            serde_json::json!({"": 1, "d:x": {"a": [1]}, "m": 2})
         );
-        let persistent = decode(reply(&["m", r#"{"c":5}"#])).expect("decodes");
-        assert_eq!(persistent.expires_at, None);
+        // No deadline: `null`, or absent (metadata written by hand).
+        for meta in [r#"{"e":null,"c":5}"#, r#"{"c":5}"#] {
+            let persistent = decode(reply(&["m", meta])).expect("decodes");
+            assert_eq!(persistent.expires_at, None, "{meta}");
+        }
         // RESP3 answers HGETALL with a map.
         let mut map = fred::types::Map::new();
-        let _ = map.insert("m".into(), bulk(r#"{"c":5}"#));
-        let _ = map.insert("e".into(), bulk("0"));
+        let _ = map.insert("m".into(), bulk(r#"{"e":0,"c":5}"#));
         let _ = map.insert("d:k".into(), bulk("2"));
         let record = decode(Value::Map(map)).expect("decodes");
         assert_eq!(record.expires_at.map(unix_millis), Some(0));
@@ -488,6 +487,21 @@ mod tests {
             serde_json::Value::Object(record.data),
             serde_json::json!({"k": 2})
         );
+    }
+
+    #[test]
+    fn metadata_starts_with_the_deadline() {
+        let metadata = |deadline, expiry| {
+            serde_json::to_string(&Metadata {
+                deadline,
+                created: 5,
+                expiry,
+            })
+            .expect("serializes")
+        };
+        assert_eq!(metadata(Some(9), None), r#"{"e":9,"c":5}"#);
+        assert_eq!(metadata(None, None), r#"{"e":null,"c":5}"#);
+        assert!(metadata(None, Some(Expiry::NEVER)).starts_with(r#"{"e":null,"c":5,"x":"#));
     }
 
     #[test]
@@ -499,17 +513,15 @@ mod tests {
             Value::Array(vec![]),
             Value::Array(vec![Value::Integer(1), Value::Integer(2)]),
             reply(&["d:k", "1"]),
-            reply(&["e", "10", "d:k", "1"]),
             reply(&["m", "{not json"]),
             reply(&["m", r#"{"c":-4}"#]),
             reply(&["m", r#"{"c":1,"x":"never"}"#]),
             reply(&["m", meta, "d:k", "{bad json"]),
-            reply(&["m", meta, "e", ""]),
-            reply(&["m", meta, "e", "-2"]),
-            reply(&["m", meta, "e", "+5"]),
-            reply(&["m", meta, "e", "010"]),
-            reply(&["m", meta, "e", "1.5"]),
-            reply(&["m", meta, "e", "99999999999999999999999"]),
+            reply(&["m", r#"{"e":"","c":1}"#]),
+            reply(&["m", r#"{"e":-2,"c":1}"#]),
+            reply(&["m", r#"{"e":1.5,"c":1}"#]),
+            reply(&["m", r#"{"e":99999999999999999999999,"c":1}"#]),
+            reply(&["m", r#"{"e":1,"c":1,"e":2}"#]),
         ] {
             assert!(decode(bad.clone()).is_none(), "{bad:?}");
         }
