@@ -390,11 +390,10 @@ pub(crate) fn decode(fields: Value) -> Option<Record> {
     let mut data = serde_json::Map::new();
     let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
         let name = std::str::from_utf8(name?).ok()?;
-        let value = value.as_bytes()?;
         if name == META_FIELD {
-            metadata = Some(serde_json::from_slice::<Metadata>(value).ok()?);
+            metadata = Some(json::<Metadata>(value)?);
         } else if let Some(key) = name.strip_prefix(DATA_PREFIX) {
-            data.insert(key.to_owned(), serde_json::from_slice(value).ok()?);
+            data.insert(key.to_owned(), json(value)?);
         }
         // Other fields are not ours to interpret: ignored.
         Some(())
@@ -421,6 +420,15 @@ pub(crate) fn decode(fields: Value) -> Option<Record> {
     };
     record.data = data;
     Some(record)
+}
+
+/// The JSON in a field's value. fred hands over text it has checked to be
+/// UTF-8 as a string: parsed as such, its strings are not checked again.
+fn json<T: serde::de::DeserializeOwned>(value: &Value) -> Option<T> {
+    match value {
+        Value::String(text) => serde_json::from_str(text).ok(),
+        other => serde_json::from_slice(other.as_bytes()?).ok(),
+    }
 }
 
 #[cfg(test)]
@@ -477,10 +485,10 @@ mod tests {
             let persistent = decode(reply(&["m", meta])).expect("decodes");
             assert_eq!(persistent.expires_at, None, "{meta}");
         }
-        // RESP3 answers HGETALL with a map.
+        // RESP3 answers HGETALL with a map; fred gives text as strings.
         let mut map = fred::types::Map::new();
-        let _ = map.insert("m".into(), bulk(r#"{"e":0,"c":5}"#));
-        let _ = map.insert("d:k".into(), bulk("2"));
+        let _ = map.insert("m".into(), Value::String(r#"{"e":0,"c":5}"#.into()));
+        let _ = map.insert("d:k".into(), Value::String("2".into()));
         let record = decode(Value::Map(map)).expect("decodes");
         assert_eq!(record.expires_at.map(unix_millis), Some(0));
         assert_eq!(

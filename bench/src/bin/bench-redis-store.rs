@@ -1,0 +1,298 @@
+//! The Redis stores alone: our `RedisStore` (default hash layout) against
+//! tower-sessions-redis-store, each called directly, without HTTP or a
+//! framework, on the same fred version and the same redis-server.
+//!
+//! ```text
+//! bench-redis-store [--operations N] [--rounds N] [--tasks N]
+//! ```
+//!
+//! Over HTTP, a Redis-backed request costs the server 15–25 µs, most of it
+//! the kernel's TCP work for the client and for Redis, and the shared
+//! machine's noise is about as large as the difference between two stores.
+//! Here `--tasks` concurrent tasks on one thread (as the HTTP servers run)
+//! load a session, or load, change and save it (the counter), and the
+//! process's CPU time per operation is what is reported, in alternating
+//! rounds; redis-server runs on the other core when there are two.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use clap::Parser;
+use session_bench::cpu;
+use session_bench::scenario::{COUNTER_KEY, PAYLOAD_KEY, USER, USER_KEY, payload};
+use session_bench::stats::median;
+use session_core::{Changes, Load, Record, Save, Saved, SessionStore};
+use session_redis::RedisStore;
+use session_testing::{RedisServer, Reply};
+use tower_sessions_014::SessionStore as _;
+use tower_sessions_014::cookie::time::{Duration as PeerDuration, OffsetDateTime};
+use tower_sessions_014::session::{Id, Record as PeerRecord};
+use tower_sessions_redis_store::fred::prelude::{Client, ClientLike, Config};
+
+/// Client CPU per operation of the two Redis stores, called directly.
+#[derive(Parser)]
+struct Args {
+    /// Operations per store, workload and round.
+    #[arg(long, default_value_t = 100_000)]
+    operations: u32,
+    /// Rounds; medians are printed.
+    #[arg(long, default_value_t = 5)]
+    rounds: usize,
+    /// Concurrent tasks, each with its own session.
+    #[arg(long, default_value_t = 32)]
+    tasks: u32,
+}
+
+/// What each task does, over and over.
+#[derive(Clone, Copy)]
+enum Workload {
+    /// Loads a session holding `user`.
+    Read,
+    /// Loads a session holding `user` and a 1 KB `payload`.
+    ReadLarge,
+    /// Loads a session, increments its counter and saves it.
+    Counter,
+}
+
+impl Workload {
+    const ALL: [Workload; 3] = [Workload::Read, Workload::ReadLarge, Workload::Counter];
+
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Read => "load",
+            Workload::ReadLarge => "load 1 KB",
+            Workload::Counter => "load + save",
+        }
+    }
+}
+
+/// One of the two stores, with one session per task.
+#[derive(Clone)]
+enum Store {
+    Ours(Arc<RedisStore>, Arc<[String]>),
+    Peer(
+        Arc<tower_sessions_redis_store::RedisStore<Client>>,
+        Arc<[Id]>,
+    ),
+}
+
+impl Store {
+    fn name(&self) -> &'static str {
+        match self {
+            Store::Ours(..) => "session-redis",
+            Store::Peer(..) => "tower-sessions-redis-store",
+        }
+    }
+
+    async fn ours(url: &str, workload: Workload, tasks: u32) -> Result<Self, String> {
+        let store = RedisStore::from_url(url).await.map_err(|e| e.to_string())?;
+        let now = SystemTime::now();
+        let mut ids = Vec::new();
+        for _ in 0..tasks {
+            let mut record = Record::new(now);
+            record.expires_at = Some(now + Duration::from_secs(3600));
+            let _ = record.data.insert(USER_KEY.into(), USER.into());
+            if matches!(workload, Workload::ReadLarge) {
+                let _ = record.data.insert(PAYLOAD_KEY.into(), payload().into());
+            }
+            let changes = Changes::replace_all(&record);
+            let saved = store
+                .save(Save::new("session", None, &record, &changes, now))
+                .await
+                .map_err(|e| e.to_string())?;
+            let Saved::Cookie(id) = saved else {
+                return Err(format!("unexpected save outcome {saved:?}"));
+            };
+            ids.push(id);
+        }
+        Ok(Store::Ours(Arc::new(store), ids.into()))
+    }
+
+    async fn peer(url: &str, workload: Workload, tasks: u32) -> Result<Self, String> {
+        // One connection, as ours: fred pipelines concurrent commands on it.
+        let config = Config::from_url(url).map_err(|e| e.to_string())?;
+        let client = Client::new(config, None, None, None);
+        client.init().await.map_err(|e| e.to_string())?;
+        let store = tower_sessions_redis_store::RedisStore::new(client);
+        let mut ids = Vec::new();
+        for _ in 0..tasks {
+            let mut record = PeerRecord {
+                id: Id::default(),
+                data: Default::default(),
+                expiry_date: OffsetDateTime::now_utc() + PeerDuration::hours(1),
+            };
+            let _ = record.data.insert(USER_KEY.into(), USER.into());
+            if matches!(workload, Workload::ReadLarge) {
+                let _ = record.data.insert(PAYLOAD_KEY.into(), payload().into());
+            }
+            store.create(&mut record).await.map_err(|e| e.to_string())?;
+            ids.push(record.id);
+        }
+        Ok(Store::Peer(Arc::new(store), ids.into()))
+    }
+
+    /// Task `task`'s operation: a load, or a load, an increment and a save.
+    async fn operate(&self, task: usize, workload: Workload) -> Result<(), String> {
+        let counter = matches!(workload, Workload::Counter);
+        match self {
+            Store::Ours(store, ids) => {
+                let id = &ids[task];
+                let mut record = store
+                    .load(Load::new("session", id))
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("our session is gone")?;
+                std::hint::black_box(record.data.get(USER_KEY));
+                if counter {
+                    let count = record.data.get(COUNTER_KEY).and_then(|v| v.as_u64());
+                    let _ = record
+                        .data
+                        .insert(COUNTER_KEY.into(), (count.unwrap_or(0) + 1).into());
+                    let now = SystemTime::now();
+                    record.expires_at = Some(now + Duration::from_secs(3600));
+                    let mut changes = Changes::default();
+                    changes.record_write(COUNTER_KEY);
+                    store
+                        .save(Save::new("session", Some(id), &record, &changes, now))
+                        .await
+                        .map_err(|e| e.to_string())?;
+                }
+            }
+            Store::Peer(store, ids) => {
+                let mut record = store
+                    .load(&ids[task])
+                    .await
+                    .map_err(|e| e.to_string())?
+                    .ok_or("the peer's session is gone")?;
+                std::hint::black_box(record.data.get(USER_KEY));
+                if counter {
+                    let count = record.data.get(COUNTER_KEY).and_then(|v| v.as_u64());
+                    let _ = record
+                        .data
+                        .insert(COUNTER_KEY.into(), (count.unwrap_or(0) + 1).into());
+                    record.expiry_date = OffsetDateTime::now_utc() + PeerDuration::hours(1);
+                    store.save(&record).await.map_err(|e| e.to_string())?;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// CPU nanoseconds per operation of `operations` spread over one task per
+/// session of `store`.
+async fn measure(store: &Store, workload: Workload, operations: u32) -> Result<f64, String> {
+    let tasks = match store {
+        Store::Ours(_, ids) => ids.len(),
+        Store::Peer(_, ids) => ids.len(),
+    };
+    let per_task = operations / u32::try_from(tasks).map_err(|e| e.to_string())?;
+    let run = |count: u32| {
+        let handles: Vec<_> = (0..tasks)
+            .map(|task| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    for _ in 0..count {
+                        store.operate(task, workload).await?;
+                    }
+                    Ok::<_, String>(())
+                })
+            })
+            .collect();
+        async move {
+            for handle in handles {
+                handle.await.map_err(|e| e.to_string())??;
+            }
+            Ok::<_, String>(())
+        }
+    };
+    // Warm-up: a tenth, unmeasured.
+    run(per_task / 10).await?;
+    let cpu_time = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
+    let started = cpu_time()?;
+    run(per_task).await?;
+    let spent = cpu_time()? - started;
+    Ok(spent.as_nanos() as f64 / f64::from(per_task * u32::try_from(tasks).unwrap_or(1)))
+}
+
+/// The pid of the redis-server behind `server` (`INFO server`).
+fn redis_pid(server: &RedisServer) -> Option<u32> {
+    let Ok(Reply::Bulk(info)) = server.command(&["INFO", "server"]) else {
+        return None;
+    };
+    String::from_utf8_lossy(&info)
+        .lines()
+        .find_map(|line| line.strip_prefix("process_id:"))
+        .and_then(|pid| pid.trim().parse().ok())
+}
+
+async fn run(args: &Args) -> Result<(), String> {
+    let server = RedisServer::start();
+    let url = server.url();
+    if cpu::can_pin() {
+        cpu::pin(std::process::id(), cpu::SERVER_CORE).map_err(|e| e.to_string())?;
+        if let Some(pid) = redis_pid(&server) {
+            cpu::pin(pid, cpu::LOAD_CORE).map_err(|e| e.to_string())?;
+        }
+    }
+    println!(
+        "Client CPU µs per operation, in process on one thread, {} tasks; median of {} rounds of {} operations. \
+         `ours / peer`: operations per CPU-second, the median of the rounds' ratios.\n",
+        args.tasks, args.rounds, args.operations
+    );
+    println!("| workload | session-redis µs | tower-sessions-redis-store µs | ours / peer |");
+    println!("|---|---:|---:|---:|");
+    for workload in Workload::ALL {
+        let stores = [
+            Store::ours(&url, workload, args.tasks).await?,
+            Store::peer(&url, workload, args.tasks).await?,
+        ];
+        let mut times = [Vec::new(), Vec::new()];
+        let mut ratios = Vec::new();
+        for round in 0..args.rounds {
+            // Alternating which goes first, so that drift hits both alike.
+            for index in [round % 2, 1 - round % 2] {
+                let ns = measure(&stores[index], workload, args.operations).await?;
+                eprintln!(
+                    "round {}/{} {:<27} {:<12} {:.2} µs",
+                    round + 1,
+                    args.rounds,
+                    stores[index].name(),
+                    workload.name(),
+                    ns / 1000.0
+                );
+                times[index].push(ns);
+            }
+            ratios.push(times[1][round] / times[0][round]);
+        }
+        let [ours, peer] = times.map(|samples| median(&samples).unwrap_or(0.0) / 1000.0);
+        println!(
+            "| {} | {ours:.2} | {peer:.2} | {:.2} |",
+            workload.name(),
+            median(&ratios).unwrap_or(0.0)
+        );
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("bench-redis-store: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(&args)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("bench-redis-store: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
