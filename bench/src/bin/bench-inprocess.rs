@@ -54,6 +54,10 @@ const SERVERS: [Server; 5] = [
     Server::AxumTowerSessionsMemory,
 ];
 
+/// The reference row: bare axum under a layer that only forwards, which
+/// shows what axum charges any layer before the layer does anything.
+const EMPTY_LAYER: &str = "axum-bare + empty layer";
+
 /// One request through `app`, sending `cookie` and keeping what the
 /// response sets (the first `name=value` of each `Set-Cookie`, enough for
 /// these servers, which set at most one cookie).
@@ -116,10 +120,16 @@ async fn run(args: &Args) -> Result<(), String> {
         let app = session_bench::servers::axum_app(server, None)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
-        apps.push((server, app));
+        apps.push((server.name(), app));
+        if server == Server::AxumBare {
+            apps.push((
+                EMPTY_LAYER,
+                session_bench::servers::axum_bare_with_empty_layer(),
+            ));
+        }
     }
     // times[server][scenario] over rounds.
-    let mut times = vec![vec![Vec::new(); scenarios.len()]; servers.len()];
+    let mut times = vec![vec![Vec::new(); scenarios.len()]; apps.len()];
     for round in 0..args.rounds {
         for (index, (_, app)) in apps.iter().enumerate().cycle().skip(round).take(apps.len()) {
             for (scenario_index, &scenario) in scenarios.iter().enumerate() {
@@ -138,7 +148,7 @@ async fn run(args: &Args) -> Result<(), String> {
         .iter()
         .map(|samples| median(samples).unwrap_or(0.0))
         .collect();
-    for (index, server) in servers.iter().enumerate() {
+    for (index, (server, _)) in apps.iter().enumerate() {
         let cells: Vec<String> = times[index]
             .iter()
             .zip(&bare)

@@ -1,11 +1,13 @@
 //! The axum servers.
 
 use std::net::TcpListener;
+use std::task::{Context, Poll};
 
 use axum::Router;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use tower_service::Service;
 
 use super::{BoxError, HandlerError, our_manager, ours};
 use crate::scenario::{
@@ -77,6 +79,43 @@ pub(super) async fn app(server: Server, redis_url: Option<&str>) -> Result<Route
 
 async fn untouched() -> &'static str {
     UNTOUCHED_BODY
+}
+
+/// [`bare`] under a layer that only forwards. `Router::layer` wraps every
+/// route's service in the layer's and boxes the result, which axum clones
+/// for every request: a cost any layer pays before it does anything.
+pub(super) fn bare_with_empty_layer() -> Router {
+    bare().layer(EmptyLayer)
+}
+
+/// A tower layer whose service forwards every request untouched.
+#[derive(Clone, Copy)]
+struct EmptyLayer;
+
+impl<S> tower_layer::Layer<S> for EmptyLayer {
+    type Service = Forward<S>;
+
+    fn layer(&self, inner: S) -> Forward<S> {
+        Forward(inner)
+    }
+}
+
+/// [`EmptyLayer`]'s service.
+#[derive(Clone)]
+struct Forward<S>(S);
+
+impl<S: Service<R>, R> Service<R> for Forward<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: R) -> S::Future {
+        self.0.call(request)
+    }
 }
 
 /// The same routes without sessions: constant answers.

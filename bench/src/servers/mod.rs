@@ -20,8 +20,6 @@ pub type BoxError = Box<dyn StdError + Send + Sync>;
 /// Serves `server` on `listener` until the process is killed. Blocks.
 /// Calls `ready` once the server is built (Redis connected) and about to
 /// accept connections.
-/// Calls `ready` once the server is built (Redis connected) and about to
-/// accept connections.
 ///
 /// Each framework gets one thread for requests: axum a current-thread tokio
 /// runtime, actix-web one worker (its accept loop and the system arbiter
@@ -56,6 +54,14 @@ pub fn serve(
 /// As [`serve`]; also when `server` is not an axum server.
 pub async fn axum_app(server: Server, redis_url: Option<&str>) -> Result<::axum::Router, BoxError> {
     axum::app(server, redis_url).await
+}
+
+/// The bare axum routes under a layer that only forwards: a reference for
+/// what axum's `Router::layer` costs any layer, before the layer does
+/// anything of its own (`bench-inprocess`).
+#[must_use]
+pub fn axum_bare_with_empty_layer() -> ::axum::Router {
+    axum::bare_with_empty_layer()
 }
 
 /// A session library's error in a handler: answered with a 500 whose body
