@@ -59,7 +59,6 @@ pub async fn axum_app(server: Server, redis_url: Option<&str>) -> Result<::axum:
 /// The bare axum routes under a layer that only forwards: a reference for
 /// what axum's `Router::layer` costs any layer, before the layer does
 /// anything of its own (`bench-inprocess`).
-#[must_use]
 pub fn axum_bare_with_empty_layer() -> ::axum::Router {
     axum::bare_with_empty_layer()
 }
