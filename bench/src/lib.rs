@@ -10,9 +10,13 @@
 //!   rounds with the ratios ours / bare framework and ours / peer.
 //! * `bench-inprocess` drives the axum servers' routers in process, without
 //!   sockets, to show the session layer's own cost in nanoseconds, which the
-//!   kernel's TCP work hides over HTTP.
+//!   kernel's TCP work hides over HTTP; beside them, bare axum under a layer
+//!   that does nothing shows what axum charges any layer.
+//! * `bench-redis-store` calls the Redis stores directly, ours and
+//!   tower-sessions-redis-store, to compare their client CPU per load and
+//!   save without HTTP.
 //!
-//! `cargo xtask bench [--quick]` builds both in release mode and runs them.
+//! `cargo xtask bench [--quick]` builds them in release mode and runs them.
 
 pub mod cpu;
 pub mod driver;

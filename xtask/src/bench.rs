@@ -1,6 +1,8 @@
 //! `cargo xtask bench [--quick] [bench-http options]`: the HTTP benchmark of
 //! ours against the bare frameworks, tower-sessions and actix-session
-//! (package `session-bench`), then the encrypted cookie codec benchmark.
+//! (package `session-bench`), then the axum routers in process
+//! (`bench-inprocess`), the Redis stores alone (`bench-redis-store`) and
+//! the encrypted cookie codec benchmark.
 //!
 //! The HTTP benchmark needs `redis-server` on `PATH` (all Redis-backed
 //! servers share one) and uses `taskset` when present to pin the server under
@@ -8,7 +10,8 @@
 //! `bench-http` binary, which keeps this crate free of dependencies: this
 //! module only builds and starts it. Options other than `--quick` go to
 //! `bench-http` (see `cargo run -p session-bench --bin bench-http -- --help`);
-//! `--quick` also makes the codec benchmark short (criterion's `--quick`).
+//! `--quick` also makes the other benchmarks short (one round; criterion's
+//! `--quick`).
 
 use crate::prerequisites::on_path;
 use crate::{Result, cargo, run};
@@ -35,6 +38,20 @@ pub(crate) fn run_all(extra: &[String]) -> Result {
             "--",
         ])
         .args(extra))?;
+    let short: &[&str] = if quick { &["--rounds", "1"] } else { &[] };
+    for bin in ["bench-inprocess", "bench-redis-store"] {
+        run(cargo()
+            .args([
+                "run",
+                "--release",
+                "-p",
+                "session-bench",
+                "--bin",
+                bin,
+                "--",
+            ])
+            .args(short))?;
+    }
 
     run(cargo()
         .args([
