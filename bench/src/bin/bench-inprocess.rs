@@ -157,7 +157,7 @@ async fn run(args: &Args) -> Result<(), String> {
                 if index == 0 {
                     format!("{ns:.0}")
                 } else {
-                    format!("{ns:.0} (+{:.0})", ns - bare)
+                    format!("{ns:.0} ({:+.0})", ns - bare)
                 }
             })
             .collect();
