@@ -30,6 +30,27 @@ pub mod stats;
 pub use scenario::Scenario;
 pub use server::Server;
 
+/// Runs `work` on a current-thread tokio runtime, as the in-process
+/// benchmarks' `main`: an error, or a runtime that cannot start, is printed
+/// after `program`'s name and fails the process.
+pub fn run_on_one_thread(
+    program: &str,
+    work: impl std::future::Future<Output = Result<(), String>>,
+) -> std::process::ExitCode {
+    let outcome = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())
+        .and_then(|runtime| runtime.block_on(work));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("{program}: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
 /// The one of `all` that `name_of` calls `wanted` (a name given on the
 /// command line); the error names the `kind` of thing and lists the names.
 fn by_name<T: Copy>(

@@ -27,19 +27,16 @@ pub(crate) fn run_all(extra: &[String]) -> Result {
     // Both binaries in release mode: bench-http finds bench-server next to
     // itself, whatever the target directory is.
     run(cargo().args(["build", "--release", "-p", "session-bench", "--bins"]))?;
-    run(cargo()
-        .args([
-            "run",
-            "--release",
-            "-p",
-            "session-bench",
-            "--bin",
-            "bench-http",
-            "--",
-        ])
-        .args(extra))?;
-    let short: &[&str] = if quick { &["--rounds", "1"] } else { &[] };
-    for bin in ["bench-inprocess", "bench-redis-store"] {
+    let short: Vec<String> = if quick {
+        vec!["--rounds".to_owned(), "1".to_owned()]
+    } else {
+        Vec::new()
+    };
+    for (bin, args) in [
+        ("bench-http", extra),
+        ("bench-inprocess", &short[..]),
+        ("bench-redis-store", &short[..]),
+    ] {
         run(cargo()
             .args([
                 "run",
@@ -50,7 +47,7 @@ pub(crate) fn run_all(extra: &[String]) -> Result {
                 bin,
                 "--",
             ])
-            .args(short))?;
+            .args(args))?;
     }
 
     run(cargo()

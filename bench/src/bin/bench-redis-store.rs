@@ -145,10 +145,8 @@ impl Store {
                     .ok_or("our session is gone")?;
                 std::hint::black_box(record.data.get(USER_KEY));
                 if counter {
-                    let count = record.data.get(COUNTER_KEY).and_then(|v| v.as_u64());
-                    let _ = record
-                        .data
-                        .insert(COUNTER_KEY.into(), (count.unwrap_or(0) + 1).into());
+                    let count = next_count(record.data.get(COUNTER_KEY));
+                    let _ = record.data.insert(COUNTER_KEY.into(), count);
                     let now = SystemTime::now();
                     record.expires_at = Some(now + Duration::from_secs(3600));
                     let mut changes = Changes::default();
@@ -167,10 +165,8 @@ impl Store {
                     .ok_or("the peer's session is gone")?;
                 std::hint::black_box(record.data.get(USER_KEY));
                 if counter {
-                    let count = record.data.get(COUNTER_KEY).and_then(|v| v.as_u64());
-                    let _ = record
-                        .data
-                        .insert(COUNTER_KEY.into(), (count.unwrap_or(0) + 1).into());
+                    let count = next_count(record.data.get(COUNTER_KEY));
+                    let _ = record.data.insert(COUNTER_KEY.into(), count);
                     record.expiry_date = OffsetDateTime::now_utc() + PeerDuration::hours(1);
                     store.save(&record).await.map_err(|e| e.to_string())?;
                 }
@@ -178,6 +174,11 @@ impl Store {
         }
         Ok(())
     }
+}
+
+/// The counter after `current` (absent counts as 0).
+fn next_count(current: Option<&serde_json::Value>) -> serde_json::Value {
+    (current.and_then(serde_json::Value::as_u64).unwrap_or(0) + 1).into()
 }
 
 /// CPU nanoseconds per operation of `operations` spread over one task per
@@ -278,21 +279,5 @@ async fn run(args: &Args) -> Result<(), String> {
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("bench-redis-store: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(&args)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("bench-redis-store: {error}");
-            ExitCode::FAILURE
-        }
-    }
+    session_bench::run_on_one_thread("bench-redis-store", run(&args))
 }
