@@ -96,8 +96,8 @@
 //!   back to `EVAL` when a server does not have it cached) applies the
 //!   request's delta: drop every data field if the session was cleared,
 //!   `HDEL` the removed keys, `HSET` the written ones and the metadata with
-//!   its deadline, and set the key's expiry to that deadline. Keys the request did not touch keep whatever
-//!   concurrent requests wrote to them.
+//!   its deadline, and set the key's expiry to that deadline. Keys the
+//!   request did not touch keep whatever concurrent requests wrote to them.
 //! * A **new session** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
@@ -107,7 +107,8 @@
 //! * A **rolling refresh** runs the same script with no delta: it moves the
 //!   deadline (the metadata's `e`, rewritten in place so that the rest of
 //!   the metadata stays as the last save left it, and the key's expiry) of a
-//!   session that still exists, and does nothing to one that is gone; a **delete** is `DEL`. A request that changes nothing sends nothing.
+//!   session that still exists, and does nothing to one that is gone; a
+//!   **delete** is `DEL`. A request that changes nothing sends nothing.
 //!
 //! * **Saves that wait at the same time go together.** On one server or
 //!   behind Sentinel, the saves of concurrent requests that queue while
@@ -125,12 +126,12 @@
 //! # Time
 //!
 //! The deadline is the absolute instant in the record (`expires_at`), kept
-//! in the metadata's `e` and set as the key's expiry with `PEXPIREAT`, so Redis drops
-//! a session when it expires and the core still enforces idle and absolute
-//! timeouts from the record itself. An absolute timeout is never extended:
-//! the deadline the core computes never passes it. A save that finds the
-//! stored deadline already past by the application's clock treats the
-//! session as gone.
+//! in the metadata's `e` and set as the key's expiry with `PEXPIREAT`, so
+//! Redis drops a session when it expires and the core still enforces idle
+//! and absolute timeouts from the record itself. An absolute timeout is
+//! never extended: the deadline the core computes never passes it. A save
+//! that finds the stored deadline already past by the application's clock
+//! treats the session as gone.
 //!
 //! # Timeouts and failures
 //!

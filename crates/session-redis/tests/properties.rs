@@ -98,25 +98,22 @@ fn metadata_field() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
     let well_formed = (
         arbitrary::unix_millis(),
         proptest::option::of((arbitrary::timeout_millis(), arbitrary::timeout_millis())),
+        // The deadline: absent (written by hand), null, or a time.
+        prop_oneof![
+            Just(None),
+            Just(Some(Json::Null)),
+            arbitrary::unix_millis().prop_map(|ms| Some(json!(ms))),
+        ],
     )
-        .prop_map(|(created, expiry)| match expiry {
-            Some((idle, absolute)) => json!({"c": created, "x": {"i": idle, "a": absolute}}),
-            None => json!({"c": created}),
-        })
-        .prop_flat_map(|metadata| {
-            // The deadline: absent (written by hand), null, or a time.
-            prop_oneof![
-                Just(None),
-                Just(Some(Json::Null)),
-                arbitrary::unix_millis().prop_map(|ms| Some(json!(ms))),
-            ]
-            .prop_map(move |deadline| {
-                let mut metadata = metadata.clone();
-                if let Some(deadline) = deadline {
-                    metadata["e"] = deadline;
-                }
-                metadata
-            })
+        .prop_map(|(created, expiry, deadline)| {
+            let mut metadata = match expiry {
+                Some((idle, absolute)) => json!({"c": created, "x": {"i": idle, "a": absolute}}),
+                None => json!({"c": created}),
+            };
+            if let Some(deadline) = deadline {
+                metadata["e"] = deadline;
+            }
+            metadata
         });
     let hostile = (
         prop_oneof![
