@@ -186,8 +186,13 @@ fn progress_line(cell: &Cell, rounds: usize) -> String {
     }
 }
 
-/// Starts the one redis-server all Redis-backed servers share.
-fn start_redis(pin: bool) -> Result<RedisServer, String> {
+/// Starts the one redis-server all Redis-backed servers share, pinned to
+/// [`cpu::LOAD_CORE`] when `pin`.
+///
+/// # Errors
+///
+/// When redis-server does not start, or cannot be pinned.
+pub fn start_redis(pin: bool) -> Result<RedisServer, String> {
     let redis = std::panic::catch_unwind(RedisServer::start)
         .map_err(|_| "could not start redis-server (see the message above)".to_owned())?;
     if pin {

@@ -19,12 +19,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
-use session_bench::cpu;
 use session_bench::scenario::{COUNTER_KEY, PAYLOAD_KEY, USER, USER_KEY, payload};
 use session_bench::stats::median;
+use session_bench::{cpu, driver};
 use session_core::{Changes, Load, Record, Save, Saved, SessionStore};
 use session_redis::RedisStore;
-use session_testing::{RedisServer, Reply};
 use tower_sessions_014::SessionStore as _;
 use tower_sessions_014::cookie::time::{Duration as PeerDuration, OffsetDateTime};
 use tower_sessions_014::session::{Id, Record as PeerRecord};
@@ -217,25 +216,12 @@ async fn measure(store: &Store, workload: Workload, operations: u32) -> Result<f
     Ok(spent.as_nanos() as f64 / f64::from(per_task * u32::try_from(tasks).unwrap_or(1)))
 }
 
-/// The pid of the redis-server behind `server` (`INFO server`).
-fn redis_pid(server: &RedisServer) -> Option<u32> {
-    let Ok(Reply::Bulk(info)) = server.command(&["INFO", "server"]) else {
-        return None;
-    };
-    String::from_utf8_lossy(&info)
-        .lines()
-        .find_map(|line| line.strip_prefix("process_id:"))
-        .and_then(|pid| pid.trim().parse().ok())
-}
-
 async fn run(args: &Args) -> Result<(), String> {
-    let server = RedisServer::start();
+    let pin = cpu::can_pin();
+    let server = driver::start_redis(pin)?;
     let url = server.url();
-    if cpu::can_pin() {
+    if pin {
         cpu::pin(std::process::id(), cpu::SERVER_CORE).map_err(|e| e.to_string())?;
-        if let Some(pid) = redis_pid(&server) {
-            cpu::pin(pid, cpu::LOAD_CORE).map_err(|e| e.to_string())?;
-        }
     }
     println!(
         "Client CPU µs per operation, in process on one thread, {} tasks; median of {} rounds of {} operations. \
