@@ -1,5 +1,5 @@
 //! The cost of the session layer alone, without sockets: drives the axum
-//! servers' routers (the same ones `bench-server` serves) in process, one
+//! servers' apps (the same ones `bench-server` serves) in process, one
 //! request after another on one thread, and prints nanoseconds per request
 //! (CPU time of this single-threaded process) for each scenario, with the
 //! difference to bare axum.
@@ -17,15 +17,15 @@
 //! own.
 
 use std::hint::black_box;
+use std::pin::Pin;
 use std::process::ExitCode;
 
-use axum::Router;
 use axum::body::Body;
 use axum::http::{Request, header};
 use clap::Parser;
+use session_bench::servers::{self, AxumApp, AxumAppUser};
 use session_bench::stats::median;
 use session_bench::{Scenario, Server, cpu};
-use tower_service::Service;
 
 /// Nanoseconds per request of the axum servers, in process.
 #[derive(Parser)]
@@ -61,16 +61,18 @@ const EMPTY_LAYER: &str = "axum-bare + empty layer";
 /// One request through `app`, sending `cookie` and keeping what the
 /// response sets (the first `name=value` of each `Set-Cookie`, enough for
 /// these servers, which set at most one cookie).
-async fn request(app: &mut Router, path: &'static str, cookie: &mut String) -> Result<(), String> {
+async fn request<A: AxumApp>(
+    app: &mut A,
+    path: &'static str,
+    cookie: &mut String,
+) -> Result<(), String> {
     let request = Request::get(path)
         .header(header::HOST, "127.0.0.1")
         .header(header::COOKIE, cookie.as_str())
         .body(Body::empty())
         .map_err(|e| e.to_string())?;
-    std::future::poll_fn(|cx| <Router as Service<Request<Body>>>::poll_ready(app, cx))
-        .await
-        .map_err(|e| e.to_string())?;
-    let response = app.call(request).await.map_err(|e| e.to_string())?;
+    let Ok(()) = std::future::poll_fn(|cx| app.poll_ready(cx)).await;
+    let Ok(response) = app.call(request).await;
     if !response.status().is_success() {
         return Err(format!("{path} answered {}", response.status()));
     }
@@ -83,8 +85,7 @@ async fn request(app: &mut Router, path: &'static str, cookie: &mut String) -> R
 }
 
 /// Nanoseconds per request of `scenario` on a fresh client of `app`.
-async fn measure(app: &Router, scenario: Scenario, requests: u32) -> Result<f64, String> {
-    let mut app = app.clone();
+async fn measure<A: AxumApp>(mut app: A, scenario: Scenario, requests: u32) -> Result<f64, String> {
     let mut cookie = String::new();
     request(&mut app, scenario.setup_path(), &mut cookie).await?;
     // Warm-up: a tenth of the requests, unmeasured.
@@ -102,6 +103,20 @@ async fn measure(app: &Router, scenario: Scenario, requests: u32) -> Result<f64,
     Ok(spent.as_nanos() as f64 / f64::from(requests))
 }
 
+/// Measures one scenario of one app: [`measure`] on a clone of the app.
+type Measurer = Box<dyn Fn(Scenario, u32) -> Pin<Box<dyn Future<Output = Result<f64, String>>>>>;
+
+/// Turns each server's app, whatever its type, into its [`Measurer`].
+struct MakeMeasurer;
+
+impl AxumAppUser for MakeMeasurer {
+    type Output = Measurer;
+
+    async fn with_app<A: AxumApp>(self, app: A) -> Measurer {
+        Box::new(move |scenario, requests| Box::pin(measure(app.clone(), scenario, requests)))
+    }
+}
+
 async fn run(args: &Args) -> Result<(), String> {
     if let Some(server) = args.servers.iter().find(|s| !SERVERS.contains(s)) {
         return Err(format!("{server} does not run in process"));
@@ -117,23 +132,23 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     let mut apps = Vec::new();
     for &server in &servers {
-        let app = session_bench::servers::axum_app(server, None)
+        let measurer = servers::with_axum_app(server, None, MakeMeasurer)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
-        apps.push((server.name(), app));
+        apps.push((server.name(), measurer));
         if server == Server::AxumBare {
-            apps.push((
-                EMPTY_LAYER,
-                session_bench::servers::axum_bare_with_empty_layer(),
-            ));
+            let measurer = MakeMeasurer
+                .with_app(servers::axum_bare_with_empty_layer())
+                .await;
+            apps.push((EMPTY_LAYER, measurer));
         }
     }
     // times[server][scenario] over rounds.
     let mut times = vec![vec![Vec::new(); scenarios.len()]; apps.len()];
     for round in 0..args.rounds {
-        for (index, (_, app)) in apps.iter().enumerate().cycle().skip(round).take(apps.len()) {
+        for (index, (_, measure)) in apps.iter().enumerate().cycle().skip(round).take(apps.len()) {
             for (scenario_index, &scenario) in scenarios.iter().enumerate() {
-                times[index][scenario_index].push(measure(app, scenario, args.requests).await?);
+                times[index][scenario_index].push(measure(scenario, args.requests).await?);
             }
         }
     }

@@ -1,12 +1,15 @@
 //! The axum servers.
 
+use std::convert::Infallible;
 use std::net::TcpListener;
 use std::task::{Context, Poll};
 
-use axum::Router;
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::{Router, ServiceExt};
+use tower_layer::Layer;
 use tower_service::Service;
 
 use super::{BoxError, HandlerError, our_manager, ours};
@@ -22,33 +25,91 @@ impl IntoResponse for HandlerError {
     }
 }
 
+/// A whole axum app as axum serves it: the router, possibly wrapped in a
+/// session layer.
+pub trait AxumApp:
+    Service<Request, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + Sync
+    + 'static
+{
+}
+
+impl<S> AxumApp for S where
+    S: Service<Request, Response = Response, Error = Infallible, Future: Send>
+        + Clone
+        + Send
+        + Sync
+        + 'static
+{
+}
+
+/// What is done with an axum server variant's app: served on a socket, or
+/// driven in process. Each variant's app has its own type and is handed
+/// to this generic method rather than returned: a boxed service would
+/// charge every variant, bare axum included, an allocation per request.
+pub trait AxumAppUser {
+    /// What using the app gives.
+    type Output;
+
+    /// Uses `app`.
+    fn with_app<A: AxumApp>(self, app: A) -> impl Future<Output = Self::Output>;
+}
+
 pub(super) fn serve(
     server: Server,
     listener: TcpListener,
     redis_url: Option<String>,
     ready: impl FnOnce(),
 ) -> Result<(), BoxError> {
+    /// Serves the app on the listener once the app is built.
+    struct Serve<R> {
+        listener: TcpListener,
+        ready: R,
+    }
+
+    impl<R: FnOnce()> AxumAppUser for Serve<R> {
+        type Output = Result<(), BoxError>;
+
+        async fn with_app<A: AxumApp>(self, app: A) -> Result<(), BoxError> {
+            self.listener.set_nonblocking(true)?;
+            let listener = tokio::net::TcpListener::from_std(self.listener)?;
+            (self.ready)();
+            axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;
+            Ok(())
+        }
+    }
+
     // One thread serves everything, as actix-web's single worker does.
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let app = app(server, redis_url.as_deref()).await?;
-        listener.set_nonblocking(true)?;
-        let listener = tokio::net::TcpListener::from_std(listener)?;
-        ready();
-        axum::serve(listener, app).await?;
-        Ok(())
+        with_app(server, redis_url.as_deref(), Serve { listener, ready }).await?
     })
 }
 
-/// The router of axum server `server`, with its session layer.
-pub(super) async fn app(server: Server, redis_url: Option<&str>) -> Result<Router, BoxError> {
-    let app = match server {
-        Server::AxumBare => bare(),
-        Server::AxumTowerSessionsMemory => handlers_tower_sessions_015::routes().layer(
-            tower_sessions::SessionManagerLayer::new(tower_sessions::MemoryStore::default()),
-        ),
+/// Builds axum server `server`'s app and hands it to `user`.
+///
+/// The session layers wrap the whole router, as `session-axum` recommends
+/// for the least cost per request: axum's `Router::layer` would wrap every
+/// route's service in the layer's and box the result, which axum clones for
+/// every request (see [`bare_with_empty_layer`]). tower-sessions gets the
+/// same wiring, so that the comparison is of the session layers alone.
+pub(super) async fn with_app<U: AxumAppUser>(
+    server: Server,
+    redis_url: Option<&str>,
+    user: U,
+) -> Result<U::Output, BoxError> {
+    Ok(match server {
+        Server::AxumBare => user.with_app(bare()).await,
+        Server::AxumTowerSessionsMemory => {
+            let store = tower_sessions::MemoryStore::default();
+            let layer = tower_sessions::SessionManagerLayer::new(store);
+            user.with_app(layer.layer(handlers_tower_sessions_015::routes()))
+                .await
+        }
         Server::AxumTowerSessionsRedis => {
             use tower_sessions_redis_store::fred::prelude::{ClientLike, Config};
             let url = redis_url.ok_or("no Redis URL")?;
@@ -62,28 +123,29 @@ pub(super) async fn app(server: Server, redis_url: Option<&str>) -> Result<Route
             );
             client.init().await?;
             let store = tower_sessions_redis_store::RedisStore::new(client);
-            handlers_tower_sessions_014::routes()
-                .layer(tower_sessions_014::SessionManagerLayer::new(store))
+            let layer = tower_sessions_014::SessionManagerLayer::new(store);
+            user.with_app(layer.layer(handlers_tower_sessions_014::routes()))
+                .await
         }
         Server::AxumOursCookie
         | Server::AxumOursCookieAes
         | Server::AxumOursMemory
         | Server::AxumOursRedis => {
-            let manager = our_manager(server, redis_url).await?;
-            our_routes().layer(session_axum::SessionLayer::new(manager))
+            let layer = session_axum::SessionLayer::new(our_manager(server, redis_url).await?);
+            user.with_app(layer.layer(our_routes())).await
         }
         other => return Err(format!("{other} is not an axum server").into()),
-    };
-    Ok(app)
+    })
 }
 
 async fn untouched() -> &'static str {
     UNTOUCHED_BODY
 }
 
-/// [`bare`] under a layer that only forwards. `Router::layer` wraps every
-/// route's service in the layer's and boxes the result, which axum clones
-/// for every request: a cost any layer pays before it does anything.
+/// [`bare`] under a layer that only forwards, added with `Router::layer`,
+/// which wraps every route's service in the layer's and boxes the result,
+/// which axum clones for every request: a cost any layer added that way
+/// pays before it does anything.
 pub(super) fn bare_with_empty_layer() -> Router {
     bare().layer(EmptyLayer)
 }

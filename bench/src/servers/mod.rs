@@ -46,19 +46,25 @@ pub fn serve(
     }
 }
 
-/// The router of an axum server variant, for driving it in process
-/// (`bench-inprocess`), without sockets.
+pub use self::axum::{AxumApp, AxumAppUser};
+
+/// Builds the app of axum server variant `server` and hands it to `user`,
+/// for driving it in process (`bench-inprocess`), without sockets.
 ///
 /// # Errors
 ///
 /// As [`serve`]; also when `server` is not an axum server.
-pub async fn axum_app(server: Server, redis_url: Option<&str>) -> Result<::axum::Router, BoxError> {
-    axum::app(server, redis_url).await
+pub async fn with_axum_app<U: AxumAppUser>(
+    server: Server,
+    redis_url: Option<&str>,
+    user: U,
+) -> Result<U::Output, BoxError> {
+    axum::with_app(server, redis_url, user).await
 }
 
-/// The bare axum routes under a layer that only forwards: a reference for
-/// what axum's `Router::layer` costs any layer, before the layer does
-/// anything of its own (`bench-inprocess`).
+/// The bare axum routes under a layer that only forwards, added with
+/// `Router::layer`: a reference for what axum charges any layer added that
+/// way, before the layer does anything of its own (`bench-inprocess`).
 pub fn axum_bare_with_empty_layer() -> ::axum::Router {
     axum::bare_with_empty_layer()
 }

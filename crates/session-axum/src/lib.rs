@@ -130,6 +130,35 @@ struct Attached {
 ///     .route("/", get(|| async { "hello" }))
 ///     .layer(SessionLayer::new(manager));
 /// ```
+///
+/// # Around the whole router
+///
+/// The layer can also wrap the finished router, the way axum's docs wrap
+/// middleware that must run before routing. That is the cheapest place for
+/// it: `Router::layer` wraps every route's service in the layer's and
+/// boxes the result, which axum clones for every request, whatever the
+/// layer does (BENCHMARKS.md in the repository measures it), while a layer
+/// around the router is called directly. Every request, including those no
+/// route matches, then passes through it, which costs no store I/O when no
+/// handler extracts the session. Serve the result with axum's
+/// [`ServiceExt::into_make_service`](https://docs.rs/axum/0.8/axum/trait.ServiceExt.html#method.into_make_service):
+///
+/// ```
+/// use axum::extract::Request;
+/// use axum::{Router, ServiceExt, routing::get};
+/// use session_axum::SessionLayer;
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+/// use tower_layer::Layer;
+///
+/// # async fn run() -> std::io::Result<()> {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let router = Router::new().route("/", get(|| async { "hello" }));
+/// let app = SessionLayer::new(manager).layer(router);
+///
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+/// axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await
+/// # }
+/// ```
 #[derive(Clone)]
 pub struct SessionLayer {
     manager: SessionManager,

@@ -2,14 +2,16 @@
 //! what the shared behaviour suite (in `examples/tests`) cannot show because
 //! it is about how the app is put together.
 
-use axum::Router;
+use axum::extract::Request;
 use axum::http::StatusCode;
 use axum::response::IntoResponse;
 use axum::routing::get;
+use axum::{Router, ServiceExt};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_axum::{Session, SessionLayer, SessionRejection};
 use session_core::conformance::FaultyStore;
 use session_core::{Error, SessionConfig, SessionManager};
+use tower_layer::Layer;
 
 /// A manager over `store` with the default configuration.
 fn manager(store: &FaultyStore) -> SessionManager {
@@ -33,6 +35,15 @@ struct Answer {
 async fn serve(app: Router) -> String {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// Serves `router` wrapped whole in `layer` (not with `Router::layer`).
+async fn serve_wrapped(router: Router, layer: SessionLayer) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let app = ServiceExt::<Request>::into_make_service(layer.layer(router));
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
 }
@@ -156,6 +167,31 @@ async fn route_layer_and_nested_routers_keep_sessions() {
     let missing = get_with(&format!("{base}/routed/nothing"), None).await;
     assert_eq!(missing.status, StatusCode::NOT_FOUND);
     assert!(missing.set_cookies.is_empty());
+}
+
+#[tokio::test]
+async fn a_layer_around_the_whole_router_keeps_sessions() {
+    let store = FaultyStore::default();
+    let router = Router::new()
+        .route("/visit", get(visit))
+        .route("/plain", get(|| async { "plain" }))
+        .nest("/nested", Router::new().route("/visit", get(visit)));
+    let base = serve_wrapped(router, SessionLayer::new(manager(&store))).await;
+    assert_sessions_work(&format!("{base}/visit")).await;
+    assert_sessions_work(&format!("{base}/nested/visit")).await;
+    // Routes that do not extract the session, and paths no route matches,
+    // pass through the layer untouched: no store I/O, no cookie.
+    let cookie = cookie_of(&get_with(&format!("{base}/visit"), None).await);
+    let loads = store.loads();
+    for (path, status) in [
+        ("/plain", StatusCode::OK),
+        ("/nothing", StatusCode::NOT_FOUND),
+    ] {
+        let answer = get_with(&format!("{base}{path}"), Some(&cookie)).await;
+        assert_eq!(answer.status, status, "{path}");
+        assert!(answer.set_cookies.is_empty(), "{path}");
+    }
+    assert_eq!(store.loads(), loads);
 }
 
 #[tokio::test]
