@@ -69,7 +69,8 @@ use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transfor
 use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
-use session_core::{Error, RequestSession, SessionManager};
+use pin_project_lite::pin_project;
+use session_core::{Error, Finish, RequestSession, SessionManager};
 
 /// The body of the 500 answered for a handler that extracts [`Session`]
 /// without a [`SessionMiddleware`].
@@ -211,9 +212,88 @@ impl<S> fmt::Debug for SessionService<S> {
     }
 }
 
-/// The future of [`SessionService`]'s responses.
-pub type ResponseFuture<B> =
-    Pin<Box<dyn Future<Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>>>>;
+/// A response whose session is being saved.
+struct Saving<B> {
+    finish: Finish,
+    // Taken when the save is done.
+    response: Option<ServiceResponse<B>>,
+    on_error: ErrorResponse,
+}
+
+pin_project! {
+    /// The future of [`SessionService`]'s responses.
+    ///
+    /// It runs the inner service's future; when the handler loaded the
+    /// session, it then saves it and adds the `Set-Cookie` headers. A request
+    /// whose handler never asked for the session, or only read it, returns
+    /// the inner response without allocating.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        inner: F,
+        // `None` when an outer middleware owns the session, or once taken.
+        attached: Option<Attached>,
+        saving: Option<Saving<B>>,
+    }
+}
+
+impl<F, B> fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseFuture")
+            .field("saving", &self.saving.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<F, B> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<ServiceResponse<B>, actix_web::Error>>,
+{
+    type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let saving = match this.saving {
+            Some(saving) => saving,
+            None => {
+                // A service error (not a handler's: actix turns those into
+                // responses) ends the request before the session is saved.
+                let response = std::task::ready!(this.inner.poll(cx))?;
+                match this.attached.take() {
+                    // `finish` is ready at once when nothing is to be saved.
+                    Some(attached) if attached.session.is_loaded() => this.saving.insert(Saving {
+                        finish: attached.session.finish(),
+                        response: Some(response),
+                        on_error: attached.on_error,
+                    }),
+                    // Never loaded: nothing to save (what `finish` would say).
+                    _ => return Poll::Ready(Ok(response.map_into_left_body())),
+                }
+            }
+        };
+        let saved = std::task::ready!(Pin::new(&mut saving.finish).poll(cx));
+        let Some(mut response) = saving.response.take() else {
+            // Polled again after it completed: a caller's bug, answered as
+            // any other future answers it.
+            panic!("session_actix::ResponseFuture polled after completion");
+        };
+        match set_cookie_headers(saved) {
+            Ok(headers) => {
+                let response_headers = response.headers_mut();
+                for header in headers {
+                    response_headers.append(SET_COOKIE, header);
+                }
+                Poll::Ready(Ok(response.map_into_left_body()))
+            }
+            Err(error) => {
+                tracing::error!(%error, "the session could not be saved");
+                let replacement = saving.on_error.respond(&error);
+                Poll::Ready(Ok(response
+                    .into_response(replacement)
+                    .map_into_right_body()))
+            }
+        }
+    }
+}
 
 impl<S, B> Service<ServiceRequest> for SessionService<S>
 where
@@ -222,7 +302,7 @@ where
 {
     type Response = ServiceResponse<EitherBody<B>>;
     type Error = actix_web::Error;
-    type Future = ResponseFuture<B>;
+    type Future = ResponseFuture<S::Future, B>;
 
     fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.service.poll_ready(cx)
@@ -231,44 +311,29 @@ where
     fn call(&self, request: ServiceRequest) -> Self::Future {
         if request.extensions().contains::<Attached>() {
             // An outer SessionMiddleware owns this request's session and saves it.
-            let response = self.service.call(request);
-            return Box::pin(async move { Ok(response.await?.map_into_left_body()) });
+            return ResponseFuture {
+                inner: self.service.call(request),
+                attached: None,
+                saving: None,
+            };
         }
         // The cookies are read when a handler asks for the session, if one does.
-        let session = self.manager.request();
-        let on_error = self.on_error.clone();
-        request.extensions_mut().insert(Attached {
-            session: session.clone(),
-            on_error: on_error.clone(),
-        });
-        let response = self.service.call(request);
-        Box::pin(async move {
-            // A service error (not a handler's: actix turns those into
-            // responses) ends the request before the session is saved.
-            let mut response = response.await?;
-            match set_cookie_headers(&session).await {
-                Ok(headers) => {
-                    let response_headers = response.headers_mut();
-                    for header in headers {
-                        response_headers.append(SET_COOKIE, header);
-                    }
-                    Ok(response.map_into_left_body())
-                }
-                Err(error) => {
-                    tracing::error!(%error, "the session could not be saved");
-                    let replacement = on_error.respond(&error);
-                    Ok(response.into_response(replacement).map_into_right_body())
-                }
-            }
-        })
+        let attached = Attached {
+            session: self.manager.request(),
+            on_error: self.on_error.clone(),
+        };
+        request.extensions_mut().insert(attached.clone());
+        ResponseFuture {
+            inner: self.service.call(request),
+            attached: Some(attached),
+            saving: None,
+        }
     }
 }
 
-/// Saves the session and returns the `Set-Cookie` headers to send.
-async fn set_cookie_headers(session: &RequestSession) -> Result<Vec<HeaderValue>, Error> {
-    session
-        .finish()
-        .await?
+/// The `Set-Cookie` header values of a saved session.
+fn set_cookie_headers(saved: Result<Vec<String>, Error>) -> Result<Vec<HeaderValue>, Error> {
+    saved?
         .into_iter()
         .map(|cookie| {
             HeaderValue::try_from(cookie)
@@ -359,8 +424,63 @@ pub trait SessionExt {
     fn session(&self) -> SessionFuture;
 }
 
-/// The future of [`SessionExt::session`]: `Send`, and borrowing nothing.
-pub type SessionFuture = Pin<Box<dyn Future<Output = Result<Session, SessionRejection>> + Send>>;
+/// The future of [`SessionExt::session`] and of the [`Session`] extractor:
+/// `Send`, and borrowing nothing.
+pub struct SessionFuture(Loading);
+
+/// Where a [`SessionFuture`] stands.
+enum Loading {
+    /// Loading from the store (or ready at once, when already loaded).
+    Store(
+        Pin<Box<dyn Future<Output = Result<session_core::Session, Error>> + Send>>,
+        ErrorResponse,
+    ),
+    /// No middleware put a session in the request.
+    MissingMiddleware,
+    /// The output was returned.
+    Done,
+}
+
+impl fmt::Debug for SessionFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match self.0 {
+            Loading::Store(..) => "loading",
+            Loading::MissingMiddleware => "missing middleware",
+            Loading::Done => "done",
+        };
+        f.debug_tuple("SessionFuture").field(&state).finish()
+    }
+}
+
+impl Future for SessionFuture {
+    type Output = Result<Session, SessionRejection>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let loaded = match &mut self.0 {
+            Loading::Store(loading, _) => std::task::ready!(loading.as_mut().poll(cx)),
+            Loading::MissingMiddleware => {
+                self.0 = Loading::Done;
+                tracing::error!("{MISSING_MIDDLEWARE}");
+                return Poll::Ready(Err(SessionRejection {
+                    kind: RejectionKind::MissingMiddleware,
+                }));
+            }
+            Loading::Done => panic!("session_actix::SessionFuture polled after completion"),
+        };
+        let Loading::Store(_, on_error) = std::mem::replace(&mut self.0, Loading::Done) else {
+            unreachable!("matched as loading above");
+        };
+        Poll::Ready(match loaded {
+            Ok(session) => Ok(Session(session)),
+            Err(error) => {
+                tracing::error!(%error, "the session could not be loaded");
+                Err(SessionRejection {
+                    kind: RejectionKind::Load { error, on_error },
+                })
+            }
+        })
+    }
+}
 
 impl SessionExt for HttpRequest {
     fn session(&self) -> SessionFuture {
@@ -377,34 +497,13 @@ impl SessionExt for ServiceRequest {
 /// Starts loading the session from the request's `Cookie` headers, which
 /// are parsed before this returns: the future borrows nothing.
 fn load(attached: Option<Attached>, headers: &HeaderMap) -> SessionFuture {
-    let loading = attached.map(|attached| {
-        let cookies = headers.get_all(COOKIE).map(HeaderValue::as_bytes);
-        (attached.session.session(cookies), attached.on_error)
-    });
-    Box::pin(loaded(loading))
-}
-
-async fn loaded(
-    loading: Option<(
-        impl Future<Output = Result<session_core::Session, Error>>,
-        ErrorResponse,
-    )>,
-) -> Result<Session, SessionRejection> {
-    let Some((loading, on_error)) = loading else {
-        tracing::error!("{MISSING_MIDDLEWARE}");
-        return Err(SessionRejection {
-            kind: RejectionKind::MissingMiddleware,
-        });
-    };
-    match loading.await {
-        Ok(session) => Ok(Session(session)),
-        Err(error) => {
-            tracing::error!(%error, "the session could not be loaded");
-            Err(SessionRejection {
-                kind: RejectionKind::Load { error, on_error },
-            })
+    SessionFuture(match attached {
+        Some(attached) => {
+            let cookies = headers.get_all(COOKIE).map(HeaderValue::as_bytes);
+            Loading::Store(attached.session.session(cookies), attached.on_error)
         }
-    }
+        None => Loading::MissingMiddleware,
+    })
 }
 
 /// Why the session could not be had.
@@ -521,5 +620,11 @@ mod tests {
         fn assert_send_sync<T: Send + Sync + Clone + 'static>() {}
         assert_send_sync::<Session>();
         assert_send_sync::<SessionMiddleware>();
+    }
+
+    #[test]
+    fn the_session_future_can_move_to_another_thread() {
+        fn assert_send_unpin<T: Send + Unpin + 'static>() {}
+        assert_send_unpin::<SessionFuture>();
     }
 }
