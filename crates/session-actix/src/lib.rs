@@ -70,7 +70,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use pin_project_lite::pin_project;
-use session_core::{Error, Finish, RequestSession, SessionManager};
+use session_core::{Error, RequestSession, SaveAfter, SessionManager};
 
 /// The body of the 500 answered for a handler that extracts [`Session`]
 /// without a [`SessionMiddleware`].
@@ -212,14 +212,6 @@ impl<S> fmt::Debug for SessionService<S> {
     }
 }
 
-/// A response whose session is being saved.
-struct Saving<B> {
-    finish: Finish,
-    // Taken when the save is done.
-    response: Option<ServiceResponse<B>>,
-    on_error: ErrorResponse,
-}
-
 pin_project! {
     /// The future of [`SessionService`]'s responses.
     ///
@@ -229,17 +221,15 @@ pin_project! {
     /// the inner response without allocating.
     pub struct ResponseFuture<F, B> {
         #[pin]
-        inner: F,
-        // `None` when an outer middleware owns the session, or once taken.
-        attached: Option<Attached>,
-        saving: Option<Saving<B>>,
+        inner: SaveAfter<F, ServiceResponse<B>>,
+        on_error: ErrorResponse,
     }
 }
 
 impl<F, B> fmt::Debug for ResponseFuture<F, B> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("saving", &self.saving.is_some())
+            .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
@@ -252,46 +242,23 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let saving = match this.saving {
-            Some(saving) => saving,
-            None => {
-                // A service error (not a handler's: actix turns those into
-                // responses) ends the request before the session is saved.
-                let response = std::task::ready!(this.inner.poll(cx))?;
-                match this.attached.take() {
-                    // `finish` is ready at once when nothing is to be saved.
-                    Some(attached) if attached.session.is_loaded() => this.saving.insert(Saving {
-                        finish: attached.session.finish(),
-                        response: Some(response),
-                        on_error: attached.on_error,
-                    }),
-                    // Never loaded: nothing to save (what `finish` would say).
-                    _ => return Poll::Ready(Ok(response.map_into_left_body())),
-                }
-            }
-        };
-        let saved = std::task::ready!(Pin::new(&mut saving.finish).poll(cx));
-        let Some(mut response) = saving.response.take() else {
-            // Polled again after it completed: a caller's bug, answered as
-            // any other future answers it.
-            panic!("session_actix::ResponseFuture polled after completion");
-        };
-        match set_cookie_headers(saved) {
+        // A service error (not a handler's: actix turns those into
+        // responses) ends the request before the session is saved.
+        let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(match set_cookie_headers(saved) {
             Ok(headers) => {
                 let response_headers = response.headers_mut();
                 for header in headers {
                     response_headers.append(SET_COOKIE, header);
                 }
-                Poll::Ready(Ok(response.map_into_left_body()))
+                response.map_into_left_body()
             }
             Err(error) => {
                 tracing::error!(%error, "the session could not be saved");
-                let replacement = saving.on_error.respond(&error);
-                Poll::Ready(Ok(response
-                    .into_response(replacement)
-                    .map_into_right_body()))
+                let replacement = this.on_error.respond(&error);
+                response.into_response(replacement).map_into_right_body()
             }
-        }
+        }))
     }
 }
 
@@ -312,21 +279,19 @@ where
         if request.extensions().contains::<Attached>() {
             // An outer SessionMiddleware owns this request's session and saves it.
             return ResponseFuture {
-                inner: self.service.call(request),
-                attached: None,
-                saving: None,
+                inner: SaveAfter::new(self.service.call(request), None),
+                on_error: self.on_error.clone(),
             };
         }
         // The cookies are read when a handler asks for the session, if one does.
-        let attached = Attached {
-            session: self.manager.request(),
+        let session = self.manager.request();
+        request.extensions_mut().insert(Attached {
+            session: session.clone(),
             on_error: self.on_error.clone(),
-        };
-        request.extensions_mut().insert(attached.clone());
+        });
         ResponseFuture {
-            inner: self.service.call(request),
-            attached: Some(attached),
-            saving: None,
+            inner: SaveAfter::new(self.service.call(request), Some(session)),
+            on_error: self.on_error.clone(),
         }
     }
 }

@@ -70,7 +70,7 @@ use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
-use session_core::{Error, Finish, RequestSession, SessionManager};
+use session_core::{Error, RequestSession, SaveAfter, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -240,13 +240,6 @@ impl<S> fmt::Debug for SessionService<S> {
     }
 }
 
-/// A response whose session is being saved.
-struct Saving {
-    finish: Finish,
-    response: Response,
-    on_error: ErrorResponse,
-}
-
 pin_project! {
     /// The future of [`SessionService`]'s responses.
     ///
@@ -256,17 +249,15 @@ pin_project! {
     /// the inner response without allocating.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: F,
-        // `None` when an outer layer owns the session, or once taken.
-        attached: Option<Attached>,
-        saving: Option<Saving>,
+        inner: SaveAfter<F, Response>,
+        on_error: ErrorResponse,
     }
 }
 
 impl<F> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ResponseFuture")
-            .field("saving", &self.saving.is_some())
+            .field("inner", &self.inner)
             .finish_non_exhaustive()
     }
 }
@@ -279,25 +270,8 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let saving = match this.saving {
-            Some(saving) => saving,
-            None => {
-                let response = std::task::ready!(this.inner.poll(cx))?;
-                match this.attached.take() {
-                    // `finish` is ready at once when nothing is to be saved.
-                    Some(attached) if attached.session.is_loaded() => this.saving.insert(Saving {
-                        finish: attached.session.finish(),
-                        response,
-                        on_error: attached.on_error,
-                    }),
-                    // Never loaded: nothing to save (what `finish` would say).
-                    _ => return Poll::Ready(Ok(response)),
-                }
-            }
-        };
-        let saved = std::task::ready!(Pin::new(&mut saving.finish).poll(cx));
-        let response = std::mem::take(&mut saving.response);
-        Poll::Ready(Ok(with_set_cookies(saved, response, &saving.on_error)))
+        let (response, saved) = std::task::ready!(this.inner.poll(cx))?;
+        Poll::Ready(Ok(with_set_cookies(saved, response, this.on_error)))
     }
 }
 
@@ -345,26 +319,24 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // `poll_ready` readied `self.inner`, and its future borrows nothing,
+        // so no clone of the service is needed.
         if request.extensions().get::<Attached>().is_some() {
             // An outer SessionLayer owns this request's session and saves it.
             return ResponseFuture {
-                inner: self.inner.call(request),
-                attached: None,
-                saving: None,
+                inner: SaveAfter::new(self.inner.call(request), None),
+                on_error: self.on_error.clone(),
             };
         }
         // The cookies are read by the extractor, if a handler asks.
-        let attached = Attached {
-            session: self.manager.request(),
+        let session = self.manager.request();
+        request.extensions_mut().insert(Attached {
+            session: session.clone(),
             on_error: self.on_error.clone(),
-        };
-        request.extensions_mut().insert(attached.clone());
+        });
         ResponseFuture {
-            // `poll_ready` readied `self.inner`, and its future borrows
-            // nothing, so no clone of the service is needed.
-            inner: self.inner.call(request),
-            attached: Some(attached),
-            saving: None,
+            inner: SaveAfter::new(self.inner.call(request), Some(session)),
+            on_error: self.on_error.clone(),
         }
     }
 }

@@ -74,7 +74,7 @@ pub use cookie::{CookieConfig, SameSite};
 pub use error::{BoxError, Error};
 pub use expiry::{Clock, CookieLifetime, Expiry, ManualClock, Rolling};
 pub use id::SessionId;
-pub use lifecycle::{Finish, RequestSession, SessionManager};
+pub use lifecycle::{Finish, RequestSession, SaveAfter, SessionManager};
 pub use record::{Changes, Record};
 pub use session::Session;
 pub use store::{Delete, Load, Save, Saved, SessionStore, Touch};

@@ -12,7 +12,8 @@
 //!    use only: a handler that never asks costs no parsing and no store I/O;
 //! 3. after the handler, [`RequestSession::finish`] saves what changed and
 //!    returns the `Set-Cookie` header values to append (none when nothing
-//!    changed).
+//!    changed); [`SaveAfter`] is that step as a response future, around
+//!    the handler's.
 //!
 //! Code without a framework (tests, scripts) takes the same three steps.
 
@@ -345,6 +346,103 @@ impl fmt::Debug for Finish {
         f.debug_struct("Finish")
             .field("saving", &self.0.is_some())
             .finish()
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// Step 3 as an adapter's response future: runs the handler (the inner
+    /// service's future), then, when the handler loaded the session, saves
+    /// it with [`RequestSession::finish`]. Its output is the handler's
+    /// response with the `Set-Cookie` header values to append to it, or the
+    /// save's error, for which the adapter answers its error response.
+    ///
+    /// A request whose handler never asked for the session, or only read
+    /// it, gets its response back without an allocation: the save future is
+    /// polled in place. An error of the handler's future itself (a
+    /// framework-level failure, not a response) ends the request unsaved.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, SaveAfter, SessionConfig, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    /// let request = manager.request();
+    /// let handler = {
+    ///     let request = request.clone();
+    ///     async move {
+    ///         request.session([]).await?.insert("user", "ada")?;
+    ///         Ok::<_, session_core::Error>("the response")
+    ///     }
+    /// };
+    /// let (response, set_cookies) = SaveAfter::new(handler, Some(request)).await?;
+    /// assert_eq!(response, "the response");
+    /// assert_eq!(set_cookies?.len(), 1);
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use = "futures do nothing unless polled"]
+    pub struct SaveAfter<F, R> {
+        #[pin]
+        handler: F,
+        // `None` when someone else saves this request's session (an outer
+        // layer), or once the handler's response arrived.
+        session: Option<RequestSession>,
+        // The save in progress, with the response it belongs to.
+        saving: Option<(Finish, R)>,
+    }
+}
+
+impl<F, R> SaveAfter<F, R> {
+    /// Runs `handler`, then saves `session` if the handler loaded it.
+    /// `None`: only runs the handler, for a request whose session another
+    /// layer of the same kind owns and saves.
+    pub fn new(handler: F, session: Option<RequestSession>) -> Self {
+        SaveAfter {
+            handler,
+            session,
+            saving: None,
+        }
+    }
+}
+
+impl<F, R, E> Future for SaveAfter<F, R>
+where
+    F: Future<Output = Result<R, E>>,
+{
+    /// The handler's response with the `Set-Cookie` header values to add
+    /// (none when nothing was saved), or the error that kept the session
+    /// from being saved.
+    type Output = Result<(R, Result<Vec<String>, Error>), E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let (finish, _) = match this.saving {
+            Some(saving) => saving,
+            None => {
+                let response = std::task::ready!(this.handler.poll(cx))?;
+                match this.session.take() {
+                    // `finish` is ready at once when nothing is to be saved.
+                    Some(session) if session.is_loaded() => {
+                        this.saving.insert((session.finish(), response))
+                    }
+                    // Never loaded: nothing to save (what `finish` would say).
+                    _ => return Poll::Ready(Ok((response, Ok(Vec::new())))),
+                }
+            }
+        };
+        let saved = std::task::ready!(Pin::new(finish).poll(cx));
+        let Some((_, response)) = this.saving.take() else {
+            unreachable!("the save in progress was just polled");
+        };
+        Poll::Ready(Ok((response, saved)))
+    }
+}
+
+impl<F, R> fmt::Debug for SaveAfter<F, R> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SaveAfter")
+            .field("saving", &self.saving.is_some())
+            .finish_non_exhaustive()
     }
 }
 
