@@ -245,7 +245,14 @@ where
         // A service error (not a handler's: actix turns those into
         // responses) ends the request before the session is saved.
         let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
-        Poll::Ready(Ok(match set_cookie_headers(saved) {
+        let headers = match saved {
+            // Most requests: nothing to add.
+            Ok(cookies) if cookies.is_empty() => {
+                return Poll::Ready(Ok(response.map_into_left_body()));
+            }
+            saved => saved.and_then(header_values),
+        };
+        Poll::Ready(Ok(match headers {
             Ok(headers) => {
                 let response_headers = response.headers_mut();
                 for header in headers {
@@ -297,8 +304,8 @@ where
 }
 
 /// The `Set-Cookie` header values of a saved session.
-fn set_cookie_headers(saved: Result<Vec<String>, Error>) -> Result<Vec<HeaderValue>, Error> {
-    saved?
+fn header_values(cookies: Vec<String>) -> Result<Vec<HeaderValue>, Error> {
+    cookies
         .into_iter()
         .map(|cookie| {
             HeaderValue::try_from(cookie)

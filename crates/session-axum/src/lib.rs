@@ -270,40 +270,37 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (response, saved) = std::task::ready!(this.inner.poll(cx))?;
-        Poll::Ready(Ok(with_set_cookies(saved, response, this.on_error)))
+        let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
+        let headers = match saved {
+            // Most requests: nothing to add.
+            Ok(cookies) if cookies.is_empty() => return Poll::Ready(Ok(response)),
+            saved => saved.and_then(header_values),
+        };
+        Poll::Ready(Ok(match headers {
+            Ok(headers) => {
+                let response_headers = response.headers_mut();
+                for header in headers {
+                    response_headers.append(SET_COOKIE, header);
+                }
+                response
+            }
+            Err(error) => {
+                tracing::error!(%error, "the session could not be saved");
+                this.on_error.respond(&error)
+            }
+        }))
     }
 }
 
-/// Adds the `Set-Cookie` headers of a saved session to `response`, or
-/// answers the error response instead.
-fn with_set_cookies(
-    saved: Result<Vec<String>, Error>,
-    mut response: Response,
-    on_error: &ErrorResponse,
-) -> Response {
-    let headers = saved.and_then(|cookies| {
-        cookies
-            .into_iter()
-            .map(|cookie| {
-                HeaderValue::try_from(cookie)
-                    .map_err(|_| Error::store("the session cookie is not a valid header value"))
-            })
-            .collect::<Result<Vec<_>, _>>()
-    });
-    match headers {
-        Ok(headers) => {
-            let response_headers = response.headers_mut();
-            for header in headers {
-                response_headers.append(SET_COOKIE, header);
-            }
-            response
-        }
-        Err(error) => {
-            tracing::error!(%error, "the session could not be saved");
-            on_error.respond(&error)
-        }
-    }
+/// The `Set-Cookie` header values of a saved session.
+fn header_values(cookies: Vec<String>) -> Result<Vec<HeaderValue>, Error> {
+    cookies
+        .into_iter()
+        .map(|cookie| {
+            HeaderValue::try_from(cookie)
+                .map_err(|_| Error::store("the session cookie is not a valid header value"))
+        })
+        .collect()
 }
 
 impl<S, ReqBody> Service<Request<ReqBody>> for SessionService<S>
