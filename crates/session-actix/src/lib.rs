@@ -221,7 +221,7 @@ pin_project! {
     /// the inner response without allocating.
     pub struct ResponseFuture<F, B> {
         #[pin]
-        inner: SaveAfter<F, ServiceResponse<B>>,
+        inner: SaveAfter<F, ServiceResponse<B>, HeaderValue>,
         on_error: ErrorResponse,
     }
 }
@@ -245,14 +245,7 @@ where
         // A service error (not a handler's: actix turns those into
         // responses) ends the request before the session is saved.
         let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
-        let headers = match saved {
-            // Most requests: nothing to add.
-            Ok(cookies) if cookies.is_empty() => {
-                return Poll::Ready(Ok(response.map_into_left_body()));
-            }
-            saved => saved.and_then(header_values),
-        };
-        Poll::Ready(Ok(match headers {
+        Poll::Ready(Ok(match saved {
             Ok(headers) => {
                 let response_headers = response.headers_mut();
                 for header in headers {
@@ -286,7 +279,7 @@ where
         if request.extensions().contains::<Attached>() {
             // An outer SessionMiddleware owns this request's session and saves it.
             return ResponseFuture {
-                inner: SaveAfter::new(self.service.call(request), None),
+                inner: SaveAfter::with_header_type(self.service.call(request), None),
                 on_error: self.on_error.clone(),
             };
         }
@@ -297,21 +290,10 @@ where
             on_error: self.on_error.clone(),
         });
         ResponseFuture {
-            inner: SaveAfter::new(self.service.call(request), Some(session)),
+            inner: SaveAfter::with_header_type(self.service.call(request), Some(session)),
             on_error: self.on_error.clone(),
         }
     }
-}
-
-/// The `Set-Cookie` header values of a saved session.
-fn header_values(cookies: Vec<String>) -> Result<Vec<HeaderValue>, Error> {
-    cookies
-        .into_iter()
-        .map(|cookie| {
-            HeaderValue::try_from(cookie)
-                .map_err(|_| Error::store("the session cookie is not a valid header value"))
-        })
-        .collect()
 }
 
 /// The session of the current request: extract it in a handler.

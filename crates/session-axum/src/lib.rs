@@ -249,7 +249,7 @@ pin_project! {
     /// the inner response without allocating.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: SaveAfter<F, Response>,
+        inner: SaveAfter<F, Response, HeaderValue>,
         on_error: ErrorResponse,
     }
 }
@@ -271,12 +271,7 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
-        let headers = match saved {
-            // Most requests: nothing to add.
-            Ok(cookies) if cookies.is_empty() => return Poll::Ready(Ok(response)),
-            saved => saved.and_then(header_values),
-        };
-        Poll::Ready(Ok(match headers {
+        Poll::Ready(Ok(match saved {
             Ok(headers) => {
                 let response_headers = response.headers_mut();
                 for header in headers {
@@ -290,17 +285,6 @@ where
             }
         }))
     }
-}
-
-/// The `Set-Cookie` header values of a saved session.
-fn header_values(cookies: Vec<String>) -> Result<Vec<HeaderValue>, Error> {
-    cookies
-        .into_iter()
-        .map(|cookie| {
-            HeaderValue::try_from(cookie)
-                .map_err(|_| Error::store("the session cookie is not a valid header value"))
-        })
-        .collect()
 }
 
 impl<S, ReqBody> Service<Request<ReqBody>> for SessionService<S>
@@ -321,7 +305,7 @@ where
         if request.extensions().get::<Attached>().is_some() {
             // An outer SessionLayer owns this request's session and saves it.
             return ResponseFuture {
-                inner: SaveAfter::new(self.inner.call(request), None),
+                inner: SaveAfter::with_header_type(self.inner.call(request), None),
                 on_error: self.on_error.clone(),
             };
         }
@@ -332,7 +316,7 @@ where
             on_error: self.on_error.clone(),
         });
         ResponseFuture {
-            inner: SaveAfter::new(self.inner.call(request), Some(session)),
+            inner: SaveAfter::with_header_type(self.inner.call(request), Some(session)),
             on_error: self.on_error.clone(),
         }
     }

@@ -19,6 +19,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -356,6 +357,10 @@ pin_project_lite::pin_project! {
     /// response with the `Set-Cookie` header values to append to it, or the
     /// save's error, for which the adapter answers its error response.
     ///
+    /// The values come as `H`: `String` unless the adapter names its
+    /// framework's header value type (anything made `TryFrom<String>`, such
+    /// as `http::HeaderValue`); a value that does not convert is an error.
+    ///
     /// A request whose handler never asked for the session, or only read
     /// it, gets its response back without an allocation: the save future is
     /// polled in place. An error of the handler's future itself (a
@@ -381,7 +386,7 @@ pin_project_lite::pin_project! {
     /// # }).unwrap();
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct SaveAfter<F, R> {
+    pub struct SaveAfter<F, R, H = String> {
         #[pin]
         handler: F,
         // `None` when someone else saves this request's session (an outer
@@ -389,30 +394,43 @@ pin_project_lite::pin_project! {
         session: Option<RequestSession>,
         // The save in progress, with the response it belongs to.
         saving: Option<(Finish, R)>,
+        header: PhantomData<fn() -> H>,
     }
 }
 
 impl<F, R> SaveAfter<F, R> {
-    /// Runs `handler`, then saves `session` if the handler loaded it.
-    /// `None`: only runs the handler, for a request whose session another
-    /// layer of the same kind owns and saves.
+    /// Runs `handler`, then saves `session` if the handler loaded it, and
+    /// gives the `Set-Cookie` values as `String`s. `None`: only runs the
+    /// handler, for a request whose session another layer of the same kind
+    /// owns and saves.
     pub fn new(handler: F, session: Option<RequestSession>) -> Self {
+        Self::with_header_type(handler, session)
+    }
+}
+
+impl<F, R, H> SaveAfter<F, R, H> {
+    /// As [`new`](SaveAfter::new), giving the `Set-Cookie` values as `H`,
+    /// the framework's header value type (named where the future is kept,
+    /// e.g. `SaveAfter<F, Response, HeaderValue>`).
+    pub fn with_header_type(handler: F, session: Option<RequestSession>) -> Self {
         SaveAfter {
             handler,
             session,
             saving: None,
+            header: PhantomData,
         }
     }
 }
 
-impl<F, R, E> Future for SaveAfter<F, R>
+impl<F, R, H, E> Future for SaveAfter<F, R, H>
 where
     F: Future<Output = Result<R, E>>,
+    H: TryFrom<String>,
 {
     /// The handler's response with the `Set-Cookie` header values to add
     /// (none when nothing was saved), or the error that kept the session
     /// from being saved.
-    type Output = Result<(R, Result<Vec<String>, Error>), E>;
+    type Output = Result<(R, Result<Vec<H>, Error>), E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
@@ -434,11 +452,22 @@ where
         let Some((_, response)) = this.saving.take() else {
             unreachable!("the save in progress was just polled");
         };
-        Poll::Ready(Ok((response, saved)))
+        Poll::Ready(Ok((response, saved.and_then(header_values))))
     }
 }
 
-impl<F, R> fmt::Debug for SaveAfter<F, R> {
+/// `cookies` as header values of type `H`.
+fn header_values<H: TryFrom<String>>(cookies: Vec<String>) -> Result<Vec<H>, Error> {
+    cookies
+        .into_iter()
+        .map(|cookie| {
+            H::try_from(cookie)
+                .map_err(|_| Error::store("the session cookie is not a valid header value"))
+        })
+        .collect()
+}
+
+impl<F, R, H> fmt::Debug for SaveAfter<F, R, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SaveAfter")
             .field("saving", &self.saving.is_some())

@@ -545,8 +545,23 @@ async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
     assert_eq!(response, "response");
     assert!(set.is_err());
 
-    // The handler's own error ends the request unsaved.
+    // Values the framework's header type refuses are an error too.
     store.fail_writes(false);
+    struct Refused;
+    impl TryFrom<String> for Refused {
+        type Error = ();
+        fn try_from(_: String) -> Result<Self, ()> {
+            Err(())
+        }
+    }
+    let request = manager.request();
+    let (_, set) =
+        SaveAfter::<_, _, Refused>::with_header_type(respond(request.clone(), true), Some(request))
+            .await
+            .unwrap();
+    assert!(set.is_err());
+
+    // The handler's own error ends the request unsaved.
     let saves = store.saves();
     let request = manager.request();
     let handler = {
