@@ -410,29 +410,28 @@ impl Future for SessionFuture {
     type Output = Result<Session, SessionRejection>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let loaded = match &mut self.0 {
-            Loading::Store(loading, _) => std::task::ready!(loading.as_mut().poll(cx)),
+        match std::mem::replace(&mut self.0, Loading::Done) {
+            Loading::Store(mut loading, on_error) => match loading.as_mut().poll(cx) {
+                Poll::Pending => {
+                    self.0 = Loading::Store(loading, on_error);
+                    Poll::Pending
+                }
+                Poll::Ready(Ok(session)) => Poll::Ready(Ok(Session(session))),
+                Poll::Ready(Err(error)) => {
+                    tracing::error!(%error, "the session could not be loaded");
+                    Poll::Ready(Err(SessionRejection {
+                        kind: RejectionKind::Load { error, on_error },
+                    }))
+                }
+            },
             Loading::MissingMiddleware => {
-                self.0 = Loading::Done;
                 tracing::error!("{MISSING_MIDDLEWARE}");
-                return Poll::Ready(Err(SessionRejection {
+                Poll::Ready(Err(SessionRejection {
                     kind: RejectionKind::MissingMiddleware,
-                }));
+                }))
             }
             Loading::Done => panic!("session_actix::SessionFuture polled after completion"),
-        };
-        let Loading::Store(_, on_error) = std::mem::replace(&mut self.0, Loading::Done) else {
-            unreachable!("matched as loading above");
-        };
-        Poll::Ready(match loaded {
-            Ok(session) => Ok(Session(session)),
-            Err(error) => {
-                tracing::error!(%error, "the session could not be loaded");
-                Err(SessionRejection {
-                    kind: RejectionKind::Load { error, on_error },
-                })
-            }
-        })
+        }
     }
 }
 
