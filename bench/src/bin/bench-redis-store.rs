@@ -187,7 +187,8 @@ async fn measure(store: &Store, workload: Workload, operations: u32) -> Result<f
         Store::Ours(_, ids) => ids.len(),
         Store::Peer(_, ids) => ids.len(),
     };
-    let per_task = operations / u32::try_from(tasks).map_err(|e| e.to_string())?;
+    let task_count = u32::try_from(tasks).map_err(|e| e.to_string())?;
+    let per_task = operations / task_count;
     let run = |count: u32| {
         let handles: Vec<_> = (0..tasks)
             .map(|task| {
@@ -213,7 +214,7 @@ async fn measure(store: &Store, workload: Workload, operations: u32) -> Result<f
     let started = cpu_time()?;
     run(per_task).await?;
     let spent = cpu_time()? - started;
-    Ok(spent.as_nanos() as f64 / f64::from(per_task * u32::try_from(tasks).unwrap_or(1)))
+    Ok(spent.as_nanos() as f64 / f64::from(per_task * task_count))
 }
 
 async fn run(args: &Args) -> Result<(), String> {

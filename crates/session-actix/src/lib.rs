@@ -276,21 +276,21 @@ where
     }
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
-        if request.extensions().contains::<Attached>() {
-            // An outer SessionMiddleware owns this request's session and saves it.
-            return ResponseFuture {
-                inner: SaveAfter::with_header_type(self.service.call(request), None),
+        // Read first: the extensions' borrow must end before they are written.
+        let owned_by_outer = request.extensions().contains::<Attached>();
+        // `None` when an outer SessionMiddleware owns this request's session
+        // and saves it.
+        let session = (!owned_by_outer).then(|| {
+            // The cookies are read when a handler asks for the session, if one does.
+            let session = self.manager.request();
+            request.extensions_mut().insert(Attached {
+                session: session.clone(),
                 on_error: self.on_error.clone(),
-            };
-        }
-        // The cookies are read when a handler asks for the session, if one does.
-        let session = self.manager.request();
-        request.extensions_mut().insert(Attached {
-            session: session.clone(),
-            on_error: self.on_error.clone(),
+            });
+            session
         });
         ResponseFuture {
-            inner: SaveAfter::with_header_type(self.service.call(request), Some(session)),
+            inner: SaveAfter::with_header_type(self.service.call(request), session),
             on_error: self.on_error.clone(),
         }
     }

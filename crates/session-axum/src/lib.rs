@@ -302,21 +302,19 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // `poll_ready` readied `self.inner`, and its future borrows nothing,
         // so no clone of the service is needed.
-        if request.extensions().get::<Attached>().is_some() {
-            // An outer SessionLayer owns this request's session and saves it.
-            return ResponseFuture {
-                inner: SaveAfter::with_header_type(self.inner.call(request), None),
+        // `None` when an outer SessionLayer owns this request's session and
+        // saves it.
+        let session = request.extensions().get::<Attached>().is_none().then(|| {
+            // The cookies are read by the extractor, if a handler asks.
+            let session = self.manager.request();
+            request.extensions_mut().insert(Attached {
+                session: session.clone(),
                 on_error: self.on_error.clone(),
-            };
-        }
-        // The cookies are read by the extractor, if a handler asks.
-        let session = self.manager.request();
-        request.extensions_mut().insert(Attached {
-            session: session.clone(),
-            on_error: self.on_error.clone(),
+            });
+            session
         });
         ResponseFuture {
-            inner: SaveAfter::with_header_type(self.inner.call(request), Some(session)),
+            inner: SaveAfter::with_header_type(self.inner.call(request), session),
             on_error: self.on_error.clone(),
         }
     }
