@@ -2,9 +2,10 @@
 //!
 //! [`EncryptedCookieStore`] puts the whole session record in the cookie,
 //! sealed with an AEAD cipher: the client can neither read nor change it,
-//! and the server keeps nothing. It is the store most applications start
-//! with; move to a server-side store (`session-redis`) when sessions outgrow
-//! a cookie or must be revocable.
+//! and the server needs to keep nothing (it caches recent records, within a
+//! memory budget, only to skip decrypting the same cookie twice). It is the
+//! store most applications start with; move to a server-side store
+//! (`session-redis`) when sessions outgrow a cookie or must be revocable.
 //!
 //! # Example
 //!
@@ -116,10 +117,26 @@
 //! [`Cipher::max_plaintext_len`] computes the budget for another value length
 //! and [`Cipher::sealed_len`] the value length of a given plaintext. Large
 //! sessions belong in a server-side store.
+//!
+//! # Cache
+//!
+//! A browser sends the same cookie on every request until the session
+//! changes, and opening it (base64, the AEAD, the record's JSON) is most of
+//! what a read costs. The store therefore remembers the record of every
+//! cookie it seals (the client's next request brings it back) or opens, and
+//! serves a cookie from that cache when its value is byte for byte one it
+//! sealed or opened under the same cookie name. That is exactly the record
+//! opening it again would give, so nothing above changes: tampered, forged,
+//! moved or unknown-key cookies never match, and the timeouts are checked on
+//! the record on every load. The cache is per store (per process), bounded
+//! by [`EncryptedCookieStore::with_cache_size`] (4 MiB by default, `0` turns
+//! it off), and forgets the cookies least recently seen first; servers
+//! behind a load balancer each keep their own, and need no coordination.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+mod cache;
 mod cipher;
 mod error;
 mod format;

@@ -1,7 +1,9 @@
 //! Property tests of the encrypted cookie decoder (issue 7): arbitrary
 //! input never panics and never opens, no change to an issued cookie
 //! opens, a cookie opens only under the key ring and the cookie name it was
-//! sealed for, and any record round-trips while it fits in a cookie.
+//! sealed for, and any record round-trips while it fits in a cookie. The
+//! cache of opened cookies changes none of that: a store with one answers
+//! every load as a store without one does.
 
 use proptest::prelude::*;
 use session_core::expiry::from_unix_millis;
@@ -154,6 +156,28 @@ proptest! {
             prop_assert_eq!(opened, Some(record));
         } else {
             prop_assert_eq!(opened, None);
+        }
+    }
+
+    #[test]
+    fn the_cache_answers_every_load_as_opening_the_cookie_would(
+        cipher in cipher(),
+        records in prop::collection::vec(arbitrary::record(), 1..4),
+        tampers in prop::collection::vec(tamper(), 4),
+        other_name in "[a-z]{1,8}",
+    ) {
+        let key = Key::generate();
+        let cached = store(cipher, &key);
+        let uncached = store(cipher, &key).with_cache_size(0);
+        let mut values: Vec<String> = records.iter().map(|r| seal(&cached, "session", r)).collect();
+        let tampered: Vec<String> = tampers.iter().map(|t| t.apply(&values[0])).collect();
+        values.extend(tampered);
+        // Each value twice: the first load may fill the cache, the second
+        // may be served from it.
+        for value in values.iter().chain(&values) {
+            for name in ["session", other_name.as_str()] {
+                prop_assert_eq!(open(&cached, name, value), open(&uncached, name, value));
+            }
         }
     }
 }
