@@ -130,7 +130,7 @@
 //! moved or unknown-key cookies never match, and the timeouts are checked on
 //! the record on every load. The cache is per store (per process), bounded
 //! by [`EncryptedCookieStore::with_cache_size`] (4 MiB by default, `0` turns
-//! it off), and forgets the cookies least recently seen first; servers
+//! it off), and forgets the cookies not seen for longest first; servers
 //! behind a load balancer each keep their own, and need no coordination.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]

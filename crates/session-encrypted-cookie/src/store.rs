@@ -72,8 +72,9 @@ impl EncryptedCookieStore {
     /// forged and expired cookies fare exactly as without a cache (the
     /// timeouts are checked on the record, on every load). Each entry is
     /// charged four times its cookie's length plus 128 bytes, an estimate of
-    /// the cookie and its decoded record in memory. When the budget is used up, the cookies least
-    /// recently seen are forgotten first.
+    /// the cookie and its decoded record in memory. When the budget is used
+    /// up, the cookies not seen for longest are forgotten first
+    /// (approximately: the cache keeps two generations per shard).
     ///
     /// ```
     /// use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
