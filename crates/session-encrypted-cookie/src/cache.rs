@@ -105,22 +105,21 @@ impl OpenedCookies {
         }
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
-        if let Some(entry) = shard.current.get(&hash) {
-            return entry
-                .is_for(cookie_name, value)
-                .then(|| entry.record.clone());
+        match shard.find(hash, cookie_name, value)? {
+            Generation::Current => shard.current.get(&hash).map(|e| e.record.clone()),
+            Generation::Previous => {
+                // A hit in the previous generation keeps the entry for
+                // another turn.
+                let entry = shard.previous.remove(&hash)?;
+                let record = entry.record.clone();
+                let evicted = shard.insert(hash, entry, self.generation_budget);
+                drop(shard);
+                // Dropped after the lock is released: a generation may hold
+                // many.
+                drop(evicted);
+                Some(record)
+            }
         }
-        // A hit in the previous generation keeps the entry for another turn.
-        if !shard.previous.get(&hash)?.is_for(cookie_name, value) {
-            return None;
-        }
-        let entry = shard.previous.remove(&hash)?;
-        let record = entry.record.clone();
-        let evicted = shard.insert(hash, entry, self.generation_budget);
-        drop(shard);
-        // Dropped after the lock is released: a generation may hold many.
-        drop(evicted);
-        Some(record)
     }
 
     /// Remembers that `value`, for the cookie `cookie_name`, holds `record`.
@@ -158,20 +157,16 @@ impl OpenedCookies {
         }
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
-        if shard
-            .current
-            .get(&hash)
-            .is_some_and(|e| e.is_for(cookie_name, value))
-        {
-            if let Some(removed) = shard.current.remove(&hash) {
-                shard.charged -= removed.charge();
+        match shard.find(hash, cookie_name, value) {
+            Some(Generation::Current) => {
+                if let Some(removed) = shard.current.remove(&hash) {
+                    shard.charged -= removed.charge();
+                }
             }
-        } else if shard
-            .previous
-            .get(&hash)
-            .is_some_and(|e| e.is_for(cookie_name, value))
-        {
-            shard.previous.remove(&hash);
+            Some(Generation::Previous) => {
+                shard.previous.remove(&hash);
+            }
+            None => {}
         }
     }
 
@@ -214,7 +209,28 @@ impl OpenedCookies {
     }
 }
 
+/// Which of a shard's generations holds an entry.
+enum Generation {
+    Current,
+    Previous,
+}
+
 impl Shard {
+    /// Where the entry of `value`, for the cookie `cookie_name`, whose hash
+    /// is `hash`, is kept; `None` when it is not, or when its hash is taken
+    /// by another value.
+    fn find(&self, hash: u64, cookie_name: &str, value: &str) -> Option<Generation> {
+        if let Some(entry) = self.current.get(&hash) {
+            return entry
+                .is_for(cookie_name, value)
+                .then_some(Generation::Current);
+        }
+        self.previous
+            .get(&hash)?
+            .is_for(cookie_name, value)
+            .then_some(Generation::Previous)
+    }
+
     /// Inserts `entry`, turning the generations over first if it would not
     /// fit in the current one. Returns the generation that was dropped, for
     /// the caller to free outside the lock.
