@@ -45,6 +45,8 @@ const CHARGE_PER_BYTE: usize = 4;
 pub(crate) struct OpenedCookies {
     hasher: RandomState,
     shards: Vec<Mutex<Shard>>,
+    /// The most memory all entries together are charged.
+    budget: usize,
     /// The budget of each shard's current generation: half its share.
     generation_budget: usize,
 }
@@ -93,8 +95,14 @@ impl OpenedCookies {
         OpenedCookies {
             hasher: RandomState::new(),
             shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            budget,
             generation_budget: budget / SHARDS / 2,
         }
+    }
+
+    /// The budget the cache was made with.
+    pub(crate) fn budget(&self) -> usize {
+        self.budget
     }
 
     /// The record that `value`, sealed for the cookie `cookie_name`, opened

@@ -39,7 +39,6 @@ pub struct EncryptedCookieStore {
     ring: KeyRing,
     primary: (KeyId, Sealer),
     old: Vec<(KeyId, Sealer)>,
-    cache_size: usize,
     opened: OpenedCookies,
 }
 
@@ -59,7 +58,7 @@ impl EncryptedCookieStore {
     /// open.
     #[must_use]
     pub fn with_cipher(self, cipher: Cipher) -> Self {
-        Self::build(cipher, self.ring, self.cache_size)
+        Self::build(cipher, self.ring, self.opened.budget())
     }
 
     /// Spends at most about `bytes` of memory on the records of the cookies
@@ -92,7 +91,7 @@ impl EncryptedCookieStore {
     /// The most memory spent on the records of recent cookies.
     #[must_use]
     pub fn cache_size(&self) -> usize {
-        self.cache_size
+        self.opened.budget()
     }
 
     /// The cipher that seals and opens cookies.
@@ -116,7 +115,6 @@ impl EncryptedCookieStore {
             ring,
             primary,
             old,
-            cache_size,
             opened: OpenedCookies::new(cache_size),
         }
     }
@@ -152,7 +150,7 @@ impl fmt::Debug for EncryptedCookieStore {
         f.debug_struct("EncryptedCookieStore")
             .field("cipher", &self.cipher)
             .field("keys", &self.ring)
-            .field("cache_size", &self.cache_size)
+            .field("cache_size", &self.opened.budget())
             .finish_non_exhaustive()
     }
 }
