@@ -138,7 +138,10 @@ async fn session_ids_and_cookie_values_never_appear_in_logs() {
     let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
     // The bogus cookies were logged about (at debug), so the capture works.
     assert!(logs.contains("did not load"), "nothing captured: {logs}");
-    assert!(values.len() >= 40, "{} cookie values", values.len());
+    // Per store and framework: the two logins' cookies and the bogus one,
+    // and a cookie store's new value after each of the two writes (a
+    // server-side store keeps its id and does not send it again).
+    assert!(values.len() >= 32, "{} cookie values", values.len());
     for value in &values {
         assert!(
             !logs.contains(value.as_str()),

@@ -12,8 +12,9 @@
 //!    use only: a handler that never asks costs no parsing and no store I/O;
 //! 3. after the handler, [`RequestSession::finish`] saves what changed and
 //!    returns the `Set-Cookie` header values to append (none when nothing
-//!    changed); [`SaveAfter`] is that step as a response future, around
-//!    the handler's.
+//!    changed, nor when the client already holds the cookie it would set);
+//!    [`SaveAfter`] is that step as a response future, around the
+//!    handler's.
 //!
 //! Code without a framework (tests, scripts) takes the same three steps.
 
@@ -247,6 +248,12 @@ impl RequestSession {
     /// Saves what the request changed and returns the `Set-Cookie` header
     /// values for the response: none when the session was never loaded or
     /// nothing changed. Only the first call does anything.
+    ///
+    /// A save that leaves the cookie's value as the client sent it (a
+    /// server-side store keeps the session's id) sends no cookie when the
+    /// cookie is a browser-session one: the browser already holds exactly
+    /// that cookie. A persistent cookie is sent again, because its
+    /// `Max-Age` moves with the session's new deadline.
     ///
     /// What to save is decided when `finish` is called (later writes are not
     /// saved); the returned future does the store work. When there is
@@ -599,6 +606,15 @@ impl Finisher<'_> {
             self.now,
         );
         match self.store.save(save).await? {
+            // The browser already holds this very cookie, and a browser-session
+            // cookie has no `Max-Age` to move: sending it again would change
+            // nothing, and would keep shared caches from storing the response.
+            Saved::Cookie(value)
+                if self.previous == Some(value.as_str())
+                    && self.config.cookie_lifetime() == CookieLifetime::BrowserSession =>
+            {
+                Ok(Vec::new())
+            }
             Saved::Cookie(value) => Ok(vec![self.set_cookie(&value, &record)?]),
             Saved::Gone => {
                 tracing::debug!(

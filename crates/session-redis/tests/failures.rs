@@ -74,7 +74,8 @@ async fn a_killed_redis_fails_requests_in_time_and_a_restarted_one_serves_them_a
         s.insert("after", &true).expect("insert")
     })
     .await;
-    assert_eq!(cookie_pair(&set), pair);
+    // Saved under the same id: the client's cookie stays as it is.
+    assert!(set.is_empty(), "{set:?}");
     assert_eq!(
         peek(&manager, &pair)
             .await
@@ -166,7 +167,7 @@ async fn the_store_follows_a_sentinel_failover() {
         s.insert("after", &1).expect("insert")
     })
     .await;
-    assert_eq!(cookie_pair(&set), pair, "writes go to the new master");
+    assert!(set.is_empty(), "the id stays: {set:?}");
     let key = common::redis_key(&pair);
     let on_new_master = sentinel
         .replica()
