@@ -15,6 +15,7 @@
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use session_core::conformance::{self, StoreKind};
 use session_core::{
@@ -74,9 +75,9 @@ impl FileStore {
 
 #[async_trait]
 impl SessionStore for FileStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
         match self.path(load.value) {
-            Some(path) => Self::read(&path).await,
+            Some(path) => Ok(Self::read(&path).await?.map(Arc::new)),
             None => Ok(None),
         }
     }

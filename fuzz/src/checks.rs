@@ -11,7 +11,7 @@
 // Also compiled as a private module of a test in the main workspace.
 #![allow(unreachable_pub, dead_code)]
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use session_core::{
@@ -144,7 +144,7 @@ fn base64url(bytes: &[u8]) -> String {
 struct Sealed {
     store: EncryptedCookieStore,
     cookie: String,
-    record: Record,
+    record: Arc<Record>,
 }
 
 fn sealed() -> &'static [Sealed; 2] {
@@ -157,6 +157,7 @@ fn sealed() -> &'static [Sealed; 2] {
             let mut record = Record::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
             record.data.insert("user".into(), "ada".into());
             let changes = Changes::replace_all(&record);
+            let record = Arc::new(record);
             let save = Save::new("session", None, &record, &changes, record.created);
             let cookie = match block_on(store.save(save)).expect("sealed") {
                 Saved::Cookie(cookie) => cookie,

@@ -96,6 +96,7 @@ impl Store {
                 let _ = record.data.insert(PAYLOAD_KEY.into(), payload().into());
             }
             let changes = Changes::replace_all(&record);
+            let record = Arc::new(record);
             let saved = store
                 .save(Save::new("session", None, &record, &changes, now))
                 .await
@@ -144,10 +145,13 @@ impl Store {
                     .ok_or("our session is gone")?;
                 std::hint::black_box(record.data.get(USER_KEY));
                 if counter {
-                    let count = next_count(record.data.get(COUNTER_KEY));
-                    let _ = record.data.insert(COUNTER_KEY.into(), count);
+                    // As a session writes: in place, the record being its
+                    // own (the Redis store shares it with nobody).
+                    let writable = Arc::make_mut(&mut record);
+                    let count = next_count(writable.data.get(COUNTER_KEY));
+                    let _ = writable.data.insert(COUNTER_KEY.into(), count);
                     let now = SystemTime::now();
-                    record.expires_at = Some(now + Duration::from_secs(3600));
+                    writable.expires_at = Some(now + Duration::from_secs(3600));
                     let mut changes = Changes::default();
                     changes.record_write(COUNTER_KEY);
                     store

@@ -898,7 +898,7 @@ impl Suite {
         );
 
         let name = browser.cookie_name().to_owned();
-        let record = Record::new(browser.clock.now());
+        let record = Arc::new(Record::new(browser.clock.now()));
         let changes = Changes::replace_all(&record);
         let save = Save::new(&name, Some(planted), &record, &changes, browser.clock.now());
         let saved = self.store.save(save).await.expect("save");

@@ -239,7 +239,7 @@ impl RequestSession {
             }
         }
         Ok(Loaded {
-            session: Session::from_record(Record::new(now), true),
+            session: Session::from_record(Arc::new(Record::new(now)), true),
             cookie: None,
             reissue: false,
         })
@@ -271,17 +271,24 @@ impl RequestSession {
         if self.inner.finished.swap(true, Ordering::AcqRel) {
             return Finish::nothing();
         }
-        let now = self.inner.manager.shared.config.clock().now();
+        let config = &self.inner.manager.shared.config;
+        let now = config.clock().now();
         let (record, changes, renewal, refresh_due) = {
-            let state = loaded.session.lock();
+            let mut state = loaded.session.lock();
             let unchanged = state.renewal == Renewal::Keep && state.changes.is_empty();
-            let refresh_due =
-                !state.is_new && refresh_due(&self.inner.manager.shared.config, &state.record, now);
+            let refresh_due = !state.is_new && refresh_due(config, &state.record, now);
             // Decided under the lock, so that a read-only request copies nothing.
             if unchanged && !refresh_due && !loaded.reissue {
                 return Finish::nothing();
             }
-            let record = state.record.clone();
+            // A save, or a refresh, of the same session moves its deadline:
+            // set in the session's own record, which the store then shares
+            // rather than copies (a write has already made it the
+            // session's own). A later write goes to a copy, unsaved.
+            if state.renewal == Renewal::Keep && (!unchanged || refresh_due) {
+                stamp(config, state.record_mut(), now);
+            }
+            let record = Arc::clone(&state.record);
             (record, state.changes.clone(), state.renewal, refresh_due)
         };
         // The store work owns its request handle: the future borrows nothing.
@@ -517,6 +524,12 @@ fn refresh_due(config: &SessionConfig, record: &Record, now: SystemTime) -> bool
     }
 }
 
+/// Sets `record`'s deadline as of a write or refresh at `now`.
+fn stamp(config: &SessionConfig, record: &mut Record, now: SystemTime) {
+    let expiry = record.expiry.unwrap_or(config.expiry());
+    record.expires_at = expiry.deadline(record.created, now);
+}
+
 /// The end-of-request decisions, for one request.
 struct Finisher<'a> {
     store: &'a dyn SessionStore,
@@ -528,12 +541,6 @@ struct Finisher<'a> {
 impl Finisher<'_> {
     fn cookie(&self) -> &CookieConfig {
         self.config.cookie()
-    }
-
-    /// Sets the record's deadline as of a write or refresh now.
-    fn stamp(&self, record: &mut Record) {
-        let expiry = record.expiry.unwrap_or(self.config.expiry());
-        record.expires_at = expiry.deadline(record.created, self.now);
     }
 
     fn set_cookie(&self, value: &str, record: &Record) -> Result<String, Error> {
@@ -567,9 +574,10 @@ impl Finisher<'_> {
     }
 
     /// Stores `record` as a brand-new session under a fresh id.
-    async fn save_new(&self, mut record: Record) -> Result<Vec<String>, Error> {
-        record.created = self.now;
-        self.stamp(&mut record);
+    async fn save_new(&self, mut record: Arc<Record>) -> Result<Vec<String>, Error> {
+        let fresh = Arc::make_mut(&mut record);
+        fresh.created = self.now;
+        stamp(self.config, fresh, self.now);
         let changes = Changes::replace_all(&record);
         let save = Save::new(self.cookie().name(), None, &record, &changes, self.now);
         match self.store.save(save).await? {
@@ -578,7 +586,7 @@ impl Finisher<'_> {
         }
     }
 
-    async fn invalidate(&self, record: Record) -> Result<Vec<String>, Error> {
+    async fn invalidate(&self, record: Arc<Record>) -> Result<Vec<String>, Error> {
         self.delete_previous().await?;
         if record.data.is_empty() {
             tracing::debug!(cookie = self.cookie().name(), "session invalidated");
@@ -588,7 +596,7 @@ impl Finisher<'_> {
         self.save_new(record).await
     }
 
-    async fn regenerate(&self, record: Record) -> Result<Vec<String>, Error> {
+    async fn regenerate(&self, record: Arc<Record>) -> Result<Vec<String>, Error> {
         // Save first: if it fails, the old session is still there.
         let cookies = self.save_new(record).await?;
         self.delete_previous().await?;
@@ -596,8 +604,8 @@ impl Finisher<'_> {
         Ok(cookies)
     }
 
-    async fn save(&self, mut record: Record, changes: &Changes) -> Result<Vec<String>, Error> {
-        self.stamp(&mut record);
+    /// Saves `record`, stamped with its new deadline.
+    async fn save(&self, record: Arc<Record>, changes: &Changes) -> Result<Vec<String>, Error> {
         let save = Save::new(
             self.cookie().name(),
             self.previous,
@@ -627,15 +635,13 @@ impl Finisher<'_> {
     }
 
     /// Sends an unchanged session back through the store: to move its
-    /// deadline when `restamp` (a rolling refresh), or else as it was loaded,
-    /// to re-issue its cookie ([`SessionStore::needs_reissue`]).
-    async fn refresh(&self, mut record: Record, restamp: bool) -> Result<Vec<String>, Error> {
+    /// deadline when `restamp` (a rolling refresh, `record` stamped with the
+    /// new one), or else as it was loaded, to re-issue its cookie
+    /// ([`SessionStore::needs_reissue`]).
+    async fn refresh(&self, record: Arc<Record>, restamp: bool) -> Result<Vec<String>, Error> {
         let Some(previous) = self.previous else {
             return Ok(Vec::new());
         };
-        if restamp {
-            self.stamp(&mut record);
-        }
         let touch = Touch::new(self.cookie().name(), previous, &record, self.now);
         match self.store.touch(touch).await? {
             Some(value) => Ok(vec![self.set_cookie(&value, &record)?]),

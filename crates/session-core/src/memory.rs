@@ -33,7 +33,9 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    sessions: HashMap<String, Record>,
+    // Shared with the requests that loaded them: a save copies a record
+    // only while a request still holds it.
+    sessions: HashMap<String, Arc<Record>>,
     saves_since_sweep: u32,
 }
 
@@ -83,7 +85,7 @@ impl fmt::Debug for MemoryStore {
 
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
         Ok(self.lock().sessions.get(load.value).cloned())
     }
 
@@ -103,7 +105,7 @@ impl SessionStore for MemoryStore {
                     break id;
                 }
             };
-            inner.sessions.insert(id.clone(), save.record.clone());
+            inner.sessions.insert(id.clone(), Arc::clone(save.record));
             return Ok(Saved::Cookie(id));
         };
         let Some(stored) = inner.sessions.get_mut(previous) else {
@@ -113,13 +115,13 @@ impl SessionStore for MemoryStore {
             inner.sessions.remove(previous);
             return Ok(Saved::Gone);
         }
-        save.apply_to(stored);
+        save.apply_to(Arc::make_mut(stored));
         Ok(Saved::Cookie(previous.to_owned()))
     }
 
     async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
         if let Some(stored) = self.lock().sessions.get_mut(touch.value) {
-            stored.expires_at = touch.record.expires_at;
+            Arc::make_mut(stored).expires_at = touch.record.expires_at;
         }
         Ok(None)
     }

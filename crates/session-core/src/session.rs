@@ -49,14 +49,16 @@ pub(crate) enum Renewal {
 
 #[derive(Debug)]
 pub(crate) struct State {
-    pub(crate) record: Record,
+    /// Shared with the store that loaded it (a cache, a map in memory)
+    /// until the first write: see [`State::record_mut`].
+    pub(crate) record: Arc<Record>,
     pub(crate) is_new: bool,
     pub(crate) changes: Changes,
     pub(crate) renewal: Renewal,
 }
 
 impl Session {
-    pub(crate) fn from_record(record: Record, is_new: bool) -> Self {
+    pub(crate) fn from_record(record: Arc<Record>, is_new: bool) -> Self {
         Session {
             state: Arc::new(Mutex::new(State {
                 record,
@@ -71,7 +73,7 @@ impl Session {
     /// code that takes a `Session`. Nothing written to it is saved.
     #[must_use]
     pub fn new_detached() -> Self {
-        Self::from_record(Record::new(SystemTime::now()), true)
+        Self::from_record(Arc::new(Record::new(SystemTime::now())), true)
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
@@ -128,13 +130,16 @@ impl Session {
             return Some(value);
         }
         state.changes.record_write(key);
-        state.record.data.insert(key.to_owned(), value)
+        state.record_mut().data.insert(key.to_owned(), value)
     }
 
     /// Removes `key`, returning its value.
     pub fn remove(&self, key: &str) -> Option<Value> {
         let mut state = self.lock();
-        let previous = state.record.data.remove(key);
+        if !state.record.data.contains_key(key) {
+            return None;
+        }
+        let previous = state.record_mut().data.remove(key);
         if previous.is_some() {
             state.changes.record_remove(key);
         }
@@ -175,7 +180,9 @@ impl Session {
     pub fn clear(&self) {
         let mut state = self.lock();
         if !state.record.data.is_empty() || !state.is_new {
-            state.record.data.clear();
+            if !state.record.data.is_empty() {
+                state.record_mut().data.clear();
+            }
             state.changes.record_clear();
         }
     }
@@ -206,8 +213,9 @@ impl Session {
         self.lock().record.created
     }
 
-    /// When the session expires unless activity extends it, as loaded. `None`
-    /// for a new session, or one that never expires.
+    /// When the session expires unless activity extends it: as loaded, and
+    /// once the request has saved the session, as saved. `None` for a new
+    /// session, or one that never expires.
     #[must_use]
     pub fn expires_at(&self) -> Option<SystemTime> {
         self.lock().record.expires_at
@@ -228,7 +236,7 @@ impl Session {
     pub fn set_expiry(&self, expiry: Option<Expiry>) {
         let mut state = self.lock();
         if state.record.expiry != expiry {
-            state.record.expiry = expiry;
+            state.record_mut().expiry = expiry;
             state.changes.record_forced();
         }
     }
@@ -244,8 +252,9 @@ impl Session {
     /// after this call starts a fresh session under a new id.
     pub fn invalidate(&self) {
         let mut state = self.lock();
-        state.record.data.clear();
-        state.record.expiry = None;
+        let record = state.record_mut();
+        record.data.clear();
+        record.expiry = None;
         state.changes = Changes::default();
         state.renewal = Renewal::Invalidate;
     }
@@ -258,6 +267,14 @@ impl Session {
         if state.renewal == Renewal::Keep {
             state.renewal = Renewal::Regenerate;
         }
+    }
+}
+
+impl State {
+    /// The record, to write to: copied first if it is still shared with the
+    /// store that loaded it, which must not see this request's writes.
+    pub(crate) fn record_mut(&mut self) -> &mut Record {
+        Arc::make_mut(&mut self.record)
     }
 }
 
@@ -289,11 +306,11 @@ mod tests {
     #[test]
     fn insert_marks_changed_but_an_equal_value_does_not() {
         let s = Session::from_record(
-            {
+            Arc::new({
                 let mut r = Record::new(SystemTime::now());
                 r.data.insert("a".into(), json!({"x": [1, 2]}));
                 r
-            },
+            }),
             false,
         );
         s.insert("a", &json!({"x": [1, 2]})).unwrap();
@@ -301,6 +318,35 @@ mod tests {
         s.insert("a", &json!({"x": [1, 3]})).unwrap();
         assert!(s.is_changed());
         assert_eq!(s.lock().changes.written().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn writes_go_to_a_copy_and_never_to_the_record_the_store_shared() {
+        let shared = Arc::new({
+            let mut r = Record::new(SystemTime::now());
+            r.data.insert("a".into(), json!(1));
+            r.data.insert("b".into(), json!(2));
+            r
+        });
+        let s = Session::from_record(Arc::clone(&shared), false);
+        // Reads, and writes that change nothing, copy nothing.
+        assert_eq!(s.get::<u8>("a").unwrap(), Some(1));
+        s.insert("a", &1).unwrap();
+        s.remove("missing");
+        assert!(Arc::ptr_eq(&s.lock().record, &shared));
+
+        s.insert("a", &10).unwrap();
+        s.remove("b");
+        s.set_expiry(Some(Expiry::NEVER));
+        assert_eq!(s.get::<u8>("a").unwrap(), Some(10));
+        assert_eq!(shared.data.get("a"), Some(&json!(1)));
+        assert_eq!(shared.data.get("b"), Some(&json!(2)));
+        assert_eq!(shared.expiry, None);
+
+        let other = Session::from_record(Arc::clone(&shared), false);
+        other.clear();
+        other.invalidate();
+        assert_eq!(shared.data.len(), 2);
     }
 
     #[test]
@@ -336,11 +382,11 @@ mod tests {
     #[test]
     fn invalidate_empties_and_marks_changed() {
         let s = Session::from_record(
-            {
+            Arc::new({
                 let mut r = Record::new(SystemTime::now());
                 r.data.insert("user".into(), json!("ada"));
                 r
-            },
+            }),
             false,
         );
         s.invalidate();

@@ -1,5 +1,6 @@
 //! The storage trait that every backend implements.
 
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -21,7 +22,10 @@ use crate::{Changes, Error, Record};
 ///
 /// * `load` answers `Ok(None)` for anything it did not issue or no longer
 ///   has: unknown ids, malformed or tampered values. Only a backend failure
-///   is an `Err`. It must never panic, whatever the value.
+///   is an `Err`. It must never panic, whatever the value. The record comes
+///   in an [`Arc`] so that a store that keeps records in memory can hand
+///   out its own without copying it: a session copies the record only when
+///   the request writes to it, and a read-only request never does.
 /// * `save` with no previous cookie ([`Save::previous`] is `None`) creates a
 ///   session under a fresh id from a CSPRNG and never overwrites an existing
 ///   one. With a previous cookie, it applies [`Save::changes`] to what is
@@ -37,6 +41,8 @@ use crate::{Changes, Error, Record};
 /// against your store to check all of this in one call.
 ///
 /// ```
+/// use std::sync::Arc;
+///
 /// use async_trait::async_trait;
 /// use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch};
 ///
@@ -45,7 +51,7 @@ use crate::{Changes, Error, Record};
 ///
 /// #[async_trait]
 /// impl SessionStore for Amnesia {
-///     async fn load(&self, _: Load<'_>) -> Result<Option<Record>, Error> {
+///     async fn load(&self, _: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
 ///         Ok(None)
 ///     }
 ///     async fn save(&self, _: Save<'_>) -> Result<Saved, Error> {
@@ -63,7 +69,11 @@ use crate::{Changes, Error, Record};
 pub trait SessionStore: Send + Sync + 'static {
     /// Cookie value to record. `Ok(None)`: unknown, invalid, tampered or
     /// gone.
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error>;
+    ///
+    /// The session shares the returned record until the request writes to
+    /// it, and then writes to a copy of its own: a store may return a
+    /// record it keeps and shares with other requests.
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error>;
 
     /// Persists a new or changed session and returns the cookie value to
     /// send, or [`Saved::Gone`] when the session it updates no longer exists.
@@ -127,7 +137,10 @@ pub struct Save<'a> {
     /// new session under a fresh id.
     pub previous: Option<&'a str>,
     /// The session as it is now. Its `expires_at` is the new deadline.
-    pub record: &'a Record,
+    ///
+    /// Shared: a store that keeps records in memory may keep a clone of the
+    /// [`Arc`] instead of copying the record. It is not written to again.
+    pub record: &'a Arc<Record>,
     /// What this request changed: apply it to the stored state rather than
     /// overwrite, so concurrent requests on one session keep their changes.
     pub changes: &'a Changes,
@@ -141,7 +154,7 @@ impl<'a> Save<'a> {
     pub fn new(
         cookie_name: &'a str,
         previous: Option<&'a str>,
-        record: &'a Record,
+        record: &'a Arc<Record>,
         changes: &'a Changes,
         now: SystemTime,
     ) -> Self {
@@ -211,8 +224,9 @@ pub struct Touch<'a> {
     pub cookie_name: &'a str,
     /// The cookie value the session was loaded from.
     pub value: &'a str,
-    /// The session with its new deadline in `expires_at`.
-    pub record: &'a Record,
+    /// The session with its new deadline in `expires_at`, shared as
+    /// [`Save::record`] is.
+    pub record: &'a Arc<Record>,
     /// The time of the refresh, from the configured clock.
     pub now: SystemTime,
 }
@@ -220,7 +234,12 @@ pub struct Touch<'a> {
 impl<'a> Touch<'a> {
     /// The arguments for moving `value`'s deadline to `record.expires_at`.
     #[must_use]
-    pub fn new(cookie_name: &'a str, value: &'a str, record: &'a Record, now: SystemTime) -> Self {
+    pub fn new(
+        cookie_name: &'a str,
+        value: &'a str,
+        record: &'a Arc<Record>,
+        now: SystemTime,
+    ) -> Self {
         Touch {
             cookie_name,
             value,

@@ -335,6 +335,32 @@ async fn a_write_resends_the_cookie_only_when_that_changes_something() {
 }
 
 #[tokio::test]
+async fn a_write_is_seen_by_other_requests_only_once_it_is_saved() {
+    // Requests share the record the store holds until they write: a write
+    // must go to the writer's own copy, never to the shared one.
+    let app = App::new(SessionConfig::default());
+    let cookie = write(&app, None, "k", json!(1)).await;
+
+    let writer = app.manager.request();
+    let writing = writer.session([cookie.as_bytes()]).await.unwrap();
+    let reader = app.manager.request();
+    let reading = reader.session([cookie.as_bytes()]).await.unwrap();
+    writing.insert("k", &2).unwrap();
+    writing.remove("k");
+    writing.insert("k", &3).unwrap();
+    assert_eq!(reading.get::<u32>("k").unwrap(), Some(1));
+    assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(1));
+
+    writer.finish().await.unwrap();
+    assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(3));
+    // A write after the save is the handle's own: never saved, never shared.
+    writing.insert("k", &4).unwrap();
+    assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(3));
+    assert_eq!(reading.get::<u32>("k").unwrap(), Some(1));
+    assert!(reader.finish().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn finish_runs_once() {
     let app = App::new(SessionConfig::default());
     let request = app.manager.request();
@@ -365,7 +391,7 @@ impl session_core::SessionStore for Generations {
     async fn load(
         &self,
         load: session_core::Load<'_>,
-    ) -> Result<Option<session_core::Record>, Error> {
+    ) -> Result<Option<std::sync::Arc<session_core::Record>>, Error> {
         use base64::Engine as _;
         let Some(body) = load
             .value
@@ -377,7 +403,8 @@ impl session_core::SessionStore for Generations {
         let json = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(body);
         Ok(json
             .ok()
-            .and_then(|json| serde_json::from_slice(&json).ok()))
+            .and_then(|json| serde_json::from_slice(&json).ok())
+            .map(std::sync::Arc::new))
     }
 
     async fn save(&self, save: session_core::Save<'_>) -> Result<session_core::Saved, Error> {

@@ -8,6 +8,7 @@
 use std::future::Future;
 use std::hint::black_box;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, SystemTime};
 
@@ -48,7 +49,7 @@ fn record(size: usize) -> Record {
     record
 }
 
-fn seal(store: &EncryptedCookieStore, record: &Record, changes: &Changes) -> String {
+fn seal(store: &EncryptedCookieStore, record: &Arc<Record>, changes: &Changes) -> String {
     let save = Save::new(COOKIE_NAME, None, record, changes, record.created);
     match ready(store.save(save)) {
         Ok(Saved::Cookie(value)) => value,
@@ -105,7 +106,7 @@ fn codec(c: &mut Criterion) {
         // Format byte, key id and cookie name, as in a cookie.
         let aad = format!("\x11abcd{COOKIE_NAME}").into_bytes();
         for size in SIZES {
-            let record = record(size);
+            let record = Arc::new(record(size));
             let changes = Changes::replace_all(&record);
             let cookie = seal(&store, &record, &changes);
             let plaintext = serde_json::to_vec(&record).unwrap_or_default();

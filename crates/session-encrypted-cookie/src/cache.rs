@@ -19,7 +19,7 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::mem;
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use session_core::Record;
 
@@ -67,7 +67,8 @@ struct Shard {
 struct Entry {
     /// `name=value`, as the cookie is sent.
     pair: Box<str>,
-    record: Record,
+    /// Shared with the sessions loaded from it, which copy it only to write.
+    record: Arc<Record>,
 }
 
 impl Entry {
@@ -107,19 +108,19 @@ impl OpenedCookies {
 
     /// The record that `value`, sealed for the cookie `cookie_name`, opened
     /// into or was sealed from, if it is still cached.
-    pub(crate) fn get(&self, cookie_name: &str, value: &str) -> Option<Record> {
+    pub(crate) fn get(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
         if self.generation_budget == 0 {
             return None;
         }
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
         match shard.find(hash, cookie_name, value)? {
-            Generation::Current => shard.current.get(&hash).map(|e| e.record.clone()),
+            Generation::Current => shard.current.get(&hash).map(|e| Arc::clone(&e.record)),
             Generation::Previous => {
                 // A hit in the previous generation keeps the entry for
                 // another turn.
                 let entry = shard.previous.remove(&hash)?;
-                let record = entry.record.clone();
+                let record = Arc::clone(&entry.record);
                 let evicted = shard.insert(hash, entry, self.generation_budget);
                 drop(shard);
                 // Dropped after the lock is released: a generation may hold
@@ -130,8 +131,14 @@ impl OpenedCookies {
         }
     }
 
-    /// Remembers that `value`, for the cookie `cookie_name`, holds `record`.
-    pub(crate) fn insert(&self, cookie_name: &str, value: &str, record: &Record) {
+    /// Remembers that `value`, for the cookie `cookie_name`, holds the
+    /// record that `record` gives, which is called only if it is kept.
+    pub(crate) fn insert(
+        &self,
+        cookie_name: &str,
+        value: &str,
+        record: impl FnOnce() -> Arc<Record>,
+    ) {
         if self.generation_budget == 0 {
             return;
         }
@@ -147,7 +154,7 @@ impl OpenedCookies {
         pair.push_str(value);
         let entry = Entry {
             pair: pair.into_boxed_str(),
-            record: record.clone(),
+            record: record(),
         };
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
@@ -297,7 +304,7 @@ mod tests {
     #[test]
     fn gives_back_what_was_inserted_under_the_same_name_only() {
         let cache = OpenedCookies::new(1 << 20);
-        cache.insert("session", "AAAA", &record("ada"));
+        cache.insert("session", "AAAA", || Arc::new(record("ada")));
         assert_eq!(user(&cache.get("session", "AAAA").unwrap()), "ada");
         assert!(cache.get("other", "AAAA").is_none());
         assert!(cache.get("session", "AAAB").is_none());
@@ -310,8 +317,8 @@ mod tests {
     #[test]
     fn a_second_insert_of_a_value_replaces_the_first() {
         let cache = OpenedCookies::new(1 << 20);
-        cache.insert("session", "AAAA", &record("ada"));
-        cache.insert("session", "AAAA", &record("grace"));
+        cache.insert("session", "AAAA", || Arc::new(record("ada")));
+        cache.insert("session", "AAAA", || Arc::new(record("grace")));
         assert_eq!(user(&cache.get("session", "AAAA").unwrap()), "grace");
         assert_eq!(cache.charged(), charge_of("session=AAAA".len()));
     }
@@ -319,8 +326,8 @@ mod tests {
     #[test]
     fn a_removed_value_is_gone_and_no_longer_charged() {
         let cache = OpenedCookies::new(1 << 20);
-        cache.insert("session", "AAAA", &record("ada"));
-        cache.insert("session", "BBBB", &record("grace"));
+        cache.insert("session", "AAAA", || Arc::new(record("ada")));
+        cache.insert("session", "BBBB", || Arc::new(record("grace")));
         // Another name's value is another cookie: not removed.
         cache.remove("other", "AAAA");
         assert!(cache.get("session", "AAAA").is_some());
@@ -336,7 +343,7 @@ mod tests {
     fn values_that_end_alike_are_told_apart() {
         let cache = OpenedCookies::new(1 << 20);
         let end = "T".repeat(HASHED_END_LEN);
-        cache.insert("session", &format!("A{end}"), &record("ada"));
+        cache.insert("session", &format!("A{end}"), || Arc::new(record("ada")));
         assert!(cache.get("session", &format!("B{end}")).is_none());
         assert!(cache.get("session", &end).is_none());
         // A miss on a value that ends alike takes nothing away.
@@ -356,7 +363,7 @@ mod tests {
     #[test]
     fn a_zero_budget_keeps_nothing() {
         let cache = OpenedCookies::new(0);
-        cache.insert("session", "AAAA", &record("ada"));
+        cache.insert("session", "AAAA", || Arc::new(record("ada")));
         assert!(cache.get("session", "AAAA").is_none());
         assert_eq!(cache.charged(), 0);
     }
@@ -364,7 +371,7 @@ mod tests {
     #[test]
     fn an_entry_larger_than_a_generation_is_not_kept() {
         let cache = OpenedCookies::new(SHARDS * 2 * 1024);
-        cache.insert("session", &"A".repeat(1024), &record("ada"));
+        cache.insert("session", &"A".repeat(1024), || Arc::new(record("ada")));
         assert!(cache.get("session", &"A".repeat(1024)).is_none());
         assert_eq!(cache.charged(), 0);
     }
@@ -375,7 +382,7 @@ mod tests {
         let cache = OpenedCookies::new(budget);
         let value = |i: usize| format!("{i:0>200}");
         for i in 0..10_000 {
-            cache.insert("session", &value(i), &record("ada"));
+            cache.insert("session", &value(i), || Arc::new(record("ada")));
             assert!(
                 cache.charged() <= budget,
                 "{} > {budget} after {i}",
@@ -402,9 +409,9 @@ mod tests {
         let budget = 1 << 20;
         let cache = OpenedCookies::new(budget);
         let value = |i: usize| format!("{i:0>200}");
-        cache.insert("session", "hot", &record("ada"));
+        cache.insert("session", "hot", || Arc::new(record("ada")));
         for i in 0..10_000 {
-            cache.insert("session", &value(i), &record("grace"));
+            cache.insert("session", &value(i), || Arc::new(record("grace")));
             // Read as often as an active client would: far more often than
             // its shard's generations turn over.
             if i % 100 == 0 {
@@ -426,7 +433,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..1_000 {
                         let value = format!("{t}-{i}");
-                        cache.insert("session", &value, &record(&value));
+                        cache.insert("session", &value, || Arc::new(record(&value)));
                         assert_eq!(user(&cache.get("session", &value).unwrap()), value);
                     }
                 })

@@ -128,7 +128,10 @@
 //! sealed or opened under the same cookie name. That is exactly the record
 //! opening it again would give, so nothing above changes: tampered, forged,
 //! moved or unknown-key cookies never match, and the timeouts are checked on
-//! the record on every load. The cache is per store (per process), bounded
+//! the record on every load. A hit hands out the cached record itself,
+//! which the session shares until the request writes to it (a write goes
+//! to a copy of its own), so a read copies nothing. The cache is per store
+//! (per process), bounded
 //! by [`EncryptedCookieStore::with_cache_size`] (4 MiB by default, `0` turns
 //! it off), and forgets the cookies not seen for longest first; servers
 //! behind a load balancer each keep their own, and need no coordination.

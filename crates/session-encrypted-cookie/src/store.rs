@@ -1,6 +1,7 @@
 //! The store: sessions sealed into the cookie itself.
 
 use std::fmt;
+use std::sync::Arc;
 
 use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch, async_trait};
 
@@ -124,7 +125,7 @@ impl EncryptedCookieStore {
     fn seal(
         &self,
         cookie_name: &str,
-        record: &Record,
+        record: &Arc<Record>,
         replacing: Option<&str>,
     ) -> Result<String, Error> {
         let (primary_id, primary) = &self.primary;
@@ -132,8 +133,10 @@ impl EncryptedCookieStore {
         if let Some(previous) = replacing {
             self.opened.remove(cookie_name, previous);
         }
-        // The client sends it back on its next request.
-        self.opened.insert(cookie_name, &value, record);
+        // The client sends it back on its next request. The record is not
+        // written to again (sessions write to copies): shared, not copied.
+        self.opened
+            .insert(cookie_name, &value, || Arc::clone(record));
         Ok(value)
     }
 
@@ -157,7 +160,7 @@ impl fmt::Debug for EncryptedCookieStore {
 
 #[async_trait]
 impl SessionStore for EncryptedCookieStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
         if let Some(record) = self.opened.get(load.cookie_name, load.value) {
             return Ok(Some(record));
         }
@@ -169,7 +172,9 @@ impl SessionStore for EncryptedCookieStore {
         );
         match opened {
             Ok(record) => {
-                self.opened.insert(load.cookie_name, load.value, &record);
+                let record = Arc::new(record);
+                self.opened
+                    .insert(load.cookie_name, load.value, || Arc::clone(&record));
                 Ok(Some(record))
             }
             Err(Rejection::UnknownKey(key_id)) => {

@@ -5,6 +5,8 @@
 //! cache of opened cookies changes none of that: a store with one answers
 //! every load as a store without one does.
 
+use std::sync::Arc;
+
 use proptest::prelude::*;
 use session_core::expiry::from_unix_millis;
 use session_core::{Changes, Load, Record, Save, Saved, SessionStore};
@@ -33,7 +35,8 @@ fn block_on<F: std::future::Future>(future: F) -> F::Output {
 
 fn seal(store: &EncryptedCookieStore, cookie_name: &str, record: &Record) -> String {
     let changes = Changes::replace_all(record);
-    let save = Save::new(cookie_name, None, record, &changes, record.created);
+    let record = Arc::new(record.clone());
+    let save = Save::new(cookie_name, None, &record, &changes, record.created);
     match block_on(store.save(save)).unwrap() {
         Saved::Cookie(value) => value,
         other => panic!("a cookie store always answers with a cookie: {other:?}"),
@@ -41,7 +44,9 @@ fn seal(store: &EncryptedCookieStore, cookie_name: &str, record: &Record) -> Str
 }
 
 fn open(store: &EncryptedCookieStore, cookie_name: &str, value: &str) -> Option<Record> {
-    block_on(store.load(Load::new(cookie_name, value))).expect("a bad cookie is not an error")
+    block_on(store.load(Load::new(cookie_name, value)))
+        .expect("a bad cookie is not an error")
+        .map(Arc::unwrap_or_clone)
 }
 
 /// A change to a cookie value: what an attacker can do to one they hold.

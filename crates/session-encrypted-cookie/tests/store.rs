@@ -80,7 +80,11 @@ fn value(pair: &str) -> &str {
 }
 
 async fn load(store: &dyn SessionStore, name: &str, value: &str) -> Option<Record> {
-    store.load(Load::new(name, value)).await.unwrap()
+    store
+        .load(Load::new(name, value))
+        .await
+        .unwrap()
+        .map(Arc::unwrap_or_clone)
 }
 
 fn a_record(clock: &ManualClock) -> Record {
@@ -95,8 +99,9 @@ fn a_record(clock: &ManualClock) -> Record {
 
 async fn seal(store: &dyn SessionStore, name: &str, record: &Record) -> String {
     let changes = Changes::replace_all(record);
+    let record = Arc::new(record.clone());
     match store
-        .save(Save::new(name, None, record, &changes, record.created))
+        .save(Save::new(name, None, &record, &changes, record.created))
         .await
         .unwrap()
     {
@@ -340,6 +345,40 @@ async fn rotation_reseals_old_cookies_under_the_primary_until_the_old_key_goes()
             after.starts_new_session(old_cookie.as_bytes()).await,
             "{cipher}: a removed key's cookie still loaded"
         );
+    }
+}
+
+#[tokio::test]
+async fn a_replayed_cookie_gives_the_data_it_was_sealed_with() {
+    // The cache hands the same record to every request that sends the same
+    // cookie: one request's writes must never show through another's.
+    for cipher in Cipher::ALL {
+        let app = App::new(
+            store(cipher, &Key::generate(), &[]),
+            SessionConfig::default(),
+        );
+        let first = app.write(None, "n", json!(1)).await;
+
+        let request = app.manager.request();
+        let session = request.session([first.as_bytes()]).await.unwrap();
+        let replay = app.manager.request();
+        let replayed = replay.session([first.as_bytes()]).await.unwrap();
+        session.insert("n", &2).unwrap();
+        session.insert("extra", &true).unwrap();
+        assert_eq!(replayed.get::<u32>("n").unwrap(), Some(1));
+        let second = pair(&request.finish().await.unwrap()[0]).to_owned();
+        session.insert("n", &3).unwrap();
+
+        for (cookie, n) in [(&first, 1), (&second, 2), (&first, 1)] {
+            let loaded = app
+                .manager
+                .request()
+                .session([cookie.as_bytes()])
+                .await
+                .unwrap();
+            assert_eq!(loaded.get::<u32>("n").unwrap(), Some(n), "{cipher:?}");
+            assert_eq!(loaded.contains_key("extra"), n == 2, "{cipher:?}");
+        }
     }
 }
 

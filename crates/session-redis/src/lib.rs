@@ -164,6 +164,7 @@ mod layout;
 mod watchdog;
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch, async_trait};
@@ -247,8 +248,8 @@ impl fmt::Debug for RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
-        self.layout.load(&self.redis, load).await
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
+        Ok(self.layout.load(&self.redis, load).await?.map(Arc::new))
     }
 
     async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {

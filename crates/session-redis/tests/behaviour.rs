@@ -177,6 +177,7 @@ async fn a_rolling_refresh_rewrites_only_the_deadline() {
     let later = now + Duration::from_secs(600);
     let mut record = Record::new(now);
     record.expires_at = Some(later);
+    let record = Arc::new(record);
     for (stored, refreshed) in [
         // As this store writes it, with an override a concurrent save set.
         (
@@ -501,7 +502,7 @@ async fn the_futures_of_loads_and_saves_stay_small() {
         "a load's future is {load} bytes, a command's {command}"
     );
     let now = SystemTime::now();
-    let (record, changes) = (Record::new(now), Changes::default());
+    let (record, changes) = (Arc::new(Record::new(now)), Changes::default());
     let save = size_of_val(&*store.save(Save::new("session", Some(id), &record, &changes, now)));
     assert!(save <= 1024, "a save's future is {save} bytes");
 }

@@ -246,7 +246,7 @@ fn hashes_written_in_the_documented_layout_load() {
             prop_assert_eq!(record.expires_at, None);
             let expiry = record.expiry.map(|e| e.idle_timeout());
             prop_assert_eq!(expiry, idle.map(|ms| Some(Duration::from_millis(ms))));
-            prop_assert_eq!(record.data, data);
+            prop_assert_eq!(&record.data, &data);
             Ok(())
         })
         .unwrap();

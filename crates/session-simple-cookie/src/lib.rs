@@ -41,6 +41,8 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use session_core::cookie::MAX_COOKIE_SIZE;
@@ -85,8 +87,8 @@ impl SimpleCookieStore {
 
 #[async_trait]
 impl SessionStore for SimpleCookieStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
-        Ok(Self::decode(load.value))
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
+        Ok(Self::decode(load.value).map(Arc::new))
     }
 
     async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {

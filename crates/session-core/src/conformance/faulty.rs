@@ -109,7 +109,7 @@ impl std::fmt::Debug for FaultyStore {
 
 #[async_trait]
 impl SessionStore for FaultyStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Record>, Error> {
+    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
         self.faults.loads.fetch_add(1, Ordering::SeqCst);
         Self::check(&self.faults.loads_fail)?;
         self.inner.load(load).await
