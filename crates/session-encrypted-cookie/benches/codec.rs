@@ -109,7 +109,7 @@ fn codec(c: &mut Criterion) {
             let record = Arc::new(record(size));
             let changes = Changes::replace_all(&record);
             let cookie = seal(&store, &record, &changes);
-            let plaintext = serde_json::to_vec(&record).unwrap_or_default();
+            let plaintext = serde_json::to_vec(&*record).unwrap_or_default();
             let ciphertext = bare.encrypt(&plaintext, &aad);
 
             let mut group = c.benchmark_group(format!("{cipher}/{size}B"));
