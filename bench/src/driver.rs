@@ -1,10 +1,13 @@
 //! A benchmark run: every server in turn, in alternating rounds.
 //!
-//! Each round starts every selected server in its own process (one after the
-//! other, never two at once), measures every scenario on it, and stops it.
-//! The order of servers rotates from round to round, so that slow drift of
-//! the machine (other work, thermal state) hits every server alike, and so
-//! that no server is always measured first or last.
+//! Each round takes the scenarios one at a time and measures every selected
+//! server on it, each in a process of its own started for that measurement
+//! (one after the other, never two at once). The servers compared on a
+//! scenario are thus measured within a minute of each other, not minutes
+//! apart: on a shared machine the speed drifts by several per cent over
+//! minutes, and a ratio of two cells should not carry that. The order of
+//! servers rotates from round to round, so that what drift remains hits
+//! every server alike, and no server is always measured first or last.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader, Read};
@@ -136,16 +139,12 @@ pub fn run(options: &Options) -> Result<Vec<Cell>, String> {
         let mut order = options.servers.clone();
         let shift = round % order.len().max(1);
         order.rotate_left(shift);
-        for server in order {
-            let results = match ServerProcess::start(server, options, redis.as_ref()) {
-                Ok(process) => runtime.block_on(measure_all(&process, options, redis.as_ref())),
-                Err(error) => options
-                    .scenarios
-                    .iter()
-                    .map(|&scenario| (scenario, Err(error.clone())))
-                    .collect(),
-            };
-            for (scenario, outcome) in results {
+        for &scenario in &options.scenarios {
+            for &server in &order {
+                let outcome =
+                    ServerProcess::start(server, options, redis.as_ref()).and_then(|process| {
+                        runtime.block_on(measure(&process, options, scenario, redis.as_ref()))
+                    });
                 let cell = Cell {
                     server,
                     scenario,
@@ -266,38 +265,21 @@ impl RedisSample {
 }
 
 /// Measures every scenario on one running server.
-async fn measure_all(
+/// Measures `scenario` on the server `process` runs.
+async fn measure(
     process: &ServerProcess,
     options: &Options,
+    scenario: Scenario,
     redis: Option<&RedisServer>,
-) -> Vec<(Scenario, Result<Figures, String>)> {
-    let config = LoadConfig {
+) -> Result<Figures, String> {
+    let config = &LoadConfig {
         addr: process.addr,
         connections: options.connections,
         warmup: options.warmup,
         duration: options.duration,
         max_requests: options.max_requests,
     };
-    let mut results = Vec::new();
-    for &scenario in &options.scenarios {
-        let outcome = measure_one(
-            process,
-            &config,
-            scenario,
-            redis.filter(|_| process.server.needs_redis()),
-        )
-        .await;
-        results.push((scenario, outcome));
-    }
-    results
-}
-
-async fn measure_one(
-    process: &ServerProcess,
-    config: &LoadConfig,
-    scenario: Scenario,
-    redis: Option<&RedisServer>,
-) -> Result<Figures, String> {
+    let redis = redis.filter(|_| process.server.needs_redis());
     let expect = scenario.expect(process.server.has_sessions());
     let prepared = load::prepare(config, scenario, expect)
         .await

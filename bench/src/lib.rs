@@ -4,10 +4,10 @@
 //! * `bench-server` serves one [`Server`] variant: bare axum or actix-web,
 //!   ours on either with the encrypted cookie, memory or Redis store, or a
 //!   peer library. All serve the same routes ([`scenario`]).
-//! * `bench-http` drives a run: it starts one redis-server, then each server
-//!   in its own process, in alternating rounds, loads it with the
-//!   [`load`] generator for every [`Scenario`], and prints medians over the
-//!   rounds with the ratios ours / bare framework and ours / peer.
+//! * `bench-http` drives a run: it starts one redis-server, then, in
+//!   alternating rounds, for each [`Scenario`] each server in a process of
+//!   its own, which it loads with the [`load`] generator, and prints medians
+//!   over the rounds with the ratios ours / bare framework and ours / peer.
 //! * `bench-inprocess` drives the axum servers' routers in process, without
 //!   sockets, to show the session layer's own cost in nanoseconds, which the
 //!   kernel's TCP work hides over HTTP; beside them, bare axum under a layer
