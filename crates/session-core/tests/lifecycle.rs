@@ -42,7 +42,14 @@ fn pair(set_cookie: &str) -> String {
     set_cookie.split(';').next().unwrap().to_owned()
 }
 
-async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Value) -> String {
+/// A request with `cookie` that writes `key: value`: the `Set-Cookie`
+/// values it answers with.
+async fn write_set_cookies(
+    app: &App,
+    cookie: Option<&str>,
+    key: &str,
+    value: serde_json::Value,
+) -> Vec<String> {
     let request = app.manager.request();
     request
         .session(cookie.map(str::as_bytes))
@@ -50,7 +57,13 @@ async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Va
         .unwrap()
         .insert(key, &value)
         .unwrap();
-    let set = request.finish().await.unwrap();
+    request.finish().await.unwrap()
+}
+
+/// A request with `cookie` that writes `key: value`: the cookie the client
+/// holds afterwards.
+async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Value) -> String {
+    let set = write_set_cookies(app, cookie, key, value).await;
     match (set.as_slice(), cookie) {
         ([set], _) => pair(set),
         // The memory store keeps the id: the client's cookie stays valid.
@@ -312,10 +325,11 @@ async fn a_write_resends_the_cookie_only_when_that_changes_something() {
     // client holds is the one a Set-Cookie would send.
     let app = App::new(SessionConfig::default());
     let cookie = write(&app, None, "k", json!(1)).await;
-    let request = app.manager.request();
-    let session = request.session([cookie.as_bytes()]).await.unwrap();
-    session.insert("k", &2).unwrap();
-    assert!(request.finish().await.unwrap().is_empty());
+    assert!(
+        write_set_cookies(&app, Some(&cookie), "k", json!(2))
+            .await
+            .is_empty()
+    );
     assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(2));
 
     // A persistent cookie's Max-Age moves with the write's new deadline.
@@ -326,10 +340,7 @@ async fn a_write_resends_the_cookie_only_when_that_changes_something() {
     );
     let cookie = write(&app, None, "k", json!(1)).await;
     app.clock.advance(Duration::from_secs(10));
-    let request = app.manager.request();
-    let session = request.session([cookie.as_bytes()]).await.unwrap();
-    session.insert("k", &2).unwrap();
-    let set = request.finish().await.unwrap();
+    let set = write_set_cookies(&app, Some(&cookie), "k", json!(2)).await;
     assert_eq!(set.len(), 1);
     assert!(set[0].starts_with(&format!("{cookie};")) && set[0].contains("Max-Age=3600"));
 }

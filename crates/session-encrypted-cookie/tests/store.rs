@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use session_core::conformance::{self, StoreKind};
 use session_core::{
-    Changes, Clock, Error, Expiry, Load, ManualClock, Record, Rolling, Save, Saved, SessionConfig,
-    SessionManager, SessionStore,
+    Changes, Clock, Error, Expiry, Load, ManualClock, Record, Rolling, Save, Saved, Session,
+    SessionConfig, SessionManager, SessionStore,
 };
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 
@@ -63,10 +63,15 @@ impl App {
         pair(&set[0]).to_owned()
     }
 
+    /// The session a request with this raw `Cookie` header sees.
+    async fn load(&self, header: &[u8]) -> Session {
+        self.manager.request().session([header]).await.unwrap()
+    }
+
     /// Whether a request with this raw `Cookie` header gets a new, empty
     /// session.
     async fn starts_new_session(&self, header: &[u8]) -> bool {
-        let session = self.manager.request().session([header]).await.unwrap();
+        let session = self.load(header).await;
         session.is_new() && session.is_empty()
     }
 }
@@ -153,12 +158,7 @@ async fn a_record_round_trips_exactly_with_both_ciphers() {
 
         let app = App::new(store, SessionConfig::default());
         let cookie = app.write(None, "cart", json!({"items": [1, 2, 3]})).await;
-        let session = app
-            .manager
-            .request()
-            .session([cookie.as_bytes()])
-            .await
-            .unwrap();
+        let session = app.load(cookie.as_bytes()).await;
         assert!(!session.is_new());
         assert_eq!(session.get_value("cart"), Some(json!({"items": [1, 2, 3]})));
     }
@@ -370,12 +370,7 @@ async fn a_replayed_cookie_gives_the_data_it_was_sealed_with() {
         session.insert("n", &3).unwrap();
 
         for (cookie, n) in [(&first, 1), (&second, 2), (&first, 1)] {
-            let loaded = app
-                .manager
-                .request()
-                .session([cookie.as_bytes()])
-                .await
-                .unwrap();
+            let loaded = app.load(cookie.as_bytes()).await;
             assert_eq!(loaded.get::<u32>("n").unwrap(), Some(n), "{cipher:?}");
             assert_eq!(loaded.contains_key("extra"), n == 2, "{cipher:?}");
         }
@@ -461,12 +456,7 @@ async fn the_documented_budget_fits_and_one_byte_more_is_refused_with_its_size()
             .unwrap();
         let set = request.finish().await.unwrap();
         assert!(set[0].len() <= 4096, "{cipher}: {}", set[0].len());
-        let session = app
-            .manager
-            .request()
-            .session([pair(&set[0]).as_bytes()])
-            .await
-            .unwrap();
+        let session = app.load(pair(&set[0]).as_bytes()).await;
         assert_eq!(session.get::<String>("blob").unwrap(), Some(blob.clone()));
 
         let request = app.manager.request();
