@@ -180,6 +180,7 @@ impl<'a> Save<'a> {
     /// expiry policy.
     ///
     /// ```
+    /// use std::sync::Arc;
     /// use std::time::SystemTime;
     /// use session_core::{Changes, Record, Save};
     ///
@@ -190,6 +191,7 @@ impl<'a> Save<'a> {
     ///
     /// let mut record = Record::new(now);
     /// record.data.insert("mine".into(), 3.into());
+    /// let record = Arc::new(record);
     /// let mut changes = Changes::default();
     /// changes.record_write("mine");
     /// changes.record_remove("gone");
