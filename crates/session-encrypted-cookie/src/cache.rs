@@ -131,14 +131,9 @@ impl OpenedCookies {
         }
     }
 
-    /// Remembers that `value`, for the cookie `cookie_name`, holds the
-    /// record that `record` gives, which is called only if it is kept.
-    pub(crate) fn insert(
-        &self,
-        cookie_name: &str,
-        value: &str,
-        record: impl FnOnce() -> Arc<Record>,
-    ) {
+    /// Remembers that `value`, for the cookie `cookie_name`, holds `record`
+    /// (shared, not copied).
+    pub(crate) fn insert(&self, cookie_name: &str, value: &str, record: &Arc<Record>) {
         if self.generation_budget == 0 {
             return;
         }
@@ -154,7 +149,7 @@ impl OpenedCookies {
         pair.push_str(value);
         let entry = Entry {
             pair: pair.into_boxed_str(),
-            record: record(),
+            record: Arc::clone(record),
         };
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
@@ -304,7 +299,7 @@ mod tests {
     #[test]
     fn gives_back_what_was_inserted_under_the_same_name_only() {
         let cache = OpenedCookies::new(1 << 20);
-        cache.insert("session", "AAAA", || Arc::new(record("ada")));
+        cache.insert("session", "AAAA", &Arc::new(record("ada")));
         assert_eq!(user(&cache.get("session", "AAAA").unwrap()), "ada");
         assert!(cache.get("other", "AAAA").is_none());
         assert!(cache.get("session", "AAAB").is_none());
@@ -317,8 +312,8 @@ mod tests {
     #[test]
     fn a_second_insert_of_a_value_replaces_the_first() {
         let cache = OpenedCookies::new(1 << 20);
-        cache.insert("session", "AAAA", || Arc::new(record("ada")));
-        cache.insert("session", "AAAA", || Arc::new(record("grace")));
+        cache.insert("session", "AAAA", &Arc::new(record("ada")));
+        cache.insert("session", "AAAA", &Arc::new(record("grace")));
         assert_eq!(user(&cache.get("session", "AAAA").unwrap()), "grace");
         assert_eq!(cache.charged(), charge_of("session=AAAA".len()));
     }
@@ -326,8 +321,8 @@ mod tests {
     #[test]
     fn a_removed_value_is_gone_and_no_longer_charged() {
         let cache = OpenedCookies::new(1 << 20);
-        cache.insert("session", "AAAA", || Arc::new(record("ada")));
-        cache.insert("session", "BBBB", || Arc::new(record("grace")));
+        cache.insert("session", "AAAA", &Arc::new(record("ada")));
+        cache.insert("session", "BBBB", &Arc::new(record("grace")));
         // Another name's value is another cookie: not removed.
         cache.remove("other", "AAAA");
         assert!(cache.get("session", "AAAA").is_some());
@@ -343,7 +338,7 @@ mod tests {
     fn values_that_end_alike_are_told_apart() {
         let cache = OpenedCookies::new(1 << 20);
         let end = "T".repeat(HASHED_END_LEN);
-        cache.insert("session", &format!("A{end}"), || Arc::new(record("ada")));
+        cache.insert("session", &format!("A{end}"), &Arc::new(record("ada")));
         assert!(cache.get("session", &format!("B{end}")).is_none());
         assert!(cache.get("session", &end).is_none());
         // A miss on a value that ends alike takes nothing away.
@@ -363,7 +358,7 @@ mod tests {
     #[test]
     fn a_zero_budget_keeps_nothing() {
         let cache = OpenedCookies::new(0);
-        cache.insert("session", "AAAA", || Arc::new(record("ada")));
+        cache.insert("session", "AAAA", &Arc::new(record("ada")));
         assert!(cache.get("session", "AAAA").is_none());
         assert_eq!(cache.charged(), 0);
     }
@@ -371,7 +366,7 @@ mod tests {
     #[test]
     fn an_entry_larger_than_a_generation_is_not_kept() {
         let cache = OpenedCookies::new(SHARDS * 2 * 1024);
-        cache.insert("session", &"A".repeat(1024), || Arc::new(record("ada")));
+        cache.insert("session", &"A".repeat(1024), &Arc::new(record("ada")));
         assert!(cache.get("session", &"A".repeat(1024)).is_none());
         assert_eq!(cache.charged(), 0);
     }
@@ -382,7 +377,7 @@ mod tests {
         let cache = OpenedCookies::new(budget);
         let value = |i: usize| format!("{i:0>200}");
         for i in 0..10_000 {
-            cache.insert("session", &value(i), || Arc::new(record("ada")));
+            cache.insert("session", &value(i), &Arc::new(record("ada")));
             assert!(
                 cache.charged() <= budget,
                 "{} > {budget} after {i}",
@@ -409,9 +404,9 @@ mod tests {
         let budget = 1 << 20;
         let cache = OpenedCookies::new(budget);
         let value = |i: usize| format!("{i:0>200}");
-        cache.insert("session", "hot", || Arc::new(record("ada")));
+        cache.insert("session", "hot", &Arc::new(record("ada")));
         for i in 0..10_000 {
-            cache.insert("session", &value(i), || Arc::new(record("grace")));
+            cache.insert("session", &value(i), &Arc::new(record("grace")));
             // Read as often as an active client would: far more often than
             // its shard's generations turn over.
             if i % 100 == 0 {
@@ -433,7 +428,7 @@ mod tests {
                 std::thread::spawn(move || {
                     for i in 0..1_000 {
                         let value = format!("{t}-{i}");
-                        cache.insert("session", &value, || Arc::new(record(&value)));
+                        cache.insert("session", &value, &Arc::new(record(&value)));
                         assert_eq!(user(&cache.get("session", &value).unwrap()), value);
                     }
                 })

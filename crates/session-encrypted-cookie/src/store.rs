@@ -135,8 +135,7 @@ impl EncryptedCookieStore {
         }
         // The client sends it back on its next request. The record is not
         // written to again (sessions write to copies): shared, not copied.
-        self.opened
-            .insert(cookie_name, &value, || Arc::clone(record));
+        self.opened.insert(cookie_name, &value, record);
         Ok(value)
     }
 
@@ -173,8 +172,7 @@ impl SessionStore for EncryptedCookieStore {
         match opened {
             Ok(record) => {
                 let record = Arc::new(record);
-                self.opened
-                    .insert(load.cookie_name, load.value, || Arc::clone(&record));
+                self.opened.insert(load.cookie_name, load.value, &record);
                 Ok(Some(record))
             }
             Err(Rejection::UnknownKey(key_id)) => {
