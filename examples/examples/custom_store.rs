@@ -1,13 +1,18 @@
 //! A session store written outside the session crates, against the core
 //! trait only: each session is a JSON file in a directory.
 //!
-//! It shows what a store has to do (see `session_core::SessionStore`): issue
-//! random ids and never adopt one it did not issue, apply a request's delta
-//! rather than overwrite, report a session that vanished as `Saved::Gone`,
-//! keep the record's timestamps exactly, and treat any cookie value as
-//! untrusted (here: a value that is not one of our ids never reaches the file
-//! system, so `../../etc/passwd` is just an unknown session). Then it proves
-//! it by running the conformance suite.
+//! It shows what a store has to do (see `session_core::SessionStore`): four
+//! methods, one per intent. `create` issues random ids and never overwrites;
+//! `update` applies a request's delta rather than overwriting, and answers
+//! `Written::Gone` for a session that vanished (it never recreates one, so
+//! an id the store did not issue is never adopted); `delete` says whether it
+//! deleted something; and every method treats the cookie value as untrusted
+//! (here: a value that does not parse as a `SessionId` never reaches the
+//! file system, so `../../etc/passwd` is just an unknown session). The
+//! trait's provided `refresh` (an update without changes) and `regenerate`
+//! (create, then delete the old id and undo the create if a logout deleted
+//! it first) serve as they are. Then it proves it by running the
+//! conformance suite.
 //!
 //! `cargo run -p session-examples --example custom_store` runs the suite;
 //! `cargo test -p session-examples --example custom_store` runs it as a test.
@@ -19,7 +24,7 @@ use std::sync::Arc;
 
 use session_core::conformance::{self, StoreKind};
 use session_core::{
-    Delete, Error, Load, Record, Save, Saved, SessionId, SessionStore, Touch, async_trait,
+    Create, Error, Record, SessionCookie, SessionId, SessionStore, Update, Written, async_trait,
 };
 use tokio::sync::Mutex;
 
@@ -41,13 +46,11 @@ impl FileStore {
         })
     }
 
-    /// The file of `id`, or `None` when `id` cannot be one of ours.
-    fn path(&self, id: &str) -> Option<PathBuf> {
-        let ours = id.len() == 32
-            && id
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        ours.then(|| self.dir.join(format!("{id}.json")))
+    /// The file of the session a cookie value names, or `None` when the
+    /// value cannot be one of our ids.
+    fn path(&self, value: &str) -> Option<PathBuf> {
+        let id: SessionId = value.parse().ok()?;
+        Some(self.dir.join(format!("{}.json", id.as_str())))
     }
 
     async fn read(path: &Path) -> Result<Option<Record>, Error> {
@@ -75,62 +78,52 @@ impl FileStore {
 
 #[async_trait]
 impl SessionStore for FileStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
-        match self.path(load.value) {
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
+        match self.path(cookie.value) {
             Some(path) => Ok(Self::read(&path).await?.map(Arc::new)),
             None => Ok(None),
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+    async fn create(&self, create: Create<'_>) -> Result<String, Error> {
         let _guard = self.write.lock().await;
-        let Some(previous) = save.previous else {
-            // A fresh id, never one that exists already.
-            loop {
-                let id = SessionId::generate().into_string();
-                let Some(path) = self.path(&id) else {
-                    return Err(Error::store("generated an id of an unexpected shape"));
-                };
-                if !tokio::fs::try_exists(&path).await.map_err(Error::store)? {
-                    Self::write(&path, save.record).await?;
-                    return Ok(Saved::Cookie(id));
-                }
+        // A fresh id, never one that exists already.
+        loop {
+            let id = SessionId::generate();
+            let path = self.dir.join(format!("{}.json", id.as_str()));
+            if !tokio::fs::try_exists(&path).await.map_err(Error::store)? {
+                Self::write(&path, create.record).await?;
+                return Ok(id.into_string());
             }
-        };
-        let Some(path) = self.path(previous) else {
-            return Ok(Saved::Gone);
+        }
+    }
+
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+        let _guard = self.write.lock().await;
+        let Some(path) = self.path(update.cookie.value) else {
+            return Ok(Written::Gone);
         };
         let Some(mut stored) = Self::read(&path).await? else {
-            return Ok(Saved::Gone);
+            return Ok(Written::Gone);
         };
-        if stored.is_expired_at(save.now) {
+        if stored.is_expired_at(update.now) {
             let _ = tokio::fs::remove_file(&path).await;
-            return Ok(Saved::Gone);
+            return Ok(Written::Gone);
         }
-        save.apply_to(&mut stored);
+        update.apply_to(&mut stored);
         Self::write(&path, &stored).await?;
-        Ok(Saved::Cookie(previous.to_owned()))
+        Ok(Written::Cookie(update.cookie.value.to_owned()))
     }
 
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
+    async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
         let _guard = self.write.lock().await;
-        if let Some(path) = self.path(touch.value) {
-            if let Some(mut stored) = Self::read(&path).await? {
-                stored.expires_at = touch.record.expires_at;
-                Self::write(&path, &stored).await?;
-            }
-        }
-        Ok(None)
-    }
-
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        let _guard = self.write.lock().await;
-        let Some(path) = self.path(delete.value) else {
-            return Ok(());
+        let Some(path) = self.path(cookie.value) else {
+            return Ok(false);
         };
         match tokio::fs::remove_file(&path).await {
-            Err(error) if error.kind() != ErrorKind::NotFound => Err(Error::store(error)),
-            _ => Ok(()),
+            Ok(()) => Ok(true),
+            Err(error) if error.kind() == ErrorKind::NotFound => Ok(false),
+            Err(error) => Err(Error::store(error)),
         }
     }
 }

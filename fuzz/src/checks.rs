@@ -15,7 +15,7 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
 
 use session_core::{
-    Changes, Load, MemoryStore, Record, Save, Saved, SessionConfig, SessionManager, SessionStore,
+    Create, MemoryStore, Record, SessionConfig, SessionCookie, SessionManager, SessionStore,
 };
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_redis::fred::types::Value;
@@ -111,11 +111,12 @@ pub fn cookie_header(data: &[u8]) {
                 "a client-sent id was adopted"
             );
             // Forget it again, so that the store does not grow with the run.
-            manager
+            let deleted = manager
                 .store()
-                .delete(session_core::Delete::new("session", id))
+                .delete(session_core::SessionCookie::new("session", id))
                 .await
                 .expect("delete");
+            assert!(deleted, "the new session was stored");
         }
     });
 }
@@ -156,13 +157,9 @@ fn sealed() -> &'static [Sealed; 2] {
             let store = EncryptedCookieStore::new(ring).with_cipher(cipher);
             let mut record = Record::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
             record.data.insert("user".into(), "ada".into());
-            let changes = Changes::replace_all(&record);
             let record = Arc::new(record);
-            let save = Save::new("session", None, &record, &changes, record.created);
-            let cookie = match block_on(store.save(save)).expect("sealed") {
-                Saved::Cookie(cookie) => cookie,
-                other => panic!("a cookie store answers with a cookie: {other:?}"),
-            };
+            let create = Create::new("session", &record, record.created);
+            let cookie = block_on(store.create(create)).expect("sealed");
             Sealed {
                 store,
                 cookie,
@@ -193,9 +190,9 @@ pub fn encrypted_cookie(data: &[u8]) {
                 String::from_utf8(chars).expect("base64url is ASCII")
             }
         };
-        let opened = block_on(sealed.store.load(Load::new("session", &value)))
+        let opened = block_on(sealed.store.load(SessionCookie::new("session", &value)))
             .expect("a bad cookie is not an error");
-        let _ = sealed.store.needs_reissue(Load::new("session", &value));
+        let _ = sealed.store.needs_reissue(SessionCookie::new("session", &value));
         if value == sealed.cookie {
             assert_eq!(opened.as_ref(), Some(&sealed.record));
         } else {

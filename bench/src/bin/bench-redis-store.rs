@@ -22,7 +22,7 @@ use clap::Parser;
 use session_bench::scenario::{COUNTER_KEY, PAYLOAD_KEY, USER, USER_KEY, payload};
 use session_bench::stats::median;
 use session_bench::{cpu, driver};
-use session_core::{Changes, Load, Record, Save, Saved, SessionStore};
+use session_core::{Changes, Create, Record, SessionCookie, SessionStore, Update, Written};
 use session_redis::RedisStore;
 use tower_sessions_014::SessionStore as _;
 use tower_sessions_014::cookie::time::{Duration as PeerDuration, OffsetDateTime};
@@ -95,15 +95,11 @@ impl Store {
             if matches!(workload, Workload::ReadLarge) {
                 let _ = record.data.insert(PAYLOAD_KEY.into(), payload().into());
             }
-            let changes = Changes::replace_all(&record);
             let record = Arc::new(record);
-            let saved = store
-                .save(Save::new("session", None, &record, &changes, now))
+            let id = store
+                .create(Create::new("session", &record, now))
                 .await
                 .map_err(|e| e.to_string())?;
-            let Saved::Cookie(id) = saved else {
-                return Err(format!("unexpected save outcome {saved:?}"));
-            };
             ids.push(id);
         }
         Ok(Store::Ours(Arc::new(store), ids.into()))
@@ -139,7 +135,7 @@ impl Store {
             Store::Ours(store, ids) => {
                 let id = &ids[task];
                 let mut record = store
-                    .load(Load::new("session", id))
+                    .load(SessionCookie::new("session", id))
                     .await
                     .map_err(|e| e.to_string())?
                     .ok_or("our session is gone")?;
@@ -154,10 +150,14 @@ impl Store {
                     writable.expires_at = Some(now + Duration::from_secs(3600));
                     let mut changes = Changes::default();
                     changes.record_write(COUNTER_KEY);
-                    store
-                        .save(Save::new("session", Some(id), &record, &changes, now))
+                    let cookie = SessionCookie::new("session", id);
+                    let written = store
+                        .update(Update::new(cookie, &record, &changes, now))
                         .await
                         .map_err(|e| e.to_string())?;
+                    if written == Written::Gone {
+                        return Err("our session is gone".into());
+                    }
                 }
             }
             Store::Peer(store, ids) => {

@@ -112,8 +112,14 @@ struct Attached {
 /// asks for it, saved after the handler returns.
 ///
 /// Add it with `App::wrap`, `Scope::wrap` or `Resource::wrap`. Applied
-/// twice, the inner one finds the outer one's session and stands aside, so
-/// the session is saved once.
+/// twice with the same manager (or clones of it), the inner one finds the
+/// outer one's session and stands aside, so the session is saved once.
+/// Nested with a *different* manager (say, a stricter one on `/admin`),
+/// each keeps its own sessions independently: handlers inside the inner
+/// one see its session, and the outer one's is left untouched (unless
+/// something outside the inner one loads it). Give the two managers
+/// different cookie names, or the inner one a narrower cookie path, so
+/// that their cookies do not overwrite each other in the browser.
 ///
 /// ```
 /// use actix_web::{App, web};
@@ -277,9 +283,13 @@ where
 
     fn call(&self, request: ServiceRequest) -> Self::Future {
         // Read first: the extensions' borrow must end before they are written.
-        let owned_by_outer = request.extensions().contains::<Attached>();
-        // `None` when an outer SessionMiddleware owns this request's session
-        // and saves it.
+        let owned_by_outer = request
+            .extensions()
+            .get::<Attached>()
+            .is_some_and(|outer| outer.session.manager().same_as(&self.manager));
+        // `None` when an outer SessionMiddleware of the same manager owns
+        // this request's session and saves it. One of another manager keeps
+        // its own session, which this one's replaces for the handlers inside.
         let session = (!owned_by_outer).then(|| {
             // The cookies are read when a handler asks for the session, if one does.
             let session = self.manager.request();

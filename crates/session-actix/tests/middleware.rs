@@ -8,7 +8,7 @@ use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_actix::{Session, SessionExt, SessionMiddleware, SessionRejection};
 use session_core::conformance::FaultyStore;
-use session_core::{Error, Load, SessionConfig, SessionManager, SessionStore};
+use session_core::{Error, SessionConfig, SessionCookie, SessionManager, SessionStore};
 
 /// A manager over `store` with the default configuration.
 fn manager(store: &FaultyStore) -> SessionManager {
@@ -233,7 +233,7 @@ async fn session_ext_and_spawned_tasks_reach_the_same_session() {
         "1"
     );
     let record = store
-        .load(Load::new("session", cookie.trim_start_matches("session=")))
+        .load(SessionCookie::new("session", cookie.trim_start_matches("session=")))
         .await
         .unwrap()
         .unwrap();

@@ -117,8 +117,15 @@ struct Attached {
 /// handler extracts [`Session`], saved after the handler returns.
 ///
 /// Add it with `Router::layer` (every route), `Router::route_layer` (matched
-/// routes only) or on a nested router. Applied twice, the inner layer finds
-/// the outer one's session and stands aside, so the session is saved once.
+/// routes only) or on a nested router. Applied twice with the same manager
+/// (or clones of it), the inner layer finds the outer one's session and
+/// stands aside, so the session is saved once. Nested with a *different*
+/// manager (say, a stricter one on `/admin`), each keeps its own sessions
+/// independently: handlers inside the inner layer see its session, and the
+/// outer one's is left untouched (unless something outside the inner layer
+/// loads it). Give the two managers different cookie names, or the inner
+/// one a narrower cookie path, so that their cookies do not overwrite each
+/// other in the browser.
 ///
 /// ```
 /// use axum::{Router, routing::get};
@@ -302,9 +309,14 @@ where
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         // `poll_ready` readied `self.inner`, and its future borrows nothing,
         // so no clone of the service is needed.
-        // `None` when an outer SessionLayer owns this request's session and
-        // saves it.
-        let session = request.extensions().get::<Attached>().is_none().then(|| {
+        // `None` when an outer SessionLayer of the same manager owns this
+        // request's session and saves it. One of another manager keeps its
+        // own session, which this one's replaces for the handlers inside.
+        let owned_by_outer = request
+            .extensions()
+            .get::<Attached>()
+            .is_some_and(|outer| outer.session.manager().same_as(&self.manager));
+        let session = (!owned_by_outer).then(|| {
             // The cookies are read by the extractor, if a handler asks.
             let session = self.manager.request();
             request.extensions_mut().insert(Attached {

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use crate::expiry::{Clock, CookieLifetime, Expiry, Rolling};
-use crate::{CookieConfig, SameSite};
+use crate::expiry::{Clock, Expiry, Rolling, Rules};
+use crate::{CookieConfig, CookieLifetime, SameSite};
 
 /// Everything configurable about sessions, with safe defaults.
 ///
@@ -30,7 +30,6 @@ use crate::{CookieConfig, SameSite};
 pub struct SessionConfig {
     cookie: CookieConfig,
     expiry: Expiry,
-    lifetime: CookieLifetime,
     rolling: Rolling,
     clock: Clock,
 }
@@ -106,10 +105,11 @@ impl SessionConfig {
         self
     }
 
-    /// Chooses between browser-session and persistent cookies.
+    /// Chooses between browser-session and persistent cookies. See
+    /// [`CookieConfig::with_lifetime`].
     #[must_use]
     pub fn with_cookie_lifetime(mut self, lifetime: CookieLifetime) -> Self {
-        self.lifetime = lifetime;
+        self.cookie = self.cookie.with_lifetime(lifetime);
         self
     }
 
@@ -134,16 +134,11 @@ impl SessionConfig {
         &self.cookie
     }
 
-    /// The default expiry policy (a session may override it).
+    /// The default expiry policy (a session may override it, within its
+    /// absolute timeout: see [`Expiry::within`]).
     #[must_use]
     pub fn expiry(&self) -> Expiry {
         self.expiry
-    }
-
-    /// Browser-session or persistent cookie.
-    #[must_use]
-    pub fn cookie_lifetime(&self) -> CookieLifetime {
-        self.lifetime
     }
 
     /// The rolling refresh policy.
@@ -156,5 +151,12 @@ impl SessionConfig {
     #[must_use]
     pub fn clock(&self) -> &Clock {
         &self.clock
+    }
+
+    pub(crate) fn expiry_rules(&self) -> Rules {
+        Rules {
+            configured: self.expiry,
+            rolling: self.rolling,
+        }
     }
 }

@@ -2,7 +2,7 @@
 //! headers, and writing `Set-Cookie` response headers.
 
 use std::fmt::Write as _;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use crate::Error;
 
@@ -14,6 +14,24 @@ pub const MAX_COOKIE_SIZE: usize = 4096;
 /// At most this many cookies of the session's name are tried per request, so
 /// that a request cannot make the store do unbounded work.
 pub const MAX_CANDIDATES: usize = 4;
+
+/// Chrome's cap on cookie lifetimes, used as `Max-Age` for a persistent
+/// cookie whose session never expires.
+const MAX_COOKIE_AGE: Duration = Duration::from_secs(400 * 24 * 3600);
+
+/// Whether the session cookie outlives the browser.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum CookieLifetime {
+    /// No `Max-Age`: the browser forgets the cookie when it closes. The
+    /// server-side deadlines still apply. The default, as in aiohttp_session,
+    /// tower-sessions and actix-session.
+    #[default]
+    BrowserSession,
+    /// `Max-Age` set to the time left until the session's deadline, so the
+    /// browser keeps it across restarts.
+    Persistent,
+}
 
 /// The `SameSite` attribute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -37,16 +55,18 @@ impl SameSite {
     }
 }
 
-/// The session cookie's name and attributes.
+/// The session cookie's name, attributes and lifetime.
 ///
 /// The defaults are the safe ones: name `session`, `Path=/`, no `Domain`
-/// (host-only), `Secure`, `HttpOnly`, `SameSite=Lax`.
+/// (host-only), `Secure`, `HttpOnly`, `SameSite=Lax`, and a browser-session
+/// cookie (no `Max-Age`).
 ///
 /// ```
-/// use session_core::{CookieConfig, SameSite};
+/// use session_core::{CookieConfig, CookieLifetime, SameSite};
 /// let cookie = CookieConfig::default()
 ///     .with_name("id")
-///     .with_same_site(SameSite::Strict);
+///     .with_same_site(SameSite::Strict)
+///     .with_lifetime(CookieLifetime::Persistent);
 /// assert_eq!(cookie.name(), "id");
 /// assert!(cookie.secure() && cookie.http_only());
 /// ```
@@ -58,6 +78,7 @@ pub struct CookieConfig {
     secure: bool,
     http_only: bool,
     same_site: SameSite,
+    lifetime: CookieLifetime,
 }
 
 impl Default for CookieConfig {
@@ -69,6 +90,7 @@ impl Default for CookieConfig {
             secure: true,
             http_only: true,
             same_site: SameSite::Lax,
+            lifetime: CookieLifetime::BrowserSession,
         }
     }
 }
@@ -140,6 +162,13 @@ impl CookieConfig {
         self
     }
 
+    /// Chooses between a browser-session and a persistent cookie.
+    #[must_use]
+    pub fn with_lifetime(mut self, lifetime: CookieLifetime) -> Self {
+        self.lifetime = lifetime;
+        self
+    }
+
     /// The cookie's name.
     #[must_use]
     pub fn name(&self) -> &str {
@@ -176,10 +205,41 @@ impl CookieConfig {
         self.same_site
     }
 
+    /// Browser-session or persistent.
+    #[must_use]
+    pub fn lifetime(&self) -> CookieLifetime {
+        self.lifetime
+    }
+
     /// The longest value a cookie of this name can carry within
     /// [`MAX_COOKIE_SIZE`]; longer request values cannot be ours.
     pub(crate) fn max_value_len(&self) -> usize {
         MAX_COOKIE_SIZE.saturating_sub(self.name.len() + 1)
+    }
+
+    /// The `Set-Cookie` value that stores `value` for a session whose
+    /// deadline is `expires_at`: a persistent cookie's `Max-Age` is the time
+    /// left until it at `now`.
+    pub(crate) fn session_cookie(
+        &self,
+        value: &str,
+        expires_at: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Result<String, Error> {
+        let max_age = match self.lifetime {
+            CookieLifetime::BrowserSession => None,
+            CookieLifetime::Persistent => Some(expires_at.map_or(MAX_COOKIE_AGE, |deadline| {
+                deadline.duration_since(now).unwrap_or(Duration::ZERO)
+            })),
+        };
+        self.set_cookie(value, max_age)
+    }
+
+    /// Whether a cookie the browser already holds with this very value
+    /// must be sent again when the session's deadline moves: only a
+    /// persistent cookie's `Max-Age` moves with it.
+    pub(crate) fn resent_when_deadline_moves(&self) -> bool {
+        self.lifetime == CookieLifetime::Persistent
     }
 
     /// The `Set-Cookie` value that stores `value`, with `Max-Age` when given.

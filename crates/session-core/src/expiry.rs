@@ -5,11 +5,25 @@
 //! (and so inside an encrypted cookie, or beside the data in Redis). The core
 //! enforces them on every load, whatever the backend, so a client that ignores
 //! `Max-Age` and replays an old cookie still gets a new session.
+//!
+//! The rules, all in this module:
+//!
+//! * a session ends at the earlier of its idle deadline (last write or
+//!   refresh + idle timeout) and its absolute deadline (first creation +
+//!   absolute timeout); regenerating the id keeps the first creation;
+//! * a session's own policy ([`Session::set_expiry`](crate::Session::set_expiry))
+//!   may shorten the configured absolute timeout, never lengthen it
+//!   ([`Expiry::within`]), so lowering the timeout in a redeploy shortens
+//!   every existing session too;
+//! * a read moves the idle deadline only when that gains at least the
+//!   [`Rolling`] step.
 
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+
+use crate::Record;
 
 /// How long a session lives.
 ///
@@ -108,18 +122,82 @@ impl Expiry {
     }
 }
 
-/// Whether the session cookie outlives the browser.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
-#[non_exhaustive]
-pub enum CookieLifetime {
-    /// No `Max-Age`: the browser forgets the cookie when it closes. The
-    /// server-side deadlines still apply. The default, as in aiohttp_session,
-    /// tower-sessions and actix-session.
-    #[default]
-    BrowserSession,
-    /// `Max-Age` set to the time left until the session's deadline, so the
-    /// browser keeps it across restarts.
-    Persistent,
+impl Expiry {
+    /// This policy as a session's own, within the `configured` one: the idle
+    /// timeout as set, the absolute timeout never longer than the
+    /// configured one (a session without one gets the configured one).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use session_core::Expiry;
+    ///
+    /// let hour = Duration::from_secs(3600);
+    /// let configured = Expiry::default().with_absolute_timeout(Some(8 * hour));
+    /// let remember_me = Expiry::NEVER
+    ///     .with_idle_timeout(Some(24 * 30 * hour))
+    ///     .with_absolute_timeout(Some(24 * 90 * hour));
+    /// let applied = remember_me.within(configured);
+    /// assert_eq!(applied.idle_timeout(), Some(24 * 30 * hour));
+    /// assert_eq!(applied.absolute_timeout(), Some(8 * hour)); // never lengthened
+    /// ```
+    #[must_use]
+    pub fn within(self, configured: Expiry) -> Expiry {
+        let absolute = match (self.absolute, configured.absolute) {
+            (Some(own), Some(limit)) => Some(own.min(limit)),
+            (own, limit) => own.or(limit),
+        };
+        Expiry { absolute, ..self }
+    }
+}
+
+/// The expiry rules of one configuration, as the request lifecycle applies
+/// them to records.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Rules {
+    pub(crate) configured: Expiry,
+    pub(crate) rolling: Rolling,
+}
+
+impl Rules {
+    /// The policy that governs `record`.
+    fn policy_of(&self, record: &Record) -> Expiry {
+        record
+            .expiry
+            .map_or(self.configured, |own| own.within(self.configured))
+    }
+
+    /// Whether `record` must not be served at `now`: its stored deadline has
+    /// passed, or its absolute timeout has (which also catches a timeout
+    /// that was shortened since the record was written).
+    pub(crate) fn is_expired(&self, record: &Record, now: SystemTime) -> bool {
+        let past_absolute = self
+            .policy_of(record)
+            .absolute_timeout()
+            .and_then(|timeout| record.created.checked_add(timeout))
+            .is_some_and(|deadline| deadline <= now);
+        record.is_expired_at(now) || past_absolute
+    }
+
+    /// Rolling expiry: whether a request that only read `record` should
+    /// move its deadline at `now`, because that gains at least the throttle
+    /// step.
+    pub(crate) fn refresh_due(&self, record: &Record, now: SystemTime) -> bool {
+        let policy = self.policy_of(record);
+        let Some(min_gain) = self.rolling.min_gain(&policy) else {
+            return false;
+        };
+        match (record.expires_at, policy.deadline(record.created, now)) {
+            (Some(old), Some(new)) => new
+                .duration_since(old)
+                .is_ok_and(|gained| !gained.is_zero() && gained >= min_gain),
+            _ => false,
+        }
+    }
+
+    /// Sets `record`'s deadline as of a write or refresh at `now`.
+    pub(crate) fn stamp(&self, record: &mut Record, now: SystemTime) {
+        record.expires_at = self.policy_of(record).deadline(record.created, now);
+    }
 }
 
 /// Whether reads extend an idle timeout (rolling expiry).
@@ -343,6 +421,32 @@ mod tests {
             Some(Duration::from_secs(10))
         );
         assert_eq!(Rolling::Disabled.min_gain(&expiry), None);
+    }
+
+    #[test]
+    fn a_sessions_own_policy_never_outlives_the_configured_absolute_timeout() {
+        let secs = Duration::from_secs;
+        let configured = Expiry::NEVER.with_absolute_timeout(Some(secs(100)));
+        let longer = Expiry::NEVER.with_absolute_timeout(Some(secs(1000)));
+        let shorter = Expiry::NEVER.with_absolute_timeout(Some(secs(10)));
+        assert_eq!(longer.within(configured).absolute_timeout(), Some(secs(100)));
+        assert_eq!(shorter.within(configured).absolute_timeout(), Some(secs(10)));
+        assert_eq!(Expiry::NEVER.within(configured).absolute_timeout(), Some(secs(100)));
+        assert_eq!(longer.within(Expiry::NEVER), longer);
+
+        let rules = Rules {
+            configured,
+            rolling: Rolling::Disabled,
+        };
+        let created = UNIX_EPOCH + secs(1_000_000);
+        let mut record = Record::new(created);
+        record.expiry = Some(longer);
+        rules.stamp(&mut record, created);
+        assert_eq!(record.expires_at, Some(created + secs(100)));
+        // Written under a longer limit: still ends at the configured one.
+        record.expires_at = Some(created + secs(1000));
+        assert!(!rules.is_expired(&record, created + secs(99)));
+        assert!(rules.is_expired(&record, created + secs(100)));
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Session ids: unguessable tokens for server-side stores.
 
 use std::fmt;
+use std::str::FromStr;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -8,6 +9,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// How many random bytes an id carries: 192 bits, well above OWASP's 64-bit
 /// floor and the 128 bits that this workspace promises.
 const ID_BYTES: usize = 24;
+
+/// The length of an id as text: 24 bytes in unpadded base64url.
+const ID_LEN: usize = 32;
 
 /// A session id drawn from the operating system's CSPRNG.
 ///
@@ -22,6 +26,12 @@ const ID_BYTES: usize = 24;
 /// assert_ne!(a.as_str(), b.as_str());
 /// assert_eq!(a.as_str().len(), 32);
 /// assert_eq!(format!("{a:?}"), "SessionId(..)");
+///
+/// // A cookie value parses back only if it has the shape of an issued id,
+/// // so stores check it once, here, before building keys from it.
+/// let parsed: SessionId = a.as_str().parse().unwrap();
+/// assert_eq!(parsed, a);
+/// assert!("not-an-id".parse::<SessionId>().is_err());
 /// ```
 #[derive(Clone, PartialEq, Eq, Hash)]
 pub struct SessionId(String);
@@ -53,6 +63,37 @@ impl SessionId {
     }
 }
 
+impl FromStr for SessionId {
+    type Err = InvalidSessionId;
+
+    /// Accepts exactly the shape [`generate`](SessionId::generate) issues:
+    /// 32 characters of the base64url alphabet (which always decode to 24
+    /// bytes). Whether the id was really issued is the store's to say.
+    fn from_str(value: &str) -> Result<Self, Self::Err> {
+        let well_formed = value.len() == ID_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        if well_formed {
+            Ok(SessionId(value.to_owned()))
+        } else {
+            Err(InvalidSessionId)
+        }
+    }
+}
+
+/// A value that cannot be a [`SessionId`]: from [`SessionId`]'s `FromStr`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct InvalidSessionId;
+
+impl fmt::Display for InvalidSessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("not a session id: 32 base64url characters were expected")
+    }
+}
+
+impl std::error::Error for InvalidSessionId {}
+
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("SessionId(..)")
@@ -77,6 +118,24 @@ mod tests {
             );
             // 24 bytes decode back: 192 bits of entropy.
             assert_eq!(URL_SAFE_NO_PAD.decode(id).map(|b| b.len()).ok(), Some(24));
+            assert_eq!(id.parse::<SessionId>().map(SessionId::into_string), Ok(id.clone()));
+        }
+    }
+
+    #[test]
+    fn only_the_shape_of_an_issued_id_parses() {
+        let id = SessionId::generate().into_string();
+        for bad in [
+            "",
+            "short",
+            &format!("{id}x"),
+            &id[1..],
+            &format!("{}*", &id[1..]),
+            &format!("{}=", &id[1..]),
+            "../../etc/passwd/aaaaaaaaaaaaaaa",
+            "ÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄ",
+        ] {
+            assert_eq!(bad.parse::<SessionId>(), Err(InvalidSessionId), "{bad}");
         }
     }
 }

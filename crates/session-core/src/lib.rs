@@ -14,7 +14,10 @@
 //! * [`Session`]: the handle handlers use, with change tracking;
 //! * [`Record`] and [`Changes`]: what a store keeps, and the delta a request
 //!   made;
-//! * [`SessionStore`]: the trait backends implement;
+//! * [`SessionStore`]: the trait backends implement, one method per intent
+//!   (load, create, update, refresh, regenerate, delete), with the
+//!   argument types [`SessionCookie`], [`Create`], [`Update`], [`Refresh`],
+//!   [`Regenerate`] and the answer [`Written`];
 //! * [`SessionConfig`], [`CookieConfig`], [`Expiry`]: cookie attributes and
 //!   timeouts, with safe defaults;
 //! * [`SessionManager`] and [`RequestSession`]: the request lifecycle that
@@ -70,14 +73,14 @@ mod memory;
 pub mod conformance;
 
 pub use config::SessionConfig;
-pub use cookie::{CookieConfig, SameSite};
+pub use cookie::{CookieConfig, CookieLifetime, SameSite};
 pub use error::{BoxError, Error};
-pub use expiry::{Clock, CookieLifetime, Expiry, ManualClock, Rolling};
-pub use id::SessionId;
+pub use expiry::{Clock, Expiry, ManualClock, Rolling};
+pub use id::{InvalidSessionId, SessionId};
 pub use lifecycle::{Finish, RequestSession, SaveAfter, SessionManager};
 pub use record::{Changes, Record};
 pub use session::Session;
-pub use store::{Delete, Load, Save, Saved, SessionStore, Touch};
+pub use store::{Create, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written};
 
 #[cfg(feature = "memory-store")]
 pub use memory::MemoryStore;

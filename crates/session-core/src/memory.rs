@@ -7,9 +7,12 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::{Delete, Error, Load, Record, Save, Saved, SessionId, SessionStore, Touch};
+use crate::{
+    Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionId, SessionStore, Update,
+    Written,
+};
 
-/// Sweep expired sessions after this many saves.
+/// Sweep expired sessions after this many writes.
 const SWEEP_EVERY: u32 = 256;
 
 /// Sessions kept in this process's memory, keyed by random id.
@@ -17,7 +20,7 @@ const SWEEP_EVERY: u32 = 256;
 /// For tests and single-process applications: sessions vanish on restart
 /// and are not shared between processes. Saves merge deltas like the Redis
 /// store does, so concurrent requests on one session keep all their changes.
-/// Expired sessions are swept every few hundred saves, or by
+/// Expired sessions are swept every few hundred writes, or by
 /// [`sweep`](MemoryStore::sweep).
 ///
 /// ```
@@ -33,10 +36,10 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    // Shared with the requests that loaded them: a save copies a record
+    // Shared with the requests that loaded them: a write copies a record
     // only while a request still holds it.
     sessions: HashMap<String, Arc<Record>>,
-    saves_since_sweep: u32,
+    writes_since_sweep: u32,
 }
 
 impl MemoryStore {
@@ -66,7 +69,7 @@ impl MemoryStore {
     /// many were dropped.
     pub fn sweep(&self, now: SystemTime) -> usize {
         let mut inner = self.lock();
-        inner.saves_since_sweep = 0;
+        inner.writes_since_sweep = 0;
         let before = inner.sessions.len();
         inner
             .sessions
@@ -83,51 +86,88 @@ impl fmt::Debug for MemoryStore {
     }
 }
 
+impl Inner {
+    /// Counts a write, and every [`SWEEP_EVERY`] writes drops the sessions
+    /// expired at `now`.
+    fn tick(&mut self, now: SystemTime) {
+        self.writes_since_sweep += 1;
+        if self.writes_since_sweep >= SWEEP_EVERY {
+            self.writes_since_sweep = 0;
+            self.sessions.retain(|_, record| !record.is_expired_at(now));
+        }
+    }
+
+    /// The session stored under `id`, unless it has expired at `now` (then
+    /// it is dropped): what a write may touch.
+    fn live(&mut self, id: &str, now: SystemTime) -> Option<&mut Arc<Record>> {
+        if self.sessions.get(id)?.is_expired_at(now) {
+            self.sessions.remove(id);
+            return None;
+        }
+        self.sessions.get_mut(id)
+    }
+
+    /// Stores `record` under a fresh id, which it returns.
+    fn insert_new(&mut self, record: Arc<Record>) -> String {
+        let id = loop {
+            let id = SessionId::generate().into_string();
+            if !self.sessions.contains_key(&id) {
+                break id;
+            }
+        };
+        self.sessions.insert(id.clone(), record);
+        id
+    }
+}
+
 #[async_trait]
 impl SessionStore for MemoryStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
-        Ok(self.lock().sessions.get(load.value).cloned())
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
+        Ok(self.lock().sessions.get(cookie.value).cloned())
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+    async fn create(&self, create: Create<'_>) -> Result<String, Error> {
         let mut inner = self.lock();
-        inner.saves_since_sweep += 1;
-        if inner.saves_since_sweep >= SWEEP_EVERY {
-            inner.saves_since_sweep = 0;
-            inner
-                .sessions
-                .retain(|_, record| !record.is_expired_at(save.now));
-        }
-        let Some(previous) = save.previous else {
-            let id = loop {
-                let id = SessionId::generate().into_string();
-                if !inner.sessions.contains_key(&id) {
-                    break id;
-                }
-            };
-            inner.sessions.insert(id.clone(), Arc::clone(save.record));
-            return Ok(Saved::Cookie(id));
-        };
-        let Some(stored) = inner.sessions.get_mut(previous) else {
-            return Ok(Saved::Gone);
-        };
-        if stored.is_expired_at(save.now) {
-            inner.sessions.remove(previous);
-            return Ok(Saved::Gone);
-        }
-        save.apply_to(Arc::make_mut(stored));
-        Ok(Saved::Cookie(previous.to_owned()))
+        inner.tick(create.now);
+        Ok(inner.insert_new(Arc::clone(create.record)))
     }
 
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        if let Some(stored) = self.lock().sessions.get_mut(touch.value) {
-            Arc::make_mut(stored).expires_at = touch.record.expires_at;
-        }
-        Ok(None)
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+        let mut inner = self.lock();
+        inner.tick(update.now);
+        let Some(stored) = inner.live(update.cookie.value, update.now) else {
+            return Ok(Written::Gone);
+        };
+        update.apply_to(Arc::make_mut(stored));
+        Ok(Written::Cookie(update.cookie.value.to_owned()))
     }
 
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        self.lock().sessions.remove(delete.value);
-        Ok(())
+    async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
+        let mut inner = self.lock();
+        let Some(stored) = inner.live(refresh.cookie.value, refresh.now) else {
+            return Ok(Written::Gone);
+        };
+        // Only the deadline: what concurrent requests wrote stays.
+        Arc::make_mut(stored).expires_at = refresh.record.expires_at;
+        Ok(Written::Cookie(refresh.cookie.value.to_owned()))
+    }
+
+    async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
+        let mut inner = self.lock();
+        inner.tick(regenerate.now);
+        // Under one lock: a logout either came first (gone) or finds the
+        // session already moved.
+        if inner.live(regenerate.cookie.value, regenerate.now).is_none() {
+            return Ok(Written::Gone);
+        }
+        let Some(mut record) = inner.sessions.remove(regenerate.cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        regenerate.apply_to(Arc::make_mut(&mut record));
+        Ok(Written::Cookie(inner.insert_new(record)))
+    }
+
+    async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
+        Ok(self.lock().sessions.remove(cookie.value).is_some())
     }
 }

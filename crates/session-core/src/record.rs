@@ -2,7 +2,7 @@
 //! delta a request made to it.
 
 use std::collections::BTreeSet;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -63,6 +63,26 @@ impl Record {
     #[must_use]
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
         self.expires_at.is_some_and(|deadline| deadline <= now)
+    }
+
+    /// How long a store should keep the record from `now`: until its
+    /// deadline (zero once that has passed), or `None` for ever.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use session_core::Record;
+    ///
+    /// let now = SystemTime::now();
+    /// let mut record = Record::new(now);
+    /// assert_eq!(record.ttl_at(now), None);
+    /// record.expires_at = Some(now + Duration::from_secs(60));
+    /// assert_eq!(record.ttl_at(now), Some(Duration::from_secs(60)));
+    /// assert_eq!(record.ttl_at(now + Duration::from_secs(61)), Some(Duration::ZERO));
+    /// ```
+    #[must_use]
+    pub fn ttl_at(&self, now: SystemTime) -> Option<Duration> {
+        self.expires_at
+            .map(|deadline| deadline.duration_since(now).unwrap_or(Duration::ZERO))
     }
 }
 
@@ -151,6 +171,28 @@ impl Changes {
     /// application asked for it).
     pub fn record_forced(&mut self) {
         self.forced = true;
+    }
+
+    /// Applies this delta, with the values in `record` (the session as the
+    /// request left it), to `stored`: the data a store holds, which
+    /// concurrent requests may have changed. Also takes `record`'s
+    /// timestamps and expiry policy.
+    pub(crate) fn apply(&self, record: &Record, stored: &mut Record) {
+        if self.cleared {
+            stored.data.clear();
+        }
+        for key in &self.removed {
+            stored.data.remove(key);
+        }
+        for key in &self.written {
+            match record.data.get(key) {
+                Some(value) => stored.data.insert(key.clone(), value.clone()),
+                None => stored.data.remove(key),
+            };
+        }
+        stored.created = record.created;
+        stored.expires_at = record.expires_at;
+        stored.expiry = record.expiry;
     }
 }
 

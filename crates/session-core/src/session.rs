@@ -8,6 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
+use crate::expiry::Rules;
 use crate::{Changes, Error, Expiry, Record};
 
 /// A user's session: a JSON object that survives between requests.
@@ -45,6 +46,36 @@ pub(crate) enum Renewal {
     /// Data dropped and old server state deleted; anything written afterwards
     /// starts a new session.
     Invalidate,
+}
+
+/// What a request did to its session: what the lifecycle has the store
+/// write once the handler is done. Records carry their new deadline.
+#[derive(Debug)]
+pub(crate) enum Outcome {
+    /// Nothing to write, and no cookie to send.
+    Unchanged,
+    /// A session the client had no cookie for was written to: store it
+    /// under a fresh id.
+    Created(Arc<Record>),
+    /// A loaded session changed: apply the delta.
+    Changed {
+        record: Arc<Record>,
+        changes: Changes,
+    },
+    /// A loaded session moves to a new id, with this request's changes.
+    Regenerated {
+        record: Arc<Record>,
+        changes: Changes,
+    },
+    /// A loaded session is unchanged, but its deadline moved (a rolling
+    /// refresh, `restamped`) or its cookie must be re-issued.
+    Refreshed {
+        record: Arc<Record>,
+        restamped: bool,
+    },
+    /// Logged out. What the request wrote afterwards, if anything, is a new
+    /// session with no link to the old one.
+    Invalidated { then: Option<Arc<Record>> },
 }
 
 #[derive(Debug)]
@@ -207,7 +238,9 @@ impl Session {
         self.lock().is_new
     }
 
-    /// When the session was created (or last regenerated).
+    /// When the session was first created. Regenerating its id keeps this
+    /// time, so the absolute timeout counts from the first login's session
+    /// however often the id rotates.
     #[must_use]
     pub fn created(&self) -> SystemTime {
         self.lock().record.created
@@ -222,7 +255,10 @@ impl Session {
     }
 
     /// Gives this session its own expiry policy (for example a long idle
-    /// timeout after "remember me"), saved with it.
+    /// timeout after "remember me"), saved with it. Its absolute timeout can
+    /// only shorten the configured one, never lengthen it
+    /// ([`Expiry::within`]): configure the longest absolute timeout any
+    /// session may have.
     ///
     /// ```
     /// use std::time::Duration;
@@ -261,11 +297,58 @@ impl Session {
 
     /// Gives the session a new id and keeps its data, deleting the state
     /// under the old id: call it on login to defeat session fixation. The
-    /// absolute timeout restarts from now.
+    /// absolute timeout keeps counting from the session's first creation.
+    ///
+    /// The move happens only if the session still exists when the response
+    /// is saved: if a logout (or a revocation) ended it meanwhile, nothing
+    /// is saved, and the client gets a removal cookie.
     pub fn regenerate(&self) {
         let mut state = self.lock();
         if state.renewal == Renewal::Keep {
             state.renewal = Renewal::Regenerate;
+        }
+    }
+}
+
+impl Session {
+    /// What this request did to the session, as of `now`, for the
+    /// lifecycle to save; `reissue` asks for the cookie of an unchanged
+    /// session to be sent anew. A record to save gets its new deadline
+    /// here, in the session's own record, which the store then shares
+    /// rather than copies (a write has already made it the session's own);
+    /// a later write goes to a copy, unsaved.
+    pub(crate) fn outcome(&self, rules: &Rules, now: SystemTime, reissue: bool) -> Outcome {
+        let mut state = self.lock();
+        match state.renewal {
+            Renewal::Invalidate => {
+                let then = (!state.record.data.is_empty()).then(|| state.restart(rules, now));
+                Outcome::Invalidated { then }
+            }
+            _ if state.is_new => {
+                if state.changes.is_empty() && state.renewal == Renewal::Keep {
+                    Outcome::Unchanged
+                } else {
+                    Outcome::Created(state.restart(rules, now))
+                }
+            }
+            Renewal::Regenerate => Outcome::Regenerated {
+                record: state.stamped(rules, now),
+                changes: state.changes.clone(),
+            },
+            Renewal::Keep if !state.changes.is_empty() => Outcome::Changed {
+                record: state.stamped(rules, now),
+                changes: state.changes.clone(),
+            },
+            Renewal::Keep if rules.refresh_due(&state.record, now) => Outcome::Refreshed {
+                record: state.stamped(rules, now),
+                restamped: true,
+            },
+            // Decided without a copy: a read-only request copies nothing.
+            Renewal::Keep if reissue => Outcome::Refreshed {
+                record: Arc::clone(&state.record),
+                restamped: false,
+            },
+            Renewal::Keep => Outcome::Unchanged,
         }
     }
 }
@@ -275,6 +358,18 @@ impl State {
     /// store that loaded it, which must not see this request's writes.
     pub(crate) fn record_mut(&mut self) -> &mut Record {
         Arc::make_mut(&mut self.record)
+    }
+
+    /// The record with its deadline as of a write at `now`.
+    fn stamped(&mut self, rules: &Rules, now: SystemTime) -> Arc<Record> {
+        rules.stamp(self.record_mut(), now);
+        Arc::clone(&self.record)
+    }
+
+    /// The record as a brand-new session created at `now`.
+    fn restart(&mut self, rules: &Rules, now: SystemTime) -> Arc<Record> {
+        self.record_mut().created = now;
+        self.stamped(rules, now)
     }
 }
 

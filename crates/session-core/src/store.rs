@@ -12,177 +12,259 @@ use crate::{Changes, Error, Record};
 /// One trait serves both kinds of store:
 ///
 /// * **cookie-backed** stores put the whole record in the cookie value
-///   (`save` returns the encoded record; `delete` has nothing to forget);
-/// * **server-side** stores keep the record in a backend and put an id in the
-///   cookie (`save` returns the id).
+///   (every write returns the newly encoded record; `delete` has nothing to
+///   forget);
+/// * **server-side** stores keep the record in a backend and put an id in
+///   the cookie (writes return the id).
 ///
-/// The request lifecycle in this crate decides *when* to call the store and
-/// enforces expiry from the record's timestamps, so a store only translates
-/// between cookie values and records. Its duties:
+/// Each method is one intent. The request lifecycle in this crate decides
+/// *which* to call and enforces expiry from the record's timestamps, so a
+/// store only translates between cookie values and records:
 ///
-/// * `load` answers `Ok(None)` for anything it did not issue or no longer
-///   has: unknown ids, malformed or tampered values. Only a backend failure
-///   is an `Err`. It must never panic, whatever the value. The record comes
-///   in an [`Arc`] so that a store that keeps records in memory can hand
-///   out its own without copying it: a session copies the record only when
-///   the request writes to it, and a read-only request never does.
-/// * `save` with no previous cookie ([`Save::previous`] is `None`) creates a
-///   session under a fresh id from a CSPRNG and never overwrites an existing
-///   one. With a previous cookie, it applies [`Save::changes`] to what is
-///   stored and, when nothing is stored any more (logged out, expired),
-///   returns [`Saved::Gone`] instead of recreating it. An id the store did
-///   not issue is therefore never adopted (strict mode).
-/// * `touch` moves the deadline without rewriting data.
-/// * `delete` forgets server-side state.
-/// * `needs_reissue` (optional) asks for a loaded cookie to be replaced on
-///   the response, e.g. after key rotation.
+/// | method | called when | answers |
+/// |---|---|---|
+/// | [`load`](Self::load) | a handler asks for the session | the record, or `None` for anything unknown, malformed, tampered or gone |
+/// | [`create`](Self::create) | a new session is first written | the cookie value of a fresh id; never overwrites |
+/// | [`update`](Self::update) | a loaded session changed | [`Written`]: the cookie value, or [`Written::Gone`] when the session no longer exists |
+/// | [`refresh`](Self::refresh) | an unchanged session's deadline moves, or its cookie is re-issued | [`Written`], as `update` |
+/// | [`regenerate`](Self::regenerate) | the session moves to a new id (login) | [`Written`]: the new id's cookie value, or `Gone` |
+/// | [`delete`](Self::delete) | logout | whether something was deleted |
 ///
-/// Run [`conformance::run`](crate::conformance::run) (feature `conformance`)
-/// against your store to check all of this in one call.
+/// The rules that make a logout final, each checked by the conformance
+/// suite (`session-core`'s feature `conformance`):
+///
+/// * `update`, `refresh` and `regenerate` **never bring back** a session
+///   that is no longer stored (logged out, revoked, expired): they answer
+///   [`Written::Gone`] and write nothing. A value the store never issued is
+///   gone too, so a client cannot choose its own id (strict mode).
+/// * `regenerate` moves a session to a new id **only if it still exists**,
+///   atomically against a concurrent `delete`. The provided method does
+///   this with [`create`](Self::create) then [`delete`](Self::delete),
+///   undoing the create when the delete finds nothing: correct for any
+///   store whose `delete` tells the truth. A cookie-backed store, which
+///   keeps nothing to check, overrides it to seal the record anew.
+/// * `load` must never panic, whatever the value, and only a backend
+///   failure is an `Err`.
 ///
 /// ```
-/// use std::sync::Arc;
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, Mutex};
 ///
-/// use async_trait::async_trait;
-/// use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch};
+/// use session_core::{Create, Error, Record, SessionCookie, SessionId, SessionStore, Update, Written};
+/// use session_core::async_trait;
 ///
-/// /// A store that forgets everything: every request starts a new session.
-/// struct Amnesia;
+/// /// Sessions in a map (the crate's `MemoryStore` is the complete version).
+/// #[derive(Default)]
+/// struct MapStore(Mutex<HashMap<SessionId, Arc<Record>>>);
 ///
 /// #[async_trait]
-/// impl SessionStore for Amnesia {
-///     async fn load(&self, _: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
-///         Ok(None)
+/// impl SessionStore for MapStore {
+///     async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
+///         let Ok(id) = cookie.value.parse::<SessionId>() else { return Ok(None) };
+///         Ok(self.0.lock().unwrap().get(&id).cloned())
 ///     }
-///     async fn save(&self, _: Save<'_>) -> Result<Saved, Error> {
-///         Ok(Saved::Cookie(session_core::SessionId::generate().into_string()))
+///
+///     async fn create(&self, create: Create<'_>) -> Result<String, Error> {
+///         let id = SessionId::generate();
+///         let value = id.as_str().to_owned();
+///         self.0.lock().unwrap().insert(id, Arc::clone(create.record));
+///         Ok(value)
 ///     }
-///     async fn touch(&self, _: Touch<'_>) -> Result<Option<String>, Error> {
-///         Ok(None)
+///
+///     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+///         let Ok(id) = update.cookie.value.parse::<SessionId>() else { return Ok(Written::Gone) };
+///         let mut sessions = self.0.lock().unwrap();
+///         let Some(stored) = sessions.get_mut(&id) else { return Ok(Written::Gone) };
+///         update.apply_to(Arc::make_mut(stored));
+///         Ok(Written::Cookie(update.cookie.value.to_owned()))
 ///     }
-///     async fn delete(&self, _: Delete<'_>) -> Result<(), Error> {
-///         Ok(())
+///
+///     async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
+///         let Ok(id) = cookie.value.parse::<SessionId>() else { return Ok(false) };
+///         Ok(self.0.lock().unwrap().remove(&id).is_some())
 ///     }
 /// }
 /// ```
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
-    /// Cookie value to record. `Ok(None)`: unknown, invalid, tampered or
-    /// gone.
+    /// The record behind a cookie value the client sent, or `None` when the
+    /// value is unknown, malformed, tampered with or gone.
     ///
-    /// The session shares the returned record until the request writes to
-    /// it, and then writes to a copy of its own: a store may return a
-    /// record it keeps and shares with other requests.
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error>;
+    /// The record comes in an [`Arc`] so that a store that keeps records in
+    /// memory can hand out its own: the session shares it until the request
+    /// writes, and then writes to a copy of its own.
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error>;
 
-    /// Persists a new or changed session and returns the cookie value to
-    /// send, or [`Saved::Gone`] when the session it updates no longer exists.
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error>;
+    /// Stores a new session under a fresh, unguessable id (at least 128 bits
+    /// from a CSPRNG) and returns the cookie value to send. Never overwrites
+    /// an existing session.
+    async fn create(&self, create: Create<'_>) -> Result<String, Error>;
 
-    /// Moves the session's deadline to [`Touch::record`]'s `expires_at`
-    /// without rewriting its data (rolling expiry). Returns a new cookie value
-    /// when the cookie itself must change (cookie-backed stores), `None` when
-    /// it stays the same.
+    /// Applies a request's changes to a stored session: [`Update::changes`]
+    /// to its data (so that keys that concurrent requests changed are
+    /// kept), and the record's timestamps and deadline.
     ///
-    /// Also called, with the deadline possibly unchanged, to re-issue a
-    /// cookie that [`needs_reissue`](SessionStore::needs_reissue) flagged.
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error>;
+    /// Answers [`Written::Gone`], writing nothing, when the session is no
+    /// longer stored or its stored deadline has passed at
+    /// [`Update::now`].
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error>;
 
-    /// Forgets the server-side state behind a cookie (logout, regenerate).
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error>;
+    /// Moves an unchanged session's deadline to [`Refresh::record`]'s
+    /// `expires_at` (a rolling refresh), or re-issues its cookie
+    /// ([`needs_reissue`](Self::needs_reissue)) with the deadline possibly
+    /// unchanged. Answers as [`update`](Self::update) does, never bringing
+    /// back a session that is gone.
+    ///
+    /// The provided method is an update without changes; a server-side store
+    /// may rewrite only the deadline instead.
+    async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
+        let unchanged = Changes::default();
+        self.update(Update {
+            cookie: refresh.cookie,
+            record: refresh.record,
+            changes: &unchanged,
+            now: refresh.now,
+        })
+        .await
+    }
 
-    /// Whether a cookie value that [`load`](SessionStore::load) just accepted
-    /// should be replaced on this response even if the session is unchanged:
-    /// for example, a cookie sealed under a retired key, so that key rotation
-    /// completes as users come back.
+    /// Moves a session to a new id (on login, against session fixation),
+    /// **only if it still exists**: the old id stops loading, and the new
+    /// one holds the session with [`Regenerate::changes`] applied. Answers
+    /// the new cookie value, or [`Written::Gone`], having written nothing,
+    /// when the old session is no longer stored (a logout won the race).
+    ///
+    /// The provided method [`create`](Self::create)s the record under a new
+    /// id, then [`delete`](Self::delete)s the old one; when that deletes
+    /// nothing, the session was logged out meanwhile, and the new one is
+    /// deleted again. A store that can do it in one atomic step (and carry
+    /// over keys that concurrent requests wrote) should.
+    async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
+        regenerate.create_then_delete(self).await
+    }
+
+    /// Forgets the session behind a cookie value (logout). Answers whether
+    /// a stored session was deleted: `false` for an unknown, expired or
+    /// already deleted one, and always for a store that keeps nothing on the
+    /// server. Deleting twice is not an error.
+    async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error>;
+
+    /// Whether a cookie value that [`load`](Self::load) just accepted
+    /// should be replaced on this response even if the session is
+    /// unchanged: for example, a cookie sealed under a retired key, so that
+    /// key rotation completes as users come back.
     ///
     /// Called only after `load` returned a live record for this same value,
     /// so it may assume the value is well formed, and it should be cheap: it
-    /// runs on every load. When it answers `true`, the lifecycle sends the
-    /// session back through [`save`](SessionStore::save) when the request
-    /// changed it, and otherwise through [`touch`](SessionStore::touch) with
-    /// the deadline as loaded (moved only if a rolling refresh is due
-    /// anyway), whose new value it sends. The default answers `false`.
-    fn needs_reissue(&self, load: Load<'_>) -> bool {
-        let _ = load;
+    /// runs on every load. When it answers `true`, an unchanged session goes
+    /// through [`refresh`](Self::refresh), whose new value is sent. The
+    /// default answers `false`.
+    fn needs_reissue(&self, cookie: SessionCookie<'_>) -> bool {
+        let _ = cookie;
         false
     }
 }
 
-/// The arguments of [`SessionStore::load`].
+/// The session cookie a client sent: what [`SessionStore::load`] and
+/// [`SessionStore::delete`] take, and what the writes of an existing session
+/// name it by.
 #[derive(Clone, Copy)]
 #[non_exhaustive]
-pub struct Load<'a> {
-    /// The session cookie's name (cookie stores bind it into the value).
-    pub cookie_name: &'a str,
-    /// The cookie value the client sent. Untrusted.
+pub struct SessionCookie<'a> {
+    /// The cookie's name (cookie stores bind it into the value).
+    pub name: &'a str,
+    /// The cookie's value, as the client sent it. Untrusted.
     pub value: &'a str,
 }
 
-impl<'a> Load<'a> {
-    /// The arguments for loading `value` from the cookie `cookie_name`.
+impl<'a> SessionCookie<'a> {
+    /// The cookie `name=value`.
     #[must_use]
-    pub fn new(cookie_name: &'a str, value: &'a str) -> Self {
-        Load { cookie_name, value }
+    pub fn new(name: &'a str, value: &'a str) -> Self {
+        SessionCookie { name, value }
     }
 }
 
-/// The arguments of [`SessionStore::save`].
+/// The arguments of [`SessionStore::create`].
 #[derive(Clone, Copy)]
 #[non_exhaustive]
-pub struct Save<'a> {
+pub struct Create<'a> {
     /// The session cookie's name.
     pub cookie_name: &'a str,
-    /// The cookie value the session was loaded from, or `None` to create a
-    /// new session under a fresh id.
-    pub previous: Option<&'a str>,
-    /// The session as it is now. Its `expires_at` is the new deadline.
+    /// The whole session. Its `expires_at` is its deadline.
     ///
     /// Shared: a store that keeps records in memory may keep a clone of the
     /// [`Arc`] instead of copying the record. It is not written to again.
     pub record: &'a Arc<Record>,
-    /// What this request changed: apply it to the stored state rather than
-    /// overwrite, so concurrent requests on one session keep their changes.
-    pub changes: &'a Changes,
-    /// The time of the save, from the configured clock.
+    /// The time of the write, from the configured clock.
     pub now: SystemTime,
 }
 
-impl<'a> Save<'a> {
-    /// The arguments for saving `record` with `changes`.
+impl<'a> Create<'a> {
+    /// The arguments for storing `record` as a new session.
+    #[must_use]
+    pub fn new(cookie_name: &'a str, record: &'a Arc<Record>, now: SystemTime) -> Self {
+        Create {
+            cookie_name,
+            record,
+            now,
+        }
+    }
+
+    /// How long the stored state should live: see [`Record::ttl_at`].
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        self.record.ttl_at(self.now)
+    }
+}
+
+/// The arguments of [`SessionStore::update`].
+#[derive(Clone, Copy)]
+#[non_exhaustive]
+pub struct Update<'a> {
+    /// The cookie the session was loaded from.
+    pub cookie: SessionCookie<'a>,
+    /// The session as the request leaves it. Its `expires_at` is the new
+    /// deadline. Shared, as [`Create::record`] is.
+    pub record: &'a Arc<Record>,
+    /// What this request changed: apply it to the stored state rather than
+    /// overwrite it, so that concurrent requests keep their changes.
+    pub changes: &'a Changes,
+    /// The time of the write, from the configured clock.
+    pub now: SystemTime,
+}
+
+impl<'a> Update<'a> {
+    /// The arguments for applying `changes` to the session behind `cookie`.
     #[must_use]
     pub fn new(
-        cookie_name: &'a str,
-        previous: Option<&'a str>,
+        cookie: SessionCookie<'a>,
         record: &'a Arc<Record>,
         changes: &'a Changes,
         now: SystemTime,
     ) -> Self {
-        Save {
-            cookie_name,
-            previous,
+        Update {
+            cookie,
             record,
             changes,
             now,
         }
     }
 
-    /// How long the stored state should live: the time from `now` to the
-    /// record's deadline (zero when it has passed), or `None` for never.
+    /// How long the stored state should live: see [`Record::ttl_at`].
     #[must_use]
     pub fn ttl(&self) -> Option<Duration> {
-        ttl(self.record, self.now)
+        self.record.ttl_at(self.now)
     }
 
-    /// Applies this save to the record a store holds for
-    /// [`previous`](Save::previous): the delta to its data (so that keys other
-    /// requests changed meanwhile are kept), and the new timestamps and
-    /// expiry policy.
+    /// Applies this update to the record a store holds: the delta to its
+    /// data (keys other requests changed meanwhile are kept), and the new
+    /// timestamps and expiry policy.
     ///
     /// ```
     /// use std::sync::Arc;
     /// use std::time::SystemTime;
-    /// use session_core::{Changes, Record, Save};
+    /// use session_core::{Changes, Record, SessionCookie, Update};
     ///
     /// let now = SystemTime::now();
     /// let mut stored = Record::new(now);
@@ -196,114 +278,164 @@ impl<'a> Save<'a> {
     /// changes.record_write("mine");
     /// changes.record_remove("gone");
     ///
-    /// Save::new("session", Some("id"), &record, &changes, now).apply_to(&mut stored);
+    /// let cookie = SessionCookie::new("session", "id");
+    /// Update::new(cookie, &record, &changes, now).apply_to(&mut stored);
     /// assert_eq!(stored.data.keys().collect::<Vec<_>>(), ["mine", "other_request"]);
     /// ```
     pub fn apply_to(&self, stored: &mut Record) {
-        if self.changes.cleared() {
-            stored.data.clear();
-        }
-        for key in self.changes.removed() {
-            stored.data.remove(key);
-        }
-        for key in self.changes.written() {
-            match self.record.data.get(key) {
-                Some(value) => stored.data.insert(key.to_owned(), value.clone()),
-                None => stored.data.remove(key),
-            };
-        }
-        stored.created = self.record.created;
-        stored.expires_at = self.record.expires_at;
-        stored.expiry = self.record.expiry;
+        self.changes.apply(self.record, stored);
     }
 }
 
-/// The arguments of [`SessionStore::touch`].
+/// The arguments of [`SessionStore::refresh`].
 #[derive(Clone, Copy)]
 #[non_exhaustive]
-pub struct Touch<'a> {
-    /// The session cookie's name.
-    pub cookie_name: &'a str,
-    /// The cookie value the session was loaded from.
-    pub value: &'a str,
-    /// The session with its new deadline in `expires_at`, shared as
-    /// [`Save::record`] is.
+pub struct Refresh<'a> {
+    /// The cookie the session was loaded from.
+    pub cookie: SessionCookie<'a>,
+    /// The session, unchanged but for its deadline in `expires_at`. Shared,
+    /// as [`Create::record`] is.
     pub record: &'a Arc<Record>,
     /// The time of the refresh, from the configured clock.
     pub now: SystemTime,
 }
 
-impl<'a> Touch<'a> {
-    /// The arguments for moving `value`'s deadline to `record.expires_at`.
+impl<'a> Refresh<'a> {
+    /// The arguments for moving the deadline of the session behind `cookie`
+    /// to `record.expires_at`.
     #[must_use]
-    pub fn new(
-        cookie_name: &'a str,
-        value: &'a str,
-        record: &'a Arc<Record>,
-        now: SystemTime,
-    ) -> Self {
-        Touch {
-            cookie_name,
-            value,
+    pub fn new(cookie: SessionCookie<'a>, record: &'a Arc<Record>, now: SystemTime) -> Self {
+        Refresh {
+            cookie,
             record,
             now,
         }
     }
 
-    /// How long the stored state should live from now on; see [`Save::ttl`].
+    /// How long the stored state should live: see [`Record::ttl_at`].
     #[must_use]
     pub fn ttl(&self) -> Option<Duration> {
-        ttl(self.record, self.now)
+        self.record.ttl_at(self.now)
     }
 }
 
-/// The arguments of [`SessionStore::delete`].
+/// The arguments of [`SessionStore::regenerate`].
 #[derive(Clone, Copy)]
 #[non_exhaustive]
-pub struct Delete<'a> {
-    /// The session cookie's name.
-    pub cookie_name: &'a str,
-    /// The cookie value whose state to forget.
-    pub value: &'a str,
+pub struct Regenerate<'a> {
+    /// The cookie of the session to move to a new id.
+    pub cookie: SessionCookie<'a>,
+    /// The session as the request leaves it, deadline included. Shared, as
+    /// [`Create::record`] is.
+    pub record: &'a Arc<Record>,
+    /// What this request changed, for a store that carries the stored
+    /// session over (with keys concurrent requests wrote) rather than
+    /// writing `record` whole.
+    pub changes: &'a Changes,
+    /// The time of the write, from the configured clock.
+    pub now: SystemTime,
 }
 
-impl<'a> Delete<'a> {
-    /// The arguments for forgetting `value`.
+impl<'a> Regenerate<'a> {
+    /// The arguments for moving the session behind `cookie` to a new id.
     #[must_use]
-    pub fn new(cookie_name: &'a str, value: &'a str) -> Self {
-        Delete { cookie_name, value }
+    pub fn new(
+        cookie: SessionCookie<'a>,
+        record: &'a Arc<Record>,
+        changes: &'a Changes,
+        now: SystemTime,
+    ) -> Self {
+        Regenerate {
+            cookie,
+            record,
+            changes,
+            now,
+        }
+    }
+
+    /// How long the stored state should live: see [`Record::ttl_at`].
+    #[must_use]
+    pub fn ttl(&self) -> Option<Duration> {
+        self.record.ttl_at(self.now)
+    }
+
+    /// Applies this request's changes to the record stored under the old
+    /// id, as [`Update::apply_to`] does: what the new id should hold.
+    pub fn apply_to(&self, stored: &mut Record) {
+        self.changes.apply(self.record, stored);
+    }
+
+    /// Regenerates on any store whose [`delete`](SessionStore::delete)
+    /// tells the truth, without atomicity of its own (what the provided
+    /// [`SessionStore::regenerate`] does): [`create`](SessionStore::create)s
+    /// the record under a new id, then deletes the old id; when that
+    /// deletes nothing, a logout came first, and the new id is deleted
+    /// again (nobody else knows it) and the answer is [`Written::Gone`].
+    ///
+    /// Keys that concurrent requests wrote to the old id between this
+    /// request's load and its regenerate are not carried over: the new id
+    /// holds [`record`](Self::record) as it is.
+    ///
+    /// # Errors
+    ///
+    /// The store's. When the second delete fails, the new id stays behind,
+    /// unknown to every client, until its deadline.
+    pub async fn create_then_delete<S: SessionStore + ?Sized>(
+        self,
+        store: &S,
+    ) -> Result<Written, Error> {
+        let name = self.cookie.name;
+        let value = store
+            .create(Create::new(name, self.record, self.now))
+            .await?;
+        if store.delete(self.cookie).await? {
+            return Ok(Written::Cookie(value));
+        }
+        store.delete(SessionCookie::new(name, &value)).await?;
+        Ok(Written::Gone)
     }
 }
 
-/// What [`SessionStore::save`] did.
+/// What a write of an existing session did: [`SessionStore::update`],
+/// [`refresh`](SessionStore::refresh) and
+/// [`regenerate`](SessionStore::regenerate) answer it.
 #[derive(Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Saved {
-    /// Saved; send this cookie value.
+#[must_use]
+pub enum Written {
+    /// Written; send this cookie value (for a server-side store, usually
+    /// the id the client already holds).
     Cookie(String),
-    /// The session being updated no longer exists (a logout or expiry won
-    /// the race) and was not recreated; the client's cookie is removed.
+    /// The session no longer exists (a logout, a revocation or its expiry
+    /// came first), and nothing was written: the client's cookie is
+    /// removed.
     Gone,
 }
 
-impl std::fmt::Debug for Saved {
+impl std::fmt::Debug for Written {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // The value may be a session id: never print it.
         match self {
-            Saved::Cookie(_) => f.write_str("Saved::Cookie(..)"),
-            Saved::Gone => f.write_str("Saved::Gone"),
+            Written::Cookie(_) => f.write_str("Written::Cookie(..)"),
+            Written::Gone => f.write_str("Written::Gone"),
         }
     }
 }
 
-// Cookie values may be session ids: `Debug` shows only whether one is there.
-macro_rules! redacted_debug {
-    ($ty:ident { $($field:ident),* } value: $value:ident) => {
+// Cookie values may be session ids: `Debug` shows only that one is there.
+impl std::fmt::Debug for SessionCookie<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionCookie")
+            .field("name", &self.name)
+            .field("value", &"..")
+            .finish()
+    }
+}
+
+macro_rules! debug_without_values {
+    ($ty:ident { $($field:ident),* }) => {
         impl std::fmt::Debug for $ty<'_> {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
                 f.debug_struct(stringify!($ty))
-                    .field("cookie_name", &self.cookie_name)
-                    .field(stringify!($value), &"..")
                     $(.field(stringify!($field), &self.$field))*
                     .finish()
             }
@@ -311,24 +443,29 @@ macro_rules! redacted_debug {
     };
 }
 
-redacted_debug!(Load {} value: value);
-redacted_debug!(Touch { record, now } value: value);
-redacted_debug!(Delete {} value: value);
+debug_without_values!(Create { cookie_name, record, now });
+debug_without_values!(Update { cookie, record, changes, now });
+debug_without_values!(Refresh { cookie, record, now });
+debug_without_values!(Regenerate { cookie, record, changes, now });
 
-impl std::fmt::Debug for Save<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Save")
-            .field("cookie_name", &self.cookie_name)
-            .field("previous", &self.previous.map(|_| ".."))
-            .field("record", self.record)
-            .field("changes", self.changes)
-            .field("now", &self.now)
-            .finish()
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_shows_a_cookie_value() {
+        let record = Arc::new(Record::new(SystemTime::UNIX_EPOCH));
+        let cookie = SessionCookie::new("session", "SECRET-ID");
+        let changes = Changes::default();
+        let now = SystemTime::UNIX_EPOCH;
+        for debug in [
+            format!("{cookie:?}"),
+            format!("{:?}", Update::new(cookie, &record, &changes, now)),
+            format!("{:?}", Refresh::new(cookie, &record, now)),
+            format!("{:?}", Regenerate::new(cookie, &record, &changes, now)),
+            format!("{:?}", Written::Cookie("SECRET-ID".into())),
+        ] {
+            assert!(!debug.contains("SECRET"), "{debug}");
+        }
     }
-}
-
-fn ttl(record: &Record, now: SystemTime) -> Option<Duration> {
-    record
-        .expires_at
-        .map(|deadline| deadline.duration_since(now).unwrap_or(Duration::ZERO))
 }

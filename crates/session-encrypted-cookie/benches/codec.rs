@@ -17,7 +17,7 @@ use chacha20poly1305::XChaCha20Poly1305;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_main};
 use serde_json::json;
-use session_core::{Changes, Load, Record, Save, Saved, SessionStore};
+use session_core::{Create, Record, SessionCookie, SessionStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 
 const COOKIE_NAME: &str = "session";
@@ -49,11 +49,11 @@ fn record(size: usize) -> Record {
     record
 }
 
-fn seal(store: &EncryptedCookieStore, record: &Arc<Record>, changes: &Changes) -> String {
-    let save = Save::new(COOKIE_NAME, None, record, changes, record.created);
-    match ready(store.save(save)) {
-        Ok(Saved::Cookie(value)) => value,
-        other => panic!("save failed: {other:?}"),
+fn seal(store: &EncryptedCookieStore, record: &Arc<Record>) -> String {
+    let create = Create::new(COOKIE_NAME, record, record.created);
+    match ready(store.create(create)) {
+        Ok(value) => value,
+        Err(error) => panic!("sealing failed: {error}"),
     }
 }
 
@@ -107,22 +107,21 @@ fn codec(c: &mut Criterion) {
         let aad = format!("\x11abcd{COOKIE_NAME}").into_bytes();
         for size in SIZES {
             let record = Arc::new(record(size));
-            let changes = Changes::replace_all(&record);
-            let cookie = seal(&store, &record, &changes);
+            let cookie = seal(&store, &record);
             let plaintext = serde_json::to_vec(&*record).unwrap_or_default();
             let ciphertext = bare.encrypt(&plaintext, &aad);
 
             let mut group = c.benchmark_group(format!("{cipher}/{size}B"));
             group.throughput(Throughput::Bytes(size as u64));
             group.bench_function(BenchmarkId::from_parameter("seal"), |b| {
-                b.iter(|| seal(&store, black_box(&record), &changes));
+                b.iter(|| seal(&store, black_box(&record)));
             });
             group.bench_function(BenchmarkId::from_parameter("bare_encrypt"), |b| {
                 b.iter(|| bare.encrypt(black_box(&plaintext), &aad));
             });
             group.bench_function(BenchmarkId::from_parameter("open"), |b| {
                 b.iter(|| {
-                    let loaded = ready(store.load(Load::new(COOKIE_NAME, black_box(&cookie))));
+                    let loaded = ready(store.load(SessionCookie::new(COOKIE_NAME, black_box(&cookie))));
                     assert!(matches!(loaded, Ok(Some(_))));
                     loaded
                 });
@@ -131,11 +130,11 @@ fn codec(c: &mut Criterion) {
                 b.iter(|| bare.decrypt(black_box(&ciphertext), &aad));
             });
             // A cookie this store sealed, as a client sends it back.
-            let cached_cookie = seal(&cached, &record, &changes);
+            let cached_cookie = seal(&cached, &record);
             group.bench_function(BenchmarkId::from_parameter("open_cached"), |b| {
                 b.iter(|| {
                     let loaded =
-                        ready(cached.load(Load::new(COOKIE_NAME, black_box(&cached_cookie))));
+                        ready(cached.load(SessionCookie::new(COOKIE_NAME, black_box(&cached_cookie))));
                     assert!(matches!(loaded, Ok(Some(_))));
                     loaded
                 });

@@ -3,7 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch, async_trait};
+use session_core::{
+    Create, Error, Record, Regenerate, SessionCookie, SessionStore, Update, Written, async_trait,
+};
 
 use crate::cache::OpenedCookies;
 use crate::cipher::Sealer;
@@ -159,25 +161,25 @@ impl fmt::Debug for EncryptedCookieStore {
 
 #[async_trait]
 impl SessionStore for EncryptedCookieStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
-        if let Some(record) = self.opened.get(load.cookie_name, load.value) {
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
+        if let Some(record) = self.opened.get(cookie.name, cookie.value) {
             return Ok(Some(record));
         }
         let opened = format::open(
             self.cipher,
             |id| self.sealer(id),
-            load.cookie_name,
-            load.value,
+            cookie.name,
+            cookie.value,
         );
         match opened {
             Ok(record) => {
                 let record = Arc::new(record);
-                self.opened.insert(load.cookie_name, load.value, &record);
+                self.opened.insert(cookie.name, cookie.value, &record);
                 Ok(Some(record))
             }
             Err(Rejection::UnknownKey(key_id)) => {
                 tracing::debug!(
-                    cookie = load.cookie_name,
+                    cookie = cookie.name,
                     %key_id,
                     "session cookie sealed under a key that is not in the ring"
                 );
@@ -185,7 +187,7 @@ impl SessionStore for EncryptedCookieStore {
             }
             Err(reason) => {
                 tracing::debug!(
-                    cookie = load.cookie_name,
+                    cookie = cookie.name,
                     ?reason,
                     "session cookie did not open"
                 );
@@ -194,38 +196,46 @@ impl SessionStore for EncryptedCookieStore {
         }
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
+    async fn create(&self, create: Create<'_>) -> Result<String, Error> {
+        self.seal(create.cookie_name, create.record, None)
+    }
+
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
         // The cookie carries the whole record, so there is nothing to merge
         // with: the previous value is simply replaced.
-        self.seal(save.cookie_name, save.record, save.previous)
-            .map(Saved::Cookie)
+        let cookie = update.cookie;
+        self.seal(cookie.name, update.record, Some(cookie.value))
+            .map(Written::Cookie)
     }
 
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        // The deadline is inside the cookie: moving it means sealing anew.
-        self.seal(touch.cookie_name, touch.record, Some(touch.value))
-            .map(Some)
+    async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
+        // Nothing is kept on the server to move or check: the old cookie is
+        // only forgotten by the cache, and a client that kept it can still
+        // use it until its deadline.
+        let cookie = regenerate.cookie;
+        self.seal(cookie.name, regenerate.record, Some(cookie.value))
+            .map(Written::Cookie)
     }
 
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
+    async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
         // Nothing is kept on the server but the cache. Forgetting the cookie
         // there does not revoke it: a client that kept it can still use it
         // until its deadline.
-        self.opened.remove(delete.cookie_name, delete.value);
-        Ok(())
+        self.opened.remove(cookie.name, cookie.value);
+        Ok(false)
     }
 
-    fn needs_reissue(&self, load: Load<'_>) -> bool {
+    fn needs_reissue(&self, cookie: SessionCookie<'_>) -> bool {
         // Only a cookie that loaded is asked about: with no old key in the
         // ring, it was sealed under the primary.
         if self.old.is_empty() {
             return false;
         }
         let primary = self.ring.primary_id();
-        let old_key = format::key_id_of(load.value).is_some_and(|id| id != primary);
+        let old_key = format::key_id_of(cookie.value).is_some_and(|id| id != primary);
         if old_key {
             tracing::debug!(
-                cookie = load.cookie_name,
+                cookie = cookie.name,
                 "session cookie under an old key; re-sealing it under the primary key"
             );
         }

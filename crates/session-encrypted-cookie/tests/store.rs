@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use session_core::conformance::{self, StoreKind};
 use session_core::{
-    Changes, Clock, Error, Expiry, Load, ManualClock, Record, Rolling, Save, Saved, Session,
+    Clock, Create, Error, Expiry, ManualClock, Record, Rolling, Session, SessionCookie,
     SessionConfig, SessionManager, SessionStore,
 };
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
@@ -86,7 +86,7 @@ fn value(pair: &str) -> &str {
 
 async fn load(store: &dyn SessionStore, name: &str, value: &str) -> Option<Record> {
     store
-        .load(Load::new(name, value))
+        .load(SessionCookie::new(name, value))
         .await
         .unwrap()
         .map(Arc::unwrap_or_clone)
@@ -103,16 +103,11 @@ fn a_record(clock: &ManualClock) -> Record {
 }
 
 async fn seal(store: &dyn SessionStore, name: &str, record: &Record) -> String {
-    let changes = Changes::replace_all(record);
     let record = Arc::new(record.clone());
-    match store
-        .save(Save::new(name, None, &record, &changes, record.created))
+    store
+        .create(Create::new(name, &record, record.created))
         .await
         .unwrap()
-    {
-        Saved::Cookie(value) => value,
-        other => panic!("unexpected {other:?}"),
-    }
 }
 
 #[tokio::test]

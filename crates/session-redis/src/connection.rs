@@ -19,8 +19,11 @@ use crate::watchdog;
 ///
 /// A client you build yourself keeps its own reconnect policy: give it one
 /// (fred's [`ReconnectPolicy`]) so that the store recovers when Redis comes
-/// back. [`RedisStore::from_url`](crate::RedisStore::from_url) does that for
-/// you.
+/// back, and bound its queue of commands (fred's
+/// `ConnectionConfig::max_command_buffer_len`, unbounded by default) so that
+/// an outage cannot grow it without end.
+/// [`RedisStore::from_url`](crate::RedisStore::from_url) does both for you
+/// ([`MAX_QUEUED_COMMANDS`](crate::MAX_QUEUED_COMMANDS)).
 #[derive(Clone)]
 pub struct RedisConnection(Kind);
 
@@ -105,6 +108,7 @@ impl RedisConnection {
             .with_connection_config(|conn| {
                 conn.connection_timeout = timeout;
                 conn.internal_command_timeout = timeout;
+                conn.max_command_buffer_len = crate::MAX_QUEUED_COMMANDS;
             })
             .set_policy(ReconnectPolicy::new_exponential(0, 50, 1_000, 2))
             .build()
@@ -160,6 +164,12 @@ impl Redis {
 
     pub(crate) fn connection(&self) -> &RedisConnection {
         &self.connection
+    }
+
+    /// Whether the connection is to a Redis Cluster, where one script may
+    /// only touch keys of one slot.
+    pub(crate) fn is_clustered(&self) -> bool {
+        self.connection.client().is_clustered()
     }
 
     /// fred's own per-command timeout rather than a timer around the call:
@@ -257,15 +267,7 @@ impl Redis {
     /// `GET key`: the value, or `None` when there is no such key.
     pub(crate) async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let value: Value = self.read(async |client| client.get(key).await).await?;
-        match value {
-            Value::Null => Ok(None),
-            Value::Bytes(bytes) => Ok(Some(bytes.to_vec())),
-            Value::String(text) => Ok(Some(text.as_bytes().to_vec())),
-            other => Err(Error::store(format!(
-                "unexpected reply to GET: {:?}",
-                other.kind()
-            ))),
-        }
+        bytes_of(value, "GET")
     }
 
     /// `SET key value NX [EX secs]`: whether the key was set (`false`: it
@@ -292,14 +294,39 @@ impl Redis {
         Ok(!matches!(reply, Value::Null))
     }
 
-    /// `DEL key`.
-    pub(crate) async fn del(&self, key: &str) -> Result<(), Error> {
+    /// `DEL key`: whether the key existed.
+    pub(crate) async fn del(&self, key: &str) -> Result<bool, Error> {
         self.connection
             .client()
             .with_options(&Self::options(self.timeout))
-            .del::<Value, _>(key)
+            .del::<i64, _>(key)
             .await
-            .map(drop)
+            .map(|deleted| deleted > 0)
             .map_err(Error::store)
+    }
+
+    /// `GETDEL key`: the value the key held, if any.
+    pub(crate) async fn getdel(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+        let value: Value = self
+            .connection
+            .client()
+            .with_options(&Self::options(self.timeout))
+            .getdel(key)
+            .await
+            .map_err(Error::store)?;
+        bytes_of(value, "GETDEL")
+    }
+}
+
+/// The bytes of a reply to `command` that answers a string or nothing.
+fn bytes_of(value: Value, command: &str) -> Result<Option<Vec<u8>>, Error> {
+    match value {
+        Value::Null => Ok(None),
+        Value::Bytes(bytes) => Ok(Some(bytes.to_vec())),
+        Value::String(text) => Ok(Some(text.as_bytes().to_vec())),
+        other => Err(Error::store(format!(
+            "unexpected reply to {command}: {:?}",
+            other.kind()
+        ))),
     }
 }

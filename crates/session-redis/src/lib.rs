@@ -167,7 +167,10 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch, async_trait};
+use session_core::{
+    Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written,
+    async_trait,
+};
 
 pub use connection::RedisConnection;
 /// The fred crate this store is built on, for building clients and pools.
@@ -184,6 +187,12 @@ pub const DEFAULT_KEY_PREFIX: &str = "session:";
 
 /// The command timeout unless configured otherwise.
 pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// How many commands a connection made from a URL queues while Redis is
+/// slow or unreachable; past that, an operation fails at once with
+/// [`Error::Store`] instead of waiting in a queue that grows without end
+/// (reads that timed out stay queued until they are sent).
+pub const MAX_QUEUED_COMMANDS: usize = 4096;
 
 /// Sessions in Redis. See the [crate documentation](crate) for the layout and
 /// the guarantees. Cheap to clone: clones share the connection.
@@ -248,20 +257,28 @@ impl fmt::Debug for RedisStore {
 
 #[async_trait]
 impl SessionStore for RedisStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
-        Ok(self.layout.load(&self.redis, load).await?.map(Arc::new))
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
+        Ok(self.layout.load(&self.redis, cookie).await?.map(Arc::new))
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
-        self.layout.save(&self.redis, save).await
+    async fn create(&self, create: Create<'_>) -> Result<String, Error> {
+        self.layout.create(&self.redis, create).await
     }
 
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        self.layout.touch(&self.redis, touch).await.map(|()| None)
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+        self.layout.update(&self.redis, update).await
     }
 
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        self.layout.delete(&self.redis, delete).await
+    async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
+        self.layout.refresh(&self.redis, refresh).await
+    }
+
+    async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
+        self.layout.regenerate(&self.redis, self, regenerate).await
+    }
+
+    async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
+        self.layout.delete(&self.redis, cookie).await
     }
 }
 

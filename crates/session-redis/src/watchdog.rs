@@ -9,9 +9,15 @@
 //! those past their deadline. A read that times out this way may still be
 //! sent once Redis is back, which is harmless for a read; writes keep fred's
 //! own timeout, which also drops a timed-out command from fred's queue.
+//!
+//! Without its thread, nothing would fail a read that Redis never answers,
+//! so the watchdog fails closed: when the thread cannot be started, the
+//! read fails at once (a store error, not a wait without end), and the next
+//! read tries to start it again.
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, OnceLock, PoisonError};
 use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant};
@@ -23,10 +29,15 @@ pub(crate) const RESOLUTION: Duration = Duration::from_millis(20);
 /// `None` when it did not finish in time. A limit too far away to represent
 /// is no limit.
 pub(crate) fn within<F: Future>(limit: Duration, future: F) -> Within<F> {
+    watched_by(watchdog(), limit, future)
+}
+
+fn watched_by<F: Future>(watchdog: &'static Watchdog, limit: Duration, future: F) -> Within<F> {
     Within {
         future,
         deadline: Instant::now().checked_add(limit),
         registration: Registration(None),
+        watchdog,
     }
 }
 
@@ -41,6 +52,7 @@ pin_project_lite::pin_project! {
         // `None`: no limit.
         deadline: Option<Instant>,
         registration: Registration,
+        watchdog: &'static Watchdog,
     }
 }
 
@@ -77,7 +89,10 @@ impl<F: Future> Future for Within<F> {
                         ..WatchState::default()
                     }),
                 });
-                watchdog().watch(Arc::clone(&watch));
+                if !this.watchdog.watch(Arc::clone(&watch)) {
+                    // Nothing would fail this read in time: fail it now.
+                    return Poll::Ready(None);
+                }
                 this.registration.0 = Some(watch);
             }
         }
@@ -122,11 +137,26 @@ impl Watch {
 /// The process's one watchdog.
 fn watchdog() -> &'static Watchdog {
     static WATCHDOG: OnceLock<Watchdog> = OnceLock::new();
-    WATCHDOG.get_or_init(Watchdog::start)
+    WATCHDOG.get_or_init(|| Watchdog::new(spawn_thread))
+}
+
+/// Starts the watchdog thread on `shared`.
+type Spawn = fn(Arc<Shared>) -> std::io::Result<()>;
+
+fn spawn_thread(shared: Arc<Shared>) -> std::io::Result<()> {
+    std::thread::Builder::new()
+        .name("session-redis-watchdog".into())
+        .spawn(move || run(&shared))
+        .map(drop)
 }
 
 struct Watchdog {
     shared: Arc<Shared>,
+    spawn: Spawn,
+    /// Whether the thread runs; set once it started, under the lock that
+    /// keeps two reads from starting two threads.
+    running: AtomicBool,
+    starting: Mutex<()>,
 }
 
 struct Shared {
@@ -142,24 +172,46 @@ impl Shared {
 }
 
 impl Watchdog {
-    fn start() -> Self {
-        let shared = Arc::new(Shared {
-            watches: Mutex::new(Vec::new()),
-            arrived: Condvar::new(),
-        });
-        let thread_shared = Arc::clone(&shared);
-        // If the thread cannot start, reads wait for fred instead (which
-        // fails them when the connection is lost): degraded, not broken.
-        if let Err(error) = std::thread::Builder::new()
-            .name("session-redis-watchdog".into())
-            .spawn(move || run(&thread_shared))
-        {
-            tracing::error!(%error, "could not start the Redis read watchdog thread");
+    /// A watchdog whose thread `spawn` starts, on the first watch.
+    fn new(spawn: Spawn) -> Self {
+        Watchdog {
+            shared: Arc::new(Shared {
+                watches: Mutex::new(Vec::new()),
+                arrived: Condvar::new(),
+            }),
+            spawn,
+            running: AtomicBool::new(false),
+            starting: Mutex::new(()),
         }
-        Watchdog { shared }
     }
 
-    fn watch(&self, watch: Arc<Watch>) {
+    /// Whether the thread runs, starting it if it does not yet.
+    fn ensure_running(&self) -> bool {
+        if self.running.load(Ordering::Acquire) {
+            return true;
+        }
+        let _starting = self.starting.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.running.load(Ordering::Acquire) {
+            return true;
+        }
+        match (self.spawn)(Arc::clone(&self.shared)) {
+            Ok(()) => {
+                self.running.store(true, Ordering::Release);
+                true
+            }
+            Err(error) => {
+                tracing::error!(%error, "could not start the Redis read watchdog thread");
+                false
+            }
+        }
+    }
+
+    /// Watches `watch` until it is done or its deadline passes; `false`
+    /// when there is no thread to do it.
+    fn watch(&self, watch: Arc<Watch>) -> bool {
+        if !self.ensure_running() {
+            return false;
+        }
         let mut watches = self.shared.watches();
         let was_idle = watches.is_empty();
         watches.push(watch);
@@ -167,6 +219,7 @@ impl Watchdog {
         if was_idle {
             self.shared.arrived.notify_one();
         }
+        true
     }
 }
 
@@ -280,6 +333,33 @@ mod tests {
             assert!(Instant::now() < deadline, "watches were kept");
             tokio::time::sleep(RESOLUTION).await;
         }
+    }
+
+    #[tokio::test]
+    async fn without_its_thread_a_read_fails_at_once_and_the_next_one_starts_it() {
+        static ATTEMPTS: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        // Fails the first start, as a process out of threads would.
+        fn fails_once(shared: Arc<Shared>) -> std::io::Result<()> {
+            if ATTEMPTS.fetch_add(1, Ordering::SeqCst) == 0 {
+                return Err(std::io::Error::other("no threads left"));
+            }
+            spawn_thread(shared)
+        }
+        let watchdog: &'static Watchdog = Box::leak(Box::new(Watchdog::new(fails_once)));
+        let limit = Duration::from_secs(60);
+        let started = Instant::now();
+        let unanswered = watched_by(watchdog, limit, std::future::pending::<()>());
+        assert_eq!(unanswered.await, None, "failed closed");
+        assert!(started.elapsed() < limit, "at once, not after the limit");
+
+        let short = Duration::from_millis(50);
+        let started = Instant::now();
+        let unanswered = watched_by(watchdog, short, std::future::pending::<()>());
+        assert_eq!(unanswered.await, None);
+        assert!(started.elapsed() >= short, "this time the thread timed it");
+        assert_eq!(ATTEMPTS.load(Ordering::SeqCst), 2);
+        let answered = watched_by(watchdog, limit, async { 5 });
+        assert_eq!(answered.await, Some(5));
     }
 
     async fn futures_poll_once<F: Future + Unpin>(mut future: F) -> Poll<F::Output> {

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::json;
 use session_core::expiry::unix_millis;
 use session_core::{
-    Changes, Clock, Expiry, Load, ManualClock, Record, Rolling, Save, Session, SessionConfig,
-    SessionManager, SessionStore, Touch,
+    Changes, Clock, Expiry, ManualClock, Record, Refresh, Rolling, Session, SessionConfig,
+    SessionCookie, SessionManager, SessionStore, Update, Written,
 };
 use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
@@ -201,10 +201,11 @@ async fn a_rolling_refresh_rewrites_only_the_deadline() {
         server
             .command(&["HSET", &key, "m", &stored, "d:k", "1"])
             .expect("HSET");
-        store
-            .touch(Touch::new("session", &id, &record, now))
+        let written = store
+            .refresh(Refresh::new(SessionCookie::new("session", &id), &record, now))
             .await
-            .expect("touch");
+            .expect("refresh");
+        assert_eq!(written, Written::Cookie(id.clone()));
         let metadata = server.command(&["HGET", &key, "m"]).expect("HGET");
         assert_eq!(
             metadata.text().as_deref(),
@@ -214,7 +215,7 @@ async fn a_rolling_refresh_rewrites_only_the_deadline() {
         let deadline = i64::try_from(ms(later)).expect("fits");
         assert_eq!(integer(server.command(&["PEXPIRETIME", &key])), deadline);
         let loaded = store
-            .load(Load::new("session", &id))
+            .load(SessionCookie::new("session", &id))
             .await
             .expect("load")
             .expect("still there");
@@ -223,10 +224,11 @@ async fn a_rolling_refresh_rewrites_only_the_deadline() {
     }
     // A refresh of a session that is gone creates nothing.
     server.command(&["DEL", &key]).expect("DEL");
-    store
-        .touch(Touch::new("session", &id, &record, now))
+    let written = store
+        .refresh(Refresh::new(SessionCookie::new("session", &id), &record, now))
         .await
-        .expect("touch");
+        .expect("refresh");
+    assert_eq!(written, Written::Gone, "a refresh tells that the session is gone");
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 
@@ -496,13 +498,14 @@ async fn the_futures_of_loads_and_saves_stay_small() {
     let client = store.connection().client().clone();
     let command = size_of_val(&client.hgetall::<fred::types::Value, _>("k"));
     let id = "abcdefghijklmnopqrstuvwxyz012345";
-    let load = size_of_val(&*store.load(Load::new("session", id)));
+    let load = size_of_val(&*store.load(SessionCookie::new("session", id)));
     assert!(
         load <= command + 1024,
         "a load's future is {load} bytes, a command's {command}"
     );
     let now = SystemTime::now();
     let (record, changes) = (Arc::new(Record::new(now)), Changes::default());
-    let save = size_of_val(&*store.save(Save::new("session", Some(id), &record, &changes, now)));
+    let cookie = SessionCookie::new("session", id);
+    let save = size_of_val(&*store.update(Update::new(cookie, &record, &changes, now)));
     assert!(save <= 1024, "a save's future is {save} bytes");
 }

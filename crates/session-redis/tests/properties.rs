@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value as Json, json};
 use session_core::expiry::unix_millis;
-use session_core::{Load, SessionConfig, SessionManager, SessionStore};
+use session_core::{SessionConfig, SessionCookie, SessionManager, SessionStore};
 use session_redis::RedisStore;
 use session_testing::{RedisServer, arbitrary};
 
@@ -84,7 +84,7 @@ fn arbitrary_cookie_values_never_load_a_session_that_was_not_issued() {
     runner()
         .run(&value, |value| {
             let loaded = runtime
-                .block_on(store.load(Load::new("session", &value)))
+                .block_on(store.load(SessionCookie::new("session", &value)))
                 .expect("an unknown cookie is not an error");
             prop_assert_eq!(loaded.is_some(), issued.contains(&value));
             Ok(())
@@ -184,7 +184,7 @@ fn arbitrary_hash_contents_load_without_error_or_panic() {
                     )
                     .await;
                 }
-                store.load(Load::new("session", &id)).await
+                store.load(SessionCookie::new("session", &id)).await
             });
             let loaded = loaded.expect("a malformed hash is not an error");
             // HSET keeps the last value written to a field.
@@ -239,7 +239,7 @@ fn hashes_written_in_the_documented_layout_load() {
                     args.push(value.to_string().into_bytes());
                 }
                 raw(&store, "HSET", args).await;
-                store.load(Load::new("session", &id)).await
+                store.load(SessionCookie::new("session", &id)).await
             });
             let record = loaded.expect("no error").expect("a well-formed hash loads");
             prop_assert_eq!(unix_millis(record.created), created);

@@ -46,7 +46,9 @@ use std::sync::Arc;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use session_core::cookie::MAX_COOKIE_SIZE;
-use session_core::{Delete, Error, Load, Record, Save, Saved, SessionStore, Touch, async_trait};
+use session_core::{
+    Create, Error, Record, Regenerate, SessionCookie, SessionStore, Update, Written, async_trait,
+};
 
 /// The session as plain, unauthenticated JSON in the cookie. **Testing
 /// only**: see the [crate documentation](crate).
@@ -85,24 +87,29 @@ impl SimpleCookieStore {
     }
 }
 
+// Every write encodes the record anew: the cookie is the whole session.
 #[async_trait]
 impl SessionStore for SimpleCookieStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
-        Ok(Self::decode(load.value).map(Arc::new))
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
+        Ok(Self::decode(cookie.value).map(Arc::new))
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
-        Self::encode(save.record).map(Saved::Cookie)
+    async fn create(&self, create: Create<'_>) -> Result<String, Error> {
+        Self::encode(create.record)
     }
 
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
-        // The deadline lives in the cookie: moving it means a new cookie.
-        Self::encode(touch.record).map(Some)
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+        Self::encode(update.record).map(Written::Cookie)
     }
 
-    async fn delete(&self, _: Delete<'_>) -> Result<(), Error> {
+    async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
+        // Nothing is kept on the server to move or check.
+        Self::encode(regenerate.record).map(Written::Cookie)
+    }
+
+    async fn delete(&self, _: SessionCookie<'_>) -> Result<bool, Error> {
         // Nothing is kept on the server; the removal cookie does the work.
-        Ok(())
+        Ok(false)
     }
 }
 

@@ -5,7 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use async_trait::async_trait;
 
-use crate::{Delete, Error, Load, MemoryStore, Record, Save, Saved, SessionStore, Touch};
+use crate::{
+    Create, Error, MemoryStore, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update,
+    Written,
+};
 
 /// A store around another one that counts its calls and fails on command: a
 /// backend outage without taking a real backend down, to test adapters,
@@ -64,7 +67,8 @@ impl FaultyStore {
         self.faults.loads_fail.store(fail, Ordering::SeqCst);
     }
 
-    /// Makes `save`, `touch` and `delete` fail (or work again).
+    /// Makes every write (`create`, `update`, `refresh`, `regenerate`,
+    /// `delete`) fail (or work again).
     pub fn fail_writes(&self, fail: bool) {
         self.faults.writes_fail.store(fail, Ordering::SeqCst);
     }
@@ -81,7 +85,8 @@ impl FaultyStore {
         self.faults.loads.load(Ordering::SeqCst)
     }
 
-    /// How many times `save` was called, failed calls included.
+    /// How many times data was written (`create`, `update` or
+    /// `regenerate` called), failed calls included.
     #[must_use]
     pub fn saves(&self) -> usize {
         self.faults.saves.load(Ordering::SeqCst)
@@ -107,31 +112,48 @@ impl std::fmt::Debug for FaultyStore {
     }
 }
 
+impl FaultyStore {
+    /// Counts a data write, then fails it if writes fail.
+    fn write(&self) -> Result<(), Error> {
+        self.faults.saves.fetch_add(1, Ordering::SeqCst);
+        Self::check(&self.faults.writes_fail)
+    }
+}
+
 #[async_trait]
 impl SessionStore for FaultyStore {
-    async fn load(&self, load: Load<'_>) -> Result<Option<Arc<Record>>, Error> {
+    async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
         self.faults.loads.fetch_add(1, Ordering::SeqCst);
         Self::check(&self.faults.loads_fail)?;
-        self.inner.load(load).await
+        self.inner.load(cookie).await
     }
 
-    async fn save(&self, save: Save<'_>) -> Result<Saved, Error> {
-        self.faults.saves.fetch_add(1, Ordering::SeqCst);
+    async fn create(&self, create: Create<'_>) -> Result<String, Error> {
+        self.write()?;
+        self.inner.create(create).await
+    }
+
+    async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+        self.write()?;
+        self.inner.update(update).await
+    }
+
+    async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
         Self::check(&self.faults.writes_fail)?;
-        self.inner.save(save).await
+        self.inner.refresh(refresh).await
     }
 
-    async fn touch(&self, touch: Touch<'_>) -> Result<Option<String>, Error> {
+    async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
+        self.write()?;
+        self.inner.regenerate(regenerate).await
+    }
+
+    async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
         Self::check(&self.faults.writes_fail)?;
-        self.inner.touch(touch).await
+        self.inner.delete(cookie).await
     }
 
-    async fn delete(&self, delete: Delete<'_>) -> Result<(), Error> {
-        Self::check(&self.faults.writes_fail)?;
-        self.inner.delete(delete).await
-    }
-
-    fn needs_reissue(&self, load: Load<'_>) -> bool {
-        self.inner.needs_reissue(load)
+    fn needs_reissue(&self, cookie: SessionCookie<'_>) -> bool {
+        self.inner.needs_reissue(cookie)
     }
 }

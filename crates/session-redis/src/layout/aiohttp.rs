@@ -17,16 +17,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fred::types::Value as RedisValue;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use session_core::{Delete, Error, Load, Record, Save, Saved, Touch};
+use session_core::{
+    Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written,
+};
 
+use super::MAX_ID_ATTEMPTS;
 use crate::connection::{Redis, Script};
 
 /// The length of a uuid4 in hex.
 const ID_LEN: usize = 32;
-
-/// A new id that collides with an existing key is replaced by another; a
-/// few collisions in a row mean the random source is broken.
-const MAX_ID_ATTEMPTS: usize = 3;
 
 /// What aiohttp_session writes for a logged-out (emptied) session.
 const LOGGED_OUT: &[u8] = b"{}";
@@ -50,6 +49,27 @@ end
 return 'saved'
 ";
 
+/// Moves a session to a new key, only if it still exists: `KEYS` are the
+/// old key and the new one, `ARGV` the value and `max_age` in seconds
+/// (empty: none). Answers `gone` (the old key is missing or logged out),
+/// `taken` (the new key exists) or `saved`.
+const REGENERATE_LUA: &str = r"
+local current = redis.call('GET', KEYS[1])
+if not current or current == '{}' then
+  return 'gone'
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'taken'
+end
+if ARGV[2] == '' then
+  redis.call('SET', KEYS[2], ARGV[1])
+else
+  redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
+end
+redis.call('DEL', KEYS[1])
+return 'saved'
+";
+
 /// The value as aiohttp_session writes it; the field order is Python's.
 #[derive(Serialize)]
 struct Stored<'a> {
@@ -63,6 +83,7 @@ pub(crate) struct AiohttpLayout {
     /// that only end when they are logged out.
     max_age_secs: Option<u64>,
     update: Script,
+    regenerate: Script,
 }
 
 impl std::fmt::Debug for AiohttpLayout {
@@ -85,61 +106,82 @@ impl AiohttpLayout {
         AiohttpLayout {
             max_age_secs: max_age.map(whole_seconds),
             update: Script::new(UPDATE_LUA),
+            regenerate: Script::new(REGENERATE_LUA),
         }
     }
 
     pub(crate) async fn load(
         &self,
         redis: &Redis,
-        load: Load<'_>,
+        cookie: SessionCookie<'_>,
     ) -> Result<Option<Record>, Error> {
-        let Some(key) = key(load.cookie_name, load.value) else {
+        let Some(key) = key(cookie.name, cookie.value) else {
             return Ok(None);
         };
         let Some(value) = redis.get(&key).await? else {
             return Ok(None);
         };
         if value == LOGGED_OUT {
-            tracing::debug!(
-                cookie = load.cookie_name,
-                "session was logged out by aiohttp"
-            );
+            tracing::debug!(cookie = cookie.name, "session was logged out by aiohttp");
             return Ok(None);
         }
         let record = decode(&value, self.max_age_secs);
         if record.is_none() {
             tracing::debug!(
-                cookie = load.cookie_name,
+                cookie = cookie.name,
                 "malformed aiohttp session value in Redis; ignored"
             );
         }
         Ok(record)
     }
 
-    pub(crate) async fn save(&self, redis: &Redis, save: Save<'_>) -> Result<Saved, Error> {
-        if save.record.expiry.is_some() {
+    /// The stored value for `record` written at `now`, as aiohttp_session
+    /// writes it: `created` is the time of every write.
+    fn value(&self, cookie_name: &str, record: &Record, now: SystemTime) -> Result<String, Error> {
+        if record.expiry.is_some() {
             tracing::debug!(
-                cookie = save.cookie_name,
+                cookie = cookie_name,
                 "the aiohttp layout does not store a per-session expiry; max_age applies"
             );
         }
-        // aiohttp_session sets `created` to the time of every write.
-        let value = python_json::to_string(&Stored {
-            created: unix_seconds(save.now),
-            session: &save.record.data,
+        python_json::to_string(&Stored {
+            created: unix_seconds(now),
+            session: &record.data,
         })
-        .map_err(Error::Value)?;
-        let Some(previous) = save.previous else {
-            return self.create(redis, save.cookie_name, value).await;
-        };
-        let Some(key) = key(save.cookie_name, previous) else {
-            return Ok(Saved::Gone);
-        };
-        let value = RedisValue::from(value);
-        let expiry = self.max_age_secs.map_or_else(
+        .map_err(Error::Value)
+    }
+
+    /// `max_age` as the scripts take it: seconds, or empty for none.
+    fn expiry_arg(&self) -> RedisValue {
+        self.max_age_secs.map_or_else(
             || RedisValue::from_static_str(""),
             |secs| RedisValue::from(secs.to_string()),
-        );
+        )
+    }
+
+    pub(crate) async fn create(&self, redis: &Redis, create: Create<'_>) -> Result<String, Error> {
+        let value = self.value(create.cookie_name, create.record, create.now)?;
+        let expiry = self
+            .max_age_secs
+            .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX));
+        for _ in 0..MAX_ID_ATTEMPTS {
+            let id = new_id()?;
+            let key = format!("{}_{id}", create.cookie_name);
+            if redis.set_new(&key, value.clone(), expiry).await? {
+                return Ok(id);
+            }
+            super::id_taken();
+        }
+        Err(super::no_free_id())
+    }
+
+    pub(crate) async fn update(&self, redis: &Redis, update: Update<'_>) -> Result<Written, Error> {
+        let cookie = update.cookie;
+        let Some(key) = key(cookie.name, cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        let value = RedisValue::from(self.value(cookie.name, update.record, update.now)?);
+        let expiry = self.expiry_arg();
         let reply = redis
             .eval(&self.update, 1, redis.timeout(), |args| {
                 // Clones of these share their bytes.
@@ -150,59 +192,94 @@ impl AiohttpLayout {
             .await
             .map_err(Error::store)?;
         match reply.as_str().as_deref() {
-            Some("saved") => Ok(Saved::Cookie(previous.to_owned())),
-            Some("gone") => Ok(Saved::Gone),
+            Some("saved") => Ok(Written::Cookie(cookie.value.to_owned())),
+            Some("gone") => Ok(Written::Gone),
             _ => Err(Error::store(format!(
                 "unexpected reply from the update script: {reply:?}"
             ))),
         }
     }
 
-    /// Stores a new session under a fresh id with `SET NX`, so that it never
-    /// overwrites an existing one.
-    async fn create(
+    /// aiohttp_session's `max_age` counts from the last write, so a read
+    /// moves nothing: only whether the session is still there is told.
+    pub(crate) async fn refresh(
         &self,
         redis: &Redis,
-        cookie_name: &str,
-        value: String,
-    ) -> Result<Saved, Error> {
-        let expiry = self
-            .max_age_secs
-            .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX));
+        refresh: Refresh<'_>,
+    ) -> Result<Written, Error> {
+        let cookie = refresh.cookie;
+        let Some(key) = key(cookie.name, cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        Ok(match redis.get(&key).await? {
+            Some(value) if value != LOGGED_OUT => Written::Cookie(cookie.value.to_owned()),
+            _ => Written::Gone,
+        })
+    }
+
+    /// One script that writes the session under a new key and deletes the
+    /// old one, if the old one is still there; on a cluster, whose slots
+    /// keep the two keys apart, a create and a checked delete.
+    pub(crate) async fn regenerate(
+        &self,
+        redis: &Redis,
+        store: &crate::RedisStore,
+        regenerate: Regenerate<'_>,
+    ) -> Result<Written, Error> {
+        if redis.is_clustered() {
+            return regenerate.create_then_delete(store).await;
+        }
+        let cookie = regenerate.cookie;
+        let Some(old) = key(cookie.name, cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        let value = RedisValue::from(self.value(cookie.name, regenerate.record, regenerate.now)?);
+        let expiry = self.expiry_arg();
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = new_id()?;
-            let key = format!("{cookie_name}_{id}");
-            if redis.set_new(&key, value.clone(), expiry).await? {
-                return Ok(Saved::Cookie(id));
+            let new = format!("{}_{id}", cookie.name);
+            let reply = redis
+                .eval(&self.regenerate, 2, redis.timeout(), |args| {
+                    args.push(old.as_str().into());
+                    args.push(new.as_str().into());
+                    args.push(value.clone());
+                    args.push(expiry.clone());
+                })
+                .await
+                .map_err(Error::store)?;
+            match reply.as_str().as_deref() {
+                Some("saved") => return Ok(Written::Cookie(id)),
+                Some("gone") => return Ok(Written::Gone),
+                Some("taken") => super::id_taken(),
+                _ => {
+                    return Err(Error::store(format!(
+                        "unexpected reply from the regenerate script: {reply:?}"
+                    )));
+                }
             }
-            tracing::warn!("a freshly generated session id already existed in Redis");
         }
         Err(Error::store(
             "could not find an unused session id: the random source looks broken",
         ))
     }
 
-    /// Reads never extend a session in aiohttp_session, and the only way to
-    /// move the deadline here is to rewrite `created` with the data: so a
-    /// refresh does nothing. Configure `Rolling::Disabled` (as
-    /// `aiohttp::session_config` does) so that the core does not ask.
-    pub(crate) async fn touch(&self, _redis: &Redis, _touch: Touch<'_>) -> Result<(), Error> {
-        Ok(())
-    }
-
-    /// `DEL`, where aiohttp_session writes `{}`: aiohttp_session reads a
-    /// missing key as a new session too.
-    pub(crate) async fn delete(&self, redis: &Redis, delete: Delete<'_>) -> Result<(), Error> {
-        match key(delete.cookie_name, delete.value) {
-            Some(key) => redis.del(&key).await,
-            None => Ok(()),
+    /// `GETDEL`, so that a value aiohttp_session left as logged out (`{}`)
+    /// does not count as a session deleted.
+    pub(crate) async fn delete(
+        &self,
+        redis: &Redis,
+        cookie: SessionCookie<'_>,
+    ) -> Result<bool, Error> {
+        match key(cookie.name, cookie.value) {
+            Some(key) => Ok(redis
+                .getdel(&key)
+                .await?
+                .is_some_and(|value| value != LOGGED_OUT)),
+            None => Ok(false),
         }
     }
 }
 
-/// The key for `cookie_value`, or `None` when it is not an id
-/// aiohttp_session's default key factory (or ours) could have issued: a
-/// request never makes us build keys from arbitrary input.
 fn key(cookie_name: &str, cookie_value: &str) -> Option<String> {
     let well_formed = cookie_value.len() == ID_LEN
         && cookie_value

@@ -27,9 +27,13 @@ use std::time::SystemTime;
 use fred::types::Value;
 use serde::{Deserialize, Serialize};
 use session_core::expiry::{from_unix_millis, unix_millis};
-use session_core::{Delete, Error, Expiry, Load, Record, Save, Saved, SessionId, Touch};
+use session_core::{
+    Changes, Create, Error, Expiry, Record, Refresh, Regenerate, SessionCookie, SessionId, Update,
+    Written,
+};
 
 use crate::batch::Batcher;
+use super::MAX_ID_ATTEMPTS;
 use crate::connection::{Redis, Script};
 
 /// The metadata field.
@@ -38,24 +42,66 @@ const META_FIELD: &str = "m";
 /// What every data field's name starts with.
 const DATA_PREFIX: &str = "d:";
 
-/// The length of the ids [`SessionId::generate`] issues; anything else is
-/// not ours and is refused without asking Redis.
-const ID_LEN: usize = 32;
 
-/// A new id that collides with an existing key is replaced by another; a
-/// few collisions in a row mean the random source is broken.
-const MAX_ID_ATTEMPTS: usize = 3;
+/// The Lua functions the save and regenerate scripts share.
+///
+/// * `live(key, now)`: whether `key` holds a session that has not expired
+///   at `now` (Unix ms, the application's clock, which may run ahead of
+///   Redis's); an expired one is deleted.
+/// * `write_delta(key, first, last)`: applies the delta in
+///   `ARGV[first..=last]`: `1` to drop every data field first, the number N
+///   of fields to delete, the N fields, then field/value pairs to write,
+///   the last pair being the metadata (`m` and its JSON).
+/// * `set_deadline(key, deadline)`: the key's expiry, in Unix ms (empty:
+///   none).
+macro_rules! shared_lua {
+    () => {
+        r#"
+local function live(key, now)
+  local deadline = redis.call('PEXPIRETIME', key)
+  if deadline == -2 then
+    return false
+  end
+  if deadline >= 0 and deadline <= tonumber(now) then
+    redis.call('DEL', key)
+    return false
+  end
+  return true
+end
 
-/// Applies saves and rolling refreshes, each atomically: one per key of
-/// `KEYS`, in order (the [batcher](crate::batch) sends the saves that wait
-/// together as one call).
+local function write_delta(key, first, last)
+  if ARGV[first] == '1' then
+    redis.call('DEL', key)
+  end
+  -- unpack() is limited by Lua's stack, so large deltas go in chunks.
+  local first_write = first + 2 + tonumber(ARGV[first + 1])
+  for i = first + 2, first_write - 1, 256 do
+    redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
+  end
+  for i = first_write, last, 256 do
+    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
+  end
+end
+
+local function set_deadline(key, deadline)
+  if deadline == '' then
+    redis.call('PERSIST', key)
+  else
+    redis.call('PEXPIREAT', key, deadline)
+  end
+end
+"#
+    };
+}
+
+/// Applies creates, updates and rolling refreshes, each atomically: one
+/// per key of `KEYS`, in order (the [batcher](crate::batch) sends the
+/// writes that wait together as one call).
 ///
 /// `ARGV` holds, for each key in turn, the number of its arguments and then
 /// these: mode (`create`, `update` or `touch`), deadline in Unix ms (empty:
 /// none), the application's now in Unix ms; then, for `create` and
-/// `update`, `1` to drop every data field first, the number N of fields to
-/// delete, the N fields, then field/value pairs to write, the last pair
-/// being the metadata (`m` and its JSON). A `touch` has nothing more: it
+/// `update`, the delta (see [`shared_lua`]). A `touch` has nothing more: it
 /// only moves the deadline, in the stored metadata and in the key's expiry.
 ///
 /// The reply has one entry per key: `saved`, `taken`, `gone`, or `error: `
@@ -67,23 +113,17 @@ const MAX_ID_ATTEMPTS: usize = 3;
 /// save that races a logout cannot bring the session back. A `touch`
 /// rewrites only the value of `e`, which the metadata's JSON always starts
 /// with, so that it keeps whatever a concurrent save wrote to the rest.
-const SAVE_LUA: &str = r#"
+const SAVE_LUA: &str = concat!(
+    shared_lua!(),
+    r#"
 local function save(key, first, last)
   local mode = ARGV[first]
   if mode == 'create' then
     if redis.call('EXISTS', key) == 1 then
       return 'taken'
     end
-  else
-    local deadline = redis.call('PEXPIRETIME', key)
-    if deadline == -2 then
-      return 'gone'
-    end
-    -- Expired by the application's clock, which may run ahead of Redis's.
-    if deadline >= 0 and deadline <= tonumber(ARGV[first + 2]) then
-      redis.call('DEL', key)
-      return 'gone'
-    end
+  elseif not live(key, ARGV[first + 2]) then
+    return 'gone'
   end
   local deadline = ARGV[first + 1]
   if mode == 'touch' then
@@ -102,23 +142,9 @@ local function save(key, first, last)
     end
     redis.call('HSET', key, 'm', meta)
   else
-    if ARGV[first + 3] == '1' then
-      redis.call('DEL', key)
-    end
-    -- unpack() is limited by Lua's stack, so large deltas go in chunks.
-    local first_write = first + 5 + tonumber(ARGV[first + 4])
-    for i = first + 5, first_write - 1, 256 do
-      redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
-    end
-    for i = first_write, last, 256 do
-      redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
-    end
+    write_delta(key, first + 3, last)
   end
-  if deadline == '' then
-    redis.call('PERSIST', key)
-  else
-    redis.call('PEXPIREAT', key, deadline)
-  end
+  set_deadline(key, deadline)
   return 'saved'
 end
 
@@ -137,7 +163,34 @@ for k = 1, #KEYS do
   at = at + 1 + count
 end
 return replies
-"#;
+"#
+);
+
+/// Moves a session to a new key, only if it still exists: `KEYS` are the
+/// old key and the new one; `ARGV` the deadline in Unix ms (empty: none),
+/// the application's now in Unix ms, then the delta (see [`shared_lua`]).
+///
+/// Answers `gone` when the old session is no longer there (a logout came
+/// first: nothing is written), `taken` when the new key exists (another id
+/// is drawn), else renames the old key to the new one, which keeps every
+/// field concurrent requests wrote, applies the delta and sets the
+/// deadline: `saved`. Both keys must be in one slot, so on a cluster the
+/// store regenerates with a create and a checked delete instead.
+const REGENERATE_LUA: &str = concat!(
+    shared_lua!(),
+    r#"
+if not live(KEYS[1], ARGV[2]) then
+  return 'gone'
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  return 'taken'
+end
+redis.call('RENAME', KEYS[1], KEYS[2])
+write_delta(KEYS[2], 3, #ARGV)
+set_deadline(KEYS[2], ARGV[1])
+return 'saved'
+"#
+);
 
 /// The metadata kept in the `m` field. `deadline` is declared first so that
 /// it is written first, where the save script's `touch` finds it.
@@ -157,6 +210,7 @@ struct Metadata {
 pub(crate) struct HashLayout {
     prefix: String,
     saves: Arc<Batcher>,
+    regenerate: Script,
 }
 
 impl std::fmt::Debug for HashLayout {
@@ -185,11 +239,31 @@ impl Mode {
     }
 }
 
+/// What a script said of one key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Applied {
+    Saved,
+    /// A create found the key taken.
+    Taken,
+    /// An update, a touch or a regenerate found the session gone.
+    Gone,
+}
+
+impl Applied {
+    fn written(self, value: &str) -> Written {
+        match self {
+            Applied::Saved => Written::Cookie(value.to_owned()),
+            Applied::Taken | Applied::Gone => Written::Gone,
+        }
+    }
+}
+
 impl HashLayout {
     pub(crate) fn new(prefix: String) -> Self {
         HashLayout {
             prefix,
             saves: Arc::new(Batcher::new(Script::new(SAVE_LUA))),
+            regenerate: Script::new(REGENERATE_LUA),
         }
     }
 
@@ -197,24 +271,23 @@ impl HashLayout {
     /// have issued: a request never makes us build keys from arbitrary
     /// input.
     fn key(&self, cookie_value: &str) -> Option<String> {
-        let well_formed = cookie_value.len() == ID_LEN
-            && cookie_value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        well_formed.then(|| {
-            let mut key = String::with_capacity(self.prefix.len() + ID_LEN);
-            key.push_str(&self.prefix);
-            key.push_str(cookie_value);
-            key
-        })
+        let id = cookie_value.parse::<SessionId>().ok()?;
+        Some(self.key_of(id.as_str()))
+    }
+
+    fn key_of(&self, id: &str) -> String {
+        let mut key = String::with_capacity(self.prefix.len() + id.len());
+        key.push_str(&self.prefix);
+        key.push_str(id);
+        key
     }
 
     pub(crate) async fn load(
         &self,
         redis: &Redis,
-        load: Load<'_>,
+        cookie: SessionCookie<'_>,
     ) -> Result<Option<Record>, Error> {
-        let Some(key) = self.key(load.value) else {
+        let Some(key) = self.key(cookie.value) else {
             return Ok(None);
         };
         let fields = redis.hgetall(&key).await?;
@@ -225,139 +298,182 @@ impl HashLayout {
         let record = decode(fields);
         if record.is_none() {
             tracing::debug!(
-                cookie = load.cookie_name,
+                cookie = cookie.name,
                 "malformed session hash in Redis; ignored"
             );
         }
         Ok(record)
     }
 
-    pub(crate) async fn save(&self, redis: &Redis, save: Save<'_>) -> Result<Saved, Error> {
-        let Some(previous) = save.previous else {
-            for _ in 0..MAX_ID_ATTEMPTS {
-                let id = SessionId::generate().into_string();
-                let Some(key) = self.key(&id) else {
-                    break;
-                };
-                if self.apply(redis, key, Mode::Create, &save).await? {
-                    return Ok(Saved::Cookie(id));
-                }
-                tracing::warn!("a freshly generated session id already existed in Redis");
-            }
-            return Err(Error::store(
-                "could not find an unused session id: the random source looks broken",
-            ));
-        };
-        let Some(key) = self.key(previous) else {
-            return Ok(Saved::Gone);
-        };
-        Ok(if self.apply(redis, key, Mode::Update, &save).await? {
-            Saved::Cookie(previous.to_owned())
-        } else {
-            Saved::Gone
-        })
-    }
-
-    /// Runs the save script; whether it saved (`false`: the key was taken
-    /// for a create, gone for an update).
-    async fn apply(
-        &self,
-        redis: &Redis,
-        key: String,
-        mode: Mode,
-        save: &Save<'_>,
-    ) -> Result<bool, Error> {
-        let record = save.record;
-        let changes = save.changes;
-        let metadata = Metadata {
-            deadline: record.expires_at.map(unix_millis),
-            created: unix_millis(record.created),
-            expiry: record.expiry,
-        };
-        let metadata: Value = serde_json::to_string(&metadata)
-            .map_err(Error::Value)?
-            .into();
-        self.run(redis, key, mode, record, save.now, |args| {
-            let written = changes.written().filter(|k| record.data.contains_key(*k));
-            let removed = || {
-                changes
-                    .removed()
-                    .chain(changes.written().filter(|k| !record.data.contains_key(*k)))
-            };
-            let removed_count = removed().count();
-            args.reserve(2 + removed_count + 2 * changes.written().len());
-            args.push(Value::Integer(changes.cleared().into()));
-            args.push(Value::Integer(
-                i64::try_from(removed_count).unwrap_or(i64::MAX),
-            ));
-            args.extend(removed().map(|k| data_field(k).into()));
-            for key in written {
-                if let Some(value) = record.data.get(key) {
-                    args.push(data_field(key).into());
-                    args.push(serde_json::to_string(value).map_err(Error::Value)?.into());
+    pub(crate) async fn create(&self, redis: &Redis, create: Create<'_>) -> Result<String, Error> {
+        let changes = Changes::replace_all(create.record);
+        for _ in 0..MAX_ID_ATTEMPTS {
+            let id = SessionId::generate().into_string();
+            let mut args = self.args(Mode::Create, create.record, create.now);
+            push_delta(&mut args, create.record, &changes)?;
+            match self.run(redis, self.key_of(&id), args).await? {
+                Applied::Saved => return Ok(id),
+                Applied::Taken => super::id_taken(),
+                Applied::Gone => {
+                    return Err(Error::store(
+                        "the save script reported a new session as gone",
+                    ));
                 }
             }
-            args.push(Value::from_static_str(META_FIELD));
-            args.push(metadata.clone());
-            Ok(())
-        })
-        .await
+        }
+        Err(super::no_free_id())
     }
 
-    /// Runs the save script in `mode` for `record`'s deadline; `delta`
-    /// pushes what follows the first three arguments. Whether it applied.
-    async fn run(
+    pub(crate) async fn update(&self, redis: &Redis, update: Update<'_>) -> Result<Written, Error> {
+        let Some(key) = self.key(update.cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        let mut args = self.args(Mode::Update, update.record, update.now);
+        push_delta(&mut args, update.record, update.changes)?;
+        let applied = self.run(redis, key, args).await?;
+        Ok(applied.written(update.cookie.value))
+    }
+
+    pub(crate) async fn refresh(
         &self,
         redis: &Redis,
-        key: String,
-        mode: Mode,
-        record: &Record,
-        now: SystemTime,
-        delta: impl FnOnce(&mut Vec<Value>) -> Result<(), Error>,
+        refresh: Refresh<'_>,
+    ) -> Result<Written, Error> {
+        let Some(key) = self.key(refresh.cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        // Through the save script, so that the metadata's deadline and the
+        // key's expiry move together, and a session that is gone stays gone.
+        let args = self.args(Mode::Touch, refresh.record, refresh.now);
+        let applied = self.run(redis, key, args).await?;
+        Ok(applied.written(refresh.cookie.value))
+    }
+
+    /// One script that renames the old key to a fresh one and applies the
+    /// delta, if the old key is still there. A cluster puts the two keys
+    /// in different slots, which one script may not touch: there the
+    /// session is created anew and the old id deleted, checked.
+    pub(crate) async fn regenerate(
+        &self,
+        redis: &Redis,
+        store: &crate::RedisStore,
+        regenerate: Regenerate<'_>,
+    ) -> Result<Written, Error> {
+        if redis.is_clustered() {
+            return regenerate.create_then_delete(store).await;
+        }
+        let Some(old) = self.key(regenerate.cookie.value) else {
+            return Ok(Written::Gone);
+        };
+        let old = Value::from(old);
+        for _ in 0..MAX_ID_ATTEMPTS {
+            let id = SessionId::generate().into_string();
+            let mut args = vec![old.clone(), self.key_of(&id).into()];
+            args.extend(deadline_args(regenerate.record, regenerate.now));
+            push_delta(&mut args, regenerate.record, regenerate.changes)?;
+            let reply = redis
+                .eval(&self.regenerate, 2, redis.timeout(), |full| {
+                    full.extend(args.iter().cloned());
+                })
+                .await
+                .map_err(Error::store)?;
+            match applied(&reply)? {
+                Applied::Saved => return Ok(Written::Cookie(id)),
+                Applied::Gone => return Ok(Written::Gone),
+                Applied::Taken => super::id_taken(),
+            }
+        }
+        Err(super::no_free_id())
+    }
+
+    pub(crate) async fn delete(
+        &self,
+        redis: &Redis,
+        cookie: SessionCookie<'_>,
     ) -> Result<bool, Error> {
+        match self.key(cookie.value) {
+            Some(key) => redis.del(&key).await,
+            None => Ok(false),
+        }
+    }
+
+    /// The save script's first arguments for one key: the mode, the
+    /// deadline and the time; a delta may follow.
+    fn args(&self, mode: Mode, record: &Record, now: SystemTime) -> Vec<Value> {
         let mut args = Vec::with_capacity(8);
         args.push(mode.arg());
-        args.push(match record.expires_at {
-            Some(deadline) => Value::Integer(deadline_millis(deadline)),
-            None => Value::from_static_str(""),
-        });
-        args.push(Value::Integer(deadline_millis(now)));
-        delta(&mut args)?;
+        args.extend(deadline_args(record, now));
+        args
+    }
+
+    /// Runs the save script with `args` for `key`.
+    async fn run(&self, redis: &Redis, key: String, args: Vec<Value>) -> Result<Applied, Error> {
         let reply = self
             .saves
             .call(redis, key, args)
             .await
             .map_err(Error::store)?;
-        let text = reply.as_str();
-        match text.as_deref() {
-            Some("saved") => Ok(true),
-            Some("taken" | "gone") => Ok(false),
-            other => match other.and_then(|text| text.strip_prefix("error: ")) {
-                Some(message) => Err(Error::store(format!("the save script failed: {message}"))),
-                None => Err(Error::store(format!(
-                    "unexpected reply from the save script: {reply:?}"
-                ))),
-            },
+        applied(&reply)
+    }
+}
+
+/// What a script's reply for one key says.
+fn applied(reply: &Value) -> Result<Applied, Error> {
+    let text = reply.as_str();
+    match text.as_deref() {
+        Some("saved") => Ok(Applied::Saved),
+        Some("taken") => Ok(Applied::Taken),
+        Some("gone") => Ok(Applied::Gone),
+        other => match other.and_then(|text| text.strip_prefix("error: ")) {
+            Some(message) => Err(Error::store(format!("the save script failed: {message}"))),
+            None => Err(Error::store(format!(
+                "unexpected reply from the save script: {reply:?}"
+            ))),
+        },
+    }
+}
+
+/// The deadline (empty: none) and the application's now, in Unix ms.
+fn deadline_args(record: &Record, now: SystemTime) -> [Value; 2] {
+    [
+        match record.expires_at {
+            Some(deadline) => Value::Integer(deadline_millis(deadline)),
+            None => Value::from_static_str(""),
+        },
+        Value::Integer(deadline_millis(now)),
+    ]
+}
+
+/// Appends a request's delta to a script's arguments, as the scripts take
+/// it: whether to clear, the fields to delete, the fields to write with
+/// their values, the metadata last.
+fn push_delta(args: &mut Vec<Value>, record: &Record, changes: &Changes) -> Result<(), Error> {
+    let removed = || {
+        changes
+            .removed()
+            .chain(changes.written().filter(|k| !record.data.contains_key(*k)))
+    };
+    let removed_count = removed().count();
+    args.reserve(4 + removed_count + 2 * changes.written().len());
+    args.push(Value::Integer(changes.cleared().into()));
+    args.push(Value::Integer(
+        i64::try_from(removed_count).unwrap_or(i64::MAX),
+    ));
+    args.extend(removed().map(|k| data_field(k).into()));
+    for key in changes.written() {
+        if let Some(value) = record.data.get(key) {
+            args.push(data_field(key).into());
+            args.push(serde_json::to_string(value).map_err(Error::Value)?.into());
         }
     }
-
-    pub(crate) async fn touch(&self, redis: &Redis, touch: Touch<'_>) -> Result<(), Error> {
-        let Some(key) = self.key(touch.value) else {
-            return Ok(());
-        };
-        // Through the save script, so that the metadata's deadline and the
-        // key's expiry move together, and a session that is gone stays gone.
-        self.run(redis, key, Mode::Touch, touch.record, touch.now, |_| Ok(()))
-            .await
-            .map(drop)
-    }
-
-    pub(crate) async fn delete(&self, redis: &Redis, delete: Delete<'_>) -> Result<(), Error> {
-        match self.key(delete.value) {
-            Some(key) => redis.del(&key).await,
-            None => Ok(()),
-        }
-    }
+    let metadata = Metadata {
+        deadline: record.expires_at.map(unix_millis),
+        created: unix_millis(record.created),
+        expiry: record.expiry,
+    };
+    args.push(Value::from_static_str(META_FIELD));
+    args.push(serde_json::to_string(&metadata).map_err(Error::Value)?.into());
+    Ok(())
 }
 
 fn data_field(key: &str) -> String {

@@ -1,0 +1,239 @@
+//! One request's session: loaded on first use, and what it did decided
+//! once the handler is done.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+
+use tokio::sync::OnceCell;
+
+use super::manager::{SessionManager, Shared};
+use super::write::Writer;
+use crate::session::Outcome;
+use crate::{Error, Record, Session, SessionCookie, cookie};
+
+/// One request's session: loaded on first use, saved by
+/// [`finish`](RequestSession::finish). Cheap to clone; clones share the
+/// same session.
+#[derive(Clone)]
+pub struct RequestSession {
+    inner: Arc<RequestInner>,
+}
+
+struct RequestInner {
+    manager: SessionManager,
+    loaded: OnceCell<Loaded>,
+    finished: AtomicBool,
+}
+
+struct Loaded {
+    session: Session,
+    /// The cookie value the session was loaded from; `None` for a new one.
+    cookie: Option<String>,
+    /// Whether the store asked for that cookie to be replaced on this
+    /// response even if the session is unchanged.
+    reissue: bool,
+}
+
+impl RequestSession {
+    pub(super) fn new(manager: SessionManager) -> Self {
+        RequestSession {
+            inner: Arc::new(RequestInner {
+                manager,
+                loaded: OnceCell::new(),
+                finished: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// The session, loaded from the store on the first call, from the cookies
+    /// in `cookie_headers`: the request's `Cookie` header values. Once the
+    /// session is loaded, later calls return it and leave the headers unread.
+    ///
+    /// The headers are parsed before this returns, so the future borrows
+    /// neither them nor `self` (it is boxed for that: only requests that ask
+    /// for the session pay for it, beside the load itself). Of the cookies
+    /// with the session's name, the first few (a small fixed bound) are tried
+    /// in order until one loads; values longer than any cookie that could
+    /// have been issued are dropped unread.
+    ///
+    /// # Errors
+    ///
+    /// Only a store failure is an error (and a later call tries again): a
+    /// missing, malformed, tampered, unknown or expired cookie gives a new,
+    /// empty session.
+    pub fn session<'a>(
+        &self,
+        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
+    ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
+        // In place rather than in a `Vec`: there are at most a few, and
+        // usually one, so this spares an allocation on every load.
+        let mut candidates: [Option<String>; cookie::MAX_CANDIDATES] = Default::default();
+        if !self.is_loaded() {
+            let values = self.inner.manager.candidates(cookie_headers);
+            for (slot, value) in candidates.iter_mut().zip(values) {
+                *slot = Some(value.to_owned());
+            }
+        }
+        let this = self.clone();
+        Box::pin(async move {
+            let loaded = this
+                .inner
+                .loaded
+                .get_or_try_init(|| this.load(candidates.into_iter().flatten()))
+                .await?;
+            Ok(loaded.session.clone())
+        })
+    }
+
+    /// Whether a handler asked for the session.
+    #[must_use]
+    pub fn is_loaded(&self) -> bool {
+        self.inner.loaded.initialized()
+    }
+
+    async fn load(&self, candidates: impl IntoIterator<Item = String>) -> Result<Loaded, Error> {
+        let Shared { store, config } = self.inner.manager.shared();
+        let name = config.cookie().name();
+        let now = config.clock().now();
+        let rules = config.expiry_rules();
+        for value in candidates {
+            let cookie = SessionCookie::new(name, &value);
+            match store.load(cookie).await? {
+                Some(record) if !rules.is_expired(&record, now) => {
+                    let reissue = store.needs_reissue(cookie);
+                    return Ok(Loaded {
+                        session: Session::from_record(record, false),
+                        cookie: Some(value),
+                        reissue,
+                    });
+                }
+                Some(_) => tracing::debug!(cookie = name, "session expired; starting a new one"),
+                None => tracing::debug!(cookie = name, "session cookie did not load"),
+            }
+        }
+        Ok(Loaded {
+            session: Session::from_record(Arc::new(Record::new(now)), true),
+            cookie: None,
+            reissue: false,
+        })
+    }
+
+    /// Saves what the request changed and returns the `Set-Cookie` header
+    /// values for the response: none when the session was never loaded or
+    /// nothing changed. Only the first call does anything.
+    ///
+    /// A save that leaves the cookie's value as the client sent it (a
+    /// server-side store keeps the session's id) sends no cookie when the
+    /// cookie is a browser-session one: the browser already holds exactly
+    /// that cookie. A persistent cookie is sent again, because its
+    /// `Max-Age` moves with the session's new deadline.
+    ///
+    /// What to save is decided when `finish` is called (later writes are not
+    /// saved); the returned future does the store work. When there is
+    /// nothing to save, as on every request that only read, it is ready at
+    /// once and allocates nothing, so an adapter can poll it in place.
+    ///
+    /// # Errors
+    ///
+    /// A store failure, or [`Error::CookieTooLarge`] when the cookie would be
+    /// too large to send. Adapters answer both with a 500.
+    pub fn finish(&self) -> Finish {
+        let Some(loaded) = self.inner.loaded.get() else {
+            return Finish::nothing();
+        };
+        if self.inner.finished.swap(true, Ordering::AcqRel) {
+            return Finish::nothing();
+        }
+        let config = &self.inner.manager.shared().config;
+        let now = config.clock().now();
+        let outcome = loaded
+            .session
+            .outcome(&config.expiry_rules(), now, loaded.reissue);
+        if matches!(outcome, Outcome::Unchanged) {
+            return Finish::nothing();
+        }
+        // The store work owns its request handle: the future borrows nothing.
+        let this = self.clone();
+        Finish(Some(Box::pin(async move {
+            let shared = this.inner.manager.shared();
+            // Set before this future was made, and never unset.
+            let previous = this.inner.loaded.get().and_then(|l| l.cookie.as_deref());
+            let writer = Writer {
+                store: &*shared.store,
+                cookie: shared.config.cookie(),
+                previous,
+                now,
+            };
+            writer.write(outcome).await
+        })))
+    }
+
+    /// The manager this request's session belongs to.
+    #[must_use]
+    pub fn manager(&self) -> &SessionManager {
+        &self.inner.manager
+    }
+}
+
+/// The future of [`RequestSession::finish`]: the `Set-Cookie` header values
+/// for the response, once the store has saved what changed.
+///
+/// Ready at once, without an allocation, when there is nothing to save;
+/// otherwise it runs the store work, boxed.
+///
+/// ```
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let request = manager.request();
+/// request.session([]).await?.insert("user", "ada")?;
+/// let finish: session_core::Finish = request.finish();
+/// assert_eq!(finish.await?.len(), 1);
+/// # Ok::<(), session_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "a session is saved only when its `Finish` future is awaited"]
+pub struct Finish(Option<Saving>);
+
+/// The store work of a [`Finish`] that has something to save.
+type Saving = Pin<Box<dyn Future<Output = Result<Vec<String>, Error>> + Send>>;
+
+impl Finish {
+    /// Nothing to save and no cookie to send.
+    fn nothing() -> Self {
+        Finish(None)
+    }
+}
+
+impl Future for Finish {
+    type Output = Result<Vec<String>, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            None => Poll::Ready(Ok(Vec::new())),
+            Some(saving) => saving.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for Finish {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finish")
+            .field("saving", &self.0.is_some())
+            .finish()
+    }
+}
+
+impl fmt::Debug for RequestSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RequestSession")
+            .field("loaded", &self.is_loaded())
+            .finish_non_exhaustive()
+    }
+}
+
