@@ -192,7 +192,9 @@ pub fn encrypted_cookie(data: &[u8]) {
         };
         let opened = block_on(sealed.store.load(SessionCookie::new("session", &value)))
             .expect("a bad cookie is not an error");
-        let _ = sealed.store.needs_reissue(SessionCookie::new("session", &value));
+        let _ = sealed
+            .store
+            .needs_reissue(SessionCookie::new("session", &value));
         if value == sealed.cookie {
             assert_eq!(opened.as_ref(), Some(&sealed.record));
         } else {

@@ -233,7 +233,10 @@ async fn session_ext_and_spawned_tasks_reach_the_same_session() {
         "1"
     );
     let record = store
-        .load(SessionCookie::new("session", cookie.trim_start_matches("session=")))
+        .load(SessionCookie::new(
+            "session",
+            cookie.trim_start_matches("session="),
+        ))
         .await
         .unwrap()
         .unwrap();

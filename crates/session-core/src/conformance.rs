@@ -912,7 +912,9 @@ impl Suite {
         let changes = Changes::replace_all(&record);
         let cookie = SessionCookie::new(&name, planted);
         let written = [
-            self.store.update(Update::new(cookie, &record, &changes, now)).await,
+            self.store
+                .update(Update::new(cookie, &record, &changes, now))
+                .await,
             self.store.refresh(Refresh::new(cookie, &record, now)).await,
             (self.store)
                 .regenerate(Regenerate::new(cookie, &record, &changes, now))
@@ -936,8 +938,16 @@ impl Suite {
         let name = browser.cookie_name().to_owned();
         let value = browser.cookie();
         let cookie = SessionCookie::new(&name, &value);
-        let first = self.store.delete(cookie).await.expect("delete_is_idempotent");
-        let second = self.store.delete(cookie).await.expect("delete_is_idempotent");
+        let first = self
+            .store
+            .delete(cookie)
+            .await
+            .expect("delete_is_idempotent");
+        let second = self
+            .store
+            .delete(cookie)
+            .await
+            .expect("delete_is_idempotent");
         let unknown = (self.store)
             .delete(SessionCookie::new(&name, "never-issued"))
             .await
@@ -1028,7 +1038,9 @@ impl Suite {
             return self.skip(NAME, CLIENT_SIDE);
         }
         let mut browser = self.still_browser();
-        browser.visit(|s| insert(s, "secret", json!("s3cr3t"))).await;
+        browser
+            .visit(|s| insert(s, "secret", json!("s3cr3t")))
+            .await;
         let old = browser.cookie();
         let login = browser.begin();
         let session = browser.load(&login).await.expect("load");
@@ -1117,8 +1129,18 @@ impl Suite {
         let refreshed = Arc::new(refreshed);
         let changes = Changes::replace_all(&refreshed);
         let answers = [
-            ("refresh", self.store.refresh(Refresh::new(cookie, &refreshed, late)).await),
-            ("update", self.store.update(Update::new(cookie, &refreshed, &changes, late)).await),
+            (
+                "refresh",
+                self.store
+                    .refresh(Refresh::new(cookie, &refreshed, late))
+                    .await,
+            ),
+            (
+                "update",
+                self.store
+                    .update(Update::new(cookie, &refreshed, &changes, late))
+                    .await,
+            ),
         ];
         for (operation, written) in answers {
             assert_eq!(

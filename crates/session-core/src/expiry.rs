@@ -429,9 +429,18 @@ mod tests {
         let configured = Expiry::NEVER.with_absolute_timeout(Some(secs(100)));
         let longer = Expiry::NEVER.with_absolute_timeout(Some(secs(1000)));
         let shorter = Expiry::NEVER.with_absolute_timeout(Some(secs(10)));
-        assert_eq!(longer.within(configured).absolute_timeout(), Some(secs(100)));
-        assert_eq!(shorter.within(configured).absolute_timeout(), Some(secs(10)));
-        assert_eq!(Expiry::NEVER.within(configured).absolute_timeout(), Some(secs(100)));
+        assert_eq!(
+            longer.within(configured).absolute_timeout(),
+            Some(secs(100))
+        );
+        assert_eq!(
+            shorter.within(configured).absolute_timeout(),
+            Some(secs(10))
+        );
+        assert_eq!(
+            Expiry::NEVER.within(configured).absolute_timeout(),
+            Some(secs(100))
+        );
         assert_eq!(longer.within(Expiry::NEVER), longer);
 
         let rules = Rules {

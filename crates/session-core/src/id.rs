@@ -118,7 +118,10 @@ mod tests {
             );
             // 24 bytes decode back: 192 bits of entropy.
             assert_eq!(URL_SAFE_NO_PAD.decode(id).map(|b| b.len()).ok(), Some(24));
-            assert_eq!(id.parse::<SessionId>().map(SessionId::into_string), Ok(id.clone()));
+            assert_eq!(
+                id.parse::<SessionId>().map(SessionId::into_string),
+                Ok(id.clone())
+            );
         }
     }
 

@@ -157,7 +157,10 @@ impl SessionStore for MemoryStore {
         inner.tick(regenerate.now);
         // Under one lock: a logout either came first (gone) or finds the
         // session already moved.
-        if inner.live(regenerate.cookie.value, regenerate.now).is_none() {
+        if inner
+            .live(regenerate.cookie.value, regenerate.now)
+            .is_none()
+        {
             return Ok(Written::Gone);
         }
         let Some(mut record) = inner.sessions.remove(regenerate.cookie.value) else {

@@ -443,10 +443,28 @@ macro_rules! debug_without_values {
     };
 }
 
-debug_without_values!(Create { cookie_name, record, now });
-debug_without_values!(Update { cookie, record, changes, now });
-debug_without_values!(Refresh { cookie, record, now });
-debug_without_values!(Regenerate { cookie, record, changes, now });
+debug_without_values!(Create {
+    cookie_name,
+    record,
+    now
+});
+debug_without_values!(Update {
+    cookie,
+    record,
+    changes,
+    now
+});
+debug_without_values!(Refresh {
+    cookie,
+    record,
+    now
+});
+debug_without_values!(Regenerate {
+    cookie,
+    record,
+    changes,
+    now
+});
 
 #[cfg(test)]
 mod tests {

@@ -121,7 +121,8 @@ fn codec(c: &mut Criterion) {
             });
             group.bench_function(BenchmarkId::from_parameter("open"), |b| {
                 b.iter(|| {
-                    let loaded = ready(store.load(SessionCookie::new(COOKIE_NAME, black_box(&cookie))));
+                    let loaded =
+                        ready(store.load(SessionCookie::new(COOKIE_NAME, black_box(&cookie))));
                     assert!(matches!(loaded, Ok(Some(_))));
                     loaded
                 });
@@ -133,8 +134,9 @@ fn codec(c: &mut Criterion) {
             let cached_cookie = seal(&cached, &record);
             group.bench_function(BenchmarkId::from_parameter("open_cached"), |b| {
                 b.iter(|| {
-                    let loaded =
-                        ready(cached.load(SessionCookie::new(COOKIE_NAME, black_box(&cached_cookie))));
+                    let loaded = ready(
+                        cached.load(SessionCookie::new(COOKIE_NAME, black_box(&cached_cookie))),
+                    );
                     assert!(matches!(loaded, Ok(Some(_))));
                     loaded
                 });

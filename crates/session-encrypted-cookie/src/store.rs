@@ -165,12 +165,7 @@ impl SessionStore for EncryptedCookieStore {
         if let Some(record) = self.opened.get(cookie.name, cookie.value) {
             return Ok(Some(record));
         }
-        let opened = format::open(
-            self.cipher,
-            |id| self.sealer(id),
-            cookie.name,
-            cookie.value,
-        );
+        let opened = format::open(self.cipher, |id| self.sealer(id), cookie.name, cookie.value);
         match opened {
             Ok(record) => {
                 let record = Arc::new(record);
@@ -186,11 +181,7 @@ impl SessionStore for EncryptedCookieStore {
                 Ok(None)
             }
             Err(reason) => {
-                tracing::debug!(
-                    cookie = cookie.name,
-                    ?reason,
-                    "session cookie did not open"
-                );
+                tracing::debug!(cookie = cookie.name, ?reason, "session cookie did not open");
                 Ok(None)
             }
         }

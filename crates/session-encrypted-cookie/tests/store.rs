@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
 use session_core::conformance::{self, StoreKind};
 use session_core::{
-    Clock, Create, Error, Expiry, ManualClock, Record, Rolling, Session, SessionCookie,
-    SessionConfig, SessionManager, SessionStore,
+    Clock, Create, Error, Expiry, ManualClock, Record, Rolling, Session, SessionConfig,
+    SessionCookie, SessionManager, SessionStore,
 };
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 

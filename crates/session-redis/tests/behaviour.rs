@@ -202,7 +202,11 @@ async fn a_rolling_refresh_rewrites_only_the_deadline() {
             .command(&["HSET", &key, "m", &stored, "d:k", "1"])
             .expect("HSET");
         let written = store
-            .refresh(Refresh::new(SessionCookie::new("session", &id), &record, now))
+            .refresh(Refresh::new(
+                SessionCookie::new("session", &id),
+                &record,
+                now,
+            ))
             .await
             .expect("refresh");
         assert_eq!(written, Written::Cookie(id.clone()));
@@ -225,10 +229,18 @@ async fn a_rolling_refresh_rewrites_only_the_deadline() {
     // A refresh of a session that is gone creates nothing.
     server.command(&["DEL", &key]).expect("DEL");
     let written = store
-        .refresh(Refresh::new(SessionCookie::new("session", &id), &record, now))
+        .refresh(Refresh::new(
+            SessionCookie::new("session", &id),
+            &record,
+            now,
+        ))
         .await
         .expect("refresh");
-    assert_eq!(written, Written::Gone, "a refresh tells that the session is gone");
+    assert_eq!(
+        written,
+        Written::Gone,
+        "a refresh tells that the session is gone"
+    );
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 

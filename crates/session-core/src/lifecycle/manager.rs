@@ -132,4 +132,3 @@ impl fmt::Debug for SessionManager {
             .finish_non_exhaustive()
     }
 }
-

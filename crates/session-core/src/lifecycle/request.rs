@@ -236,4 +236,3 @@ impl fmt::Debug for RequestSession {
             .finish_non_exhaustive()
     }
 }
-

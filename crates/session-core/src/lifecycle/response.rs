@@ -133,4 +133,3 @@ impl<F, R, H> fmt::Debug for SaveAfter<F, R, H> {
             .finish_non_exhaustive()
     }
 }
-

@@ -26,7 +26,9 @@ impl Writer<'_> {
     pub(super) async fn write(&self, outcome: Outcome) -> Result<Vec<String>, Error> {
         // A loaded session's writes name it by the cookie it came from; a
         // new session's can only create.
-        let previous = self.previous.map(|value| SessionCookie::new(self.name(), value));
+        let previous = self
+            .previous
+            .map(|value| SessionCookie::new(self.name(), value));
         match (outcome, previous) {
             // Only a loaded session is refreshed.
             (Outcome::Unchanged, _) | (Outcome::Refreshed { .. }, None) => Ok(Vec::new()),

@@ -17,9 +17,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use fred::types::Value as RedisValue;
 use serde::Serialize;
 use serde_json::{Map, Value};
-use session_core::{
-    Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written,
-};
+use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
 use super::MAX_ID_ATTEMPTS;
 use crate::connection::{Redis, Script};

@@ -32,8 +32,8 @@ use session_core::{
     Written,
 };
 
-use crate::batch::Batcher;
 use super::MAX_ID_ATTEMPTS;
+use crate::batch::Batcher;
 use crate::connection::{Redis, Script};
 
 /// The metadata field.
@@ -41,7 +41,6 @@ const META_FIELD: &str = "m";
 
 /// What every data field's name starts with.
 const DATA_PREFIX: &str = "d:";
-
 
 /// The Lua functions the save and regenerate scripts share.
 ///
@@ -472,7 +471,11 @@ fn push_delta(args: &mut Vec<Value>, record: &Record, changes: &Changes) -> Resu
         expiry: record.expiry,
     };
     args.push(Value::from_static_str(META_FIELD));
-    args.push(serde_json::to_string(&metadata).map_err(Error::Value)?.into());
+    args.push(
+        serde_json::to_string(&metadata)
+            .map_err(Error::Value)?
+            .into(),
+    );
     Ok(())
 }
 

@@ -7,9 +7,7 @@ pub(crate) mod hash;
 
 use std::time::Duration;
 
-use session_core::{
-    Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written,
-};
+use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
 use crate::connection::Redis;
 
