@@ -91,12 +91,17 @@ async fn aiohttp_layout() {
             "rolling_refresh",
             "per_session_expiry",
             "concurrent_deltas_merge",
+            "regenerate_keeps_the_absolute_timeout",
+            "own_expiry_cannot_outlive_the_absolute_timeout",
+            "logout_beats_a_racing_refresh",
+            "expired_sessions_are_not_written",
         ]
     );
     for check in [
         "deadline_round_trips",
         "idle_expiry",
         "logout_beats_a_racing_write",
+        "logout_beats_a_racing_regenerate",
         "strict_mode",
         "values_round_trip_exactly",
     ] {

@@ -301,3 +301,55 @@ fn a_runtime_that_shuts_down_during_a_save_leaves_the_store_working() {
         assert_eq!(session.get::<i32>("after").expect("get"), Some(1));
     });
 }
+
+/// While Redis is unreachable, fred queues commands for when it is back:
+/// the store bounds that queue, and an operation past the bound fails at
+/// once with a store error instead of waiting (and holding memory) for as
+/// long as the outage lasts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_redis_is_down_the_queue_is_bounded_and_the_overflow_fails_at_once() {
+    let mut server = RedisServer::start();
+    let long = Duration::from_secs(60);
+    let (manager, pair) = a_session_on(&server.url(), long).await;
+    server.kill();
+    // Until fred notices the loss, a command may go to the dead socket.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let overflow = 300;
+    let started = Instant::now();
+    let loads: Vec<_> = (0..session_redis::MAX_QUEUED_COMMANDS + overflow)
+        .map(|_| {
+            let manager = manager.clone();
+            let pair = pair.clone();
+            tokio::spawn(async move {
+                let result = manager.request().session([pair.as_bytes()]).await;
+                (result.is_err(), started.elapsed())
+            })
+        })
+        .collect();
+    // Well within the command timeout, the loads past the bound have
+    // failed, and the others wait for Redis.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (finished, waiting): (Vec<_>, Vec<_>) =
+        loads.into_iter().partition(tokio::task::JoinHandle::is_finished);
+    for load in &waiting {
+        load.abort();
+    }
+    let mut failed_early = 0;
+    for load in finished {
+        let (failed, elapsed) = load.await.expect("no panic");
+        assert!(failed, "a load succeeded against a dead Redis");
+        assert!(elapsed < long, "{elapsed:?}");
+        failed_early += 1;
+    }
+    assert!(
+        failed_early >= overflow,
+        "only {failed_early} of the loads failed at once ({} waiting)",
+        waiting.len()
+    );
+    assert!(
+        waiting.len() <= session_redis::MAX_QUEUED_COMMANDS,
+        "{} loads waited: more than the bound",
+        waiting.len()
+    );
+}
