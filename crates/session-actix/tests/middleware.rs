@@ -131,6 +131,51 @@ async fn the_middleware_applied_twice_saves_once() {
     assert_eq!(store.loads(), 1, "one load per request");
 }
 
+/// A middleware of another manager nested inside the app's (a stricter
+/// one on `/admin`) keeps its own sessions: its routes use its cookie and
+/// store only, and the outer middleware's stay as they were.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_middleware_of_another_manager_nested_inside_keeps_its_own_sessions() {
+    let (app_store, admin_store) = (FaultyStore::default(), FaultyStore::default());
+    let app = manager(&app_store);
+    let admin = SessionManager::new(
+        admin_store.clone(),
+        SessionConfig::default()
+            .with_cookie_name("admin")
+            .with_idle_timeout(Some(std::time::Duration::from_secs(300))),
+    );
+    let base = serve!(move || App::new()
+        .wrap(SessionMiddleware::new(app.clone()))
+        .route("/visit", web::get().to(visit))
+        .service(
+            web::scope("/admin")
+                .wrap(SessionMiddleware::new(admin.clone()))
+                .route("/visit", web::get().to(visit))
+        ));
+
+    let app = get_with(&format!("{base}/visit"), None).await;
+    let app_cookie = cookie_of(&app);
+    assert!(app_cookie.starts_with("session="), "{app_cookie}");
+    let admin = get_with(&format!("{base}/admin/visit"), Some(&app_cookie)).await;
+    let admin_cookie = cookie_of(&admin);
+    assert!(admin_cookie.starts_with("admin="), "{admin_cookie}");
+    assert_eq!(admin.body, "1", "the admin session is its own");
+    assert_eq!((app_store.saves(), admin_store.saves()), (1, 1));
+
+    let both = format!("{app_cookie}; {admin_cookie}");
+    assert_eq!(
+        get_with(&format!("{base}/admin/visit"), Some(&both))
+            .await
+            .body,
+        "2"
+    );
+    assert_eq!(
+        get_with(&format!("{base}/visit"), Some(&both)).await.body,
+        "2"
+    );
+    assert_eq!((app_store.saves(), admin_store.saves()), (2, 2));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn store_errors_answer_the_applications_response() {
     let store = FaultyStore::default();

@@ -129,11 +129,12 @@ async fn a_route_that_does_not_extract_the_session_costs_no_store_io() {
 #[tokio::test]
 async fn the_layer_applied_twice_saves_once() {
     let store = FaultyStore::default();
+    let manager = manager(&store);
     let base = serve(
         Router::new()
             .route("/visit", get(visit))
-            .route_layer(SessionLayer::new(manager(&store)))
-            .layer(SessionLayer::new(manager(&store))),
+            .route_layer(SessionLayer::new(manager.clone()))
+            .layer(SessionLayer::new(manager)),
     )
     .await;
     let url = format!("{base}/visit");
@@ -144,6 +145,52 @@ async fn the_layer_applied_twice_saves_once() {
     assert_eq!(second.body, "2");
     assert_eq!(store.saves(), 2);
     assert_eq!(store.loads(), 1, "one load per request");
+}
+
+/// A layer of another manager nested inside the app's (a stricter one on
+/// `/admin`) keeps its own sessions: its routes use its cookie and store
+/// only, and the outer layer's stay as they were.
+#[tokio::test]
+async fn a_layer_of_another_manager_nested_inside_keeps_its_own_sessions() {
+    let (app_store, admin_store) = (FaultyStore::default(), FaultyStore::default());
+    let admin = SessionManager::new(
+        admin_store.clone(),
+        SessionConfig::default()
+            .with_cookie_name("admin")
+            .with_idle_timeout(Some(std::time::Duration::from_secs(300))),
+    );
+    let admin_routes = Router::new()
+        .route("/visit", get(visit))
+        .layer(SessionLayer::new(admin));
+    let base = serve(
+        Router::new()
+            .route("/visit", get(visit))
+            .nest("/admin", admin_routes)
+            .layer(SessionLayer::new(manager(&app_store))),
+    )
+    .await;
+
+    let app = get_with(&format!("{base}/visit"), None).await;
+    let app_cookie = cookie_of(&app);
+    assert!(app_cookie.starts_with("session="), "{app_cookie}");
+    let admin = get_with(&format!("{base}/admin/visit"), Some(&app_cookie)).await;
+    let admin_cookie = cookie_of(&admin);
+    assert!(admin_cookie.starts_with("admin="), "{admin_cookie}");
+    assert_eq!(admin.body, "1", "the admin session is its own");
+    assert_eq!((app_store.saves(), admin_store.saves()), (1, 1));
+
+    let both = format!("{app_cookie}; {admin_cookie}");
+    assert_eq!(
+        get_with(&format!("{base}/admin/visit"), Some(&both))
+            .await
+            .body,
+        "2"
+    );
+    assert_eq!(
+        get_with(&format!("{base}/visit"), Some(&both)).await.body,
+        "2"
+    );
+    assert_eq!((app_store.saves(), admin_store.saves()), (2, 2));
 }
 
 #[tokio::test]

@@ -330,8 +330,9 @@ async fn while_redis_is_down_the_queue_is_bounded_and_the_overflow_fails_at_once
     // Well within the command timeout, the loads past the bound have
     // failed, and the others wait for Redis.
     tokio::time::sleep(Duration::from_secs(5)).await;
-    let (finished, waiting): (Vec<_>, Vec<_>) =
-        loads.into_iter().partition(tokio::task::JoinHandle::is_finished);
+    let (finished, waiting): (Vec<_>, Vec<_>) = loads
+        .into_iter()
+        .partition(tokio::task::JoinHandle::is_finished);
     for load in &waiting {
         load.abort();
     }
