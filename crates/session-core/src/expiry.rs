@@ -1,7 +1,7 @@
 //! When sessions end: idle and absolute timeouts, rolling refresh, and the
 //! clock they are measured with.
 //!
-//! Deadlines are absolute instants stored inside the [`Record`](crate::Record)
+//! Deadlines are absolute instants stored inside the [`Record`]
 //! (and so inside an encrypted cookie, or beside the data in Redis). The core
 //! enforces them on every load, whatever the backend, so a client that ignores
 //! `Max-Age` and replays an old cookie still gets a new session.

@@ -92,23 +92,34 @@
 //!   so nothing else needs asking (each command costs the application's
 //!   Redis client a few microseconds of CPU, and each field of the reply a
 //!   little more).
-//! * A **save** is one round trip: a Lua script (sent by `EVALSHA`, falling
-//!   back to `EVAL` when a server does not have it cached) applies the
-//!   request's delta: drop every data field if the session was cleared,
-//!   `HDEL` the removed keys, `HSET` the written ones and the metadata with
-//!   its deadline, and set the key's expiry to that deadline. Keys the
-//!   request did not touch keep whatever concurrent requests wrote to them.
-//! * A **new session** never overwrites an existing key: the script refuses,
+//! * A **create** or an **update** is one round trip: a Lua script (sent
+//!   by `EVALSHA`, falling back to `EVAL` when a server does not have it
+//!   cached) applies the request's delta: drop every data field if the
+//!   session was cleared, `HDEL` the removed keys, `HSET` the written ones
+//!   and the metadata with its deadline, and set the key's expiry to that
+//!   deadline. Keys the request did not touch keep whatever concurrent
+//!   requests wrote to them.
+//! * A **create** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
-//!   answers [`Saved::Gone`] and creates nothing,
-//!   so a slow request that finishes after a logout cannot bring the session
-//!   back; the client gets a removal cookie.
+//!   answers [`Written::Gone`] and creates
+//!   nothing, so a slow request that finishes after a logout cannot bring
+//!   the session back; the client gets a removal cookie.
 //! * A **rolling refresh** runs the same script with no delta: it moves the
 //!   deadline (the metadata's `e`, rewritten in place so that the rest of
 //!   the metadata stays as the last save left it, and the key's expiry) of a
-//!   session that still exists, and does nothing to one that is gone; a
-//!   **delete** is `DEL`. A request that changes nothing sends nothing.
+//!   session that still exists, and answers gone for one that is not.
+//! * A **regenerate** (login) is one script on one server or behind
+//!   Sentinel: if the old key still exists, `RENAME` it to a fresh id's key
+//!   (so keys concurrent requests wrote come along) and apply the delta;
+//!   if a logout deleted it first, answer gone and write nothing. On a
+//!   cluster the two keys live in different slots, which one script may
+//!   not touch: the session is created under the new id, then the old key
+//!   is deleted, and if that deletes nothing (a logout came first) the new
+//!   key is deleted again and the answer is gone. There, a key a concurrent
+//!   request wrote to the old id during the regenerate is not carried over.
+//! * A **delete** is `DEL`, and tells whether the key existed. A request
+//!   that changes nothing sends nothing.
 //!
 //! * **Saves that wait at the same time go together.** On one server or
 //!   behind Sentinel, the saves of concurrent requests that queue while
@@ -121,7 +132,8 @@
 //!   only touch one slot, every save is a call of its own.
 //!
 //! Every key a script touches is in its `KEYS`, so everything works on any
-//! cluster slot.
+//! cluster slot. How each of these keeps a logout final is in the
+//! repository's SECURITY.md.
 //!
 //! # Time
 //!
@@ -135,7 +147,7 @@
 //!
 //! # Timeouts and failures
 //!
-//! Every operation must finish within the command timeout (a save that has
+//! Every operation must finish within the command timeout (a write that has
 //! to re-send its script shares the same budget). When Redis is down or
 //! unresponsive, operations fail with [`Error::Store`]
 //! within that time (a 500 through the adapters; loads up to 20 ms later).
@@ -146,7 +158,12 @@
 //! by one watchdog thread shared by the process instead of a timer per
 //! command (a Tokio timer costs a request a few microseconds, about as much
 //! as the rest of the load): a load that timed out may still be sent once
-//! Redis is back, which changes nothing.
+//! Redis is back, which changes nothing. If the watchdog's thread cannot be
+//! started, a load fails at once rather than wait without a limit, and the
+//! next load tries to start it again. While Redis cannot be reached, a
+//! connection made from a URL queues at most [`MAX_QUEUED_COMMANDS`]
+//! commands for when it is back; an operation past that fails at once (a
+//! client you build yourself: set fred's `max_command_buffer_len`).
 //! A key under the prefix that is not a hash is a store error too.
 //! Nothing here panics on what Redis or a client sends: an id that is not one
 //! this store could have issued is refused without a round trip, and a
