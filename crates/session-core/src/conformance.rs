@@ -240,6 +240,8 @@ const CREATED_AT_LAST_WRITE: &str =
     "`created` is the time of the last write, so an absolute timeout counts from there";
 const FIXED_IDLE_ACTIVITY: &str = "the store ends sessions by its own idle timeout after the last write, and reads cannot extend it";
 const FIXED_IDLE_CLOCK: &str = "the store ends sessions by its own idle timeout, on its backend's clock rather than the application's";
+const NO_USER_INDEX: &str =
+    "the store keeps no index of users' sessions (SessionStore::user_index is None)";
 const FIXED_IDLE_OVERRIDE: &str =
     "the store keeps no per-session expiry: every session ends by its own idle timeout";
 
@@ -392,6 +394,7 @@ impl Suite {
         self.expired_sessions_are_not_written().await;
         self.strict_mode().await;
         self.delete_is_idempotent().await;
+        self.user_sessions().await;
         self.large_sessions().await;
         self.report
     }
@@ -1149,6 +1152,104 @@ impl Suite {
                 "{NAME}: {operation} after the deadline"
             );
         }
+        self.pass(NAME);
+    }
+
+    /// The optional capability: sessions bound to a user are listed,
+    /// revoked one by one or all but one, never shown by id, and a revoked
+    /// session stays revoked even for a request that was in flight.
+    async fn user_sessions(&mut self) {
+        const NAME: &str = "user_sessions";
+        if self.store.user_index().is_none() {
+            return self.skip(NAME, NO_USER_INDEX);
+        }
+        let user = format!("user-{}", crate::SessionId::generate().as_str());
+        let log_in = |label: &'static str| {
+            let user = user.clone();
+            move |s: &Session| {
+                s.regenerate();
+                s.bind_user(user);
+                s.set_label(label);
+                insert(s, "secret", json!(label));
+            }
+        };
+        let mut laptop = self.still_browser();
+        let mut phone = self.still_browser();
+        let mut stranger = self.still_browser();
+        laptop.visit(log_in("laptop")).await;
+        phone.visit(log_in("phone")).await;
+        stranger.visit(|s| insert(s, "k", json!(1))).await;
+        let listed = laptop.manager.sessions_of(&user).await.expect("list");
+        let mut labels: Vec<_> = listed.iter().filter_map(|s| s.label()).collect();
+        labels.sort_unstable();
+        assert_eq!(labels, ["laptop", "phone"], "{NAME}: both devices listed");
+        for session in &listed {
+            for cookie in [laptop.cookie(), phone.cookie()] {
+                assert!(
+                    !cookie.contains(session.handle().as_str()),
+                    "{NAME}: a handle gives nothing of a cookie away"
+                );
+            }
+            assert!(session.created() <= session.last_seen(), "{NAME}: times");
+        }
+
+        // From a handler: its own session is the current one.
+        let (seen, _) = laptop.visit(|_| {}).await;
+        let mine = seen.user_sessions().await.expect("list from a handler");
+        let current: Vec<_> = mine.iter().filter(|s| s.is_current()).collect();
+        assert_eq!(current.len(), 1, "{NAME}: one current session");
+        assert_eq!(current[0].label(), Some("laptop"));
+        assert_eq!(current[0].handle(), &seen.handle().expect("a handle"));
+
+        // The phone has a request in flight when the laptop logs it out.
+        let phone_cookie = phone.cookie();
+        let in_flight = phone.begin();
+        let phone_session = phone.load(&in_flight).await.expect("load");
+        assert_eq!(
+            seen.revoke_other_user_sessions().await.expect("revoke"),
+            1,
+            "{NAME}: one other session revoked"
+        );
+        insert(&phone_session, "late", json!("write"));
+        let cookies = phone.end(&in_flight).await;
+        assert!(
+            cookies.len() == 1 && cookies[0].contains("Max-Age=0"),
+            "{NAME}: the in-flight request of a revoked session gets a removal cookie: {cookies:?}"
+        );
+        let (next, _) = phone.visit(|_| {}).await;
+        assert!(next.is_new() && next.is_empty(), "{NAME}: revoked is final");
+        assert!(
+            phone.peek_with(Some(&phone_cookie)).await.is_new(),
+            "{NAME}: the revoked cookie no longer loads"
+        );
+        let listed = laptop.manager.sessions_of(&user).await.expect("list");
+        assert_eq!(listed.len(), 1, "{NAME}: the revoked session is not listed");
+
+        // Revoking one by handle, and a handle of another user's session.
+        let handle = listed[0].handle().clone();
+        assert!(
+            !stranger
+                .manager
+                .revoke("someone-else", &handle)
+                .await
+                .expect("revoke"),
+            "{NAME}: a handle only revokes among its own user's sessions"
+        );
+        assert!(laptop.manager.revoke(&user, &handle).await.expect("revoke"));
+        assert!(laptop.peek().await.is_new(), "{NAME}: revoked by handle");
+
+        // Logged out and expired sessions leave the listing.
+        phone.visit(log_in("phone")).await;
+        laptop.visit(log_in("laptop")).await;
+        phone.visit(Session::invalidate).await;
+        let listed = laptop.manager.sessions_of(&user).await.expect("list");
+        assert_eq!(listed.len(), 1, "{NAME}: a logout leaves the listing");
+        laptop.advance(25 * 3600);
+        let listed = laptop.manager.sessions_of(&user).await.expect("list");
+        assert!(
+            listed.is_empty(),
+            "{NAME}: an expired session is not listed"
+        );
         self.pass(NAME);
     }
 

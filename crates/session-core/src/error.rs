@@ -34,6 +34,10 @@ pub enum Error {
         limit: usize,
     },
 
+    /// The store does not offer what was asked of it (say, listing a user's
+    /// sessions on a cookie store, which keeps nothing to list).
+    #[error("the session store does not support {0}")]
+    Unsupported(&'static str),
     /// A value could not be converted to or from JSON.
     #[error("session value could not be converted: {0}")]
     Value(#[source] serde_json::Error),

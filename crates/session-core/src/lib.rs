@@ -23,6 +23,9 @@
 //! * [`SessionManager`] and [`RequestSession`]: the request lifecycle that
 //!   adapters drive: lazy loading, expiry enforcement, saving, regeneration,
 //!   invalidation, and the `Set-Cookie` headers to send;
+//! * [`user`]: sessions bound to a user, listed and revoked ("log out
+//!   everywhere else"), on stores that keep a user index;
+//! * [`Flash`] messages, read once on a later request;
 //! * [`conformance`] (feature `conformance`): the checks every store passes.
 //!
 //! # Example
@@ -60,11 +63,13 @@ mod config;
 pub mod cookie;
 mod error;
 pub mod expiry;
+mod flash;
 mod id;
 mod lifecycle;
 mod record;
 mod session;
 mod store;
+pub mod user;
 
 #[cfg(feature = "memory-store")]
 mod memory;
@@ -76,11 +81,13 @@ pub use config::SessionConfig;
 pub use cookie::{CookieConfig, CookieLifetime, SameSite};
 pub use error::{BoxError, Error};
 pub use expiry::{Clock, Expiry, ManualClock, Rolling};
+pub use flash::{FLASH_KEY, Flash, Level};
 pub use id::{InvalidSessionId, SessionId};
 pub use lifecycle::{Finish, RequestSession, SaveAfter, SessionManager};
 pub use record::{Changes, Record};
 pub use session::Session;
 pub use store::{Create, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written};
+pub use user::{SessionHandle, UserSession};
 
 #[cfg(feature = "memory-store")]
 pub use memory::MemoryStore;

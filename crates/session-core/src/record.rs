@@ -14,7 +14,8 @@ use crate::expiry::{self, Expiry};
 ///
 /// Cookie-backed stores serialize the whole record into the cookie (its serde
 /// form is compact: `{"c":created,"e":expires_at,"x":expiry,"d":data}` with
-/// times in Unix milliseconds); server-side stores keep it in their backend.
+/// times in Unix milliseconds, plus `"u"`, `"l"` and `"s"` for a session
+/// bound to a user); server-side stores keep it in their backend.
 ///
 /// ```
 /// use session_core::Record;
@@ -42,6 +43,23 @@ pub struct Record {
     /// This session's own expiry policy, overriding the configured one.
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
     pub expiry: Option<Expiry>,
+    /// The user the session is bound to
+    /// ([`Session::bind_user`](crate::Session::bind_user)), if any.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// The label the application gave the session (a device, say), shown
+    /// when the user's sessions are listed.
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// When a request last wrote to or refreshed a session bound to a user
+    /// (kept only for those, for listings).
+    #[serde(
+        rename = "s",
+        with = "expiry::opt_unix_millis",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub last_seen: Option<SystemTime>,
     /// The session's data: a JSON object, like aiohttp's session dict.
     #[serde(rename = "d", default)]
     pub data: Map<String, Value>,
@@ -55,6 +73,9 @@ impl Record {
             created,
             expires_at: None,
             expiry: None,
+            user: None,
+            label: None,
+            last_seen: None,
             data: Map::new(),
         }
     }
@@ -193,6 +214,9 @@ impl Changes {
         stored.created = record.created;
         stored.expires_at = record.expires_at;
         stored.expiry = record.expiry;
+        stored.user.clone_from(&record.user);
+        stored.label.clone_from(&record.label);
+        stored.last_seen = record.last_seen;
     }
 }
 

@@ -9,7 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::expiry::Rules;
-use crate::{Changes, Error, Expiry, Record};
+use crate::{Changes, Error, Expiry, Record, SessionHandle, SessionManager, UserSession};
 
 /// A user's session: a JSON object that survives between requests.
 ///
@@ -86,16 +86,43 @@ pub(crate) struct State {
     pub(crate) is_new: bool,
     pub(crate) changes: Changes,
     pub(crate) renewal: Renewal,
+    /// The request the session belongs to: its manager, and the cookie
+    /// value it was loaded from. `None` for a detached session.
+    origin: Option<Origin>,
+}
+
+/// Where a session attached to a request came from.
+#[derive(Debug)]
+struct Origin {
+    manager: SessionManager,
+    /// `None` for a session new to this request.
+    cookie: Option<Arc<str>>,
 }
 
 impl Session {
     pub(crate) fn from_record(record: Arc<Record>, is_new: bool) -> Self {
+        Self::with_origin(record, is_new, None)
+    }
+
+    /// A session of a request of `manager`, loaded from `cookie` (`None`:
+    /// new to this request).
+    pub(crate) fn of_request(
+        record: Arc<Record>,
+        cookie: Option<Arc<str>>,
+        manager: SessionManager,
+    ) -> Self {
+        let is_new = cookie.is_none();
+        Self::with_origin(record, is_new, Some(Origin { manager, cookie }))
+    }
+
+    fn with_origin(record: Arc<Record>, is_new: bool, origin: Option<Origin>) -> Self {
         Session {
             state: Arc::new(Mutex::new(State {
                 record,
                 is_new,
                 changes: Changes::default(),
                 renewal: Renewal::Keep,
+                origin,
             })),
         }
     }
@@ -283,14 +310,18 @@ impl Session {
         self.lock().record.expiry
     }
 
-    /// Ends the session (logout): drops the data, deletes the server-side
-    /// state, and sends a cookie that removes the client's. Anything written
-    /// after this call starts a fresh session under a new id.
+    /// Ends the session (logout): drops the data and the binding to a user,
+    /// deletes the server-side state, and sends a cookie that removes the
+    /// client's. Anything written after this call starts a fresh session
+    /// under a new id.
     pub fn invalidate(&self) {
         let mut state = self.lock();
         let record = state.record_mut();
         record.data.clear();
         record.expiry = None;
+        record.user = None;
+        record.label = None;
+        record.last_seen = None;
         state.changes = Changes::default();
         state.renewal = Renewal::Invalidate;
     }
@@ -353,6 +384,119 @@ impl Session {
     }
 }
 
+/// Sessions bound to a user: see [`user`](crate::user).
+impl Session {
+    /// Binds the session to `user` (call it at login, beside
+    /// [`regenerate`](Self::regenerate)), so that it is listed among that
+    /// user's sessions and can be revoked from any of them, or from
+    /// anywhere through the [`SessionManager`].
+    ///
+    /// ```
+    /// # let session = session_core::Session::new_detached();
+    /// session.regenerate();
+    /// session.bind_user("42");
+    /// session.set_label("Firefox on Linux");
+    /// assert_eq!(session.user().as_deref(), Some("42"));
+    /// ```
+    pub fn bind_user(&self, user: impl Into<String>) {
+        let user = Some(user.into());
+        let mut state = self.lock();
+        if state.record.user != user {
+            state.record_mut().user = user;
+            state.changes.record_forced();
+        }
+    }
+
+    /// The user the session is bound to, if any.
+    #[must_use]
+    pub fn user(&self) -> Option<String> {
+        self.lock().record.user.clone()
+    }
+
+    /// Labels the session (a device, a browser, an address) for the
+    /// listing of its user's sessions.
+    pub fn set_label(&self, label: impl Into<String>) {
+        let label = Some(label.into());
+        let mut state = self.lock();
+        if state.record.label != label {
+            state.record_mut().label = label;
+            state.changes.record_forced();
+        }
+    }
+
+    /// This session's [`SessionHandle`]: the name it has in its user's
+    /// listing, safe to log (it cannot be turned into a cookie), as
+    /// aiohttp_session's `identity`. `None` for a session new to this
+    /// request. Stable for as long as a server-side store keeps the id;
+    /// a cookie store's changes with every write.
+    #[must_use]
+    pub fn handle(&self) -> Option<SessionHandle> {
+        let state = self.lock();
+        let cookie = state.origin.as_ref()?.cookie.as_deref()?;
+        Some(SessionHandle::of(cookie))
+    }
+
+    /// The live sessions of the user this session is bound to, this one
+    /// marked [current](UserSession::is_current); empty when it is bound to
+    /// no user.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the store keeps no user index (or the
+    /// session is detached), or the store's error.
+    pub async fn user_sessions(&self) -> Result<Vec<UserSession>, Error> {
+        let Some((manager, user)) = self.bound()? else {
+            return Ok(Vec::new());
+        };
+        let current = self.handle();
+        let mut sessions = manager.sessions_of(&user).await?;
+        for session in &mut sessions {
+            session.current = current.as_ref() == Some(session.handle());
+        }
+        Ok(sessions)
+    }
+
+    /// Revokes the session `handle` if it is one of this session's user's:
+    /// whether it was.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions).
+    pub async fn revoke_user_session(&self, handle: &SessionHandle) -> Result<bool, Error> {
+        match self.bound()? {
+            Some((manager, user)) => manager.revoke(&user, handle).await,
+            None => Ok(false),
+        }
+    }
+
+    /// Revokes every other session of this session's user ("log out
+    /// everywhere else", after a password change): how many.
+    ///
+    /// # Errors
+    ///
+    /// As [`user_sessions`](Self::user_sessions).
+    pub async fn revoke_other_user_sessions(&self) -> Result<usize, Error> {
+        let keep = self.handle();
+        match self.bound()? {
+            Some((manager, user)) => manager.revoke_all_except(&user, keep.as_ref()).await,
+            None => Ok(0),
+        }
+    }
+
+    /// The manager and the user, for a session bound to one.
+    fn bound(&self) -> Result<Option<(SessionManager, String)>, Error> {
+        let state = self.lock();
+        let Some(origin) = &state.origin else {
+            return Err(Error::Unsupported("user sessions on a detached session"));
+        };
+        Ok(state
+            .record
+            .user
+            .clone()
+            .map(|user| (origin.manager.clone(), user)))
+    }
+}
+
 impl State {
     /// The record, to write to: copied first if it is still shared with the
     /// store that loaded it, which must not see this request's writes.
@@ -360,9 +504,14 @@ impl State {
         Arc::make_mut(&mut self.record)
     }
 
-    /// The record with its deadline as of a write at `now`.
+    /// The record with its deadline as of a write at `now` (and, bound to
+    /// a user, last seen then).
     fn stamped(&mut self, rules: &Rules, now: SystemTime) -> Arc<Record> {
-        rules.stamp(self.record_mut(), now);
+        let record = self.record_mut();
+        rules.stamp(record, now);
+        if record.user.is_some() {
+            record.last_seen = Some(now);
+        }
         Arc::clone(&self.record)
     }
 

@@ -5,6 +5,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+use crate::user::UserIndex;
 use crate::{Changes, Error, Record};
 
 /// Where sessions are kept.
@@ -162,6 +163,17 @@ pub trait SessionStore: Send + Sync + 'static {
     fn needs_reissue(&self, cookie: SessionCookie<'_>) -> bool {
         let _ = cookie;
         false
+    }
+
+    /// The index of each user's sessions, if this store keeps one: the
+    /// optional capability behind listing and revoking a user's sessions
+    /// ([`user`](crate::user)). A store that offers it adds every session
+    /// it writes with a [`Record::user`] to that user's index, and drops
+    /// it there when it deletes the session or the session expires. The
+    /// default: `None`, no index (a cookie store, which cannot revoke a
+    /// cookie it does not hold, has none).
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        None
     }
 }
 

@@ -294,17 +294,6 @@ impl Redis {
         Ok(!matches!(reply, Value::Null))
     }
 
-    /// `DEL key`: whether the key existed.
-    pub(crate) async fn del(&self, key: &str) -> Result<bool, Error> {
-        self.connection
-            .client()
-            .with_options(&Self::options(self.timeout))
-            .del::<i64, _>(key)
-            .await
-            .map(|deleted| deleted > 0)
-            .map_err(Error::store)
-    }
-
     /// `GETDEL key`: the value the key held, if any.
     pub(crate) async fn getdel(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
         let value: Value = self

@@ -16,7 +16,7 @@
 //! # Example
 //!
 //! ```
-//! use std::time::Duration;
+//! use std::time::{Duration, SystemTime};
 //! use session_core::{SessionConfig, SessionManager};
 //! use session_redis::RedisStore;
 //!
@@ -182,8 +182,9 @@ mod watchdog;
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use session_core::user::{BoundSession, UserIndex};
 use session_core::{
     Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written,
     async_trait,
@@ -296,6 +297,27 @@ impl SessionStore for RedisStore {
 
     async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
         self.layout.delete(&self.redis, cookie).await
+    }
+
+    /// The hash layout keeps an index of each user's sessions; aiohttp_session's
+    /// format has nowhere to keep one.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        match &*self.layout {
+            Layout::Hash(_) => Some(self),
+            Layout::Aiohttp(_) => None,
+        }
+    }
+}
+
+#[async_trait]
+impl UserIndex for RedisStore {
+    async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
+        match &*self.layout {
+            Layout::Hash(layout) => layout.sessions_of(&self.redis, user, now).await,
+            Layout::Aiohttp(_) => Err(Error::Unsupported(
+                "listing a user's sessions in aiohttp_session's format",
+            )),
+        }
     }
 }
 

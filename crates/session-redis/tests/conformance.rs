@@ -95,6 +95,7 @@ async fn aiohttp_layout() {
             "own_expiry_cannot_outlive_the_absolute_timeout",
             "logout_beats_a_racing_refresh",
             "expired_sessions_are_not_written",
+            "user_sessions",
         ]
     );
     for check in [

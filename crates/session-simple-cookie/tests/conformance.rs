@@ -20,6 +20,7 @@ async fn passes_the_conformance_suite() {
             "logout_beats_a_racing_refresh",
             "expired_sessions_are_not_written",
             "strict_mode",
+            "user_sessions",
         ]
     );
     assert!(report.passed().len() >= 15, "{:?}", report.passed());

@@ -3,9 +3,12 @@
 use std::fmt;
 use std::sync::Arc;
 
+use std::time::SystemTime;
+
 use super::request::RequestSession;
 use crate::cookie;
-use crate::{SessionConfig, SessionStore};
+use crate::user::UserIndex;
+use crate::{Error, SessionConfig, SessionCookie, SessionHandle, SessionStore, UserSession};
 
 /// A store with its configuration: what an application builds once and hands
 /// to its framework adapter. Cheap to clone.
@@ -111,6 +114,91 @@ impl SessionManager {
 
     pub(super) fn shared(&self) -> &Shared {
         &self.shared
+    }
+
+    /// The live sessions bound to `user`
+    /// ([`Session::bind_user`](crate::Session::bind_user)), from anywhere
+    /// (an admin task, say; a handler has
+    /// [`Session::user_sessions`](crate::Session::user_sessions)). See
+    /// [`user`](crate::user).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Unsupported`] when the store keeps no user index, or the
+    /// store's error.
+    pub async fn sessions_of(&self, user: &str) -> Result<Vec<UserSession>, Error> {
+        let (index, now) = self.user_index()?;
+        let rules = self.shared.config.expiry_rules();
+        Ok(index
+            .sessions_of(user, now)
+            .await?
+            .iter()
+            .filter(|bound| {
+                bound.record.user.as_deref() == Some(user) && !rules.is_expired(&bound.record, now)
+            })
+            .map(UserSession::of)
+            .collect())
+    }
+
+    /// Revokes `user`'s session `handle`: deletes it as a logout does, so
+    /// that once this returns no request brings it back. Whether it was one
+    /// of `user`'s live sessions.
+    ///
+    /// # Errors
+    ///
+    /// As [`sessions_of`](Self::sessions_of).
+    pub async fn revoke(&self, user: &str, handle: &SessionHandle) -> Result<bool, Error> {
+        Ok(self
+            .revoke_where(user, |candidate| candidate == handle)
+            .await?
+            > 0)
+    }
+
+    /// Revokes every session of `user` but `keep` ("log out everywhere
+    /// else"), or all of them: how many were revoked.
+    ///
+    /// # Errors
+    ///
+    /// As [`sessions_of`](Self::sessions_of).
+    pub async fn revoke_all_except(
+        &self,
+        user: &str,
+        keep: Option<&SessionHandle>,
+    ) -> Result<usize, Error> {
+        self.revoke_where(user, |candidate| Some(candidate) != keep)
+            .await
+    }
+
+    async fn revoke_where(
+        &self,
+        user: &str,
+        revoke: impl Fn(&SessionHandle) -> bool,
+    ) -> Result<usize, Error> {
+        let (index, now) = self.user_index()?;
+        let name = self.shared.config.cookie().name();
+        let mut revoked = 0;
+        for bound in index.sessions_of(user, now).await? {
+            if bound.record.user.as_deref() != Some(user)
+                || !revoke(&SessionHandle::of(&bound.cookie_value))
+            {
+                continue;
+            }
+            let cookie = SessionCookie::new(name, &bound.cookie_value);
+            if self.shared.store.delete(cookie).await? {
+                tracing::debug!(cookie = name, "session revoked");
+                revoked += 1;
+            }
+        }
+        Ok(revoked)
+    }
+
+    fn user_index(&self) -> Result<(&dyn UserIndex, SystemTime), Error> {
+        let index = self
+            .shared
+            .store
+            .user_index()
+            .ok_or(Error::Unsupported("listing and revoking a user's sessions"))?;
+        Ok((index, self.shared.config.clock().now()))
     }
 
     /// The values of the session's cookies in `cookie_headers` worth trying,

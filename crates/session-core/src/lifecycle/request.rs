@@ -32,7 +32,7 @@ struct RequestInner {
 struct Loaded {
     session: Session,
     /// The cookie value the session was loaded from; `None` for a new one.
-    cookie: Option<String>,
+    cookie: Option<Arc<str>>,
     /// Whether the store asked for that cookie to be replaced on this
     /// response even if the session is unchanged.
     reissue: bool,
@@ -105,8 +105,10 @@ impl RequestSession {
             match store.load(cookie).await? {
                 Some(record) if !rules.is_expired(&record, now) => {
                     let reissue = store.needs_reissue(cookie);
+                    let value = Arc::<str>::from(value);
+                    let manager = self.inner.manager.clone();
                     return Ok(Loaded {
-                        session: Session::from_record(record, false),
+                        session: Session::of_request(record, Some(Arc::clone(&value)), manager),
                         cookie: Some(value),
                         reissue,
                     });
@@ -115,8 +117,9 @@ impl RequestSession {
                 None => tracing::debug!(cookie = name, "session cookie did not load"),
             }
         }
+        let manager = self.inner.manager.clone();
         Ok(Loaded {
-            session: Session::from_record(Arc::new(Record::new(now)), true),
+            session: Session::of_request(Arc::new(Record::new(now)), None, manager),
             cookie: None,
             reissue: false,
         })

@@ -21,6 +21,7 @@
 //! key's expiry together; saves waiting at the same time share one call of
 //! the script (see [`batch`](crate::batch)).
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
@@ -33,6 +34,12 @@ use session_core::{
 };
 
 use super::MAX_ID_ATTEMPTS;
+
+mod users;
+
+use session_core::user::BoundSession;
+use users::{IndexChange, UserScripts};
+
 use crate::batch::Batcher;
 use crate::connection::{Redis, Script};
 
@@ -194,7 +201,7 @@ return 'saved'
 /// The metadata kept in the `m` field. `deadline` is declared first so that
 /// it is written first, where the save script's `touch` finds it.
 #[derive(Serialize, Deserialize)]
-struct Metadata {
+struct Metadata<'a> {
     /// Serialized as `null` when absent, never skipped: the script rewrites
     /// its value in place.
     #[serde(rename = "e", default)]
@@ -203,6 +210,14 @@ struct Metadata {
     created: u64,
     #[serde(rename = "x", default, skip_serializing_if = "Option::is_none")]
     expiry: Option<Expiry>,
+    /// The user the session is bound to, its label, and when it was last
+    /// seen: only for a session bound to a user.
+    #[serde(rename = "u", default, skip_serializing_if = "Option::is_none")]
+    user: Option<Cow<'a, str>>,
+    #[serde(rename = "l", default, skip_serializing_if = "Option::is_none")]
+    label: Option<Cow<'a, str>>,
+    #[serde(rename = "s", default, skip_serializing_if = "Option::is_none")]
+    last_seen: Option<u64>,
 }
 
 /// One hash per session under `{prefix}{id}`.
@@ -210,6 +225,8 @@ pub(crate) struct HashLayout {
     prefix: String,
     saves: Arc<Batcher>,
     regenerate: Script,
+    // Boxed: only sessions bound to a user use them.
+    users: Box<UserScripts>,
 }
 
 impl std::fmt::Debug for HashLayout {
@@ -263,6 +280,7 @@ impl HashLayout {
             prefix,
             saves: Arc::new(Batcher::new(Script::new(SAVE_LUA))),
             regenerate: Script::new(REGENERATE_LUA),
+            users: Box::new(UserScripts::new()),
         }
     }
 
@@ -311,7 +329,11 @@ impl HashLayout {
             let mut args = self.args(Mode::Create, create.record, create.now);
             push_delta(&mut args, create.record, &changes)?;
             match self.run(redis, self.key_of(&id), args).await? {
-                Applied::Saved => return Ok(id),
+                Applied::Saved => {
+                    Box::pin(self.indexed_write(redis, &id, create.record, create.now, None))
+                        .await?;
+                    return Ok(id);
+                }
                 Applied::Taken => super::id_taken(),
                 Applied::Gone => {
                     return Err(Error::store(
@@ -330,6 +352,10 @@ impl HashLayout {
         let mut args = self.args(Mode::Update, update.record, update.now);
         push_delta(&mut args, update.record, update.changes)?;
         let applied = self.run(redis, key, args).await?;
+        if applied == Applied::Saved {
+            let id = update.cookie.value;
+            Box::pin(self.indexed_write(redis, id, update.record, update.now, None)).await?;
+        }
         Ok(applied.written(update.cookie.value))
     }
 
@@ -343,8 +369,22 @@ impl HashLayout {
         };
         // Through the save script, so that the metadata's deadline and the
         // key's expiry move together, and a session that is gone stays gone.
-        let args = self.args(Mode::Touch, refresh.record, refresh.now);
-        let applied = self.run(redis, key, args).await?;
+        // A session bound to a user rewrites its metadata whole, which holds
+        // when it was last seen.
+        let record = refresh.record;
+        let applied = if record.user.is_some() {
+            let mut args = self.args(Mode::Update, record, refresh.now);
+            push_delta(&mut args, record, &Changes::default())?;
+            let applied = self.run(redis, key, args).await?;
+            if applied == Applied::Saved {
+                let id = refresh.cookie.value;
+                Box::pin(self.indexed_write(redis, id, record, refresh.now, None)).await?;
+            }
+            applied
+        } else {
+            let args = self.args(Mode::Touch, record, refresh.now);
+            self.run(redis, key, args).await?
+        };
         Ok(applied.written(refresh.cookie.value))
     }
 
@@ -377,7 +417,18 @@ impl HashLayout {
                 .await
                 .map_err(Error::store)?;
             match applied(&reply)? {
-                Applied::Saved => return Ok(Written::Cookie(id)),
+                Applied::Saved => {
+                    let old_id = regenerate.cookie.value;
+                    Box::pin(self.indexed_write(
+                        redis,
+                        &id,
+                        regenerate.record,
+                        regenerate.now,
+                        Some(old_id),
+                    ))
+                    .await?;
+                    return Ok(Written::Cookie(id));
+                }
                 Applied::Gone => return Ok(Written::Gone),
                 Applied::Taken => super::id_taken(),
             }
@@ -385,15 +436,107 @@ impl HashLayout {
         Err(super::no_free_id())
     }
 
+    /// One script deletes the session and answers its metadata, so that a
+    /// session bound to a user leaves its user's index too.
     pub(crate) async fn delete(
         &self,
         redis: &Redis,
         cookie: SessionCookie<'_>,
+        now: SystemTime,
     ) -> Result<bool, Error> {
-        match self.key(cookie.value) {
-            Some(key) => redis.del(&key).await,
-            None => Ok(false),
+        let Some(key) = self.key(cookie.value) else {
+            return Ok(false);
+        };
+        let key = Value::from(key);
+        let reply = redis
+            .eval(&self.users.delete, 1, redis.timeout(), |full| {
+                full.push(key.clone());
+            })
+            .await
+            .map_err(Error::store)?;
+        let (deleted, metadata) = match &reply {
+            Value::Array(reply) if reply.len() == 2 => (
+                reply[0].as_i64().is_some_and(|deleted| deleted > 0),
+                json::<Metadata<'static>>(&reply[1]),
+            ),
+            _ => {
+                return Err(Error::store(format!(
+                    "unexpected reply from the delete script: {reply:?}"
+                )));
+            }
+        };
+        if let Some(user) = metadata.and_then(|metadata| metadata.user) {
+            let change = IndexChange {
+                user: &user,
+                add: None,
+                remove: &[cookie.value],
+                now,
+            };
+            self.change_index(redis, change).await?;
         }
+        Ok(deleted)
+    }
+
+    /// After a write of `record` under `id` that succeeded: adds a session
+    /// bound to a user to its user's index (replacing `moved_from`, the id
+    /// it had before a regenerate). Callers box it: a script call's future
+    /// is several kilobytes, which would otherwise grow every write's
+    /// future, bound to a user or not.
+    async fn indexed_write(
+        &self,
+        redis: &Redis,
+        id: &str,
+        record: &Record,
+        now: SystemTime,
+        moved_from: Option<&str>,
+    ) -> Result<(), Error> {
+        let Some(user) = record.user.as_deref() else {
+            return Ok(());
+        };
+        let remove: &[&str] = match &moved_from {
+            Some(old) => std::slice::from_ref(old),
+            None => &[],
+        };
+        let change = IndexChange {
+            user,
+            add: Some((id, record.expires_at)),
+            remove,
+            now,
+        };
+        self.change_index(redis, change).await
+    }
+
+    /// The sessions in `user`'s index that are live at `now`; drops from
+    /// the index the ids whose session is gone or bound to someone else.
+    pub(crate) async fn sessions_of(
+        &self,
+        redis: &Redis,
+        user: &str,
+        now: SystemTime,
+    ) -> Result<Vec<BoundSession>, Error> {
+        let mut sessions = Vec::new();
+        let mut stale = Vec::new();
+        for id in self.indexed(redis, user, now).await? {
+            let key = self.key_of(&id);
+            let fields = redis.hgetall(&key).await?;
+            match decode(fields) {
+                Some(record) if record.user.as_deref() == Some(user) => {
+                    sessions.push(BoundSession::new(id, Arc::new(record)));
+                }
+                _ => stale.push(id),
+            }
+        }
+        if !stale.is_empty() {
+            let stale: Vec<&str> = stale.iter().map(String::as_str).collect();
+            let change = IndexChange {
+                user,
+                add: None,
+                remove: &stale,
+                now,
+            };
+            self.change_index(redis, change).await?;
+        }
+        Ok(sessions)
     }
 
     /// The save script's first arguments for one key: the mode, the
@@ -469,6 +612,9 @@ fn push_delta(args: &mut Vec<Value>, record: &Record, changes: &Changes) -> Resu
         deadline: record.expires_at.map(unix_millis),
         created: unix_millis(record.created),
         expiry: record.expiry,
+        user: record.user.as_deref().map(Cow::Borrowed),
+        label: record.label.as_deref().map(Cow::Borrowed),
+        last_seen: record.last_seen.map(unix_millis),
     };
     args.push(Value::from_static_str(META_FIELD));
     args.push(
@@ -510,7 +656,7 @@ pub(crate) fn decode(fields: Value) -> Option<Record> {
     let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
         let name = std::str::from_utf8(name?).ok()?;
         if name == META_FIELD {
-            metadata = Some(json::<Metadata>(value)?);
+            metadata = Some(json::<Metadata<'static>>(value)?);
         } else if let Some(key) = name.strip_prefix(DATA_PREFIX) {
             data.insert(key.to_owned(), json(value)?);
         }
@@ -530,9 +676,15 @@ pub(crate) fn decode(fields: Value) -> Option<Record> {
         }
         _ => return None,
     }
-    let metadata = metadata?;
+    let metadata: Metadata<'_> = metadata?;
     let mut record = Record::new(from_unix_millis(metadata.created)?);
     record.expiry = metadata.expiry;
+    record.user = metadata.user.map(Cow::into_owned);
+    record.label = metadata.label.map(Cow::into_owned);
+    record.last_seen = match metadata.last_seen {
+        Some(ms) => Some(from_unix_millis(ms)?),
+        None => None,
+    };
     record.expires_at = match metadata.deadline {
         Some(ms) => Some(from_unix_millis(ms)?),
         None => None,
@@ -623,10 +775,27 @@ mod tests {
                 deadline,
                 created: 5,
                 expiry,
+                user: None,
+                label: None,
+                last_seen: None,
             })
             .expect("serializes")
         };
         assert_eq!(metadata(Some(9), None), r#"{"e":9,"c":5}"#);
+        let bound = Metadata {
+            deadline: Some(9),
+            created: 5,
+            expiry: None,
+            user: Some("ada".into()),
+            label: Some("laptop".into()),
+            last_seen: Some(7),
+        };
+        let bound = serde_json::to_string(&bound).expect("serializes");
+        assert_eq!(bound, r#"{"e":9,"c":5,"u":"ada","l":"laptop","s":7}"#);
+        let record = decode(reply(&["m", &bound])).expect("decodes");
+        assert_eq!(record.user.as_deref(), Some("ada"));
+        assert_eq!(record.label.as_deref(), Some("laptop"));
+        assert_eq!(record.last_seen.map(unix_millis), Some(7));
         assert_eq!(metadata(None, None), r#"{"e":null,"c":5}"#);
         assert!(metadata(None, Some(Expiry::NEVER)).starts_with(r#"{"e":null,"c":5,"x":"#));
     }

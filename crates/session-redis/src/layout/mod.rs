@@ -5,7 +5,7 @@
 pub(crate) mod aiohttp;
 pub(crate) mod hash;
 
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
@@ -119,7 +119,7 @@ impl Layout {
         cookie: SessionCookie<'_>,
     ) -> Result<bool, Error> {
         match self {
-            Layout::Hash(layout) => layout.delete(redis, cookie).await,
+            Layout::Hash(layout) => layout.delete(redis, cookie, SystemTime::now()).await,
             Layout::Aiohttp(layout) => Box::pin(layout.delete(redis, cookie)).await,
         }
     }

@@ -1,0 +1,161 @@
+//! The index of each user's sessions in the hash layout: one sorted set per
+//! user, `{prefix}user:{user}`, whose members are the ids of the user's
+//! sessions, each scored by its deadline (Unix ms, `+inf` for none).
+//!
+//! * Every write of a session bound to a user adds its id, with its new
+//!   deadline, after the write succeeded; on one server or behind Sentinel
+//!   the same script checks that the session key still exists, so that a
+//!   write racing a revocation cannot put a revoked id back.
+//! * Every change of the index drops the members whose deadline has passed,
+//!   and sets the index's own expiry to its last member's deadline, so
+//!   that it never grows with sessions that ended and vanishes with the
+//!   last of them.
+//! * A delete answers the session's metadata with the delete, in one script,
+//!   so that the id leaves its user's index too.
+//! * A listing loads each member's session, and drops from the index the
+//!   ids whose session is gone (on a cluster, where the index and the
+//!   session live in different slots, a write racing a revocation can put
+//!   an id back: the next listing drops it).
+
+use fred::types::Value;
+use session_core::Error;
+
+use super::{HashLayout, deadline_millis};
+use crate::connection::{Redis, Script};
+
+/// Changes one user's index. `KEYS[1]` is the index, `KEYS[2]` (absent on
+/// a cluster) the session to add; `ARGV[1]` the id to add (empty: none),
+/// `ARGV[2]` its score, `ARGV[3]` the application's now in Unix ms, and the
+/// rest ids to remove.
+const INDEX_LUA: &str = r"
+for i = 4, #ARGV do
+  redis.call('ZREM', KEYS[1], ARGV[i])
+end
+if ARGV[1] ~= '' and (#KEYS == 1 or redis.call('EXISTS', KEYS[2]) == 1) then
+  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
+end
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
+local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
+if #last == 0 then
+  redis.call('DEL', KEYS[1])
+elseif last[2] == 'inf' then
+  redis.call('PERSIST', KEYS[1])
+else
+  redis.call('PEXPIREAT', KEYS[1], last[2])
+end
+return 'ok'
+";
+
+/// The ids in a user's index (`KEYS[1]`) whose deadline is after `ARGV[1]`,
+/// having dropped the others.
+const LIST_LUA: &str = r"
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
+";
+
+/// Deletes a session (`KEYS[1]`), answering whether it existed and its
+/// metadata (empty when none).
+const DELETE_LUA: &str = r"
+local meta = redis.call('HGET', KEYS[1], 'm')
+local deleted = redis.call('DEL', KEYS[1])
+return {deleted, meta or ''}
+";
+
+/// The scripts of the user index.
+pub(super) struct UserScripts {
+    index: Script,
+    list: Script,
+    pub(super) delete: Script,
+}
+
+impl UserScripts {
+    pub(super) fn new() -> Self {
+        UserScripts {
+            index: Script::new(INDEX_LUA),
+            list: Script::new(LIST_LUA),
+            delete: Script::new(DELETE_LUA),
+        }
+    }
+}
+
+/// A change of one user's index.
+pub(super) struct IndexChange<'a> {
+    pub(super) user: &'a str,
+    /// The id to add, with its deadline (`None`: none).
+    pub(super) add: Option<(&'a str, Option<std::time::SystemTime>)>,
+    pub(super) remove: &'a [&'a str],
+    pub(super) now: std::time::SystemTime,
+}
+
+impl HashLayout {
+    /// The key of `user`'s index. A `:` never appears in an id, so it
+    /// cannot collide with a session's key.
+    pub(super) fn user_key(&self, user: &str) -> String {
+        format!("{}user:{user}", self.prefix)
+    }
+
+    /// Applies `change` to its user's index.
+    pub(super) async fn change_index(
+        &self,
+        redis: &Redis,
+        change: IndexChange<'_>,
+    ) -> Result<(), Error> {
+        let mut keys: Vec<Value> = vec![self.user_key(change.user).into()];
+        let (id, score) = match change.add {
+            Some((id, deadline)) => {
+                // One script may touch one slot only: on a cluster, the
+                // session's existence is not checked (a listing cleans up).
+                if !redis.is_clustered() {
+                    keys.push(self.key_of(id).into());
+                }
+                let score = deadline.map_or_else(
+                    || Value::from_static_str("+inf"),
+                    |deadline| Value::Integer(deadline_millis(deadline)),
+                );
+                (Value::from(id), score)
+            }
+            None => (Value::from_static_str(""), Value::Integer(0)),
+        };
+        let key_count = keys.len();
+        let mut args = keys;
+        args.push(id);
+        args.push(score);
+        args.push(Value::Integer(deadline_millis(change.now)));
+        args.extend(change.remove.iter().map(|id| Value::from(*id)));
+        redis
+            .eval(&self.users.index, key_count, redis.timeout(), |full| {
+                full.extend(args.iter().cloned());
+            })
+            .await
+            .map_err(Error::store)?;
+        Ok(())
+    }
+
+    /// The ids in `user`'s index whose deadline is after `now`, having
+    /// dropped the others from it.
+    pub(super) async fn indexed(
+        &self,
+        redis: &Redis,
+        user: &str,
+        now: std::time::SystemTime,
+    ) -> Result<Vec<String>, Error> {
+        let key = Value::from(self.user_key(user));
+        let reply = redis
+            .eval(&self.users.list, 1, redis.timeout(), |full| {
+                full.push(key.clone());
+                full.push(Value::Integer(deadline_millis(now)));
+            })
+            .await
+            .map_err(Error::store)?;
+        match reply {
+            Value::Array(ids) => Ok(ids
+                .iter()
+                .filter_map(|id| id.as_str().map(|id| id.into_owned()))
+                .collect()),
+            Value::Null => Ok(Vec::new()),
+            other => Err(Error::store(format!(
+                "unexpected reply from the user index: {other:?}"
+            ))),
+        }
+    }
+}
