@@ -7,6 +7,11 @@
 //! the form, reload and still be logged in with "Last visited" showing the
 //! earlier visit, press the counter twice, log out. It also checks that
 //! page scripts cannot read the session cookie (`HttpOnly`).
+//!
+//! Then two browsers with profiles of their own (a laptop and a phone) log
+//! in as one user on a store that keeps a user index: each lists both
+//! sessions, the laptop logs out everywhere else, and the phone is logged
+//! out; flash messages say what happened, once.
 
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
@@ -17,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
-use session_core::{SessionConfig, SessionManager};
+use session_core::{MemoryStore, SessionConfig, SessionManager};
 use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
 
@@ -248,6 +253,88 @@ async fn log_in_count_and_log_out(framework: Framework) {
 
     browser.close().await.expect("close the browser");
     demo.stop().await;
+}
+
+/// How many sessions the page lists, once it lists `expected`.
+async fn wait_for_sessions(browser: &Client, expected: usize) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = usize::MAX;
+    while Instant::now() < deadline {
+        if let Ok(listed) = browser.find_all(Locator::Css("#sessions li")).await {
+            last = listed.len();
+            if last == expected {
+                return;
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the page lists {last} sessions, expected {expected}");
+}
+
+async fn log_in(browser: &Client, home: &str, user: &str) {
+    browser.goto(home).await.expect("open the page");
+    let name = browser
+        .find(Locator::Id("login-user"))
+        .await
+        .expect("login field");
+    name.send_keys(user).await.expect("type the user name");
+    click(browser, "login-submit").await;
+    wait_for_text(browser, "login-state", &format!("Logged in as {user}")).await;
+}
+
+/// A laptop and a phone, each a browser with a profile of its own, log in
+/// as one user; the laptop logs out everywhere else.
+async fn two_devices_of_one_user(framework: Framework) {
+    let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    let demo = server::serve_demo(framework, manager, SocketAddr::from(([127, 0, 0, 1], 0)))
+        .await
+        .expect("serve the demo");
+    let home = format!("http://localhost:{}/", demo.addr().port());
+    let (laptop_driver, phone_driver) = (ChromeDriver::start(), ChromeDriver::start());
+    let laptop = laptop_driver.browser().await;
+    let phone = phone_driver.browser().await;
+
+    log_in(&laptop, &home, "ada").await;
+    assert_eq!(text(&laptop, "flashes").await, "Logged in as ada.");
+    wait_for_sessions(&laptop, 1).await;
+    log_in(&phone, &home, "ada").await;
+    wait_for_sessions(&phone, 2).await;
+
+    laptop.refresh().await.expect("reload");
+    wait_for_sessions(&laptop, 2).await;
+    assert_eq!(text(&laptop, "flashes").await, "", "a flash is shown once");
+    let current = laptop
+        .find_all(Locator::Css("#sessions li.current"))
+        .await
+        .expect("the current session");
+    assert_eq!(current.len(), 1, "one session is marked as this one");
+
+    click(&laptop, "revoke-others").await;
+    wait_for_text(&laptop, "flashes", "Logged out of 1 other session(s).").await;
+    wait_for_sessions(&laptop, 1).await;
+
+    phone.refresh().await.expect("reload");
+    wait_for_text(&phone, "login-state", "Not logged in").await;
+    laptop.refresh().await.expect("reload");
+    assert_eq!(text(&laptop, "login-state").await, "Logged in as ada");
+
+    click(&laptop, "logout").await;
+    wait_for_text(&laptop, "login-state", "Not logged in").await;
+    assert_eq!(text(&laptop, "flashes").await, "Logged out.");
+
+    laptop.close().await.expect("close the laptop's browser");
+    phone.close().await.expect("close the phone's browser");
+    demo.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_of_one_user_on_axum() {
+    two_devices_of_one_user(Framework::Axum).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_devices_of_one_user_on_actix() {
+    two_devices_of_one_user(Framework::Actix).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use session_core::{Error, Session};
+use session_core::{Error, Level, Session, SessionHandle};
 
 use super::page;
 
@@ -64,8 +64,10 @@ pub(crate) fn is_form(content_type: Option<&str>) -> bool {
     })
 }
 
-/// `GET /`: the page, as aiohttp_session's "Last visited" example.
-pub(crate) fn index(session: &Session, now: SystemTime) -> Reply {
+/// `GET /`: the page, as aiohttp_session's "Last visited" example, with
+/// the flash messages left for it and, for a logged-in user on a store that
+/// keeps a user index, the user's sessions.
+pub(crate) async fn index(session: &Session, now: SystemTime) -> Reply {
     let last_visit = session
         .get_value("last_visit")
         .and_then(|value| value.as_u64())
@@ -74,12 +76,23 @@ pub(crate) fn index(session: &Session, now: SystemTime) -> Reply {
         .get_value("user")
         .and_then(|value| value.as_str().map(str::to_owned));
     let counter = counter_value(session);
+    let flashes = match session.take_flashes::<String>() {
+        Ok(flashes) => flashes,
+        Err(error) => return value_error(&error),
+    };
+    let sessions = match session.user_sessions().await {
+        Ok(sessions) => Some(sessions),
+        Err(Error::Unsupported(_)) => None,
+        Err(error) => return session_error(&error),
+    };
     let now_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
     session.insert_value("last_visit", json!(now_secs));
     Reply::Html(page::render(&page::Page {
         last_visit,
         user: user.as_deref(),
         counter,
+        flashes: &flashes,
+        sessions: sessions.as_deref(),
     }))
 }
 
@@ -143,8 +156,15 @@ struct Login {
     user: String,
 }
 
-/// `POST /api/login`, with `{"user": "name"}` or the page's form.
-pub(crate) fn login(session: &Session, content_type: Option<&str>, body: &[u8]) -> Reply {
+/// `POST /api/login`, with `{"user": "name"}` or the page's form: a new id,
+/// the session bound to the user and labelled with the browser's
+/// `User-Agent`, and a flash message for the next page.
+pub(crate) fn login(
+    session: &Session,
+    content_type: Option<&str>,
+    user_agent: Option<&str>,
+    body: &[u8],
+) -> Reply {
     let from_form = is_form(content_type);
     let login = if from_form {
         serde_urlencoded::from_bytes::<Login>(body).map_err(|e| e.to_string())
@@ -161,7 +181,12 @@ pub(crate) fn login(session: &Session, content_type: Option<&str>, body: &[u8]) 
     // A new id at the change of privilege: a session id planted before the
     // login is worthless after it.
     session.regenerate();
-    if let Err(error) = session.insert("user", &user) {
+    session.bind_user(user.clone());
+    session.set_label(device_label(user_agent));
+    let written = session
+        .insert("user", &user)
+        .and_then(|()| session.flash(Level::Success, &format!("Logged in as {user}.")));
+    if let Err(error) = written {
         return value_error(&error);
     }
     if from_form {
@@ -171,14 +196,124 @@ pub(crate) fn login(session: &Session, content_type: Option<&str>, body: &[u8]) 
     }
 }
 
-/// `POST /api/logout`.
+/// The label of a session: the browser's `User-Agent`, shortened.
+fn device_label(user_agent: Option<&str>) -> String {
+    const MAX_LABEL_LEN: usize = 120;
+    match user_agent.map(str::trim).filter(|agent| !agent.is_empty()) {
+        Some(agent) => agent.chars().take(MAX_LABEL_LEN).collect(),
+        None => "unknown device".to_owned(),
+    }
+}
+
+/// `POST /api/logout`: the session ends; the flash message saying so
+/// starts a new, empty one.
 pub(crate) fn logout(session: &Session, from_form: bool) -> Reply {
     session.invalidate();
+    if let Err(error) = session.flash(Level::Info, "Logged out.") {
+        return value_error(&error);
+    }
     if from_form {
         Reply::BackHome
     } else {
         Reply::Json(200, json!({ "user": null }))
     }
+}
+
+/// `GET /api/user/sessions`: the logged-in user's sessions.
+pub(crate) async fn user_sessions(session: &Session) -> Reply {
+    if session.user().is_none() {
+        return not_logged_in();
+    }
+    match session.user_sessions().await {
+        Ok(sessions) => {
+            let sessions: Vec<Value> = sessions
+                .iter()
+                .map(|listed| {
+                    json!({
+                        "handle": listed.handle().as_str(),
+                        "current": listed.is_current(),
+                        "created": unix_secs(listed.created()),
+                        "last_seen": unix_secs(listed.last_seen()),
+                        "label": listed.label().unwrap_or_default(),
+                    })
+                })
+                .collect();
+            Reply::Json(200, json!({ "sessions": sessions }))
+        }
+        Err(error) => user_session_error(&error),
+    }
+}
+
+/// `DELETE /api/user/sessions/{handle}`: revokes one of the user's
+/// sessions; 404 when the handle is none of them.
+pub(crate) async fn revoke(session: &Session, handle: &str) -> Reply {
+    if session.user().is_none() {
+        return not_logged_in();
+    }
+    let Ok(handle) = handle.parse::<SessionHandle>() else {
+        return Reply::Json(404, json!({ "error": "no such session" }));
+    };
+    match session.revoke_user_session(&handle).await {
+        Ok(true) => Reply::Json(200, json!({ "revoked": 1 })),
+        Ok(false) => Reply::Json(404, json!({ "error": "no such session" })),
+        Err(error) => user_session_error(&error),
+    }
+}
+
+/// `POST /api/user/sessions/revoke-others`: "log out everywhere else".
+pub(crate) async fn revoke_others(session: &Session, from_form: bool) -> Reply {
+    if session.user().is_none() {
+        return not_logged_in();
+    }
+    match session.revoke_other_user_sessions().await {
+        Ok(revoked) => {
+            let flashed = session.flash(
+                Level::Info,
+                &format!("Logged out of {revoked} other session(s)."),
+            );
+            if let Err(error) = flashed {
+                return value_error(&error);
+            }
+            if from_form {
+                Reply::BackHome
+            } else {
+                Reply::Json(200, json!({ "revoked": revoked }))
+            }
+        }
+        Err(error) => user_session_error(&error),
+    }
+}
+
+/// `GET /api/flash`: the pending flash messages, consumed.
+pub(crate) fn flash(session: &Session) -> Reply {
+    match session.take_flashes::<String>() {
+        Ok(flashes) => {
+            let messages: Vec<Value> = flashes
+                .iter()
+                .map(|flash| json!({ "level": flash.level.as_str(), "text": flash.message }))
+                .collect();
+            Reply::Json(200, json!({ "messages": messages }))
+        }
+        Err(error) => value_error(&error),
+    }
+}
+
+fn not_logged_in() -> Reply {
+    Reply::Json(401, json!({ "error": "not logged in" }))
+}
+
+fn user_session_error(error: &Error) -> Reply {
+    match error {
+        Error::Unsupported(_) => Reply::Json(
+            501,
+            json!({ "error": "this store keeps no index of a user's sessions: use --store memory or redis" }),
+        ),
+        other => session_error(other),
+    }
+}
+
+fn unix_secs(at: SystemTime) -> u64 {
+    at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 /// `GET /health`: never touches the session.
@@ -208,15 +343,16 @@ mod tests {
             format!(r#"{{"user":"{}"}}"#, "a".repeat(65)),
         ] {
             assert!(matches!(
-                login(&session, None, body.as_bytes()),
+                login(&session, None, None, body.as_bytes()),
                 Reply::Json(400, _)
             ));
         }
         assert!(!session.contains_key("user"));
         assert!(matches!(
-            login(&session, None, br#"{"user":"ada"}"#),
+            login(&session, None, Some("Firefox"), br#"{"user":"ada"}"#),
             Reply::Json(200, _)
         ));
+        assert_eq!(session.user().as_deref(), Some("ada"));
         assert_eq!(
             session.get::<String>("user").unwrap().as_deref(),
             Some("ada")
@@ -229,6 +365,7 @@ mod tests {
         let reply = login(
             &session,
             Some("application/x-www-form-urlencoded"),
+            None,
             b"user=ada+l%C3%B6v",
         );
         assert!(matches!(reply, Reply::BackHome));

@@ -3,7 +3,7 @@
 use std::time::SystemTime;
 
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use actix_web::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
 use actix_web::{HttpRequest, HttpResponse, web};
 use session_actix::{Session, SessionMiddleware};
 use session_core::SessionManager;
@@ -35,6 +35,13 @@ pub fn configure(config: &mut web::ServiceConfig) {
         .route("/api/counter", web::post().to(count))
         .route("/api/login", web::post().to(login))
         .route("/api/logout", web::post().to(logout))
+        .route("/api/user/sessions", web::get().to(user_sessions))
+        .route(
+            "/api/user/sessions/revoke-others",
+            web::post().to(revoke_others),
+        )
+        .route("/api/user/sessions/{handle}", web::delete().to(revoke))
+        .route("/api/flash", web::get().to(flash))
         .route("/health", web::get().to(health));
 }
 
@@ -76,7 +83,7 @@ fn content_type(request: &HttpRequest) -> Option<&str> {
 }
 
 async fn index(session: Session) -> HttpResponse {
-    respond(actions::index(&session, SystemTime::now()))
+    respond(actions::index(&session, SystemTime::now()).await)
 }
 
 async fn show(session: Session) -> HttpResponse {
@@ -104,7 +111,16 @@ async fn count(session: Session, request: HttpRequest) -> HttpResponse {
 }
 
 async fn login(session: Session, request: HttpRequest, body: web::Bytes) -> HttpResponse {
-    respond(actions::login(&session, content_type(&request), &body))
+    let user_agent = request
+        .headers()
+        .get(USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    respond(actions::login(
+        &session,
+        content_type(&request),
+        user_agent,
+        &body,
+    ))
 }
 
 async fn logout(session: Session, request: HttpRequest) -> HttpResponse {
@@ -112,6 +128,23 @@ async fn logout(session: Session, request: HttpRequest) -> HttpResponse {
         &session,
         actions::is_form(content_type(&request)),
     ))
+}
+
+async fn user_sessions(session: Session) -> HttpResponse {
+    respond(actions::user_sessions(&session).await)
+}
+
+async fn revoke(session: Session, handle: web::Path<String>) -> HttpResponse {
+    respond(actions::revoke(&session, &handle).await)
+}
+
+async fn revoke_others(session: Session, request: HttpRequest) -> HttpResponse {
+    let from_form = actions::is_form(content_type(&request));
+    respond(actions::revoke_others(&session, from_form).await)
+}
+
+async fn flash(session: Session) -> HttpResponse {
+    respond(actions::flash(&session))
 }
 
 async fn health() -> HttpResponse {

@@ -5,10 +5,10 @@ use std::time::SystemTime;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
-use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use session_axum::{Session, SessionLayer};
 use session_core::SessionManager;
 
@@ -24,6 +24,10 @@ pub fn routes() -> Router {
         .route("/api/counter", post(count))
         .route("/api/login", post(login))
         .route("/api/logout", post(logout))
+        .route("/api/user/sessions", get(user_sessions))
+        .route("/api/user/sessions/revoke-others", post(revoke_others))
+        .route("/api/user/sessions/{handle}", delete(revoke))
+        .route("/api/flash", get(flash))
         .route("/health", get(health))
 }
 
@@ -74,7 +78,7 @@ fn content_type(headers: &HeaderMap) -> Option<&str> {
 }
 
 async fn index(session: Session) -> Response {
-    respond(actions::index(&session, SystemTime::now()))
+    respond(actions::index(&session, SystemTime::now()).await)
 }
 
 async fn show(session: Session) -> Response {
@@ -97,7 +101,15 @@ async fn count(session: Session, headers: HeaderMap) -> Response {
 }
 
 async fn login(session: Session, headers: HeaderMap, body: Bytes) -> Response {
-    respond(actions::login(&session, content_type(&headers), &body))
+    let user_agent = headers
+        .get(USER_AGENT)
+        .and_then(|value| value.to_str().ok());
+    respond(actions::login(
+        &session,
+        content_type(&headers),
+        user_agent,
+        &body,
+    ))
 }
 
 async fn logout(session: Session, headers: HeaderMap) -> Response {
@@ -105,6 +117,23 @@ async fn logout(session: Session, headers: HeaderMap) -> Response {
         &session,
         actions::is_form(content_type(&headers)),
     ))
+}
+
+async fn user_sessions(session: Session) -> Response {
+    respond(actions::user_sessions(&session).await)
+}
+
+async fn revoke(session: Session, Path(handle): Path<String>) -> Response {
+    respond(actions::revoke(&session, &handle).await)
+}
+
+async fn revoke_others(session: Session, headers: HeaderMap) -> Response {
+    let from_form = actions::is_form(content_type(&headers));
+    respond(actions::revoke_others(&session, from_form).await)
+}
+
+async fn flash(session: Session) -> Response {
+    respond(actions::flash(&session))
 }
 
 async fn health() -> Response {

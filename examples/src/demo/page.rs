@@ -4,11 +4,18 @@
 use std::fmt::Write as _;
 use std::time::SystemTime;
 
+use session_core::{Flash, UserSession};
+
 /// What the page shows.
 pub(crate) struct Page<'a> {
     pub(crate) last_visit: Option<SystemTime>,
     pub(crate) user: Option<&'a str>,
     pub(crate) counter: u64,
+    /// Messages left by the previous request, shown once.
+    pub(crate) flashes: &'a [Flash<String>],
+    /// The logged-in user's sessions; `None` on a store without a user
+    /// index.
+    pub(crate) sessions: Option<&'a [UserSession]>,
 }
 
 pub(crate) fn render(page: &Page<'_>) -> String {
@@ -21,6 +28,22 @@ pub(crate) fn render(page: &Page<'_>) -> String {
             escape(user)
         ),
         None => r#"<p id="login-state">Not logged in</p>"#.to_owned(),
+    };
+    let mut flashes = String::new();
+    for flash in page.flashes {
+        let _ = write!(
+            flashes,
+            r#"<p class="flash {level}">{text}</p>"#,
+            level = flash.level.as_str(),
+            text = escape(&flash.message),
+        );
+    }
+    let sessions = match (page.user, page.sessions) {
+        (None, _) => String::new(),
+        (Some(_), None) => {
+            r#"<p id="sessions-unsupported">This store cannot list your sessions.</p>"#.to_owned()
+        }
+        (Some(_), Some(sessions)) => render_sessions(sessions),
     };
     let mut html = String::with_capacity(2048);
     // Writing to a String cannot fail.
@@ -39,8 +62,10 @@ form {{ margin: 1rem 0; }}
 </head>
 <body>
 <h1>Session demo</h1>
+<div id="flashes">{flashes}</div>
 <p id="last-visited">Last visited: {last_visit}</p>
 {login_state}
+{sessions}
 <form id="login-form" method="post" action="/api/login">
 <label for="login-user">User</label>
 <input id="login-user" name="user" required maxlength="64" autocomplete="username">
@@ -56,6 +81,35 @@ form {{ margin: 1rem 0; }}
 </html>
 "#,
         counter = page.counter,
+    );
+    html
+}
+
+/// The user's sessions, each by its label and times, with a button that
+/// logs out every other one.
+fn render_sessions(sessions: &[UserSession]) -> String {
+    let mut html = String::from(r#"<h2>Your sessions</h2><ul id="sessions">"#);
+    for session in sessions {
+        let _ = write!(
+            html,
+            r#"<li class="session{current}" data-handle="{handle}">{label} (since {created}, last seen {last_seen}){mark}</li>"#,
+            current = if session.is_current() { " current" } else { "" },
+            handle = escape(session.handle().as_str()),
+            label = escape(session.label().unwrap_or("unknown device")),
+            created = httpdate::fmt_http_date(session.created()),
+            last_seen = httpdate::fmt_http_date(session.last_seen()),
+            mark = if session.is_current() {
+                " (this one)"
+            } else {
+                ""
+            },
+        );
+    }
+    html.push_str(
+        r#"</ul>
+<form id="revoke-others-form" method="post" action="/api/user/sessions/revoke-others">
+<button id="revoke-others" type="submit">Log out everywhere else</button>
+</form>"#,
     );
     html
 }
@@ -86,7 +140,13 @@ mod tests {
             last_visit: None,
             user: Some(r#"<script>alert("x")</script>&'"#),
             counter: 0,
+            flashes: &[Flash::new(
+                session_core::Level::Info,
+                "<b>bold</b>".to_owned(),
+            )],
+            sessions: None,
         });
+        assert!(html.contains(r#"<p class="flash info">&lt;b&gt;bold&lt;/b&gt;</p>"#));
         assert!(
             html.contains("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;</strong>")
         );
@@ -99,6 +159,8 @@ mod tests {
             last_visit: Some(std::time::UNIX_EPOCH + std::time::Duration::from_secs(784_111_777)),
             user: None,
             counter: 7,
+            flashes: &[],
+            sessions: None,
         });
         assert!(html.contains("Last visited: Sun, 06 Nov 1994 08:49:37 GMT"));
         assert!(html.contains(r#"<span id="counter">7</span>"#));
