@@ -23,7 +23,10 @@
 //! * [`SessionManager`] and [`RequestSession`]: the request lifecycle that
 //!   adapters drive: lazy loading, expiry enforcement, saving, regeneration,
 //!   invalidation, and the `Set-Cookie` headers to send;
-//! * [`conformance`] (feature `conformance`): the checks every store passes.
+//! * [`conformance`] (feature `conformance`): the checks every store passes;
+//! * [`aiohttp`] (feature `aiohttp`): aiohttp_session's session JSON and
+//!   Python's cookie quoting, shared by the stores that read and write
+//!   aiohttp_session's formats.
 //!
 //! # Example
 //!
@@ -56,6 +59,9 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "aiohttp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp")))]
+pub mod aiohttp;
 mod config;
 pub mod cookie;
 mod error;
