@@ -16,7 +16,8 @@
 //!   floats as Python's `repr`): see [`to_python_json`];
 //! * [`decode`] reads it back into a [`Record`], with aiohttp_session's
 //!   deadline `created + max_age`, refusing anything aiohttp_session could
-//!   not have written;
+//!   not have written ([`decode_cookie_json`] for the cookie storages,
+//!   whose check keeps a session through that last second);
 //! * [`quote_cookie_value`] and [`unescape_cookie_value`] are the quoting
 //!   that Python's `http.cookies` (and so aiohttp's `set_cookie`) applies to
 //!   cookie values that are not plain tokens: the JSON of
@@ -207,6 +208,34 @@ pub fn decode(json: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
         None => None,
     };
     record.data = data;
+    Some(record)
+}
+
+/// [`decode`] with the deadline of aiohttp_session's cookie storages:
+/// the JSON sealed in (or, for `SimpleCookieStorage`, making up) a cookie
+/// value.
+///
+/// aiohttp_session drops a loaded session when
+/// `int(time.time()) - created > max_age` (and Fernet's token check is
+/// `timestamp + ttl < int(time.time())`), so a session lives through the
+/// whole second
+/// `created + max_age`: the deadline here is `created + max_age + 1 s`,
+/// which ends it at the same instant as on the Python side. (Redis drops a
+/// key `max_age` after its write, so the Redis layout uses [`decode`].)
+///
+/// ```
+/// use std::time::{Duration, UNIX_EPOCH};
+/// use session_core::aiohttp::decode_cookie_json;
+///
+/// let record = decode_cookie_json(br#"{"created": 100, "session": {}}"#, Some(60)).unwrap();
+/// assert_eq!(record.expires_at, Some(UNIX_EPOCH + Duration::from_secs(161)));
+/// ```
+#[must_use]
+pub fn decode_cookie_json(json: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
+    let mut record = decode(json, max_age_secs)?;
+    if let Some(deadline) = record.expires_at {
+        record.expires_at = Some(deadline.checked_add(Duration::from_secs(1))?);
+    }
     Some(record)
 }
 
