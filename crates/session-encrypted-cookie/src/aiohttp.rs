@@ -23,7 +23,7 @@
 //! (`Fernet.generate_key()`), which are the same thing. [`fernet_key`]
 //! prints a key the way Python does.
 //!
-//! A [`KeyRing`] gives key rotation, as `MultiFernet` does: the primary
+//! A [`KeyRing`](crate::KeyRing) gives key rotation, as `MultiFernet` does: the primary
 //! key seals, older keys still open their cookies, and a cookie opened
 //! under an older key is re-sealed under the primary on its next response.
 //!
