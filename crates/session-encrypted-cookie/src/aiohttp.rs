@@ -57,8 +57,9 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use session_core::{SessionManager, aiohttp::session_config};
-//! use session_encrypted_cookie::{Key, KeyRing, aiohttp::FernetCookieStore};
+//! use session_core::SessionManager;
+//! use session_encrypted_cookie::aiohttp::{FernetCookieStore, session_config};
+//! use session_encrypted_cookie::{Key, KeyRing};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! // Python: EncryptedCookieStorage(b"0123456789abcdef0123456789abcdef", max_age=3600)
@@ -92,6 +93,28 @@ use base64::engine::general_purpose::URL_SAFE;
 use session_core::aiohttp as codec;
 use session_core::cookie::MAX_COOKIE_SIZE;
 use session_core::{Error, Record};
+
+/// aiohttp_session's default cookie name: [`session_core::aiohttp::COOKIE_NAME`].
+///
+/// ```
+/// assert_eq!(session_encrypted_cookie::aiohttp::COOKIE_NAME, "AIOHTTP_SESSION");
+/// ```
+pub use session_core::aiohttp::COOKIE_NAME;
+
+/// The session settings that match an aiohttp_session storage with this
+/// `max_age`: [`session_core::aiohttp::session_config`] (cookie name
+/// [`COOKIE_NAME`], idle timeout `max_age`, no absolute timeout, reads never
+/// extend a session), re-exported so that this crate's feature is all an
+/// application needs.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_encrypted_cookie::aiohttp;
+///
+/// let config = aiohttp::session_config(Some(Duration::from_secs(3600)));
+/// assert_eq!(config.cookie().name(), "AIOHTTP_SESSION");
+/// ```
+pub use session_core::aiohttp::session_config;
 
 pub use fernet::FernetCookieStore;
 pub use nacl::NaclCookieStore;

@@ -27,8 +27,8 @@
 //!
 //! ```
 //! use std::time::Duration;
-//! use session_core::{SessionManager, aiohttp::session_config};
-//! use session_simple_cookie::aiohttp::SimpleCookieStore;
+//! use session_core::SessionManager;
+//! use session_simple_cookie::aiohttp::{SimpleCookieStore, session_config};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! // Python: SimpleCookieStorage(max_age=3600)
@@ -47,6 +47,28 @@
 //! # Ok::<(), session_core::Error>(())
 //! # }).unwrap();
 //! ```
+
+/// aiohttp_session's default cookie name: [`session_core::aiohttp::COOKIE_NAME`].
+///
+/// ```
+/// assert_eq!(session_simple_cookie::aiohttp::COOKIE_NAME, "AIOHTTP_SESSION");
+/// ```
+pub use session_core::aiohttp::COOKIE_NAME;
+
+/// The session settings that match an aiohttp_session storage with this
+/// `max_age`: [`session_core::aiohttp::session_config`] (cookie name
+/// [`COOKIE_NAME`], idle timeout `max_age`, no absolute timeout, reads never
+/// extend a session), re-exported so that this crate's feature is all an
+/// application needs.
+///
+/// ```
+/// use std::time::Duration;
+/// use session_simple_cookie::aiohttp;
+///
+/// let config = aiohttp::session_config(Some(Duration::from_secs(3600)));
+/// assert_eq!(config.cookie().name(), "AIOHTTP_SESSION");
+/// ```
+pub use session_core::aiohttp::session_config;
 
 use std::sync::Arc;
 use std::time::Duration;
