@@ -45,7 +45,7 @@
 //!   as aiohttp_session does; a brand-new session that is saved empty seals
 //!   `{}`, which both sides read as a new session.
 //! * Cookies are `Secure`, `HttpOnly` and `SameSite=Lax` by default (the
-//!   [`session_config`](session_core::aiohttp::session_config) defaults),
+//!   [`session_config`] defaults),
 //!   where aiohttp_session sets only `HttpOnly`.
 //! * Fernet tokens whose timestamp lies more than 60 seconds in the future
 //!   are refused by Python's `cryptography` when a `ttl` is given; here
