@@ -225,9 +225,16 @@ macro_rules! cookie_store {
                 &self,
                 refresh: session_core::Refresh<'_>,
             ) -> Result<session_core::Written, session_core::Error> {
-                // A re-issue (key rotation) seals the session as it was
-                // written: reads never extend an aiohttp_session session.
+                // Reads never extend an aiohttp_session session: the
+                // cookie stays as it is (so nothing is sent), unless it is
+                // under an older key, which a re-issue replaces by the
+                // session sealed as it was written.
                 let record = refresh.record;
+                if !session_core::SessionStore::needs_reissue(self, refresh.cookie) {
+                    return Ok(session_core::Written::Cookie(
+                        refresh.cookie.value.to_owned(),
+                    ));
+                }
                 $crate::aiohttp::written(self.seal_unless_empty(record, record.created))
             }
 

@@ -76,7 +76,8 @@ use std::time::Duration;
 use session_core::aiohttp::{self as codec, whole_seconds};
 use session_core::cookie::MAX_COOKIE_SIZE;
 use session_core::{
-    Create, Error, Record, Regenerate, SessionCookie, SessionStore, Update, Written, async_trait,
+    Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written,
+    async_trait,
 };
 
 /// What aiohttp_session writes for an empty session, quoted.
@@ -208,6 +209,16 @@ impl SessionStore for SimpleCookieStore {
 
     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
         Self::write(update.record, update.now).map(Written::Cookie)
+    }
+
+    async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
+        // Reads never extend an aiohttp_session session: the cookie keeps
+        // what it holds (quoted again, as the manager hands stores values
+        // without their quotes).
+        let inner = codec::unescape_cookie_value(refresh.cookie.value);
+        Ok(Written::Cookie(
+            codec::quote_cookie_value(&inner).into_owned(),
+        ))
     }
 
     async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {

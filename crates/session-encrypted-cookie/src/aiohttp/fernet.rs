@@ -348,6 +348,38 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_refresh_keeps_the_cookie_unless_its_key_is_old() {
+        let old = Key::generate();
+        let new = Key::generate();
+        let before = FernetCookieStore::new(KeyRing::builder(old.clone()).build().unwrap(), None);
+        let after = FernetCookieStore::new(
+            KeyRing::builder(new.clone()).old_key(old).build().unwrap(),
+            None,
+        );
+        let only_new = FernetCookieStore::new(KeyRing::builder(new).build().unwrap(), None);
+        let record = record_with(json!({"k": 1}), 1_700_000_000);
+        let now = SystemTime::now();
+        let current = after.seal(&record, now).unwrap();
+        let cookie = SessionCookie::new("AIOHTTP_SESSION", &current);
+        let refresh = session_core::Refresh::new(cookie, &record, now);
+        assert_eq!(
+            after.refresh(refresh).await.unwrap(),
+            Written::Cookie(current.clone()),
+            "a read sends nothing new"
+        );
+        let old_value = before.seal(&record, now).unwrap();
+        let cookie = SessionCookie::new("AIOHTTP_SESSION", &old_value);
+        let refresh = session_core::Refresh::new(cookie, &record, now);
+        let Written::Cookie(resealed) = after.refresh(refresh).await.unwrap() else {
+            panic!("re-sealed")
+        };
+        let opened = only_new.open(&resealed).unwrap();
+        assert_eq!(opened.data, record.data);
+        // Sealed as it was written: the re-issue extends nothing.
+        assert_eq!(opened.created, record.created);
+    }
+
+    #[tokio::test]
     async fn an_emptied_session_removes_the_cookie() {
         let store = store(Some(60));
         let now = SystemTime::now();
