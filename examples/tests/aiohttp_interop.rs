@@ -1,30 +1,41 @@
-//! Sessions shared with a real Python aiohttp service.
+//! Sessions shared with a real Python aiohttp service, for every storage
+//! aiohttp_session ships.
 //!
-//! One redis-server; the Python app of `examples/aiohttp/app.py` on
-//! aiohttp_session's `RedisStorage` (as PyPI serves it); and our demo app on
-//! the aiohttp layout, served by axum or actix-web. One HTTP client with one
-//! cookie jar drives both, as a browser would when both services sit behind
-//! one site: the session cookie either side sets is sent to both.
+//! The Python app of `examples/aiohttp/app.py` (aiohttp-session as PyPI
+//! serves it) and our demo app, served by axum or actix-web. One HTTP client
+//! with one cookie jar drives both, as a browser would when both services
+//! sit behind one site: the session cookie either side sets is sent to both.
+//!
+//! * `RedisStorage` against the Redis store's aiohttp layout, on one
+//!   redis-server;
+//! * `EncryptedCookieStorage` (Fernet), `NaClCookieStorage` and
+//!   `SimpleCookieStorage` against the aiohttp cookie stores, under one
+//!   secret (Python's `EncryptedCookieStorage` gets the 32 bytes on axum and
+//!   the Fernet key string on actix-web: it takes both).
 //!
 //! The Python interpreter comes from `SESSION_TEST_PYTHON`, which `cargo
 //! xtask test` sets to a virtual environment it creates with aiohttp,
-//! aiohttp-session and redis; without it, `target/python-venv` is used if it
-//! exists, and otherwise the test fails saying to run `cargo xtask test`.
+//! aiohttp-session (with its `secure` and `pynacl` extras) and redis;
+//! without it, `target/python-venv` is used if it exists, and otherwise the
+//! test fails saying to run `cargo xtask test`.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use session_core::SessionManager;
+use session_core::{Record, SessionManager, SessionStore};
+use session_encrypted_cookie::aiohttp::{FernetCookieStore, NaclCookieStore, fernet_key};
+use session_encrypted_cookie::{Key, KeyRing};
 use session_examples::server::{self, Framework, Running};
 use session_redis::{RedisLayout, RedisStore, aiohttp};
+use session_simple_cookie::aiohttp as aiohttp_simple;
 use session_testing::{RedisServer, Reply};
 
 /// aiohttp_session's `max_age` on both sides.
@@ -57,10 +68,10 @@ impl PythonApp {
     /// Starts `examples/aiohttp/app.py` and waits (boundedly) until it says
     /// it serves. A few attempts, as the free port it was given may have been
     /// taken in between.
-    fn start(redis_url: &str) -> PythonApp {
+    fn start(args: &[String]) -> PythonApp {
         let mut failures = Vec::new();
         for _ in 0..3 {
-            match Self::try_start(redis_url) {
+            match Self::try_start(args) {
                 Ok(app) => return app,
                 Err(failure) => failures.push(failure),
             }
@@ -68,7 +79,7 @@ impl PythonApp {
         panic!("the Python aiohttp app did not start: {failures:#?}");
     }
 
-    fn try_start(redis_url: &str) -> Result<PythonApp, String> {
+    fn try_start(args: &[String]) -> Result<PythonApp, String> {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.local_addr())
             .expect("a free port")
@@ -76,8 +87,9 @@ impl PythonApp {
         let app = Path::new(env!("CARGO_MANIFEST_DIR")).join("aiohttp/app.py");
         let mut child = Command::new(python())
             .arg(&app)
-            .args(["--port", &port.to_string(), "--redis-url", redis_url])
+            .args(["--port", &port.to_string()])
             .args(["--max-age", &MAX_AGE_SECS.to_string()])
+            .args(args)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -152,20 +164,23 @@ impl Answer {
 }
 
 /// Whether a `Set-Cookie` value removes its cookie: `Max-Age=0` (both
-/// sides send it), or an empty value.
+/// sides send it), or an empty value (`""` from Python).
 fn removes(set_cookie: &str) -> bool {
     let (_, value) = pair(set_cookie);
     value.is_empty()
+        || value == "\"\""
         || set_cookie
             .split(';')
             .any(|attribute| attribute.trim().eq_ignore_ascii_case("max-age=0"))
 }
 
-/// `name` and `value` of a `Set-Cookie`, quotes removed.
+/// `name` and `value` of a `Set-Cookie`, the value as it is sent, quotes
+/// and escapes included, as a browser keeps and sends it back. A quoted
+/// value holds no `;` (Python writes it `\073`).
 fn pair(set_cookie: &str) -> (&str, &str) {
     let first = set_cookie.split(';').next().unwrap_or_default();
     let (name, value) = first.split_once('=').unwrap_or((first, ""));
-    (name.trim(), value.trim().trim_matches('"'))
+    (name.trim(), value.trim())
 }
 
 /// A browser: one HTTP client and one cookie jar for both services. They
@@ -305,7 +320,12 @@ struct Sides {
 impl Sides {
     async fn start(framework: Framework) -> Sides {
         let redis = RedisServer::start();
-        let python = PythonApp::start(&redis.url());
+        let python = PythonApp::start(&[
+            "--storage".to_owned(),
+            "redis".to_owned(),
+            "--redis-url".to_owned(),
+            redis.url(),
+        ]);
         let max_age = Some(Duration::from_secs(MAX_AGE_SECS));
         let store = RedisStore::builder()
             .layout(RedisLayout::Aiohttp { max_age })
@@ -396,10 +416,9 @@ async fn rust_session_is_read_and_changed_in_python(sides: &Sides) {
     );
 }
 
-/// Tricky values, written on one side and read on the other, both ways; and
-/// the bytes each side stores for the same dict are the same.
-async fn values_round_trip_exactly(sides: &Sides) {
-    let values = json!({
+/// Nested objects, unicode, big and float numbers, booleans and null.
+fn tricky_values() -> Value {
+    json!({
         "big": 9_007_199_254_740_993_i64,
         "neg": -42,
         "min": i64::MIN,
@@ -410,10 +429,16 @@ async fn values_round_trip_exactly(sides: &Sides) {
         "yes": true,
         "no": false,
         "nothing": null,
-        "text": "héllo \"wörld\" \\ \n\t ✓ ключ",
+        "text": "héllo \"wörld\" \\ \n\t ✓ ключ; a, b",
         "astral": "🦀 𝄞 \u{10ffff}",
         "nested": {"a": {"b": [1, "two", 3.5, {"c": [true, null]}]}, "empty": {}, "list": []},
-    });
+    })
+}
+
+/// Tricky values, written on one side and read on the other, both ways; and
+/// the bytes each side stores for the same dict are the same.
+async fn values_round_trip_exactly(sides: &Sides) {
+    let values = tricky_values();
     let Value::Object(entries) = &values else {
         unreachable!()
     };
@@ -629,4 +654,349 @@ async fn axum_shares_sessions_with_aiohttp_session() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actix_shares_sessions_with_aiohttp_session() {
     interop(Framework::Actix).await;
+}
+
+// ---------------------------------------------------------------------------
+// The cookie storages: EncryptedCookieStorage (Fernet), NaClCookieStorage and
+// SimpleCookieStorage, against our aiohttp cookie stores. No server-side
+// state: the one cookie jar carries the session between the two services.
+// ---------------------------------------------------------------------------
+
+/// aiohttp_session's cookie storages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum CookieStorage {
+    /// `EncryptedCookieStorage`, against [`FernetCookieStore`].
+    Encrypted,
+    /// `NaClCookieStorage`, against [`NaclCookieStore`].
+    Nacl,
+    /// `SimpleCookieStorage`, against [`aiohttp_simple::SimpleCookieStore`].
+    Simple,
+}
+
+impl CookieStorage {
+    fn python_name(self) -> &'static str {
+        match self {
+            CookieStorage::Encrypted => "encrypted",
+            CookieStorage::Nacl => "nacl",
+            CookieStorage::Simple => "simple",
+        }
+    }
+
+    fn has_key(self) -> bool {
+        self != CookieStorage::Simple
+    }
+}
+
+/// The Rust side's store for `storage` under `key`: what the demo's
+/// `--store aiohttp-*` builds.
+fn cookie_store(storage: CookieStorage, key: &Key) -> Arc<dyn SessionStore> {
+    let ring = || KeyRing::builder(key.clone()).build().expect("ring");
+    let max_age = Some(Duration::from_secs(MAX_AGE_SECS));
+    match storage {
+        CookieStorage::Encrypted => Arc::new(FernetCookieStore::new(ring(), max_age)),
+        CookieStorage::Nacl => Arc::new(NaclCookieStore::new(ring(), max_age)),
+        CookieStorage::Simple => Arc::new(aiohttp_simple::SimpleCookieStore::new(max_age)),
+    }
+}
+
+/// The Python app and our demo on one cookie storage and one secret.
+struct CookieSides {
+    storage: CookieStorage,
+    key: Key,
+    python: PythonApp,
+    rust: Running,
+}
+
+impl CookieSides {
+    /// Both sides; `fernet_key_string` gives Python's
+    /// `EncryptedCookieStorage` the Fernet key string instead of the 32
+    /// bytes (it takes both).
+    async fn start(framework: Framework, storage: CookieStorage, fernet_key_string: bool) -> Self {
+        let key = Key::generate();
+        let mut args = vec!["--storage".to_owned(), storage.python_name().to_owned()];
+        if storage.has_key() {
+            // base64.urlsafe_b64encode(secret), as the demo's --key takes it.
+            args.extend(["--secret".to_owned(), fernet_key(&key)]);
+        }
+        if fernet_key_string {
+            args.push("--fernet-key-string".to_owned());
+        }
+        let python = PythonApp::start(&args);
+        let max_age = Some(Duration::from_secs(MAX_AGE_SECS));
+        // Secure off: the test talks plain http.
+        let config = session_core::aiohttp::session_config(max_age).with_secure(false);
+        let manager = SessionManager::with_shared_store(cookie_store(storage, &key), config);
+        let rust = server::serve_demo(framework, manager, "127.0.0.1:0".parse().expect("addr"))
+            .await
+            .expect("serve");
+        CookieSides {
+            storage,
+            key,
+            python,
+            rust,
+        }
+    }
+
+    fn py(&self) -> String {
+        self.python.url()
+    }
+
+    fn rs(&self) -> String {
+        self.rust.url()
+    }
+
+    /// A cookie value for `data` written at `at`, as the storage seals it
+    /// under `key`.
+    fn craft(&self, key: &Key, data: &Value, at: SystemTime) -> String {
+        let mut record = Record::new(at);
+        record.data = data.as_object().expect("an object").clone();
+        let ring = KeyRing::builder(key.clone()).build().expect("ring");
+        match self.storage {
+            CookieStorage::Encrypted => FernetCookieStore::new(ring, None).seal(&record, at),
+            CookieStorage::Nacl => NaclCookieStore::new(ring, None).seal(&record, at),
+            CookieStorage::Simple => aiohttp_simple::SimpleCookieStore::encode(&record),
+        }
+        .expect("seal")
+    }
+
+    /// What each side makes of the cookie `value`: (Rust's answer,
+    /// Python's answer).
+    async fn both_read(&self, browser: &Browser, value: &str) -> (Answer, Answer) {
+        let cookie = format!("{}={value}", session_core::aiohttp::COOKIE_NAME);
+        let path = "/api/session";
+        (
+            browser
+                .send_with(&self.rs(), Method::GET, path, None, Some(&cookie))
+                .await,
+            browser
+                .send_with(&self.py(), Method::GET, path, None, Some(&cookie))
+                .await,
+        )
+    }
+}
+
+async fn cookie_python_session_is_read_and_changed_in_rust(sides: &CookieSides) {
+    let mut browser = Browser::new();
+    browser.login(&sides.py(), "ada").await;
+    assert!(browser.session().is_some(), "Python set the session cookie");
+
+    let on_rust = browser.session_at(&sides.rs()).await;
+    assert!(
+        !on_rust.is_new(),
+        "Rust loads Python's session: {on_rust:?}"
+    );
+    assert_eq!(on_rust.data(), &json!({"user": "ada"}));
+
+    browser.put(&sides.rs(), "cart", json!([1, 2])).await;
+    let on_python = browser.session_at(&sides.py()).await;
+    assert!(!on_python.is_new(), "{on_python:?}");
+    assert_eq!(on_python.data(), &json!({"user": "ada", "cart": [1, 2]}));
+}
+
+async fn cookie_rust_session_is_read_and_changed_in_python(sides: &CookieSides) {
+    let mut browser = Browser::new();
+    browser.put(&sides.rs(), "theme", json!("dark")).await;
+    browser.login(&sides.rs(), "grace").await;
+    assert!(browser.session().is_some(), "Rust set the session cookie");
+
+    let on_python = browser.session_at(&sides.py()).await;
+    assert!(
+        !on_python.is_new(),
+        "Python loads Rust's session: {on_python:?}"
+    );
+    assert_eq!(on_python.data(), &json!({"theme": "dark", "user": "grace"}));
+
+    browser.put(&sides.py(), "lang", json!("fi")).await;
+    let on_rust = browser.session_at(&sides.rs()).await;
+    assert!(!on_rust.is_new(), "{on_rust:?}");
+    assert_eq!(
+        on_rust.data(),
+        &json!({"theme": "dark", "user": "grace", "lang": "fi"})
+    );
+}
+
+/// The tricky values of [`values_round_trip_exactly`], written on one side
+/// and read on the other, both ways; for `SimpleCookieStorage`, whose
+/// cookie is the JSON itself, the two sides' cookies are the same bytes.
+async fn cookie_values_round_trip_exactly(sides: &CookieSides) {
+    let values = tricky_values();
+    let Value::Object(entries) = &values else {
+        unreachable!()
+    };
+    // Python writes, Rust reads; and the other way round.
+    for (writer, reader) in [(sides.py(), sides.rs()), (sides.rs(), sides.py())] {
+        let mut browser = Browser::new();
+        for (key, value) in entries {
+            browser.put(&writer, key, value.clone()).await;
+        }
+        let read = browser.session_at(&reader).await;
+        assert!(!read.is_new(), "{read:?}");
+        assert_eq!(read.data(), &values);
+    }
+
+    if sides.storage == CookieStorage::Simple {
+        // Byte for byte, as in the Redis test: Python's cookie for a dict
+        // in our (sorted) order, plus one key that sorts last, is ours
+        // with that key; and the same the other way round.
+        let mut browser = Browser::new();
+        for (key, value) in entries {
+            browser.put(&sides.rs(), key, value.clone()).await;
+        }
+        let ours = simple_json(&browser);
+        browser.put(&sides.py(), "zz", json!(1)).await;
+        let theirs = simple_json(&browser);
+        assert_eq!(without_created(&theirs), with_last(&ours, r#""zz": 1"#));
+        browser.put(&sides.rs(), "zzz", json!([2])).await;
+        let ours_again = simple_json(&browser);
+        assert_eq!(
+            without_created(&ours_again),
+            with_last(&theirs, r#""zzz": [2]"#)
+        );
+    }
+}
+
+/// The JSON in the jar's `SimpleCookieStorage` cookie, its quoting undone
+/// as Python's `http.cookies` undoes it.
+fn simple_json(browser: &Browser) -> String {
+    let value = browser.session().expect("a session cookie");
+    let inner = value
+        .strip_prefix('"')
+        .and_then(|v| v.strip_suffix('"'))
+        .unwrap_or_else(|| panic!("Python quotes JSON: {value}"));
+    session_core::aiohttp::unescape_cookie_value(inner).into_owned()
+}
+
+/// A logout on `logout_side` ends the session on both sides.
+async fn cookie_logout_ends_the_session_on_both(sides: &CookieSides, logout_side: &str) {
+    let mut browser = Browser::new();
+    let login_side = if logout_side == sides.py() {
+        sides.rs()
+    } else {
+        sides.py()
+    };
+    browser.login(&login_side, "ada").await;
+    assert_eq!(browser.session_at(&sides.py()).await.data()["user"], "ada");
+    assert_eq!(browser.session_at(&sides.rs()).await.data()["user"], "ada");
+
+    browser.logout(logout_side).await;
+    for base in [sides.rs(), sides.py()] {
+        let fresh = browser.session_at(&base).await;
+        assert_eq!(fresh.data(), &json!({}), "logged out on {base}: {fresh:?}");
+        assert!(fresh.is_new(), "{fresh:?}");
+    }
+}
+
+/// A tampered cookie, one sealed under another secret, and an expired one
+/// are new sessions on both sides; one within `max_age` loads on both.
+async fn cookie_bad_and_expired_cookies_are_new_sessions_on_both(sides: &CookieSides) {
+    let browser = Browser::new();
+    let data = json!({"user": "ada", "n": 1});
+    let now = SystemTime::now();
+    let max_age = Duration::from_secs(MAX_AGE_SECS);
+
+    // Within max_age (written max_age - 60 s ago): both load it.
+    let alive = sides.craft(&sides.key, &data, now - max_age + Duration::from_secs(60));
+    let (rust, python) = sides.both_read(&browser, &alive).await;
+    assert!(!rust.is_new() && rust.data() == &data, "{rust:?}");
+    assert!(!python.is_new() && python.data() == &data, "{python:?}");
+
+    // Past max_age: a new, empty session on both (Python's
+    // NaCl and Simple storages drop the data but say `new: false`).
+    let expired = sides.craft(&sides.key, &data, now - max_age - Duration::from_secs(5));
+    let (rust, python) = sides.both_read(&browser, &expired).await;
+    assert!(rust.is_new() && rust.data() == &json!({}), "{rust:?}");
+    assert_eq!(python.data(), &json!({}), "{python:?}");
+    if sides.storage == CookieStorage::Encrypted {
+        assert!(python.is_new(), "Fernet's ttl: {python:?}");
+    }
+
+    if !sides.storage.has_key() {
+        // SimpleCookieStorage is unauthenticated: nothing to tamper with
+        // that the other side could tell (and Python answers 500 to
+        // a cookie that is not JSON).
+        let cookie = format!("{}=not-json", session_core::aiohttp::COOKIE_NAME);
+        let garbage = browser
+            .send_with(
+                &sides.rs(),
+                Method::GET,
+                "/api/session",
+                None,
+                Some(&cookie),
+            )
+            .await;
+        assert!(
+            garbage.is_new() && garbage.data() == &json!({}),
+            "{garbage:?}"
+        );
+        return;
+    }
+
+    // Sealed under another secret.
+    let foreign = sides.craft(&Key::generate(), &data, now);
+    let (rust, python) = sides.both_read(&browser, &foreign).await;
+    assert!(rust.is_new() && rust.data() == &json!({}), "{rust:?}");
+    assert!(python.is_new() && python.data() == &json!({}), "{python:?}");
+
+    // Tampered: one character of a valid cookie changed, here and there.
+    let valid = sides.craft(&sides.key, &data, now);
+    for at in [10, valid.len() / 2, valid.len() - 6] {
+        let mut tampered = valid.clone().into_bytes();
+        tampered[at] = if tampered[at] == b'A' { b'B' } else { b'A' };
+        let tampered = String::from_utf8(tampered).expect("ASCII");
+        let (rust, python) = sides.both_read(&browser, &tampered).await;
+        assert!(rust.is_new() && rust.data() == &json!({}), "{rust:?}");
+        assert!(python.is_new() && python.data() == &json!({}), "{python:?}");
+    }
+}
+
+/// Both sides send the cookie with `Max-Age` = `max_age`.
+async fn cookie_both_sides_set_max_age(sides: &CookieSides) {
+    let max_age_attribute = format!("max-age={MAX_AGE_SECS}");
+    for base in [sides.py(), sides.rs()] {
+        let mut browser = Browser::new();
+        let answer = browser.put(&base, "k", json!(1)).await;
+        let set_cookie = answer.set_cookies[0].to_ascii_lowercase();
+        assert!(set_cookie.contains(&max_age_attribute), "{set_cookie}");
+    }
+}
+
+async fn cookie_interop(framework: Framework, storage: CookieStorage) {
+    let sides = CookieSides::start(framework, storage, framework == Framework::Actix).await;
+    cookie_python_session_is_read_and_changed_in_rust(&sides).await;
+    cookie_rust_session_is_read_and_changed_in_python(&sides).await;
+    cookie_values_round_trip_exactly(&sides).await;
+    cookie_logout_ends_the_session_on_both(&sides, &sides.py()).await;
+    cookie_logout_ends_the_session_on_both(&sides, &sides.rs()).await;
+    cookie_bad_and_expired_cookies_are_new_sessions_on_both(&sides).await;
+    cookie_both_sides_set_max_age(&sides).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_shares_fernet_cookies_with_encrypted_cookie_storage() {
+    cookie_interop(Framework::Axum, CookieStorage::Encrypted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_shares_fernet_cookies_with_encrypted_cookie_storage() {
+    cookie_interop(Framework::Actix, CookieStorage::Encrypted).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_shares_nacl_cookies_with_nacl_cookie_storage() {
+    cookie_interop(Framework::Axum, CookieStorage::Nacl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_shares_nacl_cookies_with_nacl_cookie_storage() {
+    cookie_interop(Framework::Actix, CookieStorage::Nacl).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn axum_shares_json_cookies_with_simple_cookie_storage() {
+    cookie_interop(Framework::Axum, CookieStorage::Simple).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actix_shares_json_cookies_with_simple_cookie_storage() {
+    cookie_interop(Framework::Actix, CookieStorage::Simple).await;
 }

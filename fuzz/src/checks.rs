@@ -52,6 +52,10 @@ pub const TARGETS: &[Target] = &[
         name: "redis_aiohttp_value",
         check: redis_aiohttp_value,
     },
+    Target {
+        name: "aiohttp_cookies",
+        check: aiohttp_cookies,
+    },
 ];
 
 /// The stores' methods are async; they do no I/O here, so one
@@ -292,5 +296,42 @@ pub fn redis_aiohttp_value(data: &[u8]) {
         if let Some(deadline) = record.expires_at {
             assert!(deadline >= record.created, "expires before it was created");
         }
+    }
+}
+
+/// aiohttp_session's cookie formats (issue 19): any text as a cookie value,
+/// and the input's bytes as the base64 of a Fernet token or a SecretBox,
+/// never panic; nothing opens under a secret nobody else has; what the
+/// `SimpleCookieStorage` format decodes (anything can be forged there)
+/// re-encodes to the same data.
+pub fn aiohttp_cookies(data: &[u8]) {
+    use session_encrypted_cookie::aiohttp::{FernetCookieStore, NaclCookieStore};
+    use session_simple_cookie::aiohttp::SimpleCookieStore as AiohttpSimpleStore;
+
+    static STORES: OnceLock<(FernetCookieStore, NaclCookieStore)> = OnceLock::new();
+    let (fernet, nacl) = STORES.get_or_init(|| {
+        let ring = || KeyRing::builder(Key::generate()).build().expect("a ring");
+        let max_age = Some(Duration::from_secs(3600));
+        (
+            FernetCookieStore::new(ring(), max_age),
+            NaclCookieStore::new(ring(), max_age),
+        )
+    });
+    let text = String::from_utf8_lossy(data).into_owned();
+    // A token's bytes: Fernet's version byte first.
+    let mut token = data.to_vec();
+    if let Some(first) = token.first_mut() {
+        *first = 0x80;
+    }
+    let standard = base64url(data).replace('-', "+").replace('_', "/");
+    for value in [&text, &base64url(&token), &standard, &base64url(data)] {
+        assert!(fernet.open(value).is_none(), "a forged Fernet token opened");
+        assert!(nacl.open(value).is_none(), "a forged SecretBox opened");
+    }
+
+    let simple = AiohttpSimpleStore::new(Some(Duration::from_secs(3600)));
+    if let Some(record) = simple.decode(&text) {
+        let again = AiohttpSimpleStore::encode(&record).expect("a decoded record encodes");
+        assert_eq!(simple.decode(&again).map(|r| r.data), Some(record.data));
     }
 }

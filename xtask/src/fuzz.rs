@@ -27,6 +27,7 @@ const TARGETS: &[&str] = &[
     "simple_cookie",
     "redis_hash_reply",
     "redis_aiohttp_value",
+    "aiohttp_cookies",
 ];
 
 /// The longest input libFuzzer makes: a little over the 4096-byte cookie

@@ -92,17 +92,22 @@ pub(crate) fn ensure_all() -> Result {
 }
 
 /// The Python packages of the aiohttp interop test, from PyPI.
-const PYTHON_PACKAGES: &[&str] = &["aiohttp", "aiohttp-session", "redis"];
+/// aiohttp-session's extras bring its cookie storages' crypto:
+/// `cryptography` (Fernet, `secure`) and PyNaCl (`pynacl`).
+const PYTHON_PACKAGES: &[&str] = &["aiohttp", "aiohttp-session[secure,pynacl]", "redis"];
 
-/// A virtual environment under `target/` with aiohttp, aiohttp-session and
-/// redis from PyPI, created once and reused; returns its interpreter.
+/// A virtual environment under `target/` with aiohttp, aiohttp-session (and
+/// its `secure` and `pynacl` extras) and redis from PyPI, created once and
+/// reused while its package list is this one; returns its interpreter.
 ///
 /// The interop test finds it through `SESSION_TEST_PYTHON`.
 pub(crate) fn ensure_python_env(root: &Path) -> Result<PathBuf> {
     let venv = root.join("target").join("python-venv");
     let python = venv.join("bin").join("python");
     let ready = venv.join(".ready");
-    if ready.is_file() && python.is_file() {
+    let wanted = PYTHON_PACKAGES.join("\n");
+    let installed = std::fs::read_to_string(&ready).ok();
+    if installed.as_deref() == Some(wanted.as_str()) && python.is_file() {
         return Ok(python);
     }
     let system_python = ["python3", "python"]
@@ -135,7 +140,7 @@ pub(crate) fn ensure_python_env(root: &Path) -> Result<PathBuf> {
             "--disable-pip-version-check",
         ])
         .args(PYTHON_PACKAGES))?;
-    std::fs::write(&ready, PYTHON_PACKAGES.join("\n"))
+    std::fs::write(&ready, wanted)
         .map_err(|e| format!("could not write {}: {e}", ready.display()))?;
     Ok(python)
 }

@@ -436,6 +436,25 @@ fn is_cookie_value(s: &str) -> bool {
     s.as_bytes()
         .chunks(CHUNK)
         .all(|chunk| chunk.iter().fold(true, |ok, &b| ok & is_cookie_octet(b)))
+        || is_quoted_value(s)
+}
+
+/// A value in double quotes as Python's `http.cookies` writes it (what
+/// aiohttp_session's cookies are): printable ASCII and spaces inside, with
+/// `"` and `\` escaped by a backslash, and no `;`, which would end the
+/// value. Browsers keep it, quotes included, and send it back as it is.
+fn is_quoted_value(s: &str) -> bool {
+    let [b'"', inner @ .., b'"'] = s.as_bytes() else {
+        return false;
+    };
+    let mut escaped = false;
+    for &b in inner {
+        if !(0x20..0x7F).contains(&b) || b == b';' || (b == b'"' && !escaped) {
+            return false;
+        }
+        escaped = b == b'\\' && !escaped;
+    }
+    !escaped
 }
 
 /// `%x21 / %x23-2B / %x2D-3A / %x3C-5B / %x5D-7E`: visible ASCII but `"`,
@@ -556,6 +575,18 @@ mod tests {
             other => panic!("unexpected error {other:?}"),
         }
         assert!(err.to_string().contains(&expected.to_string()));
+    }
+
+    #[test]
+    fn python_quoted_values_are_accepted() {
+        for good in [r#""""#, r#""a b\"c\\d\054""#, r#""YWJj+/==""#] {
+            assert!(is_cookie_value(good), "{good}");
+        }
+        for bad in [
+            r#"""#, r#""a"b""#, r#""a;b""#, "\"a\tb\"", r#""ab\""#, r#""é""#,
+        ] {
+            assert!(!is_cookie_value(bad), "{bad}");
+        }
     }
 
     #[test]

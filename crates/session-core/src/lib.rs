@@ -26,7 +26,10 @@
 //! * [`user`]: sessions bound to a user, listed and revoked ("log out
 //!   everywhere else"), on stores that keep a user index;
 //! * [`Flash`] messages, read once on a later request;
-//! * [`conformance`] (feature `conformance`): the checks every store passes.
+//! * [`conformance`] (feature `conformance`): the checks every store passes;
+//! * [`aiohttp`] (feature `aiohttp`): aiohttp_session's session JSON and
+//!   Python's cookie quoting, shared by the stores that read and write
+//!   aiohttp_session's formats.
 //!
 //! # Example
 //!
@@ -59,6 +62,9 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "aiohttp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp")))]
+pub mod aiohttp;
 mod config;
 pub mod cookie;
 mod error;

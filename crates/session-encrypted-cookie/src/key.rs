@@ -119,6 +119,13 @@ impl Key {
         derive(&self.bytes, info)
     }
 
+    /// The secret itself, which aiohttp_session's formats use as it is
+    /// (feature `aiohttp`).
+    #[cfg(feature = "aiohttp")]
+    pub(crate) fn secret(&self) -> &[u8; Key::LEN] {
+        &self.bytes
+    }
+
     #[cfg(test)]
     pub(crate) fn bytes_for_test(&self) -> &[u8; Key::LEN] {
         &self.bytes

@@ -34,6 +34,11 @@
 //! # }).unwrap();
 //! ```
 //!
+//! With the feature `aiohttp`, the [`aiohttp`] module reads and writes
+//! aiohttp_session's `EncryptedCookieStorage` (Fernet) and
+//! `NaClCookieStorage` (SecretBox) cookies instead, so that a Python
+//! aiohttp service and a Rust service given the same secret share sessions.
+//!
 //! # Format
 //!
 //! A cookie value is `base64url(format | key id | nonce | ciphertext | tag)`,
@@ -138,7 +143,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
 
+#[cfg(feature = "aiohttp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp")))]
+pub mod aiohttp;
 mod cache;
 mod cipher;
 mod error;

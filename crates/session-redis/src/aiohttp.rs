@@ -117,31 +117,19 @@
 //! [`Session::set_expiry`]: session_core::Session::set_expiry
 //! [`RedisLayout::Aiohttp`]: crate::RedisLayout::Aiohttp
 
-use std::time::Duration;
-
-use session_core::{CookieLifetime, Expiry, Rolling, SessionConfig};
-
-use crate::layout::aiohttp::whole_seconds;
-
 /// aiohttp_session's default cookie name, which its `RedisStorage` also
-/// uses to name the Redis keys (`AIOHTTP_SESSION_{id}`).
-pub const COOKIE_NAME: &str = "AIOHTTP_SESSION";
+/// uses to name the Redis keys (`AIOHTTP_SESSION_{id}`); the same constant
+/// as [`session_core::aiohttp::COOKIE_NAME`].
+///
+/// ```
+/// assert_eq!(session_redis::aiohttp::COOKIE_NAME, "AIOHTTP_SESSION");
+/// ```
+pub use session_core::aiohttp::COOKIE_NAME;
 
-/// The session settings that match an aiohttp_session `RedisStorage` with
-/// this `max_age` and its default cookie name:
-///
-/// | setting | value | as in aiohttp_session |
-/// |---|---|---|
-/// | cookie name | [`COOKIE_NAME`] | yes |
-/// | idle timeout | `max_age` (whole seconds, rounding up) | yes |
-/// | absolute timeout | none | yes: it cannot be enforced in this format |
-/// | rolling refresh | [`Rolling::Disabled`]: reads never extend a session | yes |
-/// | cookie lifetime | persistent (`Max-Age`) with a `max_age`, browser session without | yes |
-/// | `Path` | `/` | yes |
-/// | `Secure`, `HttpOnly`, `SameSite=Lax` | on | no: aiohttp_session sets only `HttpOnly` |
-///
-/// Change any of them with the [`SessionConfig`] methods, e.g.
-/// `.with_cookie_name(..)` when the Python side sets `cookie_name`.
+/// The session settings that match an aiohttp_session storage with this
+/// `max_age`: [`session_core::aiohttp::session_config`], shared by every
+/// aiohttp_session format (cookie name [`COOKIE_NAME`], idle timeout
+/// `max_age`, no absolute timeout, reads never extend a session).
 ///
 /// ```
 /// use std::time::Duration;
@@ -150,19 +138,5 @@ pub const COOKIE_NAME: &str = "AIOHTTP_SESSION";
 /// let config = aiohttp::session_config(Some(Duration::from_secs(3600)));
 /// assert_eq!(config.cookie().name(), "AIOHTTP_SESSION");
 /// assert_eq!(config.expiry().idle_timeout(), Some(Duration::from_secs(3600)));
-/// assert_eq!(config.expiry().absolute_timeout(), None);
-/// assert!(config.cookie().secure());
 /// ```
-#[must_use]
-pub fn session_config(max_age: Option<Duration>) -> SessionConfig {
-    let max_age = max_age.map(|age| Duration::from_secs(whole_seconds(age)));
-    SessionConfig::default()
-        .with_cookie_name(COOKIE_NAME)
-        .with_expiry(Expiry::NEVER.with_idle_timeout(max_age))
-        .with_rolling(Rolling::Disabled)
-        .with_cookie_lifetime(if max_age.is_some() {
-            CookieLifetime::Persistent
-        } else {
-            CookieLifetime::BrowserSession
-        })
-}
+pub use session_core::aiohttp::session_config;

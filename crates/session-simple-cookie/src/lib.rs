@@ -9,6 +9,10 @@
 //! `session-redis`. It is the counterpart of aiohttp_session's
 //! `SimpleCookieStorage`.
 //!
+//! With the feature `aiohttp`, [`aiohttp::SimpleCookieStore`] reads and
+//! writes aiohttp_session's `SimpleCookieStorage` cookies instead, so that
+//! a Python aiohttp service and a Rust service share them.
+//!
 //! # Format
 //!
 //! The cookie value is the [`Record`]'s compact JSON form
@@ -40,6 +44,11 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+#[cfg(feature = "aiohttp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "aiohttp")))]
+pub mod aiohttp;
 
 use std::sync::Arc;
 

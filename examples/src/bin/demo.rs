@@ -8,10 +8,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::{Parser, ValueEnum};
-use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore};
+use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore, aiohttp};
+use session_encrypted_cookie::aiohttp::{FernetCookieStore, NaclCookieStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
-use session_redis::{RedisLayout, RedisStore, aiohttp};
+use session_redis::{RedisLayout, RedisStore};
 use session_simple_cookie::SimpleCookieStore;
 
 /// Serves the session demo app: a page that remembers your last visit, a
@@ -31,9 +32,12 @@ struct Options {
     #[arg(long, default_value = "127.0.0.1:8080")]
     listen: SocketAddr,
 
-    /// A 32-byte key in base64 for the encrypted store; repeat it to keep
+    /// A 32-byte key in base64 for the encrypted stores; repeat it to keep
     /// old keys: the first encrypts, all decrypt. Without it, a key is
-    /// generated (and sessions end when the demo stops).
+    /// generated (and sessions end when the demo stops). For
+    /// aiohttp-encrypted and aiohttp-nacl, the secret_key of the Python
+    /// service as base64.urlsafe_b64encode(secret_key) prints it (for
+    /// EncryptedCookieStorage, its Fernet key).
     // URL-safe base64 may start with '-': still a value, not an option.
     #[arg(long = "key", value_name = "BASE64", allow_hyphen_values = true)]
     keys: Vec<String>,
@@ -52,13 +56,14 @@ struct Options {
     redis_layout: Option<RedisLayoutChoice>,
 
     /// The session cookie's name [default: session; AIOHTTP_SESSION with
-    /// --redis-layout aiohttp].
+    /// --redis-layout aiohttp and the aiohttp-* stores].
     #[arg(long, value_parser = cookie_name)]
     cookie_name: Option<String>,
 
     /// End a session after this many seconds without activity (0: never).
-    /// With --redis-layout aiohttp, this is aiohttp_session's max_age: the
-    /// session ends this long after its last write.
+    /// With --redis-layout aiohttp and the aiohttp-* stores, this is
+    /// aiohttp_session's max_age: the session ends this long after its last
+    /// write.
     #[arg(long, value_name = "SECS")]
     idle_timeout: Option<u64>,
 
@@ -83,6 +88,30 @@ enum StoreChoice {
     Memory,
     /// Redis (session-redis).
     Redis,
+    /// aiohttp_session's EncryptedCookieStorage: Fernet cookies under --key.
+    AiohttpEncrypted,
+    /// aiohttp_session's NaClCookieStorage: SecretBox cookies under --key.
+    AiohttpNacl,
+    /// aiohttp_session's SimpleCookieStorage: plain JSON cookies (testing only).
+    AiohttpSimple,
+}
+
+impl StoreChoice {
+    /// Whether the store keeps aiohttp_session's cookies.
+    fn is_aiohttp(self) -> bool {
+        matches!(
+            self,
+            StoreChoice::AiohttpEncrypted | StoreChoice::AiohttpNacl | StoreChoice::AiohttpSimple
+        )
+    }
+
+    /// Whether `--key` configures the store.
+    fn takes_keys(self) -> bool {
+        matches!(
+            self,
+            StoreChoice::Encrypted | StoreChoice::AiohttpEncrypted | StoreChoice::AiohttpNacl
+        )
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -127,8 +156,20 @@ const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
 /// The store the options ask for.
 async fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String> {
     let encrypted = options.store == StoreChoice::Encrypted;
-    if !encrypted && (!options.keys.is_empty() || options.cipher.is_some()) {
-        return Err("--key and --cipher configure --store encrypted".to_owned());
+    if !encrypted && options.cipher.is_some() {
+        return Err("--cipher configures --store encrypted".to_owned());
+    }
+    if !options.store.takes_keys() && !options.keys.is_empty() {
+        return Err(
+            "--key configures --store encrypted, aiohttp-encrypted and aiohttp-nacl".to_owned(),
+        );
+    }
+    if options.store.is_aiohttp() && options.absolute_timeout.is_some_and(|secs| secs > 0) {
+        return Err(
+            "--absolute-timeout cannot be enforced with the aiohttp-* stores: \
+             aiohttp_session moves `created` on every write"
+                .to_owned(),
+        );
     }
     let redis = options.store == StoreChoice::Redis;
     if !redis && (options.redis_url.is_some() || options.redis_layout.is_some()) {
@@ -136,6 +177,22 @@ async fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
     }
     match options.store {
         StoreChoice::Encrypted => encrypted_store(&options.keys, options.cipher),
+        StoreChoice::AiohttpEncrypted => Ok(Arc::new(FernetCookieStore::new(
+            key_ring(&options.keys)?,
+            idle_timeout(options),
+        ))),
+        StoreChoice::AiohttpNacl => Ok(Arc::new(NaclCookieStore::new(
+            key_ring(&options.keys)?,
+            idle_timeout(options),
+        ))),
+        StoreChoice::AiohttpSimple => {
+            tracing::warn!(
+                "the aiohttp simple cookie store sends sessions in the clear and lets clients rewrite them: for testing only"
+            );
+            Ok(Arc::new(
+                session_simple_cookie::aiohttp::SimpleCookieStore::new(idle_timeout(options)),
+            ))
+        }
         StoreChoice::Redis => redis_store(options).await,
         StoreChoice::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreChoice::Simple => {
@@ -153,6 +210,16 @@ fn encrypted_store(
     keys: &[String],
     cipher: Option<CipherChoice>,
 ) -> Result<Arc<dyn SessionStore>, String> {
+    let ring = key_ring(keys)?;
+    let cipher = cipher.map_or_else(Cipher::default, Cipher::from);
+    Ok(Arc::new(
+        EncryptedCookieStore::new(ring).with_cipher(cipher),
+    ))
+}
+
+/// The keys of `--key`: the first seals, the others still open; without
+/// any, a generated one.
+fn key_ring(keys: &[String]) -> Result<KeyRing, String> {
     let mut keys = keys
         .iter()
         .map(|text| Key::from_base64(text).map_err(|e| format!("--key: {e}")));
@@ -169,11 +236,7 @@ fn encrypted_store(
     for key in keys {
         ring = ring.old_key(key?);
     }
-    let ring = ring.build().map_err(|e| format!("--key: {e}"))?;
-    let cipher = cipher.map_or_else(Cipher::default, Cipher::from);
-    Ok(Arc::new(
-        EncryptedCookieStore::new(ring).with_cipher(cipher),
-    ))
+    ring.build().map_err(|e| format!("--key: {e}"))
 }
 
 /// The Redis store, connected: a demo that cannot reach Redis says so at
@@ -208,6 +271,12 @@ fn aiohttp_layout(options: &Options) -> bool {
     options.redis_layout == Some(RedisLayoutChoice::Aiohttp)
 }
 
+/// Whether sessions are shared with aiohttp_session: its Redis layout or
+/// one of its cookie formats.
+fn shares_with_aiohttp(options: &Options) -> bool {
+    aiohttp_layout(options) || options.store.is_aiohttp()
+}
+
 /// The idle timeout asked for, or the default one.
 fn idle_timeout(options: &Options) -> Option<Duration> {
     match options.idle_timeout {
@@ -221,7 +290,7 @@ fn timeout(secs: u64) -> Option<Duration> {
 }
 
 fn build_config(options: &Options) -> SessionConfig {
-    let (config, default_name) = if aiohttp_layout(options) {
+    let (config, default_name) = if shares_with_aiohttp(options) {
         // aiohttp_session's settings: max_age from the last write, no
         // absolute timeout, reads never extend a session.
         let config = aiohttp::session_config(idle_timeout(options));
@@ -424,6 +493,67 @@ mod tests {
         absolute.extend(["--absolute-timeout", "60"]);
         let error = store_error(&absolute).await;
         assert!(error.contains("--absolute-timeout"), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_aiohttp_cookie_stores_share_aiohttp_sessions_settings() {
+        // base64.urlsafe_b64encode(bytes(range(32))): the Fernet key.
+        let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+        let old = Key::generate().to_base64();
+        for (store, prefix) in [
+            ("aiohttp-encrypted", "AIOHTTP_SESSION=\"gAAAAA"),
+            ("aiohttp-encrypted", "AIOHTTP_SESSION=gAAAAA"),
+            ("aiohttp-nacl", "AIOHTTP_SESSION="),
+            ("aiohttp-simple", "AIOHTTP_SESSION=\"{\\\"created\\\": "),
+        ] {
+            let mut args = vec!["--store", store, "--idle-timeout", "600"];
+            if store != "aiohttp-simple" {
+                args.extend(["--key", key, "--key", &old]);
+            }
+            let parsed = options(&args);
+            let config = build_config(&parsed);
+            assert_eq!(config.cookie().name(), "AIOHTTP_SESSION");
+            assert_eq!(
+                config.expiry().idle_timeout(),
+                Some(Duration::from_secs(600))
+            );
+            assert_eq!(config.expiry().absolute_timeout(), None);
+            assert_eq!(config.rolling(), session_core::Rolling::Disabled);
+
+            let manager =
+                SessionManager::with_shared_store(build_store(&parsed).await.unwrap(), config);
+            // A Fernet token is quoted when its base64 ends in `=`: one
+            // length in three is not, so the data grows a block at a time.
+            let mut seen = false;
+            for blocks in 0..6 {
+                let request = manager.request();
+                request
+                    .session([])
+                    .await
+                    .unwrap()
+                    .insert("user", &"x".repeat(16 * blocks))
+                    .unwrap();
+                let set_cookie = request.finish().await.unwrap();
+                assert!(
+                    set_cookie[0].contains("; Max-Age=600;"),
+                    "{}",
+                    set_cookie[0]
+                );
+                if set_cookie[0].starts_with(prefix) {
+                    seen = true;
+                    break;
+                }
+            }
+            assert!(seen, "{store}: {prefix}");
+
+            let mut absolute = args.clone();
+            absolute.extend(["--absolute-timeout", "60"]);
+            assert!(store_error(&absolute).await.contains("--absolute-timeout"));
+        }
+        let error = store_error(&["--store", "aiohttp-simple", "--key", key]).await;
+        assert!(error.contains("--key configures"), "{error}");
+        let error = store_error(&["--store", "aiohttp-nacl", "--cipher", "aes256gcm"]).await;
+        assert!(error.contains("--cipher"), "{error}");
     }
 
     #[test]

@@ -5,18 +5,16 @@
 //! * key: `{cookie_name}_{id}`, where `id` is the cookie value: uuid4 in
 //!   hex, 32 lowercase hex digits (aiohttp_session's default key factory);
 //! * value: `json.dumps({"created": <unix seconds>, "session": {...}})`,
-//!   byte for byte (see [`python_json`]);
+//!   byte for byte (the codec of [`session_core::aiohttp`], which the
+//!   aiohttp cookie formats share);
 //! * expiry: `EX max_age` on every write, none without a `max_age`;
 //! * `{}` (what aiohttp_session writes on logout) loads as no session and
 //!   is never written over.
 
-mod python_json;
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use fred::types::Value as RedisValue;
-use serde::Serialize;
-use serde_json::{Map, Value};
+use session_core::aiohttp::{self as codec, whole_seconds};
 use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
 use super::MAX_ID_ATTEMPTS;
@@ -68,13 +66,6 @@ redis.call('DEL', KEYS[1])
 return 'saved'
 ";
 
-/// The value as aiohttp_session writes it; the field order is Python's.
-#[derive(Serialize)]
-struct Stored<'a> {
-    created: u64,
-    session: &'a Map<String, Value>,
-}
-
 /// aiohttp_session's `RedisStorage` layout.
 pub(crate) struct AiohttpLayout {
     /// `max_age` in whole seconds (at least one), or `None` for sessions
@@ -90,13 +81,6 @@ impl std::fmt::Debug for AiohttpLayout {
             .field("max_age_secs", &self.max_age_secs)
             .finish_non_exhaustive()
     }
-}
-
-/// `max_age` as the whole seconds that aiohttp_session and `EX` count in:
-/// a fraction rounds up, and zero (which `EX` refuses) becomes one second.
-pub(crate) fn whole_seconds(max_age: Duration) -> u64 {
-    let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
-    secs.max(1)
 }
 
 impl AiohttpLayout {
@@ -142,11 +126,7 @@ impl AiohttpLayout {
                 "the aiohttp layout does not store a per-session expiry; max_age applies"
             );
         }
-        python_json::to_string(&Stored {
-            created: unix_seconds(now),
-            session: &record.data,
-        })
-        .map_err(Error::Value)
+        codec::encode(&record.data, now)
     }
 
     /// `max_age` as the scripts take it: seconds, or empty for none.
@@ -298,43 +278,19 @@ fn new_id() -> Result<String, Error> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// Whole seconds since the Unix epoch, as Python's `int(time.time())`.
-fn unix_seconds(t: SystemTime) -> u64 {
-    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
-}
-
 /// The record in a stored value, or `None` when it is not one that
 /// aiohttp_session could have written: values from Redis are untrusted.
-///
-/// `created` must be a non-negative integer; `session` an object, or null
-/// or missing for an empty session (as aiohttp_session reads them). The
-/// deadline is `created + max_age`, aiohttp_session's rule.
+/// The deadline is `created + max_age`, aiohttp_session's rule.
 pub(crate) fn decode(value: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
-    let Ok(Value::Object(mut stored)) = serde_json::from_slice::<Value>(value) else {
-        return None;
-    };
-    let created = UNIX_EPOCH.checked_add(Duration::from_secs(stored.get("created")?.as_u64()?))?;
-    let data = match stored.remove("session") {
-        Some(Value::Object(data)) => data,
-        None | Some(Value::Null) => Map::new(),
-        Some(_) => return None,
-    };
-    let mut record = Record::new(created);
-    record.expires_at = match max_age_secs {
-        Some(secs) => Some(created.checked_add(Duration::from_secs(secs))?),
-        None => None,
-    };
-    record.data = data;
-    Some(record)
+    codec::decode(value, max_age_secs)
 }
 
-/// Unit tests; the byte-for-byte comparison with Python's `json` is in
-/// [`python_json`], the behaviour against real Redis and the real Python
-/// package in the integration tests.
+/// Unit tests; the codec's own (and its byte-for-byte comparison with
+/// Python's `json`) are in `session_core::aiohttp`, the behaviour against
+/// real Redis and the real Python package in the integration tests.
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
 
     #[test]
     fn ids_are_uuid4_hex_and_have_the_shape_keys_accept() {
@@ -358,72 +314,5 @@ mod tests {
         ] {
             assert_eq!(key("AIOHTTP_SESSION", bad), None, "{bad}");
         }
-    }
-
-    #[test]
-    fn writes_what_python_writes() {
-        let data = json!({"user": "ada", "n": [1, 2.5], "é": null});
-        let Value::Object(data) = data else {
-            unreachable!()
-        };
-        let value = python_json::to_string(&Stored {
-            created: 1_700_000_000,
-            session: &data,
-        })
-        .unwrap();
-        assert_eq!(
-            value,
-            r#"{"created": 1700000000, "session": {"n": [1, 2.5], "user": "ada", "\u00e9": null}}"#
-        );
-    }
-
-    #[test]
-    fn decodes_with_aiohttps_deadline() {
-        let value = br#"{"created": 1700000000, "session": {"user": "ada"}}"#;
-        let record = decode(value, Some(60)).unwrap();
-        let created = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        assert_eq!(record.created, created);
-        assert_eq!(record.expires_at, Some(created + Duration::from_secs(60)));
-        assert_eq!(record.data.get("user"), Some(&json!("ada")));
-        assert_eq!(decode(value, None).unwrap().expires_at, None);
-        // aiohttp_session reads a missing or null `session` as empty.
-        for empty in [
-            &br#"{"created": 5}"#[..],
-            br#"{"created": 5, "session": null}"#,
-        ] {
-            assert!(decode(empty, Some(60)).unwrap().data.is_empty());
-        }
-    }
-
-    #[test]
-    fn malformed_values_do_not_load() {
-        for bad in [
-            &b""[..],
-            b"not json",
-            b"\xff\xfe",
-            b"[]",
-            b"null",
-            b"{}",
-            br#"{"session": {}}"#,
-            br#"{"created": -1, "session": {}}"#,
-            br#"{"created": 1.5, "session": {}}"#,
-            br#"{"created": "1", "session": {}}"#,
-            br#"{"created": 1, "session": []}"#,
-            br#"{"created": 1, "session": {"x": NaN}}"#,
-            br#"{"created": 18446744073709551615, "session": {}}"#,
-        ] {
-            assert!(
-                decode(bad, Some(60)).is_none(),
-                "{}",
-                String::from_utf8_lossy(bad)
-            );
-        }
-    }
-
-    #[test]
-    fn max_age_counts_whole_seconds() {
-        assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
-        assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
-        assert_eq!(whole_seconds(Duration::ZERO), 1);
     }
 }

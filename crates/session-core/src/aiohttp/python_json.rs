@@ -20,8 +20,28 @@ use std::io::{self, Write};
 use serde::Serialize;
 use serde_json::ser::{CharEscape, Formatter, Serializer};
 
-/// `value` as `json.dumps(value)` would write it.
-pub(crate) fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
+/// `value` as Python's `json.dumps(value)` writes it with its default
+/// arguments: `", "` and `": "` separators, everything outside printable
+/// ASCII escaped as `\uXXXX`, floats as Python's `repr`. Object keys come
+/// out in the map's order.
+///
+/// ```
+/// use serde_json::json;
+/// use session_core::aiohttp::to_python_json;
+///
+/// let value = json!({"a": [1, 0.1, 1e16, 1e-05], "ü": "🦀"});
+/// assert_eq!(
+///     to_python_json(&value)?,
+///     r#"{"a": [1, 0.1, 1e+16, 1e-05], "\u00fc": "\ud83e\udd80"}"#,
+/// );
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+///
+/// # Errors
+///
+/// The value's own serialization errors (a map with non-string keys, a
+/// failing `Serialize` implementation).
+pub fn to_string<T: Serialize + ?Sized>(value: &T) -> Result<String, serde_json::Error> {
     let mut out = Vec::with_capacity(128);
     value.serialize(&mut Serializer::with_formatter(&mut out, PythonFormatter))?;
     // Everything written is ASCII: escapes, digits and punctuation.
