@@ -183,16 +183,22 @@ pub(crate) fn login(
     session.regenerate();
     session.bind_user(user.clone());
     session.set_label(device_label(user_agent));
-    let written = session
-        .insert("user", &user)
-        .and_then(|()| session.flash(Level::Success, &format!("Logged in as {user}.")));
-    if let Err(error) = written {
+    if let Err(error) = session.insert("user", &user) {
         return value_error(&error);
     }
     if from_form {
-        Reply::BackHome
+        back_home_saying(session, Level::Success, &format!("Logged in as {user}."))
     } else {
         Reply::Json(200, json!({ "user": user }))
+    }
+}
+
+/// The answer to a form: a redirect to the page, which shows `message`
+/// once (post/redirect/get). API calls get JSON and leave no message.
+fn back_home_saying(session: &Session, level: Level, message: &str) -> Reply {
+    match session.flash(level, message) {
+        Ok(()) => Reply::BackHome,
+        Err(error) => value_error(&error),
     }
 }
 
@@ -205,15 +211,12 @@ fn device_label(user_agent: Option<&str>) -> String {
     }
 }
 
-/// `POST /api/logout`: the session ends; the flash message saying so
-/// starts a new, empty one.
+/// `POST /api/logout`: the session ends. From the page's form, the flash
+/// message saying so starts a new session holding only it.
 pub(crate) fn logout(session: &Session, from_form: bool) -> Reply {
     session.invalidate();
-    if let Err(error) = session.flash(Level::Info, "Logged out.") {
-        return value_error(&error);
-    }
     if from_form {
-        Reply::BackHome
+        back_home_saying(session, Level::Info, "Logged out.")
     } else {
         Reply::Json(200, json!({ "user": null }))
     }
@@ -266,20 +269,12 @@ pub(crate) async fn revoke_others(session: &Session, from_form: bool) -> Reply {
         return not_logged_in();
     }
     match session.revoke_other_user_sessions().await {
-        Ok(revoked) => {
-            let flashed = session.flash(
-                Level::Info,
-                &format!("Logged out of {revoked} other session(s)."),
-            );
-            if let Err(error) = flashed {
-                return value_error(&error);
-            }
-            if from_form {
-                Reply::BackHome
-            } else {
-                Reply::Json(200, json!({ "revoked": revoked }))
-            }
-        }
+        Ok(revoked) if from_form => back_home_saying(
+            session,
+            Level::Info,
+            &format!("Logged out of {revoked} other session(s)."),
+        ),
+        Ok(revoked) => Reply::Json(200, json!({ "revoked": revoked })),
         Err(error) => user_session_error(&error),
     }
 }

@@ -3,8 +3,11 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
+use std::time::SystemTime;
+
 use async_trait::async_trait;
 
+use crate::user::{BoundSession, UserIndex};
 use crate::{
     Create, Error, MemoryStore, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update,
     Written,
@@ -155,5 +158,22 @@ impl SessionStore for FaultyStore {
 
     fn needs_reissue(&self, cookie: SessionCookie<'_>) -> bool {
         self.inner.needs_reissue(cookie)
+    }
+
+    // Listings are reads: they fail with loads. Revocations are deletes,
+    // which fail with writes.
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        self.inner.user_index().map(|_| self as &dyn UserIndex)
+    }
+}
+
+#[async_trait]
+impl UserIndex for FaultyStore {
+    async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
+        Self::check(&self.faults.loads_fail)?;
+        match self.inner.user_index() {
+            Some(index) => index.sessions_of(user, now).await,
+            None => Err(Error::Unsupported("listing a user's sessions")),
+        }
     }
 }
