@@ -22,7 +22,7 @@ use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use session_core::conformance::{self, StoreKind};
+use session_conformance::{self as conformance, StoreKind};
 use session_core::{
     Create, Error, Record, SessionCookie, SessionId, SessionStore, Update, Written, async_trait,
 };

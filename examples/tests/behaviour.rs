@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use session_core::conformance::FaultyStore;
+use session_conformance::FaultyStore;
 use session_core::{
     CookieLifetime, MemoryStore, SameSite, SessionConfig, SessionManager, SessionStore,
 };

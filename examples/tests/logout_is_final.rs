@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use session_core::conformance::FaultyStore;
+use session_conformance::FaultyStore;
 use session_core::{
     Clock, CookieLifetime, Expiry, ManualClock, MemoryStore, Rolling, SessionConfig,
     SessionManager, SessionStore,

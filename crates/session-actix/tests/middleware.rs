@@ -7,7 +7,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use reqwest::StatusCode;
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_actix::{Session, SessionExt, SessionMiddleware, SessionRejection};
-use session_core::conformance::FaultyStore;
+use session_conformance::FaultyStore;
 use session_core::{Error, SessionConfig, SessionCookie, SessionManager, SessionStore};
 
 /// A manager over `store` with the default configuration.

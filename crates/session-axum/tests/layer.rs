@@ -9,7 +9,7 @@ use axum::routing::get;
 use axum::{Router, ServiceExt};
 use reqwest::header::{COOKIE, SET_COOKIE};
 use session_axum::{Session, SessionLayer, SessionRejection};
-use session_core::conformance::FaultyStore;
+use session_conformance::FaultyStore;
 use session_core::{Error, SessionConfig, SessionManager};
 use tower_layer::Layer;
 

@@ -604,11 +604,39 @@ mod tests {
     }
 
     /// Property tests of the parser that reads attacker-controlled bytes
-    /// first (issue 7). The inputs come from `session_testing::arbitrary`.
+    /// first (issue 7). `session-conformance`'s `arbitrary` strategies
+    /// drive the same parser through the public lifecycle
+    /// (`session-conformance/tests/hostile_cookies.rs`); these reach its
+    /// internals, with strategies of their own (session-core cannot depend
+    /// on a crate that depends on it).
     mod properties {
         use super::*;
         use proptest::prelude::*;
-        use session_testing::arbitrary;
+
+        /// Text that looks like a cookie value, or any printable text.
+        fn cookie_value(max_len: usize) -> impl Strategy<Value = String> {
+            prop_oneof![
+                3 => proptest::string::string_regex(&format!("[A-Za-z0-9_-]{{0,{max_len}}}"))
+                    .expect("a valid pattern"),
+                1 => proptest::string::string_regex(&format!("\\PC{{0,{max_len}}}"))
+                    .expect("a valid pattern"),
+            ]
+        }
+
+        /// Raw `Cookie` header bytes: `session=` pairs, other pairs,
+        /// separators and quotes, and bytes that are not UTF-8.
+        fn cookie_header() -> impl Strategy<Value = Vec<u8>> {
+            let piece = prop_oneof![
+                3 => cookie_value(48).prop_map(|v| format!("session={v}").into_bytes()),
+                1 => cookie_value(16).prop_map(|v| format!("session=\"{v}\"").into_bytes()),
+                2 => (cookie_value(6), cookie_value(20))
+                    .prop_map(|(name, value)| format!("{name}={value}").into_bytes()),
+                1 => proptest::sample::select(vec![&b";"[..], b"; ", b"=", b"\"", b" \t "])
+                    .prop_map(<[u8]>::to_vec),
+                1 => proptest::collection::vec(any::<u8>(), 0..24),
+            ];
+            proptest::collection::vec(piece, 0..8).prop_map(|pieces| pieces.concat())
+        }
 
         /// The bound the lifecycle passes for the default cookie.
         fn max_len() -> usize {
@@ -618,7 +646,7 @@ mod tests {
         /// Cookie pairs whose name is not `session`, as `name=value` bytes.
         fn other_pairs() -> impl Strategy<Value = Vec<Vec<u8>>> {
             proptest::collection::vec(
-                (arbitrary::text(6), arbitrary::cookie_value(20))
+                (cookie_value(6), cookie_value(20))
                     .prop_filter("another single cookie", |(name, value)| {
                         !name.contains(';')
                             && !value.contains(';')
@@ -644,7 +672,7 @@ mod tests {
 
             #[test]
             fn arbitrary_headers_yield_few_bounded_values_without_panicking(
-                headers in proptest::collection::vec(arbitrary::cookie_header("session"), 0..4),
+                headers in proptest::collection::vec(cookie_header(), 0..4),
             ) {
                 let values = cookie_values(headers.iter().map(Vec::as_slice), "session", max_len());
                 prop_assert!(values.len() <= MAX_CANDIDATES);
@@ -661,7 +689,7 @@ mod tests {
             fn a_session_cookie_among_other_cookies_is_found(
                 before in other_pairs(),
                 after in other_pairs(),
-                value in arbitrary::cookie_value(64)
+                value in cookie_value(64)
                     .prop_filter("a cookie value we could issue", |v| is_cookie_value(v)),
                 quoted in any::<bool>(),
             ) {

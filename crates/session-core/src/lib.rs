@@ -26,7 +26,7 @@
 //! * [`user`]: sessions bound to a user, listed and revoked ("log out
 //!   everywhere else"), on stores that keep a user index;
 //! * [`Flash`] messages, read once on a later request;
-//! * [`conformance`] (feature `conformance`): the checks every store passes;
+//! * the checks every store passes are the `session-conformance` crate;
 //! * [`aiohttp`] (feature `aiohttp`): aiohttp_session's session JSON and
 //!   Python's cookie quoting, shared by the stores that read and write
 //!   aiohttp_session's formats.
@@ -79,9 +79,6 @@ pub mod user;
 
 #[cfg(feature = "memory-store")]
 mod memory;
-
-#[cfg(feature = "conformance")]
-pub mod conformance;
 
 pub use config::SessionConfig;
 pub use cookie::{CookieConfig, CookieLifetime, SameSite};

@@ -3,7 +3,6 @@
 use std::time::Duration;
 
 use serde_json::json;
-use session_core::conformance::{self, Capabilities, StoreKind};
 use session_core::{
     Clock, CookieLifetime, Error, Expiry, ManualClock, MemoryStore, Rolling, SameSite,
     SessionConfig, SessionManager,
@@ -70,50 +69,6 @@ async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Va
         ([], Some(cookie)) => cookie.to_owned(),
         _ => panic!("unexpected Set-Cookie values after a write: {set:?}"),
     }
-}
-
-#[tokio::test]
-async fn memory_store_passes_the_conformance_suite() {
-    let report = conformance::run(MemoryStore::new(), StoreKind::ServerSide).await;
-    assert!(report.skipped().is_empty(), "{:?}", report.skipped());
-    assert!(report.passed().len() >= 26, "{:?}", report.passed());
-}
-
-/// A store that declares what it cannot keep gets exactly those checks
-/// skipped, with reasons, and passes the adapted expiry checks (a full store
-/// satisfies them too).
-#[tokio::test]
-async fn declared_limits_skip_exactly_their_checks() {
-    let limits = Capabilities::FULL
-        .with_whole_second_timestamps()
-        .with_fixed_idle_timeout(Duration::from_secs(600))
-        .with_created_at_last_write()
-        .with_last_write_wins();
-    let report = conformance::run_with(MemoryStore::new(), StoreKind::ServerSide, limits).await;
-    let skipped: Vec<&str> = report.skipped().iter().map(|(name, _)| *name).collect();
-    assert_eq!(
-        skipped,
-        [
-            "absolute_expiry",
-            "rolling_refresh",
-            "per_session_expiry",
-            "concurrent_deltas_merge",
-            "regenerate_keeps_the_absolute_timeout",
-            "own_expiry_cannot_outlive_the_absolute_timeout",
-            "logout_beats_a_racing_refresh",
-            "expired_sessions_are_not_written",
-        ]
-    );
-    assert!(report.skipped().iter().all(|(_, why)| !why.is_empty()));
-    assert!(report.passed().contains(&"deadline_round_trips"));
-    assert!(report.passed().contains(&"idle_expiry"));
-}
-
-#[tokio::test]
-#[should_panic(expected = "fixed idle timeout of at least")]
-async fn a_fixed_idle_timeout_too_short_for_the_suite_is_refused() {
-    let limits = Capabilities::FULL.with_fixed_idle_timeout(Duration::from_secs(60));
-    conformance::run_with(MemoryStore::new(), StoreKind::ServerSide, limits).await;
 }
 
 #[tokio::test]
@@ -576,87 +531,4 @@ async fn the_session_future_borrows_nothing_and_later_calls_leave_their_headers_
     let request = app.manager.request();
     assert!(request.session([]).await.unwrap().is_new());
     assert!(request.session([cookie.as_bytes()]).await.unwrap().is_new());
-}
-
-#[tokio::test]
-async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
-    use session_core::SaveAfter;
-    use session_core::conformance::FaultyStore;
-
-    let store = FaultyStore::default();
-    let manager = SessionManager::new(store.clone(), SessionConfig::default());
-    let respond = |request: session_core::RequestSession, write: bool| async move {
-        let session = request.session([]).await?;
-        if write {
-            session.insert("user", "ada")?;
-        }
-        Ok::<_, Error>("response")
-    };
-
-    // A write: saved, and its cookie comes with the response.
-    let request = manager.request();
-    let (response, set) = SaveAfter::new(respond(request.clone(), true), Some(request))
-        .await
-        .unwrap();
-    assert_eq!(
-        (response, set.unwrap().len(), store.saves()),
-        ("response", 1, 1)
-    );
-
-    // Only a read: nothing saved, no cookie.
-    let request = manager.request();
-    let (_, set) = SaveAfter::new(respond(request.clone(), false), Some(request))
-        .await
-        .unwrap();
-    assert_eq!((set.unwrap().len(), store.saves()), (0, 1));
-
-    // Never loaded, or owned by another layer: the handler alone runs.
-    let request = manager.request();
-    let (_, set) = SaveAfter::new(async { Ok::<_, Error>(()) }, Some(request))
-        .await
-        .unwrap();
-    assert!(set.unwrap().is_empty());
-    let request = manager.request();
-    let (_, set) = SaveAfter::new(respond(request.clone(), true), None)
-        .await
-        .unwrap();
-    assert_eq!((set.unwrap().len(), store.saves()), (0, 1));
-
-    // A failed save is handed over with the response, for the error answer.
-    store.fail_writes(true);
-    let request = manager.request();
-    let (response, set) = SaveAfter::new(respond(request.clone(), true), Some(request))
-        .await
-        .unwrap();
-    assert_eq!(response, "response");
-    assert!(set.is_err());
-
-    // Values the framework's header type refuses are an error too.
-    store.fail_writes(false);
-    struct Refused;
-    impl TryFrom<String> for Refused {
-        type Error = ();
-        fn try_from(_: String) -> Result<Self, ()> {
-            Err(())
-        }
-    }
-    let request = manager.request();
-    let (_, set) =
-        SaveAfter::<_, _, Refused>::with_header_type(respond(request.clone(), true), Some(request))
-            .await
-            .unwrap();
-    assert!(set.is_err());
-
-    // The handler's own error ends the request unsaved.
-    let saves = store.saves();
-    let request = manager.request();
-    let handler = {
-        let request = request.clone();
-        async move {
-            request.session([]).await?.insert("user", "ada")?;
-            Err::<(), _>(Error::store("the handler's future failed"))
-        }
-    };
-    assert!(SaveAfter::new(handler, Some(request)).await.is_err());
-    assert_eq!(store.saves(), saves);
 }

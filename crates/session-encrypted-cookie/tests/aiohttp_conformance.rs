@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use session_core::conformance::{self, Capabilities, StoreKind};
+use session_conformance::{self as conformance, Capabilities, StoreKind};
 use session_encrypted_cookie::aiohttp::{FernetCookieStore, NaclCookieStore};
 use session_encrypted_cookie::{Key, KeyRing};
 

@@ -8,10 +8,10 @@
 use std::sync::Arc;
 
 use proptest::prelude::*;
+use session_conformance::arbitrary;
 use session_core::expiry::from_unix_millis;
 use session_core::{Create, Record, SessionCookie, SessionStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
-use session_testing::arbitrary;
 
 /// No cookie value longer than this is ever opened: no cookie over 4096
 /// bytes is sent.

@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use session_core::conformance::{self, StoreKind};
+use session_conformance::{self as conformance, StoreKind};
 use session_core::{
     Clock, Create, Error, Expiry, ManualClock, Record, Rolling, Session, SessionConfig,
     SessionCookie, SessionManager, SessionStore,

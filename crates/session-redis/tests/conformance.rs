@@ -1,7 +1,7 @@
 //! The core's conformance suite against real Redis: standalone, a
 //! three-master cluster, and through sentinels.
 
-use session_core::conformance::{self, StoreKind};
+use session_conformance::{self as conformance, StoreKind};
 use session_redis::RedisStore;
 use session_testing::{RedisCluster, RedisSentinel, RedisServer};
 
@@ -64,7 +64,7 @@ async fn through_sentinel() {
 /// write, whole-value writes. Exactly the checks that need more are skipped.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aiohttp_layout() {
-    use session_core::conformance::Capabilities;
+    use session_conformance::Capabilities;
     use session_redis::RedisLayout;
     use std::time::Duration;
 

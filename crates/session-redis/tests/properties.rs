@@ -16,10 +16,11 @@ use fred::types::{ClusterHash, CustomCommand, Value};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value as Json, json};
+use session_conformance::arbitrary;
 use session_core::expiry::unix_millis;
 use session_core::{SessionConfig, SessionCookie, SessionManager, SessionStore};
 use session_redis::RedisStore;
-use session_testing::{RedisServer, arbitrary};
+use session_testing::RedisServer;
 
 use common::{cookie_pair, cookie_value, visit};
 

@@ -12,8 +12,8 @@ use fred::prelude::{Builder, Client, ClientLike, Config};
 use fred::rustls::pki_types::CertificateDer;
 use fred::rustls::pki_types::pem::PemObject;
 use fred::rustls::{ClientConfig, RootCertStore};
+use session_conformance::{self as conformance, StoreKind};
 use session_core::Error;
-use session_core::conformance::{self, StoreKind};
 use session_redis::RedisStore;
 use session_testing::RedisServer;
 

@@ -298,7 +298,7 @@ mod tests {
         }
 
         #[test]
-        fn sessions_round_trip(data in session_testing::arbitrary::session_data()) {
+        fn sessions_round_trip(data in session_conformance::arbitrary::session_data()) {
             let mut record = Record::new(UNIX_EPOCH + Duration::from_secs(1_700_000_000));
             record.data = data;
             let value = SimpleCookieStore::encode(&record).unwrap();

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use session_core::conformance::{self, Capabilities, StoreKind};
+use session_conformance::{self as conformance, Capabilities, StoreKind};
 use session_simple_cookie::aiohttp::SimpleCookieStore;
 
 const MAX_AGE: Duration = Duration::from_secs(3600);

@@ -1,6 +1,6 @@
 //! The shared store checks, run against the simple cookie store.
 
-use session_core::conformance::{self, StoreKind};
+use session_conformance::{self as conformance, StoreKind};
 use session_simple_cookie::SimpleCookieStore;
 
 #[tokio::test]

@@ -11,10 +11,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use serde_json::{Value, json};
+use session_conformance::arbitrary;
 use session_core::cookie::MAX_COOKIE_SIZE;
 use session_core::{CookieLifetime, Rolling, SessionConfig, SessionManager};
 use session_simple_cookie::SimpleCookieStore;
-use session_testing::arbitrary;
 
 proptest! {
     #[test]

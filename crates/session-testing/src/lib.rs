@@ -14,12 +14,10 @@
 //! * [`RedisSentinel`]: a master, a replica and three sentinels with short
 //!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
 //!   [`wait_for_failover`](RedisSentinel::wait_for_failover);
-//! * [`arbitrary`]: the [`proptest`](mod@proptest) strategies that every
-//!   crate's property tests share: arbitrary session data and hostile
-//!   cookie bytes.
 //!
 //! It never touches a system-wide Redis service (port 6379 is never picked)
-//! and does not depend on any session crate, so any test can use it. A test
+//! and depends on no session crate, so any test can use it (the property
+//! strategies and the conformance suite are in `session-conformance`). A test
 //! process killed with SIGKILL cannot stop its servers; the next process
 //! that starts one kills those orphans first ([`reap_orphans`]).
 //!
@@ -53,7 +51,6 @@
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
-pub mod arbitrary;
 mod cluster;
 mod process;
 mod resp;

@@ -428,7 +428,7 @@ mod tests {
         }
 
         #[test]
-        fn sessions_round_trip(data in session_testing::arbitrary::session_data()) {
+        fn sessions_round_trip(data in session_conformance::arbitrary::session_data()) {
             proptest::prop_assume!(!data.is_empty());
             let mut record = Record::new(UNIX_EPOCH);
             record.data = data;

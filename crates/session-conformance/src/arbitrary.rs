@@ -20,7 +20,7 @@
 //! ```
 //! use proptest::prelude::*;
 //! use proptest::test_runner::TestRunner;
-//! use session_testing::arbitrary;
+//! use session_conformance::arbitrary;
 //!
 //! let mut runner = TestRunner::default();
 //! runner

@@ -7,8 +7,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 
-use crate::user::{BoundSession, UserIndex};
-use crate::{
+use session_core::user::{BoundSession, UserIndex};
+use session_core::{
     Create, Error, MemoryStore, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update,
     Written,
 };
@@ -21,7 +21,7 @@ use crate::{
 /// Clones share the counters and the switches.
 ///
 /// ```
-/// use session_core::conformance::FaultyStore;
+/// use session_conformance::FaultyStore;
 /// use session_core::{Error, SessionConfig, SessionManager};
 ///
 /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {

@@ -5,8 +5,8 @@
 
 use proptest::prelude::*;
 use serde_json::{Map, Value};
+use session_conformance::arbitrary;
 use session_core::{MemoryStore, SessionConfig, SessionManager};
-use session_testing::arbitrary;
 
 /// A manager on a fresh memory store, with `issued` sessions saved in it:
 /// each has the data `{"n": i}`. Returns the manager and the issued

@@ -1,11 +1,22 @@
-//! The conformance suite: checks that a [`SessionStore`] keeps every promise
-//! of the trait, run in one call.
+//! The conformance suite of `session-core` stores: checks that a
+//! [`SessionStore`] keeps every promise of the trait, run in one call, with
+//! what store authors need around it:
 //!
-//! Every store of this workspace runs it, and third-party stores should too:
+//! * [`run`] and [`run_with`]: the suite, and its [`Report`];
+//! * [`FaultyStore`]: a store around another that fails on command, to test
+//!   what sits around a store (a 500 rather than a lost write);
+//! * [`Browser`]: a client with one cookie jar that drives a
+//!   [`SessionManager`] as a browser would;
+//! * [`arbitrary`]: the [`proptest`](mod@proptest) strategies that the
+//!   workspace's property tests share (arbitrary session data, hostile
+//!   cookie bytes).
+//!
+//! Every store of this workspace runs the suite, and third-party stores
+//! should too, from an ordinary test:
 //!
 //! ```
+//! use session_conformance::{self as conformance, StoreKind};
 //! use session_core::MemoryStore;
-//! use session_core::conformance::{self, StoreKind};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let report = conformance::run(MemoryStore::new(), StoreKind::ServerSide).await;
@@ -32,8 +43,8 @@
 //!
 //! ```
 //! use std::time::Duration;
+//! use session_conformance::{self as conformance, Capabilities, StoreKind};
 //! use session_core::MemoryStore;
-//! use session_core::conformance::{self, Capabilities, StoreKind};
 //!
 //! # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
 //! let limits = Capabilities::FULL.with_last_write_wins();
@@ -42,6 +53,10 @@
 //! # });
 //! ```
 
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+pub mod arbitrary;
 mod faulty;
 
 pub use faulty::FaultyStore;
@@ -51,8 +66,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Value, json};
 
-use crate::{Changes, Clock, CookieLifetime};
-use crate::{
+use session_core::{Changes, Clock, CookieLifetime};
+use session_core::{
     Error, Expiry, ManualClock, Record, Refresh, Regenerate, RequestSession, Rolling, Session,
     SessionConfig, SessionCookie, SessionManager, SessionStore, Update, Written,
 };
@@ -88,7 +103,7 @@ impl StoreKind {
 ///
 /// ```
 /// use std::time::Duration;
-/// use session_core::conformance::Capabilities;
+/// use session_conformance::Capabilities;
 ///
 /// // aiohttp_session's Redis format: whole seconds, `created` rewritten on
 /// // every write, a fixed max_age from the last write, whole-record writes.
@@ -252,24 +267,62 @@ struct Suite {
     report: Report,
 }
 
-/// A browser with one cookie jar, talking to a [`SessionManager`].
-struct Browser {
+/// A browser with one cookie jar, talking to a [`SessionManager`] without
+/// a framework: each visit loads the session with the cookie in the jar,
+/// runs a handler, saves, and keeps what the `Set-Cookie` values say. What
+/// the suite drives stores with, for store authors' own tests.
+///
+/// ```
+/// use session_conformance::Browser;
+/// use session_core::{MemoryStore, SessionConfig, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let mut browser = Browser::new(manager);
+/// browser.visit(|session| session.insert("user", "ada").unwrap()).await;
+/// assert!(browser.cookie().is_some());
+/// let (session, set_cookies) = browser.visit(|_| {}).await;
+/// assert_eq!(session.get::<String>("user").unwrap().as_deref(), Some("ada"));
+/// assert!(set_cookies.is_empty(), "a read sets no cookie");
+/// # });
+/// ```
+pub struct Browser {
     manager: SessionManager,
-    clock: ManualClock,
+    /// The manager's clock, when the suite made it.
+    clock: Option<ManualClock>,
     jar: Option<String>,
 }
 
 impl Browser {
+    /// A browser with an empty jar, talking to `manager`.
+    #[must_use]
+    pub fn new(manager: SessionManager) -> Self {
+        Browser {
+            manager,
+            clock: None,
+            jar: None,
+        }
+    }
+
+    /// The manager it talks to.
+    #[must_use]
+    pub fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
     fn cookie_name(&self) -> &str {
         self.manager.config().cookie().name()
     }
 
-    fn begin(&self) -> RequestSession {
+    /// Starts a request, to [`load`](Self::load) and [`end`](Self::end) by
+    /// hand (two requests in flight at once, say).
+    #[must_use]
+    pub fn begin(&self) -> RequestSession {
         self.manager.request()
     }
 
     /// `request`'s session, loaded with the cookie in the jar.
-    fn load(
+    pub fn load(
         &self,
         request: &RequestSession,
     ) -> impl Future<Output = Result<Session, Error>> + use<> {
@@ -280,7 +333,13 @@ impl Browser {
         request.session(header.as_deref().map(str::as_bytes))
     }
 
-    async fn end(&mut self, request: &RequestSession) -> Vec<String> {
+    /// Saves `request` and keeps the cookie it sets (or forgets the jar's,
+    /// on a removal cookie): the `Set-Cookie` values.
+    ///
+    /// # Panics
+    ///
+    /// When the save fails, or sets a cookie of another name.
+    pub async fn end(&mut self, request: &RequestSession) -> Vec<String> {
         let set_cookies = request
             .finish()
             .await
@@ -298,8 +357,13 @@ impl Browser {
         set_cookies
     }
 
-    /// One request that runs `handler` on the session.
-    async fn visit(&mut self, handler: impl FnOnce(&Session)) -> (Session, Vec<String>) {
+    /// One request that runs `handler` on the session: the session, and the
+    /// `Set-Cookie` values of the response.
+    ///
+    /// # Panics
+    ///
+    /// When the load or the save fails.
+    pub async fn visit(&mut self, handler: impl FnOnce(&Session)) -> (Session, Vec<String>) {
         let request = self.begin();
         let session = self
             .load(&request)
@@ -310,8 +374,13 @@ impl Browser {
         (session, set_cookies)
     }
 
-    /// The session a request with `cookie` sees, without saving anything.
-    async fn peek_with(&self, cookie: Option<&str>) -> Session {
+    /// The session a request with the cookie value `cookie` sees, saving
+    /// nothing.
+    ///
+    /// # Panics
+    ///
+    /// When the load fails.
+    pub async fn peek_with(&self, cookie: Option<&str>) -> Session {
         let header = cookie.map(|value| format!("{}={value}", self.cookie_name()));
         self.manager
             .request()
@@ -320,18 +389,51 @@ impl Browser {
             .unwrap_or_else(|e| panic!("load failed: {e}"))
     }
 
-    async fn peek(&self) -> Session {
+    /// The session the jar's cookie loads, saving nothing.
+    pub async fn peek(&self) -> Session {
         self.peek_with(self.jar.as_deref()).await
     }
 
-    fn cookie(&self) -> String {
+    /// The session cookie's value in the jar, if any.
+    #[must_use]
+    pub fn cookie(&self) -> Option<&str> {
+        self.jar.as_deref()
+    }
+
+    /// Puts `value` in the jar (`None`: empties it), as a client that kept
+    /// an old cookie, or forged one.
+    pub fn set_cookie(&mut self, value: Option<String>) {
+        self.jar = value;
+    }
+
+    /// The jar's cookie value, which the suite expects there.
+    fn held(&self) -> String {
         self.jar
             .clone()
             .expect("the browser holds no session cookie")
     }
 
+    fn clock(&self) -> &ManualClock {
+        self.clock
+            .as_ref()
+            .expect("the suite's browsers have a manual clock")
+    }
+
+    fn now(&self) -> SystemTime {
+        self.clock().now()
+    }
+
     fn advance(&self, secs: u64) {
-        self.clock.advance(Duration::from_secs(secs));
+        self.clock().advance(Duration::from_secs(secs));
+    }
+}
+
+impl std::fmt::Debug for Browser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Browser")
+            .field("manager", &self.manager)
+            .field("holds_a_cookie", &self.jar.is_some())
+            .finish_non_exhaustive()
     }
 }
 
@@ -352,7 +454,7 @@ impl Suite {
         let config = config.with_clock(Clock::from(clock.clone()));
         Browser {
             manager: SessionManager::with_shared_store(self.store.clone(), config),
-            clock,
+            clock: Some(clock),
             jar: None,
         }
     }
@@ -494,8 +596,8 @@ impl Suite {
         alice.visit(|s| insert(s, "who", json!("alice"))).await;
         bob.visit(|s| insert(s, "who", json!("bob"))).await;
         assert_ne!(
-            alice.cookie(),
-            bob.cookie(),
+            alice.held(),
+            bob.held(),
             "sessions_are_distinct: cookies differ"
         );
         assert_eq!(alice.peek().await.get_value("who"), Some(json!("alice")));
@@ -538,7 +640,7 @@ impl Suite {
         }
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "role", json!("user"))).await;
-        let cookie = browser.cookie();
+        let cookie = browser.held();
         for (i, original) in cookie.char_indices() {
             for replacement in ['A', 'z', '0', '-', '_'] {
                 if replacement == original {
@@ -578,14 +680,14 @@ impl Suite {
         let saved = browser.peek().await.expires_at();
         assert_eq!(
             saved,
-            Some(browser.clock.now() + Duration::from_secs(600)),
+            Some(browser.now() + Duration::from_secs(600)),
             "deadline_round_trips: the store keeps the deadline it was given"
         );
         browser.advance(100);
         browser.visit(|_| {}).await;
         assert_eq!(
             browser.peek().await.expires_at(),
-            Some(browser.clock.now() + Duration::from_secs(600)),
+            Some(browser.now() + Duration::from_secs(600)),
             "deadline_round_trips: touch moves the stored deadline"
         );
         self.pass("deadline_round_trips");
@@ -602,14 +704,14 @@ impl Suite {
         browser.visit(|s| insert(s, "k", json!(1))).await;
         assert_eq!(
             browser.peek().await.expires_at(),
-            Some(browser.clock.now() + timeout),
+            Some(browser.now() + timeout),
             "deadline_round_trips: the deadline is the store's idle timeout after the write"
         );
         browser.advance(100);
         browser.visit(|s| insert(s, "k", json!(2))).await;
         assert_eq!(
             browser.peek().await.expires_at(),
-            Some(browser.clock.now() + timeout),
+            Some(browser.now() + timeout),
             "deadline_round_trips: a write moves the deadline"
         );
         self.pass("deadline_round_trips");
@@ -795,7 +897,7 @@ impl Suite {
     async fn regenerate(&mut self) {
         let mut browser = self.still_browser();
         let (before, _) = browser.visit(|s| insert(s, "cart", json!([1, 2]))).await;
-        let old = browser.cookie();
+        let old = browser.held();
         browser.advance(5);
         let (_, cookies) = browser
             .visit(|s| {
@@ -804,11 +906,7 @@ impl Suite {
             })
             .await;
         assert_eq!(cookies.len(), 1, "regenerate: sets the new cookie");
-        assert_ne!(
-            browser.cookie(),
-            old,
-            "regenerate: the cookie value changes"
-        );
+        assert_ne!(browser.held(), old, "regenerate: the cookie value changes");
         let after = browser.peek().await;
         assert_eq!(
             Value::Object(after.data()),
@@ -837,7 +935,7 @@ impl Suite {
     async fn invalidate(&mut self) {
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "user", json!("ada"))).await;
-        let old = browser.cookie();
+        let old = browser.held();
         let (_, cookies) = browser.visit(Session::invalidate).await;
         assert_eq!(cookies.len(), 1, "invalidate: sends one cookie");
         assert!(
@@ -853,7 +951,7 @@ impl Suite {
             })
             .await;
         assert!(
-            cookies.len() == 1 && browser.cookie() != old,
+            cookies.len() == 1 && browser.held() != old,
             "invalidate: writes after invalidate start a fresh session"
         );
         self.pass("invalidate");
@@ -875,7 +973,7 @@ impl Suite {
         }
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "user", json!("ada"))).await;
-        let old = browser.cookie();
+        let old = browser.held();
         let slow_write = browser.begin();
         let session = browser.load(&slow_write).await.expect("load");
         browser.visit(Session::invalidate).await;
@@ -904,13 +1002,13 @@ impl Suite {
         let (session, _) = browser.visit(|s| insert(s, "user", json!("victim"))).await;
         assert!(session.is_new(), "strict_mode: an unknown id is not loaded");
         assert_ne!(
-            browser.cookie(),
+            browser.held(),
             planted,
             "strict_mode: an unknown id is never adopted"
         );
 
         let name = browser.cookie_name().to_owned();
-        let now = browser.clock.now();
+        let now = browser.now();
         let record = Arc::new(Record::new(now));
         let changes = Changes::replace_all(&record);
         let cookie = SessionCookie::new(&name, planted);
@@ -939,7 +1037,7 @@ impl Suite {
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "k", json!(1))).await;
         let name = browser.cookie_name().to_owned();
-        let value = browser.cookie();
+        let value = browser.held();
         let cookie = SessionCookie::new(&name, &value);
         let first = self
             .store
@@ -1044,7 +1142,7 @@ impl Suite {
         browser
             .visit(|s| insert(s, "secret", json!("s3cr3t")))
             .await;
-        let old = browser.cookie();
+        let old = browser.held();
         let login = browser.begin();
         let session = browser.load(&login).await.expect("load");
         browser.visit(Session::invalidate).await;
@@ -1081,7 +1179,7 @@ impl Suite {
                 .with_cookie_lifetime(CookieLifetime::Persistent),
         );
         browser.visit(|s| insert(s, "user", json!("ada"))).await;
-        let old = browser.cookie();
+        let old = browser.held();
         browser.advance(30);
         let read = browser.begin();
         let session = browser.load(&read).await.expect("load");
@@ -1115,7 +1213,7 @@ impl Suite {
         let mut browser = self.still_browser();
         browser.visit(|s| insert(s, "k", json!(1))).await;
         let name = browser.cookie_name().to_owned();
-        let value = browser.cookie();
+        let value = browser.held();
         let cookie = SessionCookie::new(&name, &value);
         let stored = self
             .store
@@ -1163,7 +1261,7 @@ impl Suite {
         if self.store.user_index().is_none() {
             return self.skip(NAME, NO_USER_INDEX);
         }
-        let user = format!("user-{}", crate::SessionId::generate().as_str());
+        let user = format!("user-{}", session_core::SessionId::generate().as_str());
         let log_in = |label: &'static str| {
             let user = user.clone();
             move |s: &Session| {
@@ -1184,7 +1282,7 @@ impl Suite {
         labels.sort_unstable();
         assert_eq!(labels, ["laptop", "phone"], "{NAME}: both devices listed");
         for session in &listed {
-            for cookie in [laptop.cookie(), phone.cookie()] {
+            for cookie in [laptop.held(), phone.held()] {
                 assert!(
                     !cookie.contains(session.handle().as_str()),
                     "{NAME}: a handle gives nothing of a cookie away"
@@ -1202,7 +1300,7 @@ impl Suite {
         assert_eq!(current[0].handle(), &seen.handle().expect("a handle"));
 
         // The phone has a request in flight when the laptop logs it out.
-        let phone_cookie = phone.cookie();
+        let phone_cookie = phone.held();
         let in_flight = phone.begin();
         let phone_session = phone.load(&in_flight).await.expect("load");
         assert_eq!(
