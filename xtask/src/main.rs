@@ -3,8 +3,10 @@
 //! * `test`: makes sure what the tests need is installed (redis-server,
 //!   Chromium and its driver, Python for the aiohttp interop test), then runs
 //!   every test of the workspace.
-//! * `ci`: formatting, lints and docs with warnings denied, `cargo deny` when
-//!   installed, then `test`.
+//! * `ci`: formatting, lints and docs with warnings denied, `cargo deny`
+//!   (installed when missing), the packages of the published crates, then
+//!   `test`.
+//! * `package`: the packages of the published crates (part of `ci`).
 //! * `bench`: the benchmarks.
 //! * `fuzz --seconds N`: every fuzz target for N seconds (cargo-fuzz).
 //! * `soak --seconds N [--debug]`: the demo on Redis under load through a
@@ -18,6 +20,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod fuzz;
+mod package;
 mod prerequisites;
 mod soak;
 
@@ -28,7 +31,8 @@ usage: cargo xtask <command>
 
 commands:
   test    install what the tests need, then run every test of the workspace
-  ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny (if installed), then test
+  ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny, cargo package, then test
+  package cargo package the published crates, checking what each package holds
   bench   run the benchmarks
   fuzz    [--seconds N] run every fuzz target for N seconds (default 60), print executions
   soak    [--seconds N] [--debug] [--framework axum|actix] the demo on Redis under load through a Redis restart (default 30 s)";
@@ -39,6 +43,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
+        Some("package") => package::check(),
         Some("fuzz") => fuzz::parse_seconds(&args[1..]).and_then(fuzz::run_fuzz),
         Some("soak") => soak::Soak::parse(&args[1..]).and_then(|s| soak::run_soak(&s)),
         Some("-h" | "--help" | "help") => {
@@ -122,13 +127,9 @@ fn ci() -> Result {
     run(cargo()
         .args(["doc", "--workspace", "--no-deps", "--all-features"])
         .env("RUSTDOCFLAGS", "-D warnings"))?;
-    if prerequisites::on_path("cargo-deny") {
-        run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
-    } else {
-        eprintln!(
-            "xtask: cargo-deny is not installed; skipping `cargo deny check` (cargo install cargo-deny)"
-        );
-    }
+    prerequisites::ensure_cargo_deny()?;
+    run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
+    package::check()?;
     test(&[])
 }
 

@@ -144,3 +144,22 @@ pub(crate) fn ensure_python_env(root: &Path) -> Result<PathBuf> {
         .map_err(|e| format!("could not write {}: {e}", ready.display()))?;
     Ok(python)
 }
+
+/// The cargo-deny version `cargo xtask ci` installs when it is missing.
+const CARGO_DENY_VERSION: &str = "0.20.2";
+
+/// Installs cargo-deny from crates.io when it is missing, so that `cargo
+/// xtask ci` always checks licenses, bans and sources.
+pub(crate) fn ensure_cargo_deny() -> Result {
+    if on_path("cargo-deny") {
+        return Ok(());
+    }
+    eprintln!("xtask: cargo-deny is missing; installing it from crates.io");
+    run(crate::cargo().args([
+        "install",
+        "--locked",
+        "cargo-deny",
+        "--version",
+        CARGO_DENY_VERSION,
+    ]))
+}
