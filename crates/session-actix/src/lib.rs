@@ -61,7 +61,6 @@ use std::future::{Future, Ready, ready};
 use std::ops::Deref;
 use std::pin::Pin;
 use std::rc::Rc;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use actix_web::body::{EitherBody, MessageBody};
@@ -70,7 +69,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use pin_project_lite::pin_project;
-use session_core::{Error, RequestSession, SaveAfter, SessionManager};
+use session_core::{Error, OnError, Rejection, RequestSession, SaveAfter, SessionManager};
 
 /// The body of the 500 answered for a handler that extracts [`Session`]
 /// without a [`SessionMiddleware`].
@@ -78,20 +77,7 @@ const MISSING_MIDDLEWARE: &str = "the session middleware is missing: the handler
     session_actix::Session, but no session_actix::SessionMiddleware wraps this route";
 
 /// Turns a session error into the response sent instead of the handler's.
-#[derive(Clone)]
-struct ErrorResponse(Arc<dyn Fn(&Error) -> HttpResponse + Send + Sync>);
-
-impl ErrorResponse {
-    fn respond(&self, error: &Error) -> HttpResponse {
-        (self.0)(error)
-    }
-}
-
-impl Default for ErrorResponse {
-    fn default() -> Self {
-        ErrorResponse(Arc::new(default_error_response))
-    }
-}
+type ErrorResponse = OnError<HttpResponse>;
 
 /// A 500 that says the session failed, without details: they are logged, and
 /// may name the backend's internals.
@@ -145,7 +131,7 @@ impl SessionMiddleware {
     pub fn new(manager: SessionManager) -> Self {
         SessionMiddleware {
             manager,
-            on_error: ErrorResponse::default(),
+            on_error: OnError::new(default_error_response),
         }
     }
 
@@ -170,7 +156,7 @@ impl SessionMiddleware {
         mut self,
         respond: impl Fn(&Error) -> HttpResponse + Send + Sync + 'static,
     ) -> Self {
-        self.on_error = ErrorResponse(Arc::new(respond));
+        self.on_error = OnError::new(respond);
         self
     }
 }
@@ -427,19 +413,13 @@ impl Future for SessionFuture {
                     Poll::Pending
                 }
                 Poll::Ready(Ok(session)) => Poll::Ready(Ok(Session(session))),
-                Poll::Ready(Err(error)) => {
-                    tracing::error!(%error, "the session could not be loaded");
-                    Poll::Ready(Err(SessionRejection {
-                        kind: RejectionKind::Load { error, on_error },
-                    }))
-                }
+                Poll::Ready(Err(error)) => Poll::Ready(Err(SessionRejection(
+                    Rejection::load_failed(error, on_error),
+                ))),
             },
-            Loading::MissingMiddleware => {
-                tracing::error!("{MISSING_MIDDLEWARE}");
-                Poll::Ready(Err(SessionRejection {
-                    kind: RejectionKind::MissingMiddleware,
-                }))
-            }
+            Loading::MissingMiddleware => Poll::Ready(Err(SessionRejection(
+                Rejection::missing_layer(MISSING_MIDDLEWARE),
+            ))),
             Loading::Done => panic!("session_actix::SessionFuture polled after completion"),
         }
     }
@@ -489,73 +469,44 @@ fn load(attached: Option<Attached>, headers: &HeaderMap) -> SessionFuture {
 ///     }
 /// }
 /// ```
-pub struct SessionRejection {
-    kind: RejectionKind,
-}
-
-enum RejectionKind {
-    MissingMiddleware,
-    Load {
-        error: Error,
-        on_error: ErrorResponse,
-    },
-}
+///
+/// It dereferences to [`session_core::Rejection`], which tells the two
+/// apart ([`is_missing_layer`](Rejection::is_missing_layer),
+/// [`error`](Rejection::error)).
+pub struct SessionRejection(Rejection<ErrorResponse>);
 
 impl SessionRejection {
-    /// Whether no [`SessionMiddleware`] wraps the route: a mistake in how the
-    /// application is put together.
-    #[must_use]
-    pub fn is_missing_middleware(&self) -> bool {
-        matches!(self.kind, RejectionKind::MissingMiddleware)
-    }
-
-    /// The error that kept the session from loading, if that is what
-    /// happened.
-    #[must_use]
-    pub fn error(&self) -> Option<&Error> {
-        match &self.kind {
-            RejectionKind::MissingMiddleware => None,
-            RejectionKind::Load { error, .. } => Some(error),
-        }
-    }
-
     /// The error that kept the session from loading, if that is what
     /// happened.
     #[must_use]
     pub fn into_error(self) -> Option<Error> {
-        match self.kind {
-            RejectionKind::MissingMiddleware => None,
-            RejectionKind::Load { error, .. } => Some(error),
-        }
+        self.0.into_error()
+    }
+}
+
+impl Deref for SessionRejection {
+    type Target = Rejection<OnError<HttpResponse>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl fmt::Debug for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RejectionKind::MissingMiddleware => f.write_str("SessionRejection::MissingMiddleware"),
-            RejectionKind::Load { error, .. } => f
-                .debug_tuple("SessionRejection::Load")
-                .field(error)
-                .finish(),
-        }
+        self.0.fmt(f)
     }
 }
 
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RejectionKind::MissingMiddleware => f.write_str(MISSING_MIDDLEWARE),
-            RejectionKind::Load { error, .. } => {
-                write!(f, "the session could not be loaded: {error}")
-            }
-        }
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for SessionRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.error().map(|error| error as _)
+        self.0.source()
     }
 }
 
@@ -565,12 +516,14 @@ impl ResponseError for SessionRejection {
     }
 
     fn error_response(&self) -> HttpResponse {
-        match &self.kind {
-            RejectionKind::MissingMiddleware => HttpResponse::InternalServerError()
-                .content_type("text/plain; charset=utf-8")
-                .body(MISSING_MIDDLEWARE),
-            RejectionKind::Load { error, on_error } => on_error.respond(error),
-        }
+        self.0.respond(
+            |message| {
+                HttpResponse::InternalServerError()
+                    .content_type("text/plain; charset=utf-8")
+                    .body(message)
+            },
+            |on_error, error| on_error.respond(error),
+        )
     }
 }
 

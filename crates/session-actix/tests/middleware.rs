@@ -77,7 +77,7 @@ async fn extracting_without_the_middleware_is_a_500_that_names_it() {
         let rejection = session.unwrap_err();
         format!(
             "{} {}",
-            rejection.is_missing_middleware(),
+            rejection.is_missing_layer(),
             rejection.error().is_none()
         )
     }

@@ -61,7 +61,6 @@ use std::fmt;
 use std::future::Future;
 use std::ops::Deref;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use axum_core::extract::FromRequestParts;
@@ -70,7 +69,7 @@ use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
-use session_core::{Error, RequestSession, SaveAfter, SessionManager};
+use session_core::{Error, OnError, Rejection, RequestSession, SaveAfter, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -80,20 +79,7 @@ const MISSING_LAYER: &str = "the session layer is missing: the handler extracts 
     session_axum::Session, but no session_axum::SessionLayer wraps this route";
 
 /// Turns a session error into the response sent instead of the handler's.
-#[derive(Clone)]
-struct ErrorResponse(Arc<dyn Fn(&Error) -> Response + Send + Sync>);
-
-impl ErrorResponse {
-    fn respond(&self, error: &Error) -> Response {
-        (self.0)(error)
-    }
-}
-
-impl Default for ErrorResponse {
-    fn default() -> Self {
-        ErrorResponse(Arc::new(default_error_response))
-    }
-}
+type ErrorResponse = OnError<Response>;
 
 /// A 500 that says the session failed, without details: they are logged, and
 /// may name the backend's internals.
@@ -180,7 +166,7 @@ impl SessionLayer {
     pub fn new(manager: SessionManager) -> Self {
         SessionLayer {
             manager,
-            on_error: ErrorResponse::default(),
+            on_error: OnError::new(default_error_response),
         }
     }
 
@@ -206,7 +192,7 @@ impl SessionLayer {
         mut self,
         respond: impl Fn(&Error) -> Response + Send + Sync + 'static,
     ) -> Self {
-        self.on_error = ErrorResponse(Arc::new(respond));
+        self.on_error = OnError::new(respond);
         self
     }
 }
@@ -392,10 +378,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let Some(attached) = parts.extensions.get::<Attached>().cloned() else {
-            tracing::error!("{MISSING_LAYER}");
-            return Err(SessionRejection {
-                kind: RejectionKind::MissingLayer,
-            });
+            return Err(SessionRejection(Rejection::missing_layer(MISSING_LAYER)));
         };
         let cookies = parts
             .headers
@@ -404,15 +387,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             .map(HeaderValue::as_bytes);
         match attached.session.session(cookies).await {
             Ok(session) => Ok(Session(session)),
-            Err(error) => {
-                tracing::error!(%error, "the session could not be loaded");
-                Err(SessionRejection {
-                    kind: RejectionKind::Load {
-                        error,
-                        on_error: attached.on_error,
-                    },
-                })
-            }
+            Err(error) => Err(SessionRejection(Rejection::load_failed(
+                error,
+                attached.on_error,
+            ))),
         }
     }
 }
@@ -437,87 +415,60 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
 ///     }
 /// }
 /// ```
-pub struct SessionRejection {
-    kind: RejectionKind,
-}
-
-enum RejectionKind {
-    MissingLayer,
-    Load {
-        error: Error,
-        on_error: ErrorResponse,
-    },
-}
+///
+/// It dereferences to [`session_core::Rejection`], which tells the two
+/// apart ([`is_missing_layer`](Rejection::is_missing_layer),
+/// [`error`](Rejection::error)).
+pub struct SessionRejection(Rejection<ErrorResponse>);
 
 impl SessionRejection {
-    /// Whether no [`SessionLayer`] wraps the route: a mistake in how the
-    /// application is put together.
-    #[must_use]
-    pub fn is_missing_layer(&self) -> bool {
-        matches!(self.kind, RejectionKind::MissingLayer)
-    }
-
-    /// The error that kept the session from loading, if that is what
-    /// happened.
-    #[must_use]
-    pub fn error(&self) -> Option<&Error> {
-        match &self.kind {
-            RejectionKind::MissingLayer => None,
-            RejectionKind::Load { error, .. } => Some(error),
-        }
-    }
-
     /// The error that kept the session from loading, if that is what
     /// happened.
     #[must_use]
     pub fn into_error(self) -> Option<Error> {
-        match self.kind {
-            RejectionKind::MissingLayer => None,
-            RejectionKind::Load { error, .. } => Some(error),
-        }
+        self.0.into_error()
+    }
+}
+
+impl Deref for SessionRejection {
+    type Target = Rejection<OnError<Response>>;
+
+    fn deref(&self) -> &Self::Target {
+        &self.0
     }
 }
 
 impl fmt::Debug for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RejectionKind::MissingLayer => f.write_str("SessionRejection::MissingLayer"),
-            RejectionKind::Load { error, .. } => f
-                .debug_tuple("SessionRejection::Load")
-                .field(error)
-                .finish(),
-        }
+        self.0.fmt(f)
     }
 }
 
 impl fmt::Display for SessionRejection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.kind {
-            RejectionKind::MissingLayer => f.write_str(MISSING_LAYER),
-            RejectionKind::Load { error, .. } => {
-                write!(f, "the session could not be loaded: {error}")
-            }
-        }
+        self.0.fmt(f)
     }
 }
 
 impl std::error::Error for SessionRejection {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
-        self.error().map(|error| error as _)
+        self.0.source()
     }
 }
 
 impl IntoResponse for SessionRejection {
     fn into_response(self) -> Response {
-        match self.kind {
-            RejectionKind::MissingLayer => (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                [(CONTENT_TYPE, "text/plain; charset=utf-8")],
-                MISSING_LAYER,
-            )
-                .into_response(),
-            RejectionKind::Load { error, on_error } => on_error.respond(&error),
-        }
+        self.0.respond(
+            |message| {
+                (
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+                    message,
+                )
+                    .into_response()
+            },
+            |on_error, error| on_error.respond(error),
+        )
     }
 }
 

@@ -23,6 +23,8 @@
 //! * [`SessionManager`] and [`RequestSession`]: the request lifecycle that
 //!   adapters drive: lazy loading, expiry enforcement, saving, regeneration,
 //!   invalidation, and the `Set-Cookie` headers to send;
+//! * [`Rejection`] and [`OnError`]: why an adapter's extractor could not
+//!   give a handler its session, and how the application answers it;
 //! * [`user`]: sessions bound to a user, listed and revoked ("log out
 //!   everywhere else"), on stores that keep a user index;
 //! * [`Flash`] messages, read once on a later request;
@@ -73,6 +75,7 @@ mod flash;
 mod id;
 mod lifecycle;
 mod record;
+mod rejection;
 mod session;
 mod store;
 pub mod user;
@@ -88,6 +91,7 @@ pub use flash::{FLASH_KEY, Flash, Level};
 pub use id::{InvalidSessionId, SessionId};
 pub use lifecycle::{Finish, RequestSession, SaveAfter, SessionManager};
 pub use record::{Changes, Record};
+pub use rejection::{OnError, Rejection};
 pub use session::Session;
 pub use store::{Create, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written};
 pub use user::{SessionHandle, UserSession};
