@@ -14,6 +14,12 @@
 //! * [`RedisSentinel`]: a master, a replica and three sentinels with short
 //!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
 //!   [`wait_for_failover`](RedisSentinel::wait_for_failover);
+//! * [`PostgresServer`]: a throwaway Postgres cluster (`initdb` into a
+//!   temporary directory), run as `nobody` when the tests run as root,
+//!   which a test can [`stop`](PostgresServer::stop),
+//!   [`restart`](PostgresServer::restart), [`pause`](PostgresServer::pause)
+//!   and [`resume`](PostgresServer::resume); [`PostgresServer::shared`]
+//!   lets the tests of one process share one;
 //! * [`arbitrary`]: the [`proptest`](mod@proptest) strategies that every
 //!   crate's property tests share: arbitrary session data and hostile
 //!   cookie bytes.
@@ -21,13 +27,16 @@
 //! It never touches a system-wide Redis service (port 6379 is never picked)
 //! and does not depend on any session crate, so any test can use it. A test
 //! process killed with SIGKILL cannot stop its servers; the next process
-//! that starts one kills those orphans first ([`reap_orphans`]).
+//! that starts one kills those orphans first ([`reap_orphans`],
+//! [`reap_postgres_orphans`]).
 //!
 //! # Requirements
 //!
 //! `redis-server` >= 7.0 on `PATH`, and `redis-cli` for [`RedisCluster`]
 //! (Debian/Ubuntu: `apt-get install redis-server redis-tools`; `cargo xtask
-//! test` installs them on a fresh machine). When they are missing, the
+//! test` installs them on a fresh machine), and Postgres for
+//! [`PostgresServer`] (`apt-get install postgresql`: its binaries are found
+//! under `/usr/lib/postgresql/<version>/bin`, or on `PATH`). When they are missing, the
 //! constructors panic with a message saying so.
 //!
 //! # Blocking
@@ -55,12 +64,14 @@
 
 pub mod arbitrary;
 mod cluster;
+mod postgres;
 mod process;
 mod resp;
 mod sentinel;
 mod server;
 
 pub use cluster::RedisCluster;
+pub use postgres::{POSTGRES_USER, PostgresServer, reap_postgres_orphans};
 pub use process::reap_orphans;
 pub use resp::Reply;
 pub use sentinel::{RedisSentinel, SERVICE_NAME};
