@@ -1,0 +1,210 @@
+//! `PostgresStore` against a real Postgres server.
+
+#![cfg(feature = "postgres")]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use session_core::conformance::{self, StoreKind};
+use session_core::{Error, SessionCookie, SessionStore};
+use session_sqlx::PostgresStore;
+use session_testing::PostgresServer;
+
+use common::*;
+
+/// A migrated store on a table of its own on the shared server.
+async fn store(server: &PostgresServer) -> PostgresStore {
+    let store = PostgresStore::connect(&server.url())
+        .await
+        .expect("connect")
+        .with_table_name(&unique_table("sessions"))
+        .expect("a valid name");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance() {
+    let server = PostgresServer::shared();
+    let report = conformance::run(store(&server).await, StoreKind::ServerSide).await;
+    assert!(report.skipped().is_empty(), "{:?}", report.skipped());
+    assert!(report.passed().len() >= 24, "{:?}", report.passed());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn conformance_in_a_schema_of_its_own() {
+    let server = PostgresServer::shared();
+    let store = PostgresStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_table_name(&format!("{}.sessions", unique_table("app")))
+        .unwrap();
+    store.migrate().await.expect("migrate creates the schema");
+    let report = conformance::run(store, StoreKind::ServerSide).await;
+    assert!(report.skipped().is_empty(), "{:?}", report.skipped());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_distinct_key_writes_are_all_kept() {
+    let server = PostgresServer::shared();
+    concurrent_distinct_keys_all_survive(Arc::new(store(&server).await)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_refresh_rewrites_only_the_deadline() {
+    let server = PostgresServer::shared();
+    a_refresh_rewrites_only_the_deadline(&store(&server).await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_rows_are_cleaned_up() {
+    let server = PostgresServer::shared();
+    let store = store(&server).await;
+    expired_rows_do_not_load_and_are_cleaned_up(&store, async || {
+        store.delete_expired().await.unwrap()
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cleanup_task_runs_on_its_own() {
+    let server = PostgresServer::shared();
+    let store = store(&server).await;
+    let task = store.spawn_cleanup(Duration::from_millis(50));
+    expired_rows_do_not_load_and_are_cleaned_up(&store, async || {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        1
+    })
+    .await;
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn migrations_run_once_even_when_called_concurrently() {
+    let server = PostgresServer::shared();
+    let table = unique_table("migrated");
+    let store = PostgresStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_table_name(&table)
+        .unwrap();
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let store = store.clone();
+            tokio::spawn(async move { store.migrate().await })
+        })
+        .collect();
+    for run in runs {
+        run.await.unwrap().expect("migrate");
+    }
+    store.migrate().await.expect("and again");
+    let versions = server
+        .execute(&format!("SELECT count(*) FROM \"{table}_migrations\""))
+        .unwrap();
+    assert_eq!(versions, "1");
+    let index = server
+        .execute(&format!(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = '{table}_expires_at'"
+        ))
+        .unwrap();
+    assert!(index.contains("(expires_at)"), "{index}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_is_created_before_migrate() {
+    let server = PostgresServer::shared();
+    let table = unique_table("unmigrated");
+    let store = PostgresStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_table_name(&table)
+        .unwrap();
+    let load = store
+        .load(SessionCookie::new(COOKIE, &"A".repeat(32)))
+        .await;
+    assert!(matches!(load, Err(Error::Store(_))), "{load:?}");
+    let exists = server
+        .execute(&format!("SELECT to_regclass('\"{table}\"') IS NULL"))
+        .unwrap();
+    assert_eq!(exists, "t");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_are_readable_in_sql() {
+    let server = PostgresServer::shared();
+    let table = unique_table("readable");
+    let store = PostgresStore::connect(&server.url())
+        .await
+        .unwrap()
+        .with_table_name(&table)
+        .unwrap();
+    store.migrate().await.unwrap();
+    let id = create(&store, json!({"user": "ada", "n": 0.1, "s": "\u{0}"})).await;
+    let user = server
+        .execute(&format!(
+            "SELECT (data->>'user')::jsonb #>> '{{}}' FROM \"{table}\" WHERE id = '{id}'"
+        ))
+        .unwrap();
+    assert_eq!(user, "ada");
+    assert_eq!(
+        data(&store, &id).await,
+        Some(json!({"user": "ada", "n": 0.1, "s": "\u{0}"}))
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn debug_shows_neither_password_nor_ids() {
+    let store = PostgresStore::connect("postgres://app:hunter2@127.0.0.1:1/app")
+        .await
+        .unwrap();
+    let debug = format!("{store:?}");
+    assert!(!debug.contains("hunter2"), "{debug}");
+    assert!(debug.contains("sessions"), "{debug}");
+}
+
+/// With the server down, or frozen, operations fail within the timeout;
+/// once it is back, the same store works again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_fails_fast_and_recovers() {
+    let mut server = PostgresServer::start();
+    let store = store(&server)
+        .await
+        .with_timeout(Duration::from_millis(1500));
+    let id = create(&store, json!({"a": 1})).await;
+
+    server.pause();
+    let started = Instant::now();
+    let load = store.load(SessionCookie::new(COOKIE, &id)).await;
+    assert!(matches!(load, Err(Error::Store(_))), "{load:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.resume();
+    assert_eq!(data(&store, &id).await, Some(json!({"a": 1})));
+
+    server.stop();
+    let started = Instant::now();
+    let load = store.load(SessionCookie::new(COOKIE, &id)).await;
+    assert!(matches!(load, Err(Error::Store(_))), "{load:?}");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    server.restart();
+    let mut recovered = None;
+    for _ in 0..20 {
+        match store.load(SessionCookie::new(COOKIE, &id)).await {
+            Ok(record) => {
+                recovered = record;
+                break;
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let recovered = recovered.expect("the store recovers without a restart");
+    assert_eq!(recovered.data["a"], json!(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_manager_round_trips() {
+    let server = PostgresServer::shared();
+    a_manager_round_trip(store(&server).await).await;
+}
