@@ -680,9 +680,42 @@ async fn redis_backend() -> Backend {
     Backend::server_side(store).keeping_alive(redis)
 }
 
+/// A Postgres store on a table of its own on the Postgres server that the
+/// tests of this process share (stopped when the last one ends).
+async fn postgres_backend() -> Backend {
+    let postgres = session_testing::PostgresServer::shared();
+    let store = session_sqlx::PostgresStore::connect(&postgres.url())
+        .await
+        .expect("a Postgres URL")
+        .with_table_name(&unique_table())
+        .expect("a valid table name");
+    store.migrate().await.expect("migrate the test table");
+    Backend::server_side(store).keeping_alive(postgres)
+}
+
+/// A SQLite store on a file of its own, removed with the backend.
+async fn sqlite_backend() -> Backend {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = session_sqlx::SqliteStore::connect(&url)
+        .await
+        .expect("open the test database");
+    store.migrate().await.expect("migrate the test database");
+    Backend::server_side(store).keeping_alive(dir)
+}
+
+/// A table name that no other test of this process uses.
+fn unique_table() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("sessions_{}_{n}", std::process::id())
+}
+
 behaviour_suite! {
     memory => Backend::server_side(MemoryStore::new()),
     simple_cookie => Backend::cookie(SimpleCookieStore::new()),
     encrypted_cookie => Backend::cookie(encrypted_cookie_store()),
     redis => redis_backend().await,
+    postgres => postgres_backend().await,
+    sqlite => sqlite_backend().await,
 }
