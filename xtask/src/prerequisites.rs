@@ -60,7 +60,7 @@ fn installed(tool: &Tool) -> bool {
     on_path(tool.binary)
 }
 
-fn postgres_installed() -> bool {
+pub(crate) fn postgres_installed() -> bool {
     std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
         versions
             .flatten()

@@ -377,14 +377,14 @@ impl PostgresServer {
     /// open and nothing answers, as with a hung host. Undo with
     /// [`resume`](Self::resume).
     pub fn pause(&self) {
-        for pid in self.processes() {
+        for pid in self.pids() {
             signal(pid, "-STOP");
         }
     }
 
     /// Lets the processes [`pause`](Self::pause) froze run again.
     pub fn resume(&self) {
-        for pid in self.processes() {
+        for pid in self.pids() {
             signal(pid, "-CONT");
         }
     }
@@ -405,9 +405,11 @@ impl PostgresServer {
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
-    /// The processes of this server: all of them work in its data
-    /// directory.
-    fn processes(&self) -> Vec<u32> {
+    /// The pids of this server's processes: the postmaster and the
+    /// backends of the connections open now (all of them work in its data
+    /// directory), e.g. to pin them to a core or to measure their CPU time.
+    #[must_use]
+    pub fn pids(&self) -> Vec<u32> {
         let data = self.data();
         processes_in(|cwd| cwd == data)
     }
@@ -433,7 +435,7 @@ impl PostgresServer {
 
     /// Kills every process of the server with SIGKILL.
     fn kill_all(&mut self) {
-        for pid in self.processes() {
+        for pid in self.pids() {
             signal(pid, "-KILL");
         }
         if let Some(mut child) = self.child.take() {
