@@ -9,6 +9,7 @@ use session_core::{
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
+use crate::batch::Loads;
 use crate::codec::{self, Delta, Meta, millis};
 use crate::migrate::{self, Dialect};
 use crate::table::{InvalidTableName, Table};
@@ -44,12 +45,15 @@ pub struct PostgresStore {
     pool: PgPool,
     table: Table,
     sql: Arc<Sql>,
+    /// Loads waiting at the same time go as one query.
+    loads: Arc<Loads>,
     timeout: Duration,
 }
 
 /// The statements, built once for the table.
 struct Sql {
-    load: String,
+    /// Loads many ids: see [`Loads`].
+    load_many: String,
     create: String,
     update: String,
     refresh: String,
@@ -69,9 +73,9 @@ impl Sql {
         let t = table.sessions();
         let live = "(expires_at IS NULL OR expires_at > $8)";
         Sql {
-            load: format!(
-                "SELECT data::text, created, expires_at, expiry FROM {t} \
-                 WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)"
+            load_many: format!(
+                "SELECT id, data::text, created, expires_at, expiry FROM {t} \
+                 WHERE id = ANY($1) AND (expires_at IS NULL OR expires_at > $2)"
             ),
             create: format!(
                 "INSERT INTO {t} (id, data, created, expires_at, expiry) \
@@ -109,9 +113,11 @@ impl PostgresStore {
     #[must_use]
     pub fn new(pool: PgPool) -> Self {
         let table = Table::parse(crate::DEFAULT_TABLE).expect("the default table name is valid");
+        let sql = Sql::new(&table);
         PostgresStore {
             pool,
-            sql: Arc::new(Sql::new(&table)),
+            loads: Arc::new(Loads::new(sql.load_many.clone())),
+            sql: Arc::new(sql),
             table,
             timeout: DEFAULT_TIMEOUT,
         }
@@ -142,7 +148,9 @@ impl PostgresStore {
     /// When `name` is not a plain identifier, or two.
     pub fn with_table_name(mut self, name: &str) -> Result<Self, InvalidTableName> {
         self.table = Table::parse(name)?;
-        self.sql = Arc::new(Sql::new(&self.table));
+        let sql = Sql::new(&self.table);
+        self.loads = Arc::new(Loads::new(sql.load_many.clone()));
+        self.sql = Arc::new(sql);
         Ok(self)
     }
 
@@ -268,11 +276,8 @@ impl SessionStore for PostgresStore {
         let Ok(id) = cookie.value.parse::<SessionId>() else {
             return Ok(None);
         };
-        let query = sqlx::query_as::<_, (String, i64, Option<i64>, Option<String>)>(&self.sql.load)
-            .bind(id.as_str())
-            .bind(millis(SystemTime::now()))
-            .fetch_optional(&self.pool);
-        let Some((data, created, expires_at, expiry)) = timed(self.timeout, query).await? else {
+        let row = self.loads.load(&self.pool, id.as_str(), self.timeout);
+        let Some((data, created, expires_at, expiry)) = row.await? else {
             return Ok(None);
         };
         let record = codec::decode(&data, created, expires_at, expiry.as_deref());

@@ -208,3 +208,31 @@ async fn a_manager_round_trips() {
     let server = PostgresServer::shared();
     a_manager_round_trip(store(&server).await).await;
 }
+
+/// Many loads at once (which the store sends together): each gets its own
+/// session, the same id twice gets it twice, and unknown or expired ids get
+/// none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_loads_each_get_their_own_session() {
+    let server = PostgresServer::shared();
+    let store = Arc::new(store(&server).await);
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push((
+            create(&*store, json!({ "i": i })).await,
+            Some(json!({ "i": i })),
+        ));
+    }
+    ids.push(("A".repeat(32), None));
+    ids.push((ids[0].0.clone(), ids[0].1.clone()));
+    let mut tasks = Vec::new();
+    for (id, expected) in ids.clone().into_iter().chain(ids) {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            assert_eq!(data(&*store, &id).await, expected);
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+}
