@@ -474,7 +474,8 @@ fn signal(pid: u32, signal: &str) {
         .status();
 }
 
-/// The pids whose working directory satisfies `matches`.
+/// The pids of the `postgres` processes whose working directory satisfies
+/// `matches`.
 fn processes_in(mut matches: impl FnMut(&Path) -> bool) -> Vec<u32> {
     let Ok(entries) = fs::read_dir("/proc") else {
         return Vec::new();
@@ -483,6 +484,10 @@ fn processes_in(mut matches: impl FnMut(&Path) -> bool) -> Vec<u32> {
         .flatten()
         .filter_map(|entry| {
             let pid = entry.file_name().to_str()?.parse::<u32>().ok()?;
+            let exe = fs::read_link(entry.path().join("exe")).ok()?;
+            if exe.file_name()? != "postgres" {
+                return None;
+            }
             let cwd = fs::read_link(entry.path().join("cwd")).ok()?;
             matches(&cwd).then_some(pid)
         })
