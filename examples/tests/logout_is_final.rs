@@ -1,7 +1,7 @@
 //! "After a logout is answered, no request can bring the session or its data
 //! back", over real HTTP: the demo app on a real socket, on both frameworks,
 //! on every server-side store (memory, Redis's hash layout, Redis's aiohttp
-//! layout), with requests that race a logout by holding their body back
+//! layout, Postgres, SQLite), with requests that race a logout by holding their body back
 //! until the logout has been answered.
 //!
 //! A held request is written by hand on a TCP connection: its head goes out
@@ -34,12 +34,15 @@ const COOKIE: &str = "session";
 struct Backend {
     store: Arc<dyn SessionStore>,
     _redis: Option<session_testing::RedisServer>,
+    /// A Postgres server or a SQLite file's directory.
+    _database: Option<Box<dyn std::any::Any + Send>>,
 }
 
 fn memory() -> Backend {
     Backend {
         store: Arc::new(MemoryStore::new()),
         _redis: None,
+        _database: None,
     }
 }
 
@@ -53,6 +56,42 @@ async fn redis(layout: session_redis::RedisLayout) -> Backend {
     Backend {
         store: Arc::new(store),
         _redis: Some(redis),
+        _database: None,
+    }
+}
+
+async fn postgres() -> Backend {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let postgres = session_testing::PostgresServer::shared();
+    let table = format!(
+        "logout_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let store = session_sqlx::PostgresStore::connect(&postgres.url())
+        .await
+        .expect("a Postgres URL")
+        .with_table_name(&table)
+        .expect("a valid table name");
+    store.migrate().await.expect("migrate");
+    Backend {
+        store: Arc::new(store),
+        _redis: None,
+        _database: Some(Box::new(postgres)),
+    }
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = session_sqlx::SqliteStore::connect(&url)
+        .await
+        .expect("open the test database");
+    store.migrate().await.expect("migrate");
+    Backend {
+        store: Arc::new(store),
+        _redis: None,
+        _database: Some(Box::new(dir)),
     }
 }
 
@@ -482,6 +521,20 @@ races! {
         a_sessions_own_expiry_never_outlives_the_absolute_timeout,
     ]
     redis_hash => redis_hash().await; [
+        a_login_held_back_during_a_logout_brings_nothing_back,
+        a_write_held_back_during_a_logout_brings_nothing_back,
+        a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        regenerating_never_restarts_the_absolute_timeout,
+        a_sessions_own_expiry_never_outlives_the_absolute_timeout,
+    ]
+    postgres => postgres().await; [
+        a_login_held_back_during_a_logout_brings_nothing_back,
+        a_write_held_back_during_a_logout_brings_nothing_back,
+        a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        regenerating_never_restarts_the_absolute_timeout,
+        a_sessions_own_expiry_never_outlives_the_absolute_timeout,
+    ]
+    sqlite => sqlite().await; [
         a_login_held_back_during_a_logout_brings_nothing_back,
         a_write_held_back_during_a_logout_brings_nothing_back,
         a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
