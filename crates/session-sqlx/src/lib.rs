@@ -79,12 +79,7 @@
 //!
 //! * **load**: `SELECT ... WHERE id = $1 AND (expires_at IS NULL OR
 //!   expires_at > $now)`: an expired row never loads, whether or not the
-//!   cleanup has run (and the core checks the record's deadline again). On
-//!   Postgres, loads that wait at the same time go as one `SELECT ... WHERE
-//!   id = ANY($1) AND ...` (group commit: one query in flight per store,
-//!   and what queues meanwhile goes in the next), which saves the
-//!   application and the database a statement's overhead per load under
-//!   load; an idle store sends a load at once.
+//!   cleanup has run (and the core checks the record's deadline again).
 //! * **create**: `INSERT ... ON CONFLICT (id) DO NOTHING`: never overwrites;
 //!   another id is drawn if one was taken.
 //! * **update** applies the request's delta to the row as it is when the
@@ -109,6 +104,16 @@
 //!       created = ?4, expires_at = ?5, expiry = ?6
 //!   WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?7)
 //!   ```
+//!
+//!   On Postgres, the updates that wait at the same time go as one
+//!   `UPDATE ... FROM jsonb_to_recordset($1)` that applies each row's own
+//!   delta the same way (never two updates of one session in one
+//!   statement; rows locked in id order, so that the statements of several
+//!   processes cannot deadlock), and so do loads, as one `SELECT ... WHERE
+//!   id = ANY($1)`: group commit, one statement of each in flight per
+//!   store, and what queues meanwhile goes in the next. A busy application
+//!   then pays one statement's overhead (in sqlx and in Postgres) for many
+//!   requests; an idle store sends each request at once.
 //! * **refresh** (a rolling refresh): `SET expires_at = $2` on the same
 //!   condition: only the deadline is rewritten.
 //! * **regenerate**: `UPDATE ... SET id = $new, <the delta> WHERE id = $old

@@ -9,7 +9,7 @@ use session_core::{
 };
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
-use crate::batch::Loads;
+use crate::batch::{Batcher, Loads, Updates};
 use crate::codec::{self, Delta, Meta, millis};
 use crate::migrate::{self, Dialect};
 use crate::table::{InvalidTableName, Table};
@@ -45,8 +45,10 @@ pub struct PostgresStore {
     pool: PgPool,
     table: Table,
     sql: Arc<Sql>,
-    /// Loads waiting at the same time go as one query.
-    loads: Arc<Loads>,
+    /// Loads waiting at the same time go as one statement.
+    loads: Arc<Batcher<Loads>>,
+    /// So do updates.
+    updates: Arc<Batcher<Updates>>,
     timeout: Duration,
 }
 
@@ -55,14 +57,28 @@ struct Sql {
     /// Loads many ids: see [`Loads`].
     load_many: String,
     create: String,
-    update: String,
+    /// Updates many sessions: see [`Updates`].
+    update_many: String,
     refresh: String,
     regenerate: String,
     delete: String,
     delete_expired: String,
 }
 
-/// What an update and a regenerate set the row's `data` to: the delta
+/// One update's row of the batched update's recordset.
+#[derive(serde::Serialize)]
+struct UpdateRow<'a> {
+    id: &'a str,
+    cleared: bool,
+    removed: &'a [&'a str],
+    written: &'a std::collections::BTreeMap<&'a str, String>,
+    created: i64,
+    expires_at: Option<i64>,
+    expiry: Option<&'a str>,
+    now: i64,
+}
+
+/// What a regenerate sets the row's `data` to: the delta
 /// applied to the row as it is when the statement runs (`$2` cleared,
 /// `$3` the keys to delete, `$4` the keys to write).
 const DELTA: &str = "data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data - $3::text[] END) || $4::jsonb, \
@@ -81,7 +97,24 @@ impl Sql {
                 "INSERT INTO {t} (id, data, created, expires_at, expiry) \
                  VALUES ($1, $2::jsonb, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
             ),
-            update: format!("UPDATE {t} SET {DELTA} WHERE id = $1 AND {live}"),
+            update_many: format!(
+                "WITH u AS MATERIALIZED (\
+                     SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(\
+                         id text, cleared boolean, removed text[], written jsonb, \
+                         created bigint, expires_at bigint, expiry text, now bigint)\
+                 ), locked AS MATERIALIZED (\
+                     SELECT s.id FROM {t} AS s JOIN u ON s.id = u.id \
+                     WHERE s.expires_at IS NULL OR s.expires_at > u.now \
+                     ORDER BY s.id FOR UPDATE OF s\
+                 ) \
+                 UPDATE {t} AS s SET \
+                     data = (CASE WHEN u.cleared THEN '{{}}'::jsonb ELSE s.data - u.removed END) \
+                         || u.written, \
+                     created = u.created, expires_at = u.expires_at, expiry = u.expiry \
+                 FROM u JOIN locked ON locked.id = u.id \
+                 WHERE s.id = u.id AND (s.expires_at IS NULL OR s.expires_at > u.now) \
+                 RETURNING s.id"
+            ),
             refresh: format!(
                 "UPDATE {t} SET expires_at = $2 \
                  WHERE id = $1 AND (expires_at IS NULL OR expires_at > $3)"
@@ -116,7 +149,12 @@ impl PostgresStore {
         let sql = Sql::new(&table);
         PostgresStore {
             pool,
-            loads: Arc::new(Loads::new(sql.load_many.clone())),
+            loads: Arc::new(Batcher::new(Loads {
+                sql: sql.load_many.clone(),
+            })),
+            updates: Arc::new(Batcher::new(Updates {
+                sql: sql.update_many.clone(),
+            })),
             sql: Arc::new(sql),
             table,
             timeout: DEFAULT_TIMEOUT,
@@ -149,7 +187,12 @@ impl PostgresStore {
     pub fn with_table_name(mut self, name: &str) -> Result<Self, InvalidTableName> {
         self.table = Table::parse(name)?;
         let sql = Sql::new(&self.table);
-        self.loads = Arc::new(Loads::new(sql.load_many.clone()));
+        self.loads = Arc::new(Batcher::new(Loads {
+            sql: sql.load_many.clone(),
+        }));
+        self.updates = Arc::new(Batcher::new(Updates {
+            sql: sql.update_many.clone(),
+        }));
         self.sql = Arc::new(sql);
         Ok(self)
     }
@@ -276,7 +319,7 @@ impl SessionStore for PostgresStore {
         let Ok(id) = cookie.value.parse::<SessionId>() else {
             return Ok(None);
         };
-        let row = self.loads.load(&self.pool, id.as_str(), self.timeout);
+        let row = self.loads.call(&self.pool, id.as_str(), (), self.timeout);
         let Some((data, created, expires_at, expiry)) = row.await? else {
             return Ok(None);
         };
@@ -312,11 +355,26 @@ impl SessionStore for PostgresStore {
     }
 
     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
+        let Ok(id) = update.cookie.value.parse::<SessionId>() else {
+            return Ok(Written::Gone);
+        };
         let delta = Delta::of(update.record, update.changes)?;
-        let sql = &self.sql.update;
-        let rows = self
-            .apply(sql, update.cookie, update.record, &delta, update.now, None)
-            .await?;
+        let meta = Meta::of(update.record)?;
+        let row = serde_json::to_string(&UpdateRow {
+            id: id.as_str(),
+            cleared: delta.cleared,
+            removed: &delta.removed,
+            written: &delta.written,
+            created: meta.created,
+            expires_at: meta.expires_at,
+            expiry: meta.expiry.as_deref(),
+            now: millis(update.now),
+        })
+        .map_err(Error::Value)?;
+        let updates = self
+            .updates
+            .call(&self.pool, id.as_str(), row, self.timeout);
+        let rows = u64::from(updates.await?);
         Ok(crate::written(rows, update.cookie.value))
     }
 

@@ -17,10 +17,15 @@ use common::*;
 
 /// A migrated store on a table of its own on the shared server.
 async fn store(server: &PostgresServer) -> PostgresStore {
+    store_on(server, &unique_table("sessions")).await
+}
+
+/// A migrated store on `table`.
+async fn store_on(server: &PostgresServer, table: &str) -> PostgresStore {
     let store = PostgresStore::connect(&server.url())
         .await
         .expect("connect")
-        .with_table_name(&unique_table("sessions"))
+        .with_table_name(table)
         .expect("a valid name");
     store.migrate().await.expect("migrate");
     store
@@ -234,5 +239,47 @@ async fn concurrent_loads_each_get_their_own_session() {
     }
     for task in tasks {
         task.await.unwrap();
+    }
+}
+
+/// Two processes' stores (each batching its own updates) write distinct
+/// keys of the same sessions at once, in opposite orders: every key is
+/// kept, and their batches, which lock the same rows, never deadlock.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_updates_from_two_processes_all_survive() {
+    const SESSIONS: usize = 20;
+    const KEYS: usize = 6;
+    let server = PostgresServer::shared();
+    let table = unique_table("two_processes");
+    let first = Arc::new(store_on(&server, &table).await);
+    let second = Arc::new(store_on(&server, &table).await);
+    let mut ids = Vec::new();
+    for _ in 0..SESSIONS {
+        ids.push(create(&*first, json!({})).await);
+    }
+    let mut tasks = Vec::new();
+    for key in 0..KEYS {
+        for n in 0..SESSIONS {
+            let (store, id) = if key % 2 == 0 {
+                (first.clone(), ids[n].clone())
+            } else {
+                (second.clone(), ids[SESSIONS - 1 - n].clone())
+            };
+            tasks.push(tokio::spawn(async move {
+                write_key(&*store, &id, &format!("k{key}"), json!(key)).await
+            }));
+        }
+    }
+    for task in tasks {
+        assert!(matches!(
+            task.await.unwrap(),
+            session_core::Written::Cookie(_)
+        ));
+    }
+    for id in &ids {
+        let Some(serde_json::Value::Object(map)) = data(&*first, id).await else {
+            panic!("a session is gone")
+        };
+        assert_eq!(map.len(), KEYS, "{map:?}");
     }
 }
