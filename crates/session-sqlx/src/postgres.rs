@@ -65,6 +65,17 @@ struct Sql {
     delete_expired: String,
 }
 
+/// Fails when a session key holds U+0000, which Postgres's `jsonb` and
+/// `text` refuse.
+fn check_keys<'a>(mut keys: impl Iterator<Item = &'a str>) -> Result<(), Error> {
+    if keys.any(|key| key.contains('\0')) {
+        return Err(Error::store(
+            "Postgres cannot store a session key that contains U+0000",
+        ));
+    }
+    Ok(())
+}
+
 /// One update's row of the batched update's recordset.
 #[derive(serde::Serialize)]
 struct UpdateRow<'a> {
@@ -81,7 +92,8 @@ struct UpdateRow<'a> {
 /// What a regenerate sets the row's `data` to: the delta
 /// applied to the row as it is when the statement runs (`$2` cleared,
 /// `$3` the keys to delete, `$4` the keys to write).
-const DELTA: &str = "data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data - $3::text[] END) || $4::jsonb, \
+const DELTA: &str = "data = (CASE WHEN $2 OR jsonb_typeof(data) <> 'object' THEN '{}'::jsonb \
+     ELSE data - $3::text[] END) || $4::jsonb, \
      created = $5, expires_at = $6, expiry = $7";
 
 impl Sql {
@@ -108,7 +120,8 @@ impl Sql {
                      ORDER BY s.id FOR UPDATE OF s\
                  ) \
                  UPDATE {t} AS s SET \
-                     data = (CASE WHEN u.cleared THEN '{{}}'::jsonb ELSE s.data - u.removed END) \
+                     data = (CASE WHEN u.cleared OR jsonb_typeof(s.data) <> 'object' \
+                         THEN '{{}}'::jsonb ELSE s.data - u.removed END) \
                          || u.written, \
                      created = u.created, expires_at = u.expires_at, expiry = u.expiry \
                  FROM u JOIN locked ON locked.id = u.id \
@@ -335,6 +348,7 @@ impl SessionStore for PostgresStore {
     }
 
     async fn create(&self, create: Create<'_>) -> Result<String, Error> {
+        check_keys(create.record.data.keys().map(String::as_str))?;
         let data = codec::encode_all(create.record)?;
         let meta = Meta::of(create.record)?;
         for _ in 0..MAX_ID_ATTEMPTS {
@@ -359,6 +373,9 @@ impl SessionStore for PostgresStore {
             return Ok(Written::Gone);
         };
         let delta = Delta::of(update.record, update.changes)?;
+        // Checked here, so that a key Postgres refuses fails its own request
+        // and not the batch it would join.
+        check_keys(delta.removed.iter().chain(delta.written.keys()).copied())?;
         let meta = Meta::of(update.record)?;
         let row = serde_json::to_string(&UpdateRow {
             id: id.as_str(),
@@ -393,6 +410,7 @@ impl SessionStore for PostgresStore {
 
     async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
         let delta = Delta::of(regenerate.record, regenerate.changes)?;
+        check_keys(delta.removed.iter().chain(delta.written.keys()).copied())?;
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = SessionId::generate().into_string();
             let rows = self.apply(

@@ -283,3 +283,77 @@ async fn batched_updates_from_two_processes_all_survive() {
         assert_eq!(map.len(), KEYS, "{map:?}");
     }
 }
+
+/// A key Postgres refuses (U+0000) fails its own write only, not the
+/// writes batched with it; a value may hold U+0000.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_postgres_refuses_fails_alone() {
+    let server = PostgresServer::shared();
+    let store = Arc::new(store(&server).await);
+    let id = create(&*store, json!({})).await;
+    let mut tasks = Vec::new();
+    for i in 0..20 {
+        let (store, id) = (store.clone(), id.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut record = session_core::Record::clone(&record(json!({})));
+            let key = if i == 7 {
+                "bad\u{0}key".to_owned()
+            } else {
+                format!("k{i}")
+            };
+            record.data.insert(key.clone(), json!("v\u{0}"));
+            let record = Arc::new(record);
+            let mut changes = session_core::Changes::default();
+            changes.record_write(&key);
+            store
+                .update(session_core::Update::new(
+                    SessionCookie::new(COOKIE, &id),
+                    &record,
+                    &changes,
+                    std::time::SystemTime::now(),
+                ))
+                .await
+        }));
+    }
+    for (i, task) in tasks.into_iter().enumerate() {
+        let written = task.await.unwrap();
+        if i == 7 {
+            assert!(matches!(written, Err(Error::Store(_))), "{written:?}");
+        } else {
+            assert!(
+                matches!(written, Ok(session_core::Written::Cookie(_))),
+                "{written:?}"
+            );
+        }
+    }
+    let Some(serde_json::Value::Object(map)) = data(&*store, &id).await else {
+        panic!("the session is gone")
+    };
+    assert_eq!(map.len(), 19);
+    assert_eq!(map["k0"], json!("v\u{0}"));
+}
+
+/// A row whose data is not an object (written by hand) does not fail the
+/// writes batched with it: a write replaces it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_row_written_by_hand_is_replaced_by_a_write() {
+    let server = PostgresServer::shared();
+    let table = unique_table("by_hand");
+    let store = store_on(&server, &table).await;
+    let id = create(&store, json!({"a": 1})).await;
+    server
+        .execute(&format!(
+            "UPDATE \"{table}\" SET data = '[1, 2]'::jsonb WHERE id = '{id}'"
+        ))
+        .unwrap();
+    assert_eq!(
+        data(&store, &id).await,
+        None,
+        "a malformed row does not load"
+    );
+    assert!(matches!(
+        write_key(&store, &id, "b", json!(2)).await,
+        session_core::Written::Cookie(_)
+    ));
+    assert_eq!(data(&store, &id).await, Some(json!({"b": 2})));
+}
