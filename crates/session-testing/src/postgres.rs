@@ -92,7 +92,8 @@ fn unprivileged_user() -> Result<Option<(u32, u32)>, String> {
 /// until the next process that starts one ([`reap_postgres_orphans`]).
 ///
 /// Postgres refuses to run as root: when the tests run as root, the
-/// cluster belongs to `nobody` and runs as that user.
+/// cluster belongs to `nobody` and runs as that user (so the temporary
+/// directory, `TMPDIR` or `/tmp`, must be reachable by `nobody`).
 ///
 /// Durability is off (`fsync`, `synchronous_commit`, `full_page_writes`):
 /// a test server never needs to survive a power cut, and starts faster.
