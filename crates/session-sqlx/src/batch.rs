@@ -214,7 +214,10 @@ async fn within<T>(
 ) -> Result<T, Arc<sqlx::Error>> {
     match tokio::time::timeout(timeout, query).await {
         Ok(result) => result.map_err(Arc::new),
-        Err(_) => Err(Arc::new(sqlx::Error::PoolTimedOut)),
+        Err(_) => Err(Arc::new(sqlx::Error::Io(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("the database did not answer within {timeout:?}"),
+        )))),
     }
 }
 
