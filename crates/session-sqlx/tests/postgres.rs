@@ -357,3 +357,9 @@ async fn a_row_written_by_hand_is_replaced_by_a_write() {
     ));
     assert_eq!(data(&store, &id).await, Some(json!({"b": 2})));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_keys_are_written_and_removed_as_plain_keys() {
+    let server = PostgresServer::shared();
+    odd_keys_are_plain_keys(&store(&server).await).await;
+}

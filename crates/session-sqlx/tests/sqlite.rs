@@ -131,3 +131,9 @@ async fn a_manager_round_trips() {
     let (store, _dir) = store().await;
     a_manager_round_trip(store).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn odd_keys_are_written_and_removed_as_plain_keys() {
+    let (store, _dir) = store().await;
+    odd_keys_are_plain_keys(&store).await;
+}

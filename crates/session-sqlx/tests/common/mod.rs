@@ -185,3 +185,48 @@ pub async fn a_manager_round_trip(store: impl SessionStore) {
         .unwrap();
     assert_eq!(user.as_deref(), Some("ada"));
 }
+
+/// Keys that look like JSON paths, quotes and escapes are written and
+/// removed as plain keys.
+pub async fn odd_keys_are_plain_keys(store: &dyn SessionStore) {
+    const KEYS: [&str; 9] = [
+        "a.b",
+        "$.x",
+        "$",
+        "q\"uote",
+        "back\\slash",
+        "[0]",
+        "  ",
+        "ключ",
+        "null",
+    ];
+    let id = create(store, json!({"keep": true})).await;
+    for (i, key) in KEYS.iter().enumerate() {
+        assert!(matches!(
+            write_key(store, &id, key, json!({ "i": i, "nested": {"k": null} })).await,
+            Written::Cookie(_)
+        ));
+    }
+    let Some(Value::Object(map)) = data(store, &id).await else {
+        panic!("the session is gone")
+    };
+    assert_eq!(map.len(), KEYS.len() + 1, "{map:?}");
+    assert_eq!(map["q\"uote"], json!({ "i": 3, "nested": {"k": null} }));
+    // Remove every odd key in one delta.
+    let record = record(json!({}));
+    let mut changes = Changes::default();
+    for key in KEYS {
+        changes.record_remove(key);
+    }
+    let written = store
+        .update(Update::new(
+            SessionCookie::new(COOKIE, &id),
+            &record,
+            &changes,
+            SystemTime::now(),
+        ))
+        .await
+        .expect("update");
+    assert!(matches!(written, Written::Cookie(_)));
+    assert_eq!(data(store, &id).await, Some(json!({"keep": true})));
+}
