@@ -18,7 +18,7 @@ use std::sync::mpsc;
 use std::thread::{self, JoinHandle};
 use std::time::Duration;
 
-use session_testing::{RedisServer, Reply};
+use session_testing::{PostgresServer, RedisServer, Reply};
 
 use crate::cpu;
 use crate::load::{self, LoadConfig};
@@ -77,7 +77,8 @@ pub struct Figures {
     pub server_cpu_share: f64,
     /// Load generator CPU time per request, microseconds.
     pub client_cpu_us: f64,
-    /// What Redis did, when the server uses it.
+    /// What the store's server did: Redis (calls and CPU), or Postgres
+    /// (CPU only, no calls), when the server uses one.
     pub redis: Option<RedisFigures>,
 }
 
@@ -129,6 +130,15 @@ pub fn run(options: &Options) -> Result<Vec<Cell>, String> {
     } else {
         None
     };
+    let postgres = if options.servers.iter().any(|s| s.needs_postgres()) {
+        Some(start_postgres(options.pin)?)
+    } else {
+        None
+    };
+    let stores = Stores {
+        redis: redis.as_ref(),
+        postgres: postgres.as_ref(),
+    };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -141,10 +151,9 @@ pub fn run(options: &Options) -> Result<Vec<Cell>, String> {
         order.rotate_left(shift);
         for &scenario in &options.scenarios {
             for &server in &order {
-                let outcome =
-                    ServerProcess::start(server, options, redis.as_ref()).and_then(|process| {
-                        runtime.block_on(measure(&process, options, scenario, redis.as_ref()))
-                    });
+                let outcome = ServerProcess::start(server, options, stores).and_then(|process| {
+                    runtime.block_on(measure(&process, options, scenario, stores))
+                });
                 let cell = Cell {
                     server,
                     scenario,
@@ -199,6 +208,45 @@ pub fn start_redis(pin: bool) -> Result<RedisServer, String> {
         cpu::pin(pid as u32, cpu::LOAD_CORE).map_err(|e| e.to_string())?;
     }
     Ok(redis)
+}
+
+/// The Postgres cluster all Postgres-backed servers share (each migrates
+/// its tables when it starts), its postmaster pinned to
+/// [`cpu::LOAD_CORE`] when `pin`: the backends it forks for connections
+/// inherit the pinning.
+///
+/// # Errors
+///
+/// When Postgres does not start, or cannot be pinned.
+pub fn start_postgres(pin: bool) -> Result<PostgresServer, String> {
+    let postgres = std::panic::catch_unwind(PostgresServer::start)
+        .map_err(|_| "could not start Postgres (see the message above)".to_owned())?;
+    if pin {
+        for pid in postgres.pids() {
+            cpu::pin(pid, cpu::LOAD_CORE).map_err(|e| e.to_string())?;
+        }
+    }
+    Ok(postgres)
+}
+
+/// The store servers of a run.
+#[derive(Clone, Copy)]
+struct Stores<'a> {
+    redis: Option<&'a RedisServer>,
+    postgres: Option<&'a PostgresServer>,
+}
+
+/// The CPU time of every process of `postgres` so far, in seconds: the
+/// postmaster and the backends of the open connections (a backend that
+/// exits during a measurement takes its time with it, but pools keep their
+/// connections open).
+fn postgres_cpu_seconds(postgres: &PostgresServer) -> f64 {
+    postgres
+        .pids()
+        .into_iter()
+        .filter_map(|pid| cpu::process_cpu_time(pid).ok())
+        .map(|time| time.as_secs_f64())
+        .sum()
 }
 
 /// One `INFO` section's text.
@@ -270,7 +318,7 @@ async fn measure(
     process: &ServerProcess,
     options: &Options,
     scenario: Scenario,
-    redis: Option<&RedisServer>,
+    stores: Stores<'_>,
 ) -> Result<Figures, String> {
     let config = &LoadConfig {
         addr: process.addr,
@@ -279,7 +327,8 @@ async fn measure(
         duration: options.duration,
         max_requests: options.max_requests,
     };
-    let redis = redis.filter(|_| process.server.needs_redis());
+    let redis = stores.redis.filter(|_| process.server.needs_redis());
+    let postgres = stores.postgres.filter(|_| process.server.needs_postgres());
     let expect = scenario.expect(process.server.has_sessions());
     let prepared = load::prepare(config, scenario, expect)
         .await
@@ -288,10 +337,12 @@ async fn measure(
     let server_cpu = || cpu::process_cpu_time(process.child.id()).map_err(|e| e.to_string());
     let client_cpu = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
     let redis_before = redis.map(RedisSample::take).transpose()?;
+    let postgres_before = postgres.map(postgres_cpu_seconds);
     let (server_before, client_before) = (server_cpu()?, client_cpu()?);
     let mut measurement = load::measure(prepared, config).await;
     let (server_after, client_after) = (server_cpu()?, client_cpu()?);
     let redis_after = redis.map(RedisSample::take).transpose()?;
+    let postgres_after = postgres.map(postgres_cpu_seconds);
 
     if measurement.errors > 0 {
         return Err(format!(
@@ -316,7 +367,15 @@ async fn measure(
         client_cpu_us: per_request_us((client_after - client_before).as_secs_f64()),
         redis: redis_before
             .zip(redis_after)
-            .map(|(before, after)| after.since(&before, requests)),
+            .map(|(before, after)| after.since(&before, requests))
+            .or_else(|| {
+                postgres_before
+                    .zip(postgres_after)
+                    .map(|(before, after)| RedisFigures {
+                        commands: Vec::new(),
+                        cpu_us: (after - before) * 1e6 / requests,
+                    })
+            }),
     })
 }
 
@@ -338,7 +397,7 @@ impl ServerProcess {
     fn start(
         server: Server,
         options: &Options,
-        redis: Option<&RedisServer>,
+        stores: Stores<'_>,
     ) -> Result<ServerProcess, String> {
         let mut command =
             cpu::command_on(options.pin.then_some(cpu::SERVER_CORE), &options.server_bin);
@@ -347,8 +406,11 @@ impl ServerProcess {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        if let (true, Some(redis)) = (server.needs_redis(), redis) {
+        if let (true, Some(redis)) = (server.needs_redis(), stores.redis) {
             command.args(["--redis-url", &redis.url()]);
+        }
+        if let (true, Some(postgres)) = (server.needs_postgres(), stores.postgres) {
+            command.args(["--database-url", &postgres.url()]);
         }
         let mut child = command
             .spawn()

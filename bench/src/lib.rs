@@ -2,9 +2,11 @@
 //! tower-sessions and actix-session. Not published.
 //!
 //! * `bench-server` serves one [`Server`] variant: bare axum or actix-web,
-//!   ours on either with the encrypted cookie, memory or Redis store, or a
-//!   peer library. All serve the same routes ([`scenario`]).
-//! * `bench-http` drives a run: it starts one redis-server, then, in
+//!   ours on either with the encrypted cookie, memory or Redis store (and
+//!   on axum with the Postgres store), or a peer library. All serve the
+//!   same routes ([`scenario`]).
+//! * `bench-http` drives a run: it starts one redis-server and one
+//!   throwaway Postgres cluster (for the servers that need them), then, in
 //!   alternating rounds, for each [`Scenario`] each server in a process of
 //!   its own, which it loads with the [`load`] generator, and prints medians
 //!   over the rounds with the ratios ours / bare framework and ours / peer.

@@ -242,7 +242,7 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
         options.duration.as_secs_f64(),
         options.max_requests,
         if options.pin {
-            "server pinned to core 0, load generator and redis-server to core 1"
+            "server pinned to core 0, load generator, redis-server and Postgres to core 1"
         } else {
             "unpinned"
         }
@@ -257,7 +257,7 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
         let _ = writeln!(out, "\n#### `{}` ({})\n", scenario.name(), scenario.path());
         let _ = writeln!(
             out,
-            "| server | req/s | p50 µs | p99 µs | server CPU µs/req | server core busy | ours / bare req/s | ours / bare CPU | ours / peer req/s | ours / peer CPU | Redis µs/req | Redis calls/req |"
+            "| server | req/s | p50 µs | p99 µs | server CPU µs/req | server core busy | ours / bare req/s | ours / bare CPU | ours / peer req/s | ours / peer CPU | Redis or Postgres µs/req | Redis calls/req |"
         );
         let _ = writeln!(
             out,

@@ -35,6 +35,8 @@ pub enum StoreKind {
     Memory,
     /// In Redis.
     Redis,
+    /// In Postgres.
+    Postgres,
 }
 
 /// One benchmarked server.
@@ -54,6 +56,8 @@ pub enum Server {
     AxumOursMemory,
     /// Ours on axum, `RedisStore`.
     AxumOursRedis,
+    /// Ours on axum, session-sqlx's `PostgresStore`.
+    AxumOursPostgres,
     /// Ours on actix-web, encrypted cookie store with its default cipher,
     /// XChaCha20-Poly1305.
     ActixOursCookie,
@@ -67,6 +71,9 @@ pub enum Server {
     AxumTowerSessionsMemory,
     /// tower-sessions 0.14 with tower-sessions-redis-store 0.16, on axum.
     AxumTowerSessionsRedis,
+    /// tower-sessions 0.14 with tower-sessions-sqlx-store 0.15's
+    /// `PostgresStore`, on axum.
+    AxumTowerSessionsPostgres,
     /// actix-session 0.11 with its `CookieSessionStore` (private cookies).
     ActixSessionCookie,
     /// actix-session 0.11 with its `RedisSessionStore`.
@@ -75,14 +82,16 @@ pub enum Server {
 
 impl Server {
     /// Every server, in report order: for each framework, bare, ours, peers.
-    pub const ALL: [Server; 14] = [
+    pub const ALL: [Server; 16] = [
         Server::AxumBare,
         Server::AxumOursCookie,
         Server::AxumOursCookieAes,
         Server::AxumOursMemory,
         Server::AxumOursRedis,
+        Server::AxumOursPostgres,
         Server::AxumTowerSessionsMemory,
         Server::AxumTowerSessionsRedis,
+        Server::AxumTowerSessionsPostgres,
         Server::ActixBare,
         Server::ActixOursCookie,
         Server::ActixOursCookieAes,
@@ -102,12 +111,14 @@ impl Server {
             Server::AxumOursCookieAes => "axum-ours-cookie-aes",
             Server::AxumOursMemory => "axum-ours-memory",
             Server::AxumOursRedis => "axum-ours-redis",
+            Server::AxumOursPostgres => "axum-ours-postgres",
             Server::ActixOursCookie => "actix-ours-cookie",
             Server::ActixOursCookieAes => "actix-ours-cookie-aes",
             Server::ActixOursMemory => "actix-ours-memory",
             Server::ActixOursRedis => "actix-ours-redis",
             Server::AxumTowerSessionsMemory => "axum-tower-sessions-memory",
             Server::AxumTowerSessionsRedis => "axum-tower-sessions-redis",
+            Server::AxumTowerSessionsPostgres => "axum-tower-sessions-postgres",
             Server::ActixSessionCookie => "actix-session-cookie",
             Server::ActixSessionRedis => "actix-session-redis",
         }
@@ -122,8 +133,10 @@ impl Server {
             | Server::AxumOursCookieAes
             | Server::AxumOursMemory
             | Server::AxumOursRedis
+            | Server::AxumOursPostgres
             | Server::AxumTowerSessionsMemory
-            | Server::AxumTowerSessionsRedis => Framework::Axum,
+            | Server::AxumTowerSessionsRedis
+            | Server::AxumTowerSessionsPostgres => Framework::Axum,
             Server::ActixBare
             | Server::ActixOursCookie
             | Server::ActixOursCookieAes
@@ -143,13 +156,14 @@ impl Server {
             | Server::AxumOursCookieAes
             | Server::AxumOursMemory
             | Server::AxumOursRedis
+            | Server::AxumOursPostgres
             | Server::ActixOursCookie
             | Server::ActixOursCookieAes
             | Server::ActixOursMemory
             | Server::ActixOursRedis => Library::Ours,
-            Server::AxumTowerSessionsMemory | Server::AxumTowerSessionsRedis => {
-                Library::TowerSessions
-            }
+            Server::AxumTowerSessionsMemory
+            | Server::AxumTowerSessionsRedis
+            | Server::AxumTowerSessionsPostgres => Library::TowerSessions,
             Server::ActixSessionCookie | Server::ActixSessionRedis => Library::ActixSession,
         }
     }
@@ -171,6 +185,7 @@ impl Server {
             | Server::ActixOursRedis
             | Server::AxumTowerSessionsRedis
             | Server::ActixSessionRedis => StoreKind::Redis,
+            Server::AxumOursPostgres | Server::AxumTowerSessionsPostgres => StoreKind::Postgres,
         }
     }
 
@@ -185,6 +200,12 @@ impl Server {
     #[must_use]
     pub fn needs_redis(self) -> bool {
         self.store() == StoreKind::Redis
+    }
+
+    /// Whether it needs `--database-url` (a Postgres URL).
+    #[must_use]
+    pub fn needs_postgres(self) -> bool {
+        self.store() == StoreKind::Postgres
     }
 
     /// Whether it has sessions at all.
@@ -256,6 +277,10 @@ mod tests {
         assert_eq!(
             Server::AxumOursRedis.peer(),
             Some(Server::AxumTowerSessionsRedis)
+        );
+        assert_eq!(
+            Server::AxumOursPostgres.peer(),
+            Some(Server::AxumTowerSessionsPostgres)
         );
         assert_eq!(Server::AxumOursCookie.peer(), None);
         assert_eq!(

@@ -33,13 +33,18 @@ enum StoreKind {
     Simple,
     Encrypted,
     Redis,
+    Postgres,
+    Sqlite,
 }
 
 impl StoreKind {
     /// Whether the cookie holds an id, so that the server can forget a
     /// session, rather than the session itself.
     fn server_side(self) -> bool {
-        matches!(self, StoreKind::Memory | StoreKind::Redis)
+        matches!(
+            self,
+            StoreKind::Memory | StoreKind::Redis | StoreKind::Postgres | StoreKind::Sqlite
+        )
     }
 
     /// A fresh store of this kind: a new deployment, with its own key or
@@ -59,6 +64,33 @@ impl StoreKind {
                     .expect("connect to the test redis-server");
                 (Arc::new(store), Some(Box::new(redis)))
             }
+            StoreKind::Postgres => {
+                // A database of its own on the server the process's tests
+                // share: another deployment shares no sessions.
+                let postgres = session_testing::PostgresServer::shared();
+                let database = format!(
+                    "adversarial_{}_{}",
+                    std::process::id(),
+                    NEXT_DATABASE.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                );
+                postgres
+                    .execute(&format!("CREATE DATABASE {database}"))
+                    .expect("create the test database");
+                let store = session_sqlx::PostgresStore::connect(&postgres.url_for(&database))
+                    .await
+                    .expect("a Postgres URL");
+                store.migrate().await.expect("migrate the test database");
+                (Arc::new(store), Some(Box::new(postgres)))
+            }
+            StoreKind::Sqlite => {
+                let dir = tempfile::tempdir().expect("a temporary directory");
+                let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+                let store = session_sqlx::SqliteStore::connect(&url)
+                    .await
+                    .expect("open the test database");
+                store.migrate().await.expect("migrate the test database");
+                (Arc::new(store), Some(Box::new(dir)))
+            }
         };
         Deployment {
             store,
@@ -66,6 +98,9 @@ impl StoreKind {
         }
     }
 }
+
+/// Numbers the Postgres databases of this process's deployments.
+static NEXT_DATABASE: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
 
 /// A store, and whatever must live as long as it (a redis-server).
 struct Deployment {
@@ -620,4 +655,6 @@ matrix! {
     simple_cookie => StoreKind::Simple,
     encrypted_cookie => StoreKind::Encrypted,
     redis => StoreKind::Redis,
+    postgres => StoreKind::Postgres,
+    sqlite => StoreKind::Sqlite,
 }

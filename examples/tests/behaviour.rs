@@ -612,6 +612,45 @@ mod cases {
         h.stop().await;
     }
 
+    /// Requests that write different keys of one session at the same time:
+    /// a server-side store keeps every key (each request saves its delta);
+    /// with a cookie store, each response carries a whole session, so the
+    /// cookie the client keeps last wins, and only that is checked there.
+    pub(super) async fn concurrent_writes_of_different_keys_are_all_kept(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        const WRITERS: usize = 16;
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        h.client.put_json("/api/session/base", json!(0)).await;
+        let cookie = format!("{}={}", h.client.cookie_name, h.client.cookie());
+        let mut writes = tokio::task::JoinSet::new();
+        for i in 0..WRITERS {
+            let request = h
+                .client
+                .http
+                .put(format!("{}/api/session/k{i}", h.client.base))
+                .header(COOKIE, cookie.clone())
+                .header(CONTENT_TYPE, "application/json")
+                .body(json!(i).to_string());
+            writes.spawn(async move { request.send().await.map(|r| r.status()) });
+        }
+        while let Some(status) = writes.join_next().await {
+            assert_eq!(status.unwrap().unwrap(), StatusCode::OK);
+        }
+        if backend.server_side {
+            let data = h.client.session_with(&h.client.cookie()).await["data"].clone();
+            let mut expected = serde_json::Map::new();
+            expected.insert("base".into(), json!(0));
+            for i in 0..WRITERS {
+                expected.insert(format!("k{i}"), json!(i));
+            }
+            assert_eq!(data, Value::Object(expected), "every key is kept");
+        }
+        h.stop().await;
+    }
+
     pub(super) async fn a_streaming_response_carries_the_cookie(
         framework: Framework,
         backend: Backend,
@@ -655,7 +694,8 @@ macro_rules! behaviour_suite {
                 a_bogus_cookie_gives_a_new_session,
                 a_failing_store_gives_a_500,
                 an_oversized_session_is_a_500_naming_its_size,
-                a_streaming_response_carries_the_cookie
+                a_streaming_response_carries_the_cookie,
+                concurrent_writes_of_different_keys_are_all_kept
             );
         }
     )*};
@@ -683,6 +723,37 @@ async fn redis_backend() -> Backend {
 /// aiohttp_session's `max_age` for its formats' stores.
 const AIOHTTP_MAX_AGE: Option<std::time::Duration> = Some(std::time::Duration::from_secs(3600));
 
+/// A Postgres store on a table of its own on the Postgres server that the
+/// tests of this process share (stopped when the last one ends).
+async fn postgres_backend() -> Backend {
+    let postgres = session_testing::PostgresServer::shared();
+    let store = session_sqlx::PostgresStore::connect(&postgres.url())
+        .await
+        .expect("a Postgres URL")
+        .with_table_name(&unique_table())
+        .expect("a valid table name");
+    store.migrate().await.expect("migrate the test table");
+    Backend::server_side(store).keeping_alive(postgres)
+}
+
+/// A SQLite store on a file of its own, removed with the backend.
+async fn sqlite_backend() -> Backend {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = session_sqlx::SqliteStore::connect(&url)
+        .await
+        .expect("open the test database");
+    store.migrate().await.expect("migrate the test database");
+    Backend::server_side(store).keeping_alive(dir)
+}
+
+/// A table name that no other test of this process uses.
+fn unique_table() -> String {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("sessions_{}_{n}", std::process::id())
+}
+
 behaviour_suite! {
     memory => Backend::server_side(MemoryStore::new()),
     simple_cookie => Backend::cookie(SimpleCookieStore::new()),
@@ -696,6 +767,8 @@ behaviour_suite! {
         KeyRing::builder(Key::generate()).build().unwrap(),
         AIOHTTP_MAX_AGE,
     )),
+    postgres => postgres_backend().await,
+    sqlite => sqlite_backend().await,
 }
 // aiohttp_session's SimpleCookieStorage format is not in the suite: under
 // the suite's rolling refresh (aiohttp's `session_config` turns it off), a

@@ -1,7 +1,7 @@
 //! "After a logout is answered, no request can bring the session or its data
 //! back", over real HTTP: the demo app on a real socket, on both frameworks,
 //! on every server-side store (memory, Redis's hash layout, Redis's aiohttp
-//! layout), with requests that race a logout by holding their body back
+//! layout, Postgres, SQLite), with requests that race a logout by holding their body back
 //! until the logout has been answered.
 //!
 //! A held request is written by hand on a TCP connection: its head goes out
@@ -69,6 +69,39 @@ async fn redis_cluster() -> Backend {
     Backend {
         store: Arc::new(store),
         _servers: Some(Box::new(cluster)),
+    }
+}
+
+async fn postgres() -> Backend {
+    static NEXT: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let postgres = session_testing::PostgresServer::shared();
+    let table = format!(
+        "logout_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    );
+    let store = session_sqlx::PostgresStore::connect(&postgres.url())
+        .await
+        .expect("a Postgres URL")
+        .with_table_name(&table)
+        .expect("a valid table name");
+    store.migrate().await.expect("migrate");
+    Backend {
+        store: Arc::new(store),
+        _servers: Some(Box::new(postgres)),
+    }
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let url = format!("sqlite://{}", dir.path().join("sessions.db").display());
+    let store = session_sqlx::SqliteStore::connect(&url)
+        .await
+        .expect("open the test database");
+    store.migrate().await.expect("migrate");
+    Backend {
+        store: Arc::new(store),
+        _servers: Some(Box::new(dir)),
     }
 }
 
@@ -614,6 +647,20 @@ races! {
         cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
         revocation::a_revoked_device_is_logged_out_even_mid_request,
         revocation::a_session_is_revoked_by_its_handle,
+    ]
+    postgres => postgres().await; [
+        cases::a_login_held_back_during_a_logout_brings_nothing_back,
+        cases::a_write_held_back_during_a_logout_brings_nothing_back,
+        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        cases::regenerating_never_restarts_the_absolute_timeout,
+        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
+    ]
+    sqlite => sqlite().await; [
+        cases::a_login_held_back_during_a_logout_brings_nothing_back,
+        cases::a_write_held_back_during_a_logout_brings_nothing_back,
+        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        cases::regenerating_never_restarts_the_absolute_timeout,
+        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
     ]
     // A cluster regenerates with a create and a checked delete, and keeps
     // each user's index in a slot of its own.

@@ -5,7 +5,9 @@
 //! the encrypted cookie codec benchmark.
 //!
 //! The HTTP benchmark needs `redis-server` on `PATH` (all Redis-backed
-//! servers share one) and uses `taskset` when present to pin the server under
+//! servers share one) and Postgres (`apt-get install postgresql`; the
+//! Postgres-backed servers, ours and tower-sessions-sqlx-store's, share one
+//! throwaway cluster on the same machine) and uses `taskset` when present to pin the server under
 //! test and the load generator to different cores. Its driver is the
 //! `bench-http` binary, which keeps this crate free of dependencies: this
 //! module only builds and starts it. Options other than `--quick` go to
@@ -20,6 +22,11 @@ pub(crate) fn run_all(extra: &[String]) -> Result {
     if !on_path("redis-server") {
         return Err("the HTTP benchmark needs redis-server on PATH \
              (e.g. `apt-get install redis-server`, or run `cargo xtask test` once)"
+            .to_owned());
+    }
+    if !crate::prerequisites::postgres_installed() && !on_path("initdb") {
+        return Err("the HTTP benchmark needs Postgres \
+             (e.g. `apt-get install postgresql`, or run `cargo xtask test` once)"
             .to_owned());
     }
     let quick = extra.iter().any(|arg| arg == "--quick");

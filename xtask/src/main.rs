@@ -1,6 +1,6 @@
 //! Project automation, run as `cargo xtask <command>`.
 //!
-//! * `test`: makes sure what the tests need is installed (redis-server,
+//! * `test`: makes sure what the tests need is installed (redis-server, Postgres,
 //!   Chromium and its driver, Python for the aiohttp interop test), then runs
 //!   every test of the workspace.
 //! * `ci`: formatting, lints and docs with warnings denied, `cargo deny`

@@ -15,6 +15,7 @@ pub(crate) const PUBLISHED: &[&str] = &[
     "session-simple-cookie",
     "session-encrypted-cookie",
     "session-redis",
+    "session-sqlx",
     "session-axum",
     "session-actix",
 ];

@@ -28,6 +28,11 @@ const TOOLS: &[Tool] = &[
         why: "creating a Redis Cluster for the cluster tests",
     },
     Tool {
+        binary: "initdb",
+        packages: &["postgresql"],
+        why: "Postgres store tests start their own throwaway Postgres clusters",
+    },
+    Tool {
         binary: "chromium",
         packages: &["chromium", "chromium-driver"],
         why: "the real-browser test of the demo app",
@@ -45,6 +50,24 @@ pub(crate) fn on_path(binary: &str) -> bool {
     })
 }
 
+/// Whether `tool` is installed: on `PATH`, or for Postgres, whose
+/// binaries Debian keeps off `PATH`, in `/usr/lib/postgresql/<version>/bin`
+/// (where session-testing looks for them).
+fn installed(tool: &Tool) -> bool {
+    if tool.binary == "initdb" && postgres_installed() {
+        return true;
+    }
+    on_path(tool.binary)
+}
+
+pub(crate) fn postgres_installed() -> bool {
+    std::fs::read_dir("/usr/lib/postgresql").is_ok_and(|versions| {
+        versions
+            .flatten()
+            .any(|version| version.path().join("bin").join("initdb").is_file())
+    })
+}
+
 fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
@@ -54,7 +77,7 @@ fn is_root() -> bool {
 
 /// Installs every missing tool, or explains what to install.
 pub(crate) fn ensure_all() -> Result {
-    let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !on_path(tool.binary)).collect();
+    let missing: Vec<&Tool> = TOOLS.iter().filter(|tool| !installed(tool)).collect();
     if missing.is_empty() {
         return Ok(());
     }
@@ -81,7 +104,7 @@ pub(crate) fn ensure_all() -> Result {
         .args(["install", "-y", "-qq", "--no-install-recommends"])
         .args(&packages)
         .env("DEBIAN_FRONTEND", "noninteractive"))?;
-    match TOOLS.iter().find(|tool| !on_path(tool.binary)) {
+    match TOOLS.iter().find(|tool| !installed(tool)) {
         None => Ok(()),
         Some(tool) => Err(format!(
             "{} is still missing after installing {}",

@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! bench-server --server axum-ours-redis --listen 127.0.0.1:0 --redis-url redis://127.0.0.1:6400
+//! bench-server --server axum-ours-postgres --database-url postgres://postgres@127.0.0.1:5433/postgres
 //! ```
 //!
 //! Prints `listening on ADDR` once it accepts connections, so that a driver
@@ -25,6 +26,9 @@ struct Args {
     /// Redis, for the Redis-backed variants.
     #[arg(long)]
     redis_url: Option<String>,
+    /// Postgres, for the Postgres-backed variants: postgres://...
+    #[arg(long)]
+    database_url: Option<String>,
 }
 
 fn main() -> ExitCode {
@@ -53,7 +57,12 @@ fn main() -> ExitCode {
     // Printed only once the server is built, so that a driver reading it
     // knows the server started; connections queue in the backlog meanwhile.
     let ready = || println!("listening on {addr}");
-    match session_bench::servers::serve(args.server, listener, args.redis_url.as_deref(), ready) {
+    let store_url = if args.server.needs_postgres() {
+        args.database_url.as_deref()
+    } else {
+        args.redis_url.as_deref()
+    };
+    match session_bench::servers::serve(args.server, listener, store_url, ready) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("bench-server: {}: {error}", args.server);

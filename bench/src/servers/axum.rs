@@ -12,7 +12,7 @@ use axum::{Router, ServiceExt};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BoxError, HandlerError, our_manager, ours};
+use super::{BoxError, HandlerError, our_manager, ours, postgres_pool};
 use crate::scenario::{
     COUNTER, PAYLOAD_LEN_TEXT, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL, UNTOUCHED,
     UNTOUCHED_BODY, USER,
@@ -60,7 +60,7 @@ pub trait AxumAppUser {
 pub(super) fn serve(
     server: Server,
     listener: TcpListener,
-    redis_url: Option<String>,
+    store_url: Option<String>,
     ready: impl FnOnce(),
 ) -> Result<(), BoxError> {
     /// Serves the app on the listener once the app is built.
@@ -86,7 +86,7 @@ pub(super) fn serve(
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        with_app(server, redis_url.as_deref(), Serve { listener, ready }).await?
+        with_app(server, store_url.as_deref(), Serve { listener, ready }).await?
     })
 }
 
@@ -99,7 +99,7 @@ pub(super) fn serve(
 /// same wiring, so that the comparison is of the session layers alone.
 pub(super) async fn with_app<U: AxumAppUser>(
     server: Server,
-    redis_url: Option<&str>,
+    store_url: Option<&str>,
     user: U,
 ) -> Result<U::Output, BoxError> {
     Ok(match server {
@@ -112,7 +112,7 @@ pub(super) async fn with_app<U: AxumAppUser>(
         }
         Server::AxumTowerSessionsRedis => {
             use tower_sessions_redis_store::fred::prelude::{ClientLike, Config};
-            let url = redis_url.ok_or("no Redis URL")?;
+            let url = store_url.ok_or("no Redis URL")?;
             // One connection, as our store and actix-session's use: fred
             // pipelines concurrent commands on it.
             let client = tower_sessions_redis_store::fred::prelude::Client::new(
@@ -127,11 +127,20 @@ pub(super) async fn with_app<U: AxumAppUser>(
             user.with_app(layer.layer(handlers_tower_sessions_014::routes()))
                 .await
         }
+        Server::AxumTowerSessionsPostgres => {
+            let url = store_url.ok_or("no Postgres URL")?;
+            let store = tower_sessions_sqlx_store::PostgresStore::new(postgres_pool(url).await?);
+            store.migrate().await?;
+            let layer = tower_sessions_014::SessionManagerLayer::new(store);
+            user.with_app(layer.layer(handlers_tower_sessions_014::routes()))
+                .await
+        }
         Server::AxumOursCookie
         | Server::AxumOursCookieAes
         | Server::AxumOursMemory
-        | Server::AxumOursRedis => {
-            let layer = session_axum::SessionLayer::new(our_manager(server, redis_url).await?);
+        | Server::AxumOursRedis
+        | Server::AxumOursPostgres => {
+            let layer = session_axum::SessionLayer::new(our_manager(server, store_url).await?);
             user.with_app(layer.layer(our_routes())).await
         }
         other => return Err(format!("{other} is not an axum server").into()),

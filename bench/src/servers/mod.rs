@@ -8,6 +8,8 @@ use std::net::TcpListener;
 use session_core::{MemoryStore, SessionConfig, SessionManager};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_redis::RedisStore;
+use session_sqlx::PostgresStore;
+use session_sqlx::sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::server::{Framework, Server, StoreKind};
 
@@ -18,31 +20,34 @@ mod axum;
 pub type BoxError = Box<dyn StdError + Send + Sync>;
 
 /// Serves `server` on `listener` until the process is killed. Blocks.
-/// Calls `ready` once the server is built (Redis connected) and about to
-/// accept connections.
+/// Calls `ready` once the server is built (Redis connected, Postgres
+/// tables migrated) and about to accept connections.
 ///
 /// Each framework gets one thread for requests: axum a current-thread tokio
 /// runtime, actix-web one worker (its accept loop and the system arbiter
 /// are extra threads that do almost nothing under load with keep-alive
-/// connections). `redis_url` is required by the Redis-backed servers.
+/// connections). `store_url` is the URL of the store's server: Redis for
+/// the Redis-backed servers, Postgres for the Postgres-backed ones, which
+/// require it.
 ///
 /// # Errors
 ///
-/// When the server cannot start: no Redis URL for a Redis server, Redis
-/// unreachable, or the listener unusable.
+/// When the server cannot start: no URL for a Redis or Postgres server,
+/// the store unreachable, or the listener unusable.
 pub fn serve(
     server: Server,
     listener: TcpListener,
-    redis_url: Option<&str>,
+    store_url: Option<&str>,
     ready: impl FnOnce(),
 ) -> Result<(), BoxError> {
-    let redis_url = match (server.needs_redis(), redis_url) {
-        (true, None) => return Err(format!("{server} needs --redis-url").into()),
-        (_, url) => url.map(str::to_owned),
+    let store_url = match (server.needs_redis(), server.needs_postgres(), store_url) {
+        (true, _, None) => return Err(format!("{server} needs --redis-url").into()),
+        (_, true, None) => return Err(format!("{server} needs --database-url").into()),
+        (_, _, url) => url.map(str::to_owned),
     };
     match server.framework() {
-        Framework::Axum => axum::serve(server, listener, redis_url, ready),
-        Framework::Actix => actix::serve(server, listener, redis_url, ready),
+        Framework::Axum => axum::serve(server, listener, store_url, ready),
+        Framework::Actix => actix::serve(server, listener, store_url, ready),
     }
 }
 
@@ -56,10 +61,10 @@ pub use self::axum::{AxumApp, AxumAppUser};
 /// As [`serve`]; also when `server` is not an axum server.
 pub async fn with_axum_app<U: AxumAppUser>(
     server: Server,
-    redis_url: Option<&str>,
+    store_url: Option<&str>,
     user: U,
 ) -> Result<U::Output, BoxError> {
-    axum::with_app(server, redis_url, user).await
+    axum::with_app(server, store_url, user).await
 }
 
 /// The bare axum routes under a layer that only forwards, added with
@@ -67,6 +72,20 @@ pub async fn with_axum_app<U: AxumAppUser>(
 /// way, before the layer does anything of its own (`bench-inprocess`).
 pub fn axum_bare_with_empty_layer() -> ::axum::Router {
     axum::bare_with_empty_layer()
+}
+
+/// How many connections each Postgres-backed server's pool keeps, ours and
+/// the peer's alike.
+const POSTGRES_POOL: u32 = 8;
+
+/// A pool of [`POSTGRES_POOL`] connections to `url`, the same for ours and
+/// tower-sessions-sqlx-store.
+async fn postgres_pool(url: &str) -> Result<PgPool, BoxError> {
+    Ok(PgPoolOptions::new()
+        .max_connections(POSTGRES_POOL)
+        .min_connections(POSTGRES_POOL)
+        .connect(url)
+        .await?)
 }
 
 /// A session library's error in a handler: answered with a 500 whose body
@@ -94,7 +113,7 @@ fn next_count(current: Option<u64>) -> u64 {
 /// Our session manager for `server`'s kind of store, with the default
 /// configuration (which is what an application starts from), except the
 /// cipher of the `-aes` cookie variants.
-async fn our_manager(server: Server, redis_url: Option<&str>) -> Result<SessionManager, BoxError> {
+async fn our_manager(server: Server, store_url: Option<&str>) -> Result<SessionManager, BoxError> {
     let config = SessionConfig::default();
     Ok(match server.store() {
         StoreKind::Cookie => {
@@ -109,8 +128,14 @@ async fn our_manager(server: Server, redis_url: Option<&str>) -> Result<SessionM
         }
         StoreKind::Memory => SessionManager::new(MemoryStore::new(), config),
         StoreKind::Redis => {
-            let url = redis_url.ok_or("no Redis URL")?;
+            let url = store_url.ok_or("no Redis URL")?;
             SessionManager::new(RedisStore::from_url(url).await?, config)
+        }
+        StoreKind::Postgres => {
+            let url = store_url.ok_or("no Postgres URL")?;
+            let store = PostgresStore::new(postgres_pool(url).await?);
+            store.migrate().await?;
+            SessionManager::new(store, config)
         }
         StoreKind::None => return Err(format!("{server} has no sessions").into()),
     })

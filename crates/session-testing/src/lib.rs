@@ -14,18 +14,27 @@
 //! * [`RedisSentinel`]: a master, a replica and three sentinels with short
 //!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
 //!   [`wait_for_failover`](RedisSentinel::wait_for_failover);
+//! * [`PostgresServer`]: a throwaway Postgres cluster (`initdb` into a
+//!   temporary directory), run as `nobody` when the tests run as root,
+//!   which a test can [`stop`](PostgresServer::stop),
+//!   [`restart`](PostgresServer::restart), [`pause`](PostgresServer::pause)
+//!   and [`resume`](PostgresServer::resume); [`PostgresServer::shared`]
+//!   lets the tests of one process share one;
 //!
 //! It never touches a system-wide Redis service (port 6379 is never picked)
 //! and depends on no session crate, so any test can use it (the property
 //! strategies and the conformance suite are in `session-conformance`). A test
 //! process killed with SIGKILL cannot stop its servers; the next process
-//! that starts one kills those orphans first ([`reap_orphans`]).
+//! that starts one kills those orphans first ([`reap_orphans`],
+//! [`reap_postgres_orphans`]).
 //!
 //! # Requirements
 //!
 //! `redis-server` >= 7.0 on `PATH`, and `redis-cli` for [`RedisCluster`]
 //! (Debian/Ubuntu: `apt-get install redis-server redis-tools`; `cargo xtask
-//! test` installs them on a fresh machine). When they are missing, the
+//! test` installs them on a fresh machine), and Postgres for
+//! [`PostgresServer`] (`apt-get install postgresql`: its binaries are found
+//! under `/usr/lib/postgresql/<version>/bin`, or on `PATH`). When they are missing, the
 //! constructors panic with a message saying so.
 //!
 //! # Blocking
@@ -52,12 +61,14 @@
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
 
 mod cluster;
+mod postgres;
 mod process;
 mod resp;
 mod sentinel;
 mod server;
 
 pub use cluster::RedisCluster;
+pub use postgres::{POSTGRES_USER, PostgresServer, reap_postgres_orphans};
 pub use process::reap_orphans;
 pub use resp::Reply;
 pub use sentinel::{RedisSentinel, SERVICE_NAME};

@@ -79,6 +79,8 @@ fn check_version(server: &Path) -> Result<(), String> {
 pub(crate) const SERVER_DIR: &str = "session-testing-redis-";
 /// The prefix of the sentinels' shared temporary directory.
 pub(crate) const SENTINEL_DIR: &str = "session-testing-sentinel-";
+/// The prefix of a Postgres cluster's temporary directory.
+pub(crate) const POSTGRES_DIR: &str = "session-testing-postgres-";
 
 /// The file in each of those directories that names the process that made
 /// it: `<pid> <start time>`, so that a reused pid is not taken for it.
@@ -167,7 +169,7 @@ pub fn reap_orphans() -> usize {
 /// Whether the process named by `dir`'s owner file has ended. A directory
 /// without one (an older version's, or one being set up) is never taken
 /// for an orphan's.
-fn owner_is_gone(dir: &Path) -> bool {
+pub(crate) fn owner_is_gone(dir: &Path) -> bool {
     let Ok(owner) = fs::read_to_string(dir.join(OWNER_FILE)) else {
         return false;
     };

@@ -14,6 +14,7 @@ use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
 use session_redis::{RedisLayout, RedisStore};
 use session_simple_cookie::SimpleCookieStore;
+use session_sqlx::{PostgresStore, SqliteStore};
 
 /// Serves the session demo app: a page that remembers your last visit, a
 /// login, a counter, and a JSON API over the session.
@@ -50,6 +51,28 @@ struct Options {
     /// redis-cluster:// or redis-sentinel:// [default: redis://127.0.0.1:6379]
     #[arg(long, value_name = "URL")]
     redis_url: Option<String>,
+
+    /// The database for `--store postgres` (postgres://user:password@host/db)
+    /// or `--store sqlite` (sqlite://PATH, the file created when missing).
+    /// The demo creates or updates the sessions table at start.
+    #[arg(long, value_name = "URL")]
+    database_url: Option<String>,
+
+    /// The table that `--store postgres` or `--store sqlite` keeps sessions
+    /// in: `name` or `schema.name` [default: sessions].
+    #[arg(long, value_name = "NAME")]
+    table: Option<String>,
+
+    /// Delete the expired sessions of `--store postgres` or `--store
+    /// sqlite` every this many seconds (0: never; `--delete-expired` does
+    /// it once).
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    cleanup_interval: u64,
+
+    /// Delete the expired sessions of `--store postgres` or `--store
+    /// sqlite` once, print how many, and exit (as Django's clearsessions).
+    #[arg(long)]
+    delete_expired: bool,
 
     /// How the Redis store lays sessions out [default: hash].
     #[arg(long, value_enum)]
@@ -94,6 +117,10 @@ enum StoreChoice {
     AiohttpNacl,
     /// aiohttp_session's SimpleCookieStorage: plain JSON cookies (testing only).
     AiohttpSimple,
+    /// Postgres (session-sqlx): needs --database-url.
+    Postgres,
+    /// SQLite (session-sqlx): needs --database-url sqlite://PATH.
+    Sqlite,
 }
 
 impl StoreChoice {
@@ -175,6 +202,14 @@ async fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
     if !redis && (options.redis_url.is_some() || options.redis_layout.is_some()) {
         return Err("--redis-url and --redis-layout configure --store redis".to_owned());
     }
+    let sql = matches!(options.store, StoreChoice::Postgres | StoreChoice::Sqlite);
+    if !sql && (options.database_url.is_some() || options.table.is_some() || options.delete_expired)
+    {
+        return Err(
+            "--database-url, --table and --delete-expired configure --store postgres or --store sqlite"
+                .to_owned(),
+        );
+    }
     match options.store {
         StoreChoice::Encrypted => encrypted_store(&options.keys, options.cipher),
         StoreChoice::AiohttpEncrypted => Ok(Arc::new(FernetCookieStore::new(
@@ -194,6 +229,14 @@ async fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
             ))
         }
         StoreChoice::Redis => redis_store(options).await,
+        StoreChoice::Postgres | StoreChoice::Sqlite => {
+            let store = sql_store(options).await?;
+            let interval = Duration::from_secs(options.cleanup_interval);
+            if !interval.is_zero() {
+                drop(store.spawn_cleanup(interval));
+            }
+            Ok(store.shared())
+        }
         StoreChoice::Memory => Ok(Arc::new(MemoryStore::new())),
         StoreChoice::Simple => {
             tracing::warn!(
@@ -265,6 +308,89 @@ async fn redis_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
     Ok(Arc::new(store))
 }
 
+/// A store of session-sqlx.
+enum SqlStore {
+    Postgres(PostgresStore),
+    Sqlite(SqliteStore),
+}
+
+impl SqlStore {
+    async fn delete_expired(&self) -> Result<u64, session_core::Error> {
+        match self {
+            SqlStore::Postgres(store) => store.delete_expired().await,
+            SqlStore::Sqlite(store) => store.delete_expired().await,
+        }
+    }
+
+    fn spawn_cleanup(&self, period: Duration) -> tokio::task::JoinHandle<()> {
+        match self {
+            SqlStore::Postgres(store) => store.spawn_cleanup(period),
+            SqlStore::Sqlite(store) => store.spawn_cleanup(period),
+        }
+    }
+
+    fn shared(self) -> Arc<dyn SessionStore> {
+        match self {
+            SqlStore::Postgres(store) => Arc::new(store),
+            SqlStore::Sqlite(store) => Arc::new(store),
+        }
+    }
+}
+
+/// The Postgres or SQLite store, its table created or brought up to date
+/// (an explicit step of the application, here at start): a demo that
+/// cannot reach the database says so at start.
+async fn sql_store(options: &Options) -> Result<SqlStore, String> {
+    let url = options
+        .database_url
+        .as_deref()
+        .ok_or("--store postgres and --store sqlite need --database-url")?;
+    let table = options.table.as_deref().unwrap_or("sessions");
+    let failed = |e: &dyn std::fmt::Display| format!("--database-url {url}: {e}");
+    let store = match options.store {
+        StoreChoice::Postgres => {
+            let store = PostgresStore::connect(url)
+                .await
+                .map_err(|e| failed(&e))?
+                .with_table_name(table)
+                .map_err(|e| format!("--table: {e}"))?;
+            store.migrate().await.map_err(|e| failed(&e))?;
+            SqlStore::Postgres(store)
+        }
+        _ => {
+            if !url.starts_with("sqlite:") {
+                return Err(format!("--database-url {url}: not a sqlite:// URL"));
+            }
+            let store = SqliteStore::connect(url)
+                .await
+                .map_err(|e| failed(&e))?
+                .with_table_name(table)
+                .map_err(|e| format!("--table: {e}"))?;
+            store.migrate().await.map_err(|e| failed(&e))?;
+            SqlStore::Sqlite(store)
+        }
+    };
+    Ok(store)
+}
+
+/// `--delete-expired`: the cleanup, once.
+async fn delete_expired(options: &Options) -> ExitCode {
+    let deleted = match sql_store(options).await {
+        Ok(store) => store.delete_expired().await.map_err(|e| e.to_string()),
+        Err(message) => Err(message),
+    };
+    match deleted {
+        Ok(deleted) => {
+            println!("deleted {deleted} expired session(s)");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("demo: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
 /// Whether sessions are shared with aiohttp_session (`--redis-layout
 /// aiohttp`).
 fn aiohttp_layout(options: &Options) -> bool {
@@ -319,6 +445,13 @@ async fn main() -> ExitCode {
         )
         .init();
     let options = Options::parse();
+    if options.delete_expired {
+        if !matches!(options.store, StoreChoice::Postgres | StoreChoice::Sqlite) {
+            eprintln!("demo: --delete-expired needs --store postgres or --store sqlite");
+            return ExitCode::FAILURE;
+        }
+        return delete_expired(&options).await;
+    }
     let store = match build_store(&options).await {
         Ok(store) => store,
         Err(message) => {
@@ -432,6 +565,59 @@ mod tests {
         let error = store_error(&["--store", "redis", "--redis-url", &gone]).await;
         assert!(
             error.starts_with(&format!("--redis-url {gone}: ")),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn database_options_build_a_migrated_sql_store() {
+        let postgres = session_testing::PostgresServer::shared();
+        let url = postgres.url();
+        let args = [
+            "--store",
+            "postgres",
+            "--database-url",
+            &url,
+            "--table",
+            "demo.sessions",
+        ];
+        assert!(build_store(&options(&args)).await.is_ok());
+        assert_eq!(
+            postgres
+                .execute("SELECT count(*) FROM demo.sessions")
+                .unwrap(),
+            "0",
+            "the table was created"
+        );
+        let store = sql_store(&options(&args)).await.unwrap();
+        assert_eq!(store.delete_expired().await.unwrap(), 0);
+
+        let dir = tempfile::tempdir().unwrap();
+        let file = format!("sqlite://{}", dir.path().join("demo.db").display());
+        let args = ["--store", "sqlite", "--database-url", &file];
+        assert!(build_store(&options(&args)).await.is_ok());
+        assert!(dir.path().join("demo.db").exists());
+
+        let error = store_error(&["--store", "postgres"]).await;
+        assert!(error.contains("--database-url"), "{error}");
+        let error = store_error(&["--store", "sqlite", "--database-url", &url]).await;
+        assert!(error.contains("not a sqlite:// URL"), "{error}");
+        let error = store_error(&["--store", "memory", "--database-url", &url]).await;
+        assert!(error.contains("--store postgres"), "{error}");
+        let bad = [
+            "--store",
+            "postgres",
+            "--database-url",
+            &url,
+            "--table",
+            "x;y",
+        ];
+        assert!(store_error(&bad).await.starts_with("--table: "));
+        // Nothing listens there: the demo refuses to start, naming the URL.
+        let gone = "postgres://postgres@127.0.0.1:1/postgres";
+        let error = store_error(&["--store", "postgres", "--database-url", gone]).await;
+        assert!(
+            error.starts_with(&format!("--database-url {gone}: ")),
             "{error}"
         );
     }
