@@ -500,6 +500,46 @@ mod cases {
         h.stop().await;
     }
 
+    /// Flash messages: left by the page's login and logout forms, read once
+    /// through `GET /api/flash`, on every store.
+    pub(super) async fn flash_messages_are_read_once(framework: Framework, backend: Backend) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let none = h.client.get("/api/flash").await;
+        assert_eq!(none.json(), json!({ "messages": [] }));
+        assert!(
+            none.set_cookies.is_empty(),
+            "reading no message writes nothing"
+        );
+
+        let login = h.client.post_form("/api/login", "user=ada").await;
+        assert_eq!(login.status, StatusCode::SEE_OTHER);
+        let flash = h.client.get("/api/flash").await;
+        assert_eq!(
+            flash.json(),
+            json!({ "messages": [{ "level": "success", "text": "Logged in as ada." }] })
+        );
+        let again = h.client.get("/api/flash").await;
+        assert_eq!(again.json(), json!({ "messages": [] }), "read once");
+        let session = h.client.get("/api/session").await;
+        assert_eq!(
+            session.json()["data"]["user"],
+            json!("ada"),
+            "the rest stays"
+        );
+
+        let logout = h.client.post_form("/api/logout", "").await;
+        assert_eq!(logout.status, StatusCode::SEE_OTHER);
+        let flash = h.client.get("/api/flash").await;
+        assert_eq!(
+            flash.json(),
+            json!({ "messages": [{ "level": "info", "text": "Logged out." }] })
+        );
+        let session = h.client.get("/api/session").await;
+        assert_eq!(session.json()["data"], json!({}), "logged out");
+        h.stop().await;
+    }
+
     pub(super) async fn a_bogus_cookie_gives_a_new_session(framework: Framework, backend: Backend) {
         let h = Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
         let long = "A".repeat(5000);
@@ -695,6 +735,7 @@ macro_rules! behaviour_suite {
                 a_failing_store_gives_a_500,
                 an_oversized_session_is_a_500_naming_its_size,
                 a_streaming_response_carries_the_cookie,
+                flash_messages_are_read_once,
                 concurrent_writes_of_different_keys_are_all_kept
             );
         }
