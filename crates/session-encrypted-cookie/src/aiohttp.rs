@@ -218,7 +218,7 @@ macro_rules! cookie_store {
                 &self,
                 update: session_core::Update<'_>,
             ) -> Result<session_core::Written, session_core::Error> {
-                $crate::aiohttp::written(self.seal_unless_empty(update.record, update.now))
+                $crate::aiohttp::written(update.record, |record| self.seal(record, update.now))
             }
 
             async fn refresh(
@@ -235,7 +235,7 @@ macro_rules! cookie_store {
                         refresh.cookie.value.to_owned(),
                     ));
                 }
-                $crate::aiohttp::written(self.seal_unless_empty(record, record.created))
+                $crate::aiohttp::written(record, |record| self.seal(record, record.created))
             }
 
             async fn regenerate(
@@ -244,7 +244,7 @@ macro_rules! cookie_store {
             ) -> Result<session_core::Written, session_core::Error> {
                 // Nothing is kept on the server to move or check.
                 let record = regenerate.record;
-                $crate::aiohttp::written(self.seal_unless_empty(record, regenerate.now))
+                $crate::aiohttp::written(record, |record| self.seal(record, regenerate.now))
             }
 
             async fn delete(
@@ -275,12 +275,13 @@ pub(crate) use cookie_store;
 ///
 /// [`Written::Gone`]: session_core::Written::Gone
 pub(crate) fn written(
-    sealed: Result<Option<String>, Error>,
+    record: &Record,
+    seal: impl FnOnce(&Record) -> Result<String, Error>,
 ) -> Result<session_core::Written, Error> {
-    Ok(match sealed? {
-        Some(value) => session_core::Written::Cookie(value),
-        None => session_core::Written::Gone,
-    })
+    if record.data.is_empty() {
+        return Ok(session_core::Written::Gone);
+    }
+    seal(record).map(session_core::Written::Cookie)
 }
 
 /// Shared by the two stores' tests.

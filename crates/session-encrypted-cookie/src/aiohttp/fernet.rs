@@ -206,19 +206,6 @@ impl FernetCookieStore {
         }
         Some((record, index))
     }
-
-    /// [`seal`](Self::seal), or `None` for an empty session, whose cookie
-    /// aiohttp_session removes.
-    pub(crate) fn seal_unless_empty(
-        &self,
-        record: &Record,
-        at: SystemTime,
-    ) -> Result<Option<String>, Error> {
-        if record.data.is_empty() {
-            return Ok(None);
-        }
-        self.seal(record, at).map(Some)
-    }
 }
 
 impl fmt::Debug for FernetCookieStore {

@@ -153,19 +153,6 @@ impl NaclCookieStore {
         let record = codec::decode_cookie_json(&json, self.max_age_secs)?;
         Some((record, index))
     }
-
-    /// [`seal`](Self::seal), or `None` for an empty session, whose cookie
-    /// aiohttp_session removes.
-    pub(crate) fn seal_unless_empty(
-        &self,
-        record: &Record,
-        at: SystemTime,
-    ) -> Result<Option<String>, Error> {
-        if record.data.is_empty() {
-            return Ok(None);
-        }
-        self.seal(record, at).map(Some)
-    }
 }
 
 impl fmt::Debug for NaclCookieStore {
