@@ -50,6 +50,23 @@ impl SessionId {
         SessionId(URL_SAFE_NO_PAD.encode(bytes))
     }
 
+    /// Whether `value` has the shape of an issued id (what `FromStr`
+    /// checks), without copying it: for a store that builds a key from a
+    /// cookie value on every load.
+    ///
+    /// ```
+    /// use session_core::SessionId;
+    /// assert!(SessionId::is_well_formed(SessionId::generate().as_str()));
+    /// assert!(!SessionId::is_well_formed("../../etc/passwd"));
+    /// ```
+    #[must_use]
+    pub fn is_well_formed(value: &str) -> bool {
+        value.len() == ID_LEN
+            && value
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    }
+
     /// The id as text.
     #[must_use]
     pub fn as_str(&self) -> &str {
@@ -70,11 +87,7 @@ impl FromStr for SessionId {
     /// 32 characters of the base64url alphabet (which always decode to 24
     /// bytes). Whether the id was really issued is the store's to say.
     fn from_str(value: &str) -> Result<Self, Self::Err> {
-        let well_formed = value.len() == ID_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if well_formed {
+        if SessionId::is_well_formed(value) {
             Ok(SessionId(value.to_owned()))
         } else {
             Err(InvalidSessionId)

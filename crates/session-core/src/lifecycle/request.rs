@@ -71,11 +71,11 @@ impl RequestSession {
     ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
         // In place rather than in a `Vec`: there are at most a few, and
         // usually one, so this spares an allocation on every load.
-        let mut candidates: [Option<String>; cookie::MAX_CANDIDATES] = Default::default();
+        let mut candidates: [Option<Arc<str>>; cookie::MAX_CANDIDATES] = Default::default();
         if !self.is_loaded() {
             let values = self.inner.manager.candidates(cookie_headers);
             for (slot, value) in candidates.iter_mut().zip(values) {
-                *slot = Some(value.to_owned());
+                *slot = Some(Arc::from(value));
             }
         }
         let this = self.clone();
@@ -95,7 +95,7 @@ impl RequestSession {
         self.inner.loaded.initialized()
     }
 
-    async fn load(&self, candidates: impl IntoIterator<Item = String>) -> Result<Loaded, Error> {
+    async fn load(&self, candidates: impl IntoIterator<Item = Arc<str>>) -> Result<Loaded, Error> {
         let Shared { store, config } = self.inner.manager.shared();
         let name = config.cookie().name();
         let now = config.clock().now();
@@ -105,7 +105,6 @@ impl RequestSession {
             match store.load(cookie).await? {
                 Some(record) if !rules.is_expired(&record, now) => {
                     let reissue = store.needs_reissue(cookie);
-                    let value = Arc::<str>::from(value);
                     let manager = self.inner.manager.clone();
                     return Ok(Loaded {
                         session: Session::of_request(record, Some(Arc::clone(&value)), manager),

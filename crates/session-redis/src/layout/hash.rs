@@ -288,8 +288,7 @@ impl HashLayout {
     /// have issued: a request never makes us build keys from arbitrary
     /// input.
     fn key(&self, cookie_value: &str) -> Option<String> {
-        let id = cookie_value.parse::<SessionId>().ok()?;
-        Some(self.key_of(id.as_str()))
+        SessionId::is_well_formed(cookie_value).then(|| self.key_of(cookie_value))
     }
 
     fn key_of(&self, id: &str) -> String {
