@@ -143,7 +143,7 @@ impl AiohttpLayout {
             .max_age_secs
             .map(|secs| i64::try_from(secs).unwrap_or(i64::MAX));
         for _ in 0..MAX_ID_ATTEMPTS {
-            let id = new_id()?;
+            let id = new_id();
             let key = format!("{}_{id}", create.cookie_name);
             if redis.set_new(&key, value.clone(), expiry).await? {
                 return Ok(id);
@@ -214,7 +214,7 @@ impl AiohttpLayout {
         let value = RedisValue::from(self.value(cookie.name, regenerate.record, regenerate.now)?);
         let expiry = self.expiry_arg();
         for _ in 0..MAX_ID_ATTEMPTS {
-            let id = new_id()?;
+            let id = new_id();
             let new = format!("{}_{id}", cookie.name);
             let reply = redis
                 .eval(&self.regenerate, 2, redis.timeout(), |args| {
@@ -266,16 +266,10 @@ fn key(cookie_name: &str, cookie_value: &str) -> Option<String> {
     well_formed.then(|| format!("{cookie_name}_{cookie_value}"))
 }
 
-/// A new id as `uuid.uuid4().hex` makes it: 122 random bits from the OS
-/// CSPRNG with the version (4) and variant (RFC 4122) bits set, in
-/// lowercase hex.
-fn new_id() -> Result<String, Error> {
-    let mut bytes = [0_u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| Error::store(format!("the OS random number generator failed: {e}")))?;
-    bytes[6] = (bytes[6] & 0x0f) | 0x40;
-    bytes[8] = (bytes[8] & 0x3f) | 0x80;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+/// A new id as `uuid.uuid4().hex` makes it: a version 4 UUID (122 random
+/// bits from the OS CSPRNG) in lowercase hex without dashes.
+fn new_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 /// The record in a stored value, or `None` when it is not one that
@@ -294,7 +288,7 @@ mod tests {
 
     #[test]
     fn ids_are_uuid4_hex_and_have_the_shape_keys_accept() {
-        let id = new_id().unwrap();
+        let id = new_id();
         assert_eq!(id.len(), 32);
         assert_eq!(&id[12..13], "4", "version 4: {id}");
         assert!("89ab".contains(&id[16..17]), "RFC 4122 variant: {id}");
@@ -302,7 +296,7 @@ mod tests {
             key("AIOHTTP_SESSION", &id),
             Some(format!("AIOHTTP_SESSION_{id}"))
         );
-        assert_ne!(new_id().unwrap(), id);
+        assert_ne!(new_id(), id);
         for bad in [
             "",
             "{}",
