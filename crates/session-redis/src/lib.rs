@@ -69,7 +69,10 @@
 //!   not recover after a connection loss.
 //!
 //! Options: the key prefix (default `session:`), the command timeout
-//! (default 2 seconds), and the [layout](RedisLayout).
+//! (default 2 seconds), the [layout](RedisLayout), and the
+//! [durability](RedisStoreBuilder::durability) of writes (by default
+//! answered once the master applied them; optionally only once replicas
+//! acknowledged them, with `WAIT`, so that a failover loses none).
 //!
 //! # Layout
 //!
@@ -190,7 +193,7 @@ use session_core::{
     async_trait,
 };
 
-pub use connection::RedisConnection;
+pub use connection::{Durability, RedisConnection};
 /// The fred crate this store is built on, for building clients and pools.
 pub use fred;
 pub use layout::RedisLayout;
@@ -269,6 +272,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("layout", &self.layout)
             .field("command_timeout", &self.redis.timeout())
+            .field("durability", &self.redis.durability())
             .finish_non_exhaustive()
     }
 }
@@ -328,6 +332,7 @@ pub struct RedisStoreBuilder {
     key_prefix: String,
     command_timeout: Duration,
     layout: RedisLayout,
+    durability: Durability,
 }
 
 impl Default for RedisStoreBuilder {
@@ -336,6 +341,7 @@ impl Default for RedisStoreBuilder {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             layout: RedisLayout::Hash,
+            durability: Durability::Master,
         }
     }
 }
@@ -364,6 +370,49 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// When a write is answered (default [`Durability::Master`], as soon
+    /// as the master applied it).
+    ///
+    /// Redis replicates asynchronously: a master that dies (and whose
+    /// replica is promoted, by Sentinel or the cluster) may take the
+    /// writes of its last moments with it, so a save answered 200 can be
+    /// lost, and a logout undone. With [`Durability::Replicas`], every
+    /// write the store makes (saves, rolling refreshes, logins, logouts,
+    /// the user index) is followed on the same connection by `WAIT count
+    /// timeout`, and answered only once `count` replicas acknowledged it;
+    /// with fewer, it fails with [`Error::Store`] (a 500 through the
+    /// adapters), never a 200. Such a failed write **may still have been
+    /// applied on the master** (and reach the replicas later): the client
+    /// was told it failed, not that nothing happened. The saves that the
+    /// store sends together in one script call share one `WAIT`.
+    ///
+    /// What it costs: a write takes a round trip from the master to its
+    /// replicas longer, and while `WAIT` blocks, the commands queued
+    /// behind it on the same connection wait too; the repository's
+    /// OPERATIONS.md measures it. When fewer than `count` replicas are
+    /// connected (one is down, or being resynchronised after a failover),
+    /// every write fails after `timeout`: choose `count` below the number
+    /// of replicas each master has if writes must go on while one is away.
+    /// Keep `timeout` below the command timeout.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use session_redis::{Durability, RedisStore};
+    ///
+    /// # async fn run() -> Result<(), session_core::Error> {
+    /// let store = RedisStore::builder()
+    ///     .durability(Durability::Replicas { count: 1, timeout: Duration::from_millis(500) })
+    ///     .connect("redis-sentinel://127.0.0.1:26379?sentinelServiceName=mymaster")
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// The store on a fred client or pool you connected yourself.
     pub fn build(self, connection: impl Into<RedisConnection>) -> RedisStore {
         let layout = match self.layout {
@@ -371,7 +420,7 @@ impl RedisStoreBuilder {
             RedisLayout::Aiohttp { max_age } => Layout::Aiohttp(AiohttpLayout::new(max_age)),
         };
         RedisStore {
-            redis: Redis::new(connection.into(), self.command_timeout),
+            redis: Redis::new(connection.into(), self.command_timeout, self.durability),
             layout: std::sync::Arc::new(layout),
         }
     }
