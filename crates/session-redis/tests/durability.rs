@@ -11,7 +11,7 @@ use session_testing::{RedisCluster, RedisServer, Reply};
 
 use common::{cookie_pair, cookie_value, peek, redis_key, visit};
 
-const WAIT: Duration = Duration::from_millis(500);
+const WAIT: Duration = Duration::from_millis(1000);
 
 fn durable(count: u32) -> Durability {
     Durability::Replicas {

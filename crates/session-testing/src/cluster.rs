@@ -193,6 +193,21 @@ impl RedisCluster {
             nodes,
             failed_over: None,
         };
+        // Every node sees every replica as one, and each is in sync.
+        let replicas = 3 * options.replicas;
+        for node in &cluster.nodes {
+            process::wait_for("every replica to join", CONVERGE_TIMEOUT, || {
+                let seen = match node.command(&["CLUSTER", "NODES"]) {
+                    Ok(Reply::Bulk(text)) => String::from_utf8_lossy(&text)
+                        .lines()
+                        .filter_map(NodeLine::parse)
+                        .filter(|l| l.flags.iter().any(|f| f == "slave"))
+                        .count(),
+                    other => return Err(format!("{other:?}")),
+                };
+                if seen == replicas { Ok(()) } else { Err(format!("{seen} replicas")) }
+            })?;
+        }
         for index in cluster.replica_indexes() {
             cluster.nodes[index].wait_for_sync(CONVERGE_TIMEOUT);
         }
