@@ -591,9 +591,11 @@ impl User {
                     self.tally.lost.push((
                         *last_answered,
                         format!(
-                            "{}: counter {last} (answered at {:.2} s)",
+                            "{}: counter {last} (answered at {:.2} s; the next increment at \
+                             {:.2} s answered {value})",
                             self.name,
-                            last_answered.as_secs_f64()
+                            last_answered.as_secs_f64(),
+                            answered.as_secs_f64()
                         ),
                     ));
                 }
@@ -607,7 +609,15 @@ impl User {
     /// verified and forgotten too (the session is not read again).
     fn check(tally: &mut Tally, user: &str, session: &mut Tracked, data: &Value, last: bool) {
         session.confirmed.retain(|key, (value, answered)| {
-            if data[key.as_str()] == *value {
+            let stored = &data[key.as_str()];
+            // A counter may have moved on: an increment that failed (a
+            // 500) may still have been applied.
+            let there = if key == "counter" {
+                stored.as_u64().unwrap_or(0) >= value.as_u64().unwrap_or(u64::MAX)
+            } else {
+                stored == value
+            };
+            if there {
                 if last {
                     tally.verified += 1;
                 }
@@ -615,7 +625,12 @@ impl User {
             } else {
                 tally.lost.push((
                     *answered,
-                    format!("{user}: {key} (answered at {:.2} s)", answered.as_secs_f64()),
+                    format!(
+                        "{user}: {key} (answered at {:.2} s; {} by a read {})",
+                        answered.as_secs_f64(),
+                        if data[key.as_str()].is_null() { "absent" } else { "different" },
+                        if last { "at the end or before a logout" } else { "during the run" }
+                    ),
                 ));
                 false
             }
@@ -1263,7 +1278,10 @@ async fn soak(options: Options) -> Result<(), String> {
         );
     }
 
-    sleep_until(start, duration).await;
+    // The load runs its time, and a little past the last step if the
+    // failover took longer than planned.
+    let steps_done = start.elapsed() + duration.mul_f64(0.15).max(Duration::from_secs(3));
+    sleep_until(start, duration.max(steps_done)).await;
     shared.stop.store(true, Ordering::SeqCst);
     let mut finished = Vec::new();
     for user in users {
@@ -1283,6 +1301,7 @@ async fn soak(options: Options) -> Result<(), String> {
     let in_loss_window = |answered: Duration| answered >= loss_from && answered <= timeline.killed;
     let (mut writes, mut verified, mut lost_replication, mut missing) = (0u64, 0u64, 0u64, Vec::new());
     let (mut logouts, mut stayed_out, mut undone_replication, mut undone) = (0u64, 0u64, 0u64, Vec::new());
+    let mut lost_examples = Vec::new();
     for user in &mut finished {
         let mut archived = std::mem::take(&mut user.archived);
         for session in &mut archived {
@@ -1304,6 +1323,7 @@ async fn soak(options: Options) -> Result<(), String> {
         for (answered, what) in &user.tally.lost {
             if in_loss_window(*answered) {
                 lost_replication += 1;
+                lost_examples.push(what.clone());
             } else {
                 missing.push(what.clone());
             }
@@ -1436,9 +1456,15 @@ async fn soak(options: Options) -> Result<(), String> {
     if options.wait_replicas > 0 && lost_replication > 0 {
         problems.push(format!(
             "{lost_replication} acknowledged writes were lost in the failover despite \
-             --wait-replicas {}",
-            options.wait_replicas
+             --wait-replicas {}, e.g. {:?}",
+            options.wait_replicas,
+            &lost_examples[..lost_examples.len().min(5)]
         ));
+    } else if lost_replication > 0 {
+        println!(
+            "soak: lost to asynchronous replication, e.g. {:?}",
+            &lost_examples[..lost_examples.len().min(5)]
+        );
     }
     if !undone.is_empty() {
         problems.push(format!(
