@@ -386,14 +386,23 @@ impl RedisStoreBuilder {
     /// was told it failed, not that nothing happened. The saves that the
     /// store sends together in one script call share one `WAIT`.
     ///
+    /// **Which replicas.** Sentinel and the cluster promote the replica they
+    /// judge most up to date, from replication offsets they learnt up to a
+    /// second earlier: not necessarily one that acknowledged the last
+    /// writes. For the guarantee, `count` must be every replica that can
+    /// be promoted (a master's replicas on a cluster, all the replicas
+    /// behind Sentinel); a smaller `count` narrows the loss, it does not
+    /// close it (the repository's soak shows writes acknowledged by one of
+    /// two replicas lost when Sentinel promoted the other).
+    ///
     /// What it costs: a write takes a round trip from the master to its
     /// replicas longer, and while `WAIT` blocks, the commands queued
     /// behind it on the same connection wait too; the repository's
     /// OPERATIONS.md measures it. When fewer than `count` replicas are
-    /// connected (one is down, or being resynchronised after a failover),
-    /// every write fails after `timeout`: choose `count` below the number
-    /// of replicas each master has if writes must go on while one is away.
-    /// Keep `timeout` below the command timeout.
+    /// connected (one is down, or being resynchronised after a failover,
+    /// or the promoted master has not got its replicas back yet), every
+    /// write fails after `timeout`: availability is what this setting
+    /// trades for durability. Keep `timeout` below the command timeout.
     ///
     /// ```no_run
     /// use std::time::Duration;

@@ -159,6 +159,13 @@ impl RedisSentinel {
         url
     }
 
+    /// The first sentinel's whole log, e.g. to count its `+switch-master`
+    /// events (failovers).
+    #[must_use]
+    pub fn sentinel_log(&self) -> String {
+        self.sentinels[0].log()
+    }
+
     /// The name the sentinels monitor the master under.
     #[must_use]
     pub fn service_name(&self) -> &'static str {

@@ -51,9 +51,9 @@
 //!   shows another user's name or keys, and no cookie issued to one user
 //!   is ever issued to another;
 //! * **errors fall within the failover window**: from the kill until the
-//!   topology serves again (the restart, the promotion, or with
-//!   `--wait-replicas` on a cluster, whose promoted master has no replica
-//!   until the old one is back, the old master's return), plus
+//!   topology serves again (the restart, the promotion, or, when
+//!   `--wait-replicas` asks for more replicas than the promoted master
+//!   has until the old one is back, the old master's return), plus
 //!   [`GRACE`]; their measured span is printed. A process taken out of
 //!   rotation is drained first, so its restart costs no error;
 //! * **memory stays flat**: each process's RSS at the end is at most its
@@ -1234,8 +1234,10 @@ async fn soak(options: Options) -> Result<(), String> {
     let warm_up = duration.mul_f64(0.25);
     let mut timeline = Timeline::default();
     sleep_until(start, duration.mul_f64(0.35)).await;
-    let victim = blocking(&servers, Servers::kill).await?;
+    // The kill is timed from just before it: requests that the dying
+    // server fails may end before the step returns.
     timeline.killed = start.elapsed();
+    let victim = blocking(&servers, Servers::kill).await?;
     println!("soak: {victim} killed at {:.1} s", timeline.killed.as_secs_f64());
     let outage = duration.mul_f64(0.10).max(MIN_OUTAGE);
     let how = blocking(&servers, move |s| s.recover(outage)).await?;
@@ -1355,7 +1357,14 @@ async fn soak(options: Options) -> Result<(), String> {
     // Errors: within the window from the kill until the topology serves
     // again (with --wait-replicas on a cluster, until the old master is
     // back as the promoted one's replica), plus the grace.
-    let served_again = if options.wait_replicas > 0 && options.topology == Topology::Cluster {
+    // Replicas the promoted master has until the old one is back: none
+    // on the cluster (one each), one behind Sentinel (two). While fewer
+    // than --wait-replicas, every write fails by design.
+    let replicas_left = match options.topology {
+        Topology::Standalone | Topology::Cluster => 0,
+        Topology::Sentinel => 1,
+    };
+    let served_again = if options.wait_replicas > replicas_left {
         timeline.rejoined.unwrap_or(timeline.recovered)
     } else {
         timeline.recovered
@@ -1416,6 +1425,15 @@ async fn soak(options: Options) -> Result<(), String> {
          replication: {undone_replication}; undone otherwise: {}",
         undone.len()
     );
+    if let Servers::Sentinel(sentinel) = &*lock(&servers) {
+        let switches: Vec<String> = sentinel
+            .sentinel_log()
+            .lines()
+            .filter(|line| line.contains("+switch-master") || line.contains("+odown"))
+            .map(str::to_owned)
+            .collect();
+        println!("soak: the sentinels' failovers:\n  {}", switches.join("\n  "));
+    }
     let leaks = lock(&shared.leaks);
     println!("soak: cross-user leaks: {}", leaks.len());
 
