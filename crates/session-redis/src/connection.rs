@@ -5,11 +5,11 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use fred::clients::WithOptions;
+use fred::error::ErrorKind;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as FredError, HashesInterface, KeysInterface,
     Options, Pool, ReconnectPolicy,
 };
-use fred::error::ErrorKind;
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
 use fred::util::redis_keyslot;
 use session_core::Error;
@@ -307,7 +307,13 @@ impl Redis {
         let hash = slot.map_or(ClusterHash::Random, ClusterHash::Custom);
         let command = CustomCommand::new_static(command, hash, false);
         match (self.durability, slot) {
-            (Durability::Replicas { count, timeout: wait }, Some(slot)) => {
+            (
+                Durability::Replicas {
+                    count,
+                    timeout: wait,
+                },
+                Some(slot),
+            ) => {
                 self.write_and_wait(timeout, slot, count, wait, async |pipeline| {
                     pipeline.custom::<(), _>(command, args).await
                 })
@@ -359,14 +365,19 @@ impl Redis {
         queue(&pipeline).await?;
         let wait_command = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
         pipeline
-            .custom::<(), _>(wait_command, vec![Value::from(i64::from(count)), wait_ms.into()])
+            .custom::<(), _>(
+                wait_command,
+                vec![Value::from(i64::from(count)), wait_ms.into()],
+            )
             .await?;
         let mut replies = pipeline.try_all::<Value>().await.into_iter();
-        let written = replies.next().unwrap_or_else(|| {
-            Err(FredError::new(ErrorKind::Unknown, "no reply to the write"))
-        })?;
+        let written = replies
+            .next()
+            .unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply to the write")))?;
         match replies.next() {
-            Some(Ok(Value::Integer(acknowledged))) if acknowledged >= i64::from(count) => Ok(written),
+            Some(Ok(Value::Integer(acknowledged))) if acknowledged >= i64::from(count) => {
+                Ok(written)
+            }
             Some(Ok(Value::Integer(acknowledged))) => Err(FredError::new(
                 ErrorKind::Timeout,
                 format!(

@@ -69,7 +69,10 @@ async fn a_save_and_a_logout_are_on_the_replica_when_they_are_answered() {
     assert_eq!(fields, Reply::Bulk(b"2".to_vec()));
     // A logout answered is a logout on the replica too.
     visit(&manager, Some(&pairs[1]), |s| s.invalidate()).await;
-    assert!(!exists(&replica, &redis_key(&pairs[1])), "still on the replica");
+    assert!(
+        !exists(&replica, &redis_key(&pairs[1])),
+        "still on the replica"
+    );
     // Login (regenerate): the new key is there, the old one gone.
     let moved = cookie_pair(&visit(&manager, Some(&pairs[2]), |s| s.regenerate()).await);
     assert!(exists(&replica, &redis_key(&moved)));
@@ -86,10 +89,14 @@ async fn the_aiohttp_layout_waits_for_the_replica_too() {
         .await
         .expect("connect");
     let manager = SessionManager::new(store, SessionConfig::default());
-    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
     let key = format!("session_{}", cookie_value(&pair));
     assert!(exists(&replica, &key), "{key} is not on the replica");
-    visit(&manager, Some(&pair), |s| s.insert("k", &1).expect("insert")).await;
+    visit(&manager, Some(&pair), |s| {
+        s.insert("k", &1).expect("insert")
+    })
+    .await;
     visit(&manager, Some(&pair), |s| s.invalidate()).await;
     assert!(!exists(&replica, &key));
 }
@@ -118,7 +125,10 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
     let elapsed = started.elapsed();
     match result {
         Err(Error::Store(message)) => {
-            assert!(message.to_string().contains("1 of the 2 replicas"), "{message}");
+            assert!(
+                message.to_string().contains("1 of the 2 replicas"),
+                "{message}"
+            );
         }
         other => panic!("a save that reached 1 of 2 replicas: {other:?}"),
     }
@@ -146,7 +156,10 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
     // Back in sync, writes are answered again.
     replica.restart();
     replica.wait_for_sync(Duration::from_secs(20));
-    visit(&manager, Some(&pair), |s| s.insert("k", &3).expect("insert")).await;
+    visit(&manager, Some(&pair), |s| {
+        s.insert("k", &3).expect("insert")
+    })
+    .await;
     assert!(exists(&replica, &redis_key(&pair)));
 }
 
@@ -195,4 +208,3 @@ async fn on_a_cluster_the_wait_goes_to_the_master_that_took_the_write() {
         .expect("insert");
     assert!(matches!(request.finish().await, Err(Error::Store(_))));
 }
-

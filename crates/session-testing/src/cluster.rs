@@ -113,7 +113,13 @@ impl NodeLine {
         let mut fields = line.split_whitespace();
         let id = fields.next()?.to_owned();
         let addr = fields.next()?;
-        let port = addr.split(['@', ',']).next()?.rsplit(':').next()?.parse().ok()?;
+        let port = addr
+            .split(['@', ','])
+            .next()?
+            .rsplit(':')
+            .next()?
+            .parse()
+            .ok()?;
         let flags = fields.next()?.split(',').map(str::to_owned).collect();
         let master_id = Some(fields.next()?.to_owned()).filter(|m| m != "-");
         // ping-sent, pong-recv, config-epoch, link-state, slots...
@@ -158,7 +164,8 @@ impl RedisCluster {
                 let bus_port = process::free_port()?;
                 let extra = format!(
                     "cluster-enabled yes\ncluster-config-file nodes.conf\n\
-                     cluster-node-timeout {}\ncluster-port {bus_port}\n",
+                     cluster-node-timeout {}\ncluster-port {bus_port}\n\
+                     repl-diskless-sync-delay 0\n",
                     options.node_timeout.as_millis()
                 );
                 RedisServer::launch(&RedisServerBuilder::default(), &extra)
@@ -205,7 +212,11 @@ impl RedisCluster {
                         .count(),
                     other => return Err(format!("{other:?}")),
                 };
-                if seen == replicas { Ok(()) } else { Err(format!("{seen} replicas")) }
+                if seen == replicas {
+                    Ok(())
+                } else {
+                    Err(format!("{seen} replicas"))
+                }
             })?;
         }
         for index in cluster.replica_indexes() {
@@ -352,12 +363,14 @@ impl RedisCluster {
     #[track_caller]
     pub fn wait_until_replica(&self, index: usize, timeout: Duration) {
         let node = &self.nodes[index];
-        process::wait_for("the restarted node to become a replica", timeout, || {
-            match node.role().as_deref() {
+        process::wait_for(
+            "the restarted node to become a replica",
+            timeout,
+            || match node.role().as_deref() {
                 Some("slave") => Ok(()),
                 other => Err(format!("role {other:?}")),
-            }
-        })
+            },
+        )
         .unwrap_or_else(|e| panic!("{e}"));
         node.wait_for_sync(timeout);
     }

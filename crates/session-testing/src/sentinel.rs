@@ -72,11 +72,14 @@ impl RedisSentinel {
     }
 
     fn try_start(replicas: usize) -> Result<RedisSentinel, String> {
-        let master = RedisServer::launch(&RedisServerBuilder::default(), "")?;
+        // A replica (re)joining is served at once, not after the default
+        // 5 s wait for others to join it.
+        let conf = "repl-diskless-sync-delay 0\n";
+        let master = RedisServer::launch(&RedisServerBuilder::default(), conf)?;
         let mut servers = vec![master];
         for _ in 0..replicas {
-            let replica =
-                RedisServer::launch(&RedisServerBuilder::default().replica_of(servers[0].port()), "")?;
+            let builder = RedisServerBuilder::default().replica_of(servers[0].port());
+            let replica = RedisServer::launch(&builder, conf)?;
             servers.push(replica);
         }
         for replica in &servers[1..] {
@@ -225,7 +228,10 @@ impl RedisSentinel {
     /// time.
     #[track_caller]
     pub fn restart_as_replica(&mut self, timeout: Duration) {
-        let index = self.killed.take().expect("restart_as_replica: no master was killed");
+        let index = self
+            .killed
+            .take()
+            .expect("restart_as_replica: no master was killed");
         let master = self.current_master_port();
         let server = &mut self.servers[index];
         server.restart();

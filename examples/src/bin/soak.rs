@@ -628,8 +628,16 @@ impl User {
                     format!(
                         "{user}: {key} (answered at {:.2} s; {} by a read {})",
                         answered.as_secs_f64(),
-                        if data[key.as_str()].is_null() { "absent" } else { "different" },
-                        if last { "at the end or before a logout" } else { "during the run" }
+                        if data[key.as_str()].is_null() {
+                            "absent"
+                        } else {
+                            "different"
+                        },
+                        if last {
+                            "at the end or before a logout"
+                        } else {
+                            "during the run"
+                        }
                     ),
                 ));
                 false
@@ -653,21 +661,16 @@ impl User {
                 };
                 shared.issued(&cookie, &self.name);
                 // The data comes along under the new id.
-                let confirmed = self
-                    .session
-                    .take()
-                    .map(|s| s.confirmed)
-                    .unwrap_or_default();
+                let confirmed = self.session.take().map(|s| s.confirmed).unwrap_or_default();
                 self.session = Some(Tracked {
                     cookie,
                     user: Some(self.name.clone()),
                     confirmed,
                 });
             }
-            Ok(response) => shared.failed(
-                started,
-                format!("{}: login {}", self.name, response.status),
-            ),
+            Ok(response) => {
+                shared.failed(started, format!("{}: login {}", self.name, response.status))
+            }
             Err(error) => shared.failed(started, format!("{}: login: {error}", self.name)),
         }
     }
@@ -743,10 +746,9 @@ impl User {
                     }
                 }
             }
-            Ok(response) => shared.failed(
-                started,
-                format!("{}: read {}", self.name, response.status),
-            ),
+            Ok(response) => {
+                shared.failed(started, format!("{}: read {}", self.name, response.status))
+            }
             Err(error) => shared.failed(started, format!("{}: read: {error}", self.name)),
         }
     }
@@ -828,10 +830,9 @@ impl User {
                         self.follow_cookie(shared, &response);
                     }
                 }
-                Ok(response) => shared.failed(
-                    started,
-                    format!("{}: write {}", self.name, response.status),
-                ),
+                Ok(response) => {
+                    shared.failed(started, format!("{}: write {}", self.name, response.status))
+                }
                 Err(error) => shared.failed(started, format!("{}: write: {error}", self.name)),
             }
         }
@@ -861,10 +862,9 @@ impl User {
                     self.confirm(key, json!(value), shared.since_start());
                 }
             }
-            Ok(response) => shared.failed(
-                started,
-                format!("{}: write {}", self.name, response.status),
-            ),
+            Ok(response) => {
+                shared.failed(started, format!("{}: write {}", self.name, response.status))
+            }
             Err(error) => shared.failed(started, format!("{}: write: {error}", self.name)),
         }
     }
@@ -988,7 +988,10 @@ impl Demo {
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        Err(format!("the demo did not answer on {} within 30 s", self.addr))
+        Err(format!(
+            "the demo did not answer on {} within 30 s",
+            self.addr
+        ))
     }
 }
 
@@ -1165,15 +1168,36 @@ async fn soak(options: Options) -> Result<(), String> {
         let servers = lock(&servers);
         (servers.url(), servers.describe())
     };
-    let mut store_args = vec!["--store".to_owned(), "redis".to_owned(), "--redis-url".to_owned(), url];
+    let mut store_args = vec![
+        "--store".to_owned(),
+        "redis".to_owned(),
+        "--redis-url".to_owned(),
+        url,
+    ];
     if options.wait_replicas > 0 {
-        store_args.extend(["--redis-wait-replicas".to_owned(), options.wait_replicas.to_string()]);
+        store_args.extend([
+            "--redis-wait-replicas".to_owned(),
+            options.wait_replicas.to_string(),
+        ]);
     }
-    let other = if options.framework == "axum" { "actix" } else { "axum" };
+    let other = if options.framework == "axum" {
+        "actix"
+    } else {
+        "axum"
+    };
     let mut demos = Vec::new();
     for i in 0..apps {
-        let framework = if i % 2 == 0 { options.framework.as_str() } else { other };
-        demos.push(Demo::spawn(&options.demo, framework, free_addr()?, store_args.clone())?);
+        let framework = if i % 2 == 0 {
+            options.framework.as_str()
+        } else {
+            other
+        };
+        demos.push(Demo::spawn(
+            &options.demo,
+            framework,
+            free_addr()?,
+            store_args.clone(),
+        )?);
     }
     for demo in &mut demos {
         demo.wait_until_serving().await?;
@@ -1212,8 +1236,9 @@ async fn soak(options: Options) -> Result<(), String> {
     // RSS, every second, of every process (a restarted one under its new
     // pid: the series is per slot).
     let pids: Arc<Mutex<Vec<u32>>> = Arc::new(Mutex::new(demos.iter().map(Demo::pid).collect()));
-    let rss: Arc<Mutex<Vec<RssSeries>>> =
-        Arc::new(Mutex::new((0..apps).map(|_| RssSeries::default()).collect()));
+    let rss: Arc<Mutex<Vec<RssSeries>>> = Arc::new(Mutex::new(
+        (0..apps).map(|_| RssSeries::default()).collect(),
+    ));
     let sampler = {
         let (pids, rss, shared) = (Arc::clone(&pids), Arc::clone(&rss), Arc::clone(&shared));
         tokio::spawn(async move {
@@ -1238,7 +1263,10 @@ async fn soak(options: Options) -> Result<(), String> {
     // server fails may end before the step returns.
     timeline.killed = start.elapsed();
     let victim = blocking(&servers, Servers::kill).await?;
-    println!("soak: {victim} killed at {:.1} s", timeline.killed.as_secs_f64());
+    println!(
+        "soak: {victim} killed at {:.1} s",
+        timeline.killed.as_secs_f64()
+    );
     let outage = duration.mul_f64(0.10).max(MIN_OUTAGE);
     let how = blocking(&servers, move |s| s.recover(outage)).await?;
     timeline.recovered = start.elapsed();
@@ -1248,8 +1276,13 @@ async fn soak(options: Options) -> Result<(), String> {
         (timeline.recovered - timeline.killed).as_secs_f64()
     );
     if options.topology != Topology::Standalone {
-        sleep_until(start, duration.mul_f64(0.55).max(timeline.recovered + Duration::from_secs(1)))
-            .await;
+        sleep_until(
+            start,
+            duration
+                .mul_f64(0.55)
+                .max(timeline.recovered + Duration::from_secs(1)),
+        )
+        .await;
         if let Some(how) = blocking(&servers, Servers::rejoin).await? {
             let at = start.elapsed();
             timeline.rejoined = Some(at);
@@ -1301,8 +1334,10 @@ async fn soak(options: Options) -> Result<(), String> {
     };
     let loss_from = timeline.killed.saturating_sub(REPLICATION_LOSS_WINDOW);
     let in_loss_window = |answered: Duration| answered >= loss_from && answered <= timeline.killed;
-    let (mut writes, mut verified, mut lost_replication, mut missing) = (0u64, 0u64, 0u64, Vec::new());
-    let (mut logouts, mut stayed_out, mut undone_replication, mut undone) = (0u64, 0u64, 0u64, Vec::new());
+    let (mut writes, mut verified, mut lost_replication, mut missing) =
+        (0u64, 0u64, 0u64, Vec::new());
+    let (mut logouts, mut stayed_out, mut undone_replication, mut undone) =
+        (0u64, 0u64, 0u64, Vec::new());
     let mut lost_examples = Vec::new();
     for user in &mut finished {
         let mut archived = std::mem::take(&mut user.archived);
@@ -1432,7 +1467,10 @@ async fn soak(options: Options) -> Result<(), String> {
             .filter(|line| line.contains("+switch-master") || line.contains("+odown"))
             .map(str::to_owned)
             .collect();
-        println!("soak: the sentinels' failovers:\n  {}", switches.join("\n  "));
+        println!(
+            "soak: the sentinels' failovers:\n  {}",
+            switches.join("\n  ")
+        );
     }
     let leaks = lock(&shared.leaks);
     println!("soak: cross-user leaks: {}", leaks.len());
@@ -1451,7 +1489,9 @@ async fn soak(options: Options) -> Result<(), String> {
         };
         let allowed = ((warm as f64 * RSS_GROWTH_PERCENT / 100.0) as u64).max(RSS_GROWTH_KIB);
         let change = (end as f64 - warm as f64) / warm as f64 * 100.0;
-        rss_report.push(format!("process {slot}: {warm} -> {end} KiB ({change:+.1}%)"));
+        rss_report.push(format!(
+            "process {slot}: {warm} -> {end} KiB ({change:+.1}%)"
+        ));
         if end > warm + allowed {
             problems.push(format!(
                 "process {slot}'s RSS grew from {warm} KiB to {end} KiB (allowed: +{allowed} KiB)"
@@ -1518,7 +1558,9 @@ async fn soak(options: Options) -> Result<(), String> {
         problems.push("no write was verified".to_owned());
     }
     if unaccounted > 0 {
-        problems.push(format!("{unaccounted} acknowledged writes were never read back"));
+        problems.push(format!(
+            "{unaccounted} acknowledged writes were never read back"
+        ));
     }
     if logouts > 0 && stayed_out == 0 {
         problems.push("no logout was verified".to_owned());
