@@ -347,12 +347,13 @@ impl Redis {
         wait: Duration,
         queue: impl AsyncFnOnce(&WithOptions<fred::clients::Pipeline<Client>>) -> Result<(), FredError>,
     ) -> Result<Value, FredError> {
-        // WAIT 0 would wait for ever: at least 1 ms; and no longer than
-        // the operation may take, so that a shortfall is reported as such
-        // rather than as a timeout.
+        // WAIT 0 would wait for ever: at least 1 ms; and shorter than what
+        // is left of the operation's time (a script re-sent after NOSCRIPT
+        // has less), so that a shortfall is reported as such rather than
+        // as a timeout.
         let mut wait = wait.max(Duration::from_millis(1));
         if !timeout.is_zero() {
-            wait = wait.min(timeout);
+            wait = wait.min(timeout.mul_f64(0.9));
         }
         let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
         let options = Options {
