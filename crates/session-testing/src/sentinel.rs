@@ -234,10 +234,11 @@ impl RedisSentinel {
             .expect("restart_as_replica: no master was killed");
         let master = self.current_master_port();
         let server = &mut self.servers[index];
-        server.restart();
-        // The sentinels would turn it into a replica too, within a few
-        // seconds; until then it would be a master of its own.
-        let _ = server.command(&["REPLICAOF", "127.0.0.1", &master.to_string()]);
+        // A replica from its first moment: restarted as it was, it would
+        // be an empty master until the sentinels turn it into a replica,
+        // and a client that still took it for the master would read and
+        // write there.
+        server.restart_as_replica_of(master);
         server.wait_for_sync(timeout);
     }
 

@@ -249,6 +249,25 @@ impl RedisServer {
             .map(|(_, role)| role.to_owned())
     }
 
+    /// Starts the server again, as [`restart`](Self::restart) does, but as
+    /// a replica of the server on `127.0.0.1:port` from its first moment
+    /// (`replicaof` in its configuration file): it never serves as a
+    /// master, not even an empty one, before it follows `port`.
+    ///
+    /// # Panics
+    ///
+    /// As [`restart`](Self::restart), or when its configuration file
+    /// cannot be written.
+    #[track_caller]
+    pub fn restart_as_replica_of(&mut self, port: u16) {
+        let conf = self.dir.path().join("redis.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+        text.push_str(&format!("replicaof 127.0.0.1 {port}\n"));
+        std::fs::write(&conf, text)
+            .unwrap_or_else(|e| panic!("could not write {}: {e}", conf.display()));
+        self.restart();
+    }
+
     /// Whether the process is alive.
     #[must_use]
     pub fn is_running(&mut self) -> bool {
