@@ -156,6 +156,10 @@ const RSS_GROWTH_KIB: u64 = 4096;
 /// Concurrent writes in one burst, each on its own connection.
 const BURST: usize = 4;
 
+/// How an error on a connection that the other side had already closed
+/// starts: no answer, not even its first byte.
+const STALE: &str = "connection closed";
+
 /// A response on a keep-alive connection.
 struct Response {
     status: u16,
@@ -182,6 +186,25 @@ impl Connection {
     }
 
     async fn send(
+        &mut self,
+        method: &str,
+        path: &str,
+        cookie: Option<&str>,
+        body: &str,
+    ) -> Result<Response, String> {
+        // A kept-alive connection may have been closed by the other side
+        // (a process restarted) before this request: nothing of the
+        // request was read there, so it goes once more on a new
+        // connection, as HTTP clients do with the connections they pool.
+        let reused = self.stream.is_some();
+        let mut result = self.exchange_in_time(method, path, cookie, body).await;
+        if reused && result.as_ref().is_err_and(|e| e.starts_with(STALE)) {
+            result = self.exchange_in_time(method, path, cookie, body).await;
+        }
+        result
+    }
+
+    async fn exchange_in_time(
         &mut self,
         method: &str,
         path: &str,
@@ -224,12 +247,15 @@ impl Connection {
             .get_mut()
             .write_all(request.as_bytes())
             .await
-            .map_err(|e| format!("write: {e}"))?;
+            .map_err(|e| format!("{STALE}: write: {e}"))?;
         let mut line = String::new();
-        stream
+        let read = stream
             .read_line(&mut line)
             .await
-            .map_err(|e| format!("read: {e}"))?;
+            .map_err(|e| format!("{STALE}: {e}"))?;
+        if read == 0 {
+            return Err(format!("{STALE}: closed before an answer"));
+        }
         let status = line
             .split(' ')
             .nth(1)
