@@ -383,6 +383,10 @@ struct Tally {
     verified: u64,
     /// Writes found missing: when each was answered, and what it was.
     lost: Vec<(Duration, String)>,
+    /// Reads during the run that lacked an acknowledged write (whether it
+    /// was lost is decided by the last read of the session).
+    absent_reads: u64,
+    absent_examples: Vec<String>,
 }
 
 /// Counts of what the load did.
@@ -634,6 +638,7 @@ impl User {
     /// missing is lost (and forgotten); with `last`, each one there is
     /// verified and forgotten too (the session is not read again).
     fn check(tally: &mut Tally, user: &str, session: &mut Tracked, data: &Value, last: bool) {
+        let mut absent = 0;
         session.confirmed.retain(|key, (value, answered)| {
             let stored = &data[key.as_str()];
             // A counter may have moved on: an increment that failed (a
@@ -648,27 +653,33 @@ impl User {
                     tally.verified += 1;
                 }
                 !last
-            } else {
+            } else if last {
                 tally.lost.push((
                     *answered,
                     format!(
-                        "{user}: {key} (answered at {:.2} s; {} by a read {})",
+                        "{user}: {key} (answered at {:.2} s; {} by the last read)",
                         answered.as_secs_f64(),
-                        if data[key.as_str()].is_null() {
+                        if stored.is_null() {
                             "absent"
                         } else {
                             "different"
                         },
-                        if last {
-                            "at the end or before a logout"
-                        } else {
-                            "during the run"
-                        }
                     ),
                 ));
                 false
+            } else {
+                // Decided by the last read: a read served by a server that
+                // lacked it is told apart from a write lost.
+                absent += 1;
+                true
             }
         });
+        if absent > 0 {
+            tally.absent_reads += 1;
+            tally.absent_examples.push(format!(
+                "{user}: a read lacked {absent} acknowledged write(s)"
+            ));
+        }
     }
 
     async fn login(&mut self, shared: &Shared) {
@@ -768,7 +779,15 @@ impl User {
                 shared.check_data(&self.name, user.as_deref(), &data["data"]);
                 if self.follow_cookie(shared, &response) {
                     if let Some(session) = &mut self.session {
+                        let before = self.tally.absent_examples.len();
                         User::check(&mut self.tally, &self.name, session, &data["data"], false);
+                        if let Some(example) = self.tally.absent_examples.get_mut(before) {
+                            example.push_str(&format!(
+                                " ({:.2} s to {:.2} s)",
+                                started.as_secs_f64(),
+                                shared.since_start().as_secs_f64()
+                            ));
+                        }
                     }
                 }
             }
@@ -833,11 +852,11 @@ impl User {
                     &value.to_string(),
                 )
                 .await;
-                (key, value, started, result)
+                (key, value, started, shared.since_start(), result)
             }));
         }
         for task in tasks {
-            let Ok((key, value, started, result)) = task.await else {
+            let Ok((key, value, started, answered, result)) = task.await else {
                 continue;
             };
             match result {
@@ -851,7 +870,7 @@ impl User {
                     ) && self.cookie().as_deref() == Some(&cookie)
                     {
                         shared.counts.writes_ok.fetch_add(1, Ordering::Relaxed);
-                        self.confirm(key, json!(value), shared.since_start());
+                        self.confirm(key, json!(value), answered);
                     } else {
                         self.follow_cookie(shared, &response);
                     }
@@ -1365,6 +1384,7 @@ async fn soak(options: Options) -> Result<(), String> {
     let (mut logouts, mut stayed_out, mut undone_replication, mut undone) =
         (0u64, 0u64, 0u64, Vec::new());
     let mut lost_examples = Vec::new();
+    let (mut absent_reads, mut absent_examples) = (0u64, Vec::new());
     for user in &mut finished {
         let mut archived = std::mem::take(&mut user.archived);
         for session in &mut archived {
@@ -1382,6 +1402,8 @@ async fn soak(options: Options) -> Result<(), String> {
             User::check(&mut user.tally, &user_name, session, &data["data"], true);
         }
         writes += user.tally.acknowledged;
+        absent_reads += user.tally.absent_reads;
+        absent_examples.extend(user.tally.absent_examples.iter().cloned());
         verified += user.tally.verified;
         for (answered, what) in &user.tally.lost {
             if in_loss_window(*answered) {
@@ -1481,6 +1503,15 @@ async fn soak(options: Options) -> Result<(), String> {
         REPLICATION_LOSS_WINDOW.as_secs(),
         missing.len()
     );
+    if absent_reads > 0 {
+        println!(
+            "soak: reads during the run that lacked acknowledged writes (which the session's \
+             last read then found or counted lost above): {absent_reads}, e.g. {:?}",
+            &absent_examples[..absent_examples.len().min(5)]
+        );
+    } else {
+        println!("soak: reads during the run that lacked acknowledged writes: 0");
+    }
     println!(
         "soak: logouts answered: {logouts}; stayed out: {stayed_out}; undone by asynchronous \
          replication: {undone_replication}; undone otherwise: {}",
