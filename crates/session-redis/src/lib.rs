@@ -117,7 +117,9 @@
 //!   (so keys concurrent requests wrote come along) and apply the delta;
 //!   if a logout deleted it first, answer gone and write nothing. On a
 //!   cluster the two keys live in different slots, which one script may
-//!   not touch: the session is created under the new id, then the old key
+//!   not touch (and with [durability](RedisStoreBuilder::durability) on,
+//!   where a login must not move the session before its replicas have
+//!   it): the session is created under the new id, then the old key
 //!   is deleted, and if that deletes nothing (a logout came first) the new
 //!   key is deleted again and the answer is gone. There, a key a concurrent
 //!   request wrote to the old id during the regenerate is not carried over.
@@ -383,7 +385,11 @@ impl RedisStoreBuilder {
     /// with fewer, it fails with [`Error::Store`] (a 500 through the
     /// adapters), never a 200. Such a failed write **may still have been
     /// applied on the master** (and reach the replicas later): the client
-    /// was told it failed, not that nothing happened. The saves that the
+    /// was told it failed, not that nothing happened. A login
+    /// (regenerate) then creates the session under its new id and deletes
+    /// the old one as two writes, as on a cluster, rather than moving it
+    /// in one script: a login whose new id was not acknowledged leaves the
+    /// session where the client's cookie finds it. The saves that the
     /// store sends together in one script call share one `WAIT`.
     ///
     /// **Which replicas.** Sentinel and the cluster promote the replica they

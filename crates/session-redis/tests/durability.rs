@@ -153,6 +153,19 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
         .insert("k", &2)
         .expect("insert");
     assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    // A login that its replica did not acknowledge fails, and leaves the
+    // session where the client's cookie (the old one, kept on a 500)
+    // finds it: it is not moved to an id the client never got.
+    let request = manager.request();
+    request
+        .session([pair.as_bytes()])
+        .await
+        .expect("load")
+        .regenerate();
+    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    let session = peek(&manager, &pair).await;
+    assert!(!session.is_new(), "the failed login moved the session away");
+    assert!(session.get::<i32>("k").expect("get").is_some());
     // Back in sync, writes are answered again.
     replica.restart();
     replica.wait_for_sync(Duration::from_secs(20));
