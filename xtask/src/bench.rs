@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick] [bench-http options]`: the HTTP benchmark of
 //! ours against the bare frameworks, tower-sessions and actix-session
 //! (package `session-bench`), then the axum routers in process
-//! (`bench-inprocess`), the Redis stores alone (`bench-redis-store`) and
+//! (`bench-inprocess`), the Redis stores alone (`bench-redis-store`), the
+//! cost of the Redis store's durability setting (`bench-durability`) and
 //! the encrypted cookie codec benchmark.
 //!
 //! The HTTP benchmark needs `redis-server` on `PATH` (all Redis-backed
@@ -43,6 +44,7 @@ pub(crate) fn run_all(extra: &[String]) -> Result {
         ("bench-http", extra),
         ("bench-inprocess", &short[..]),
         ("bench-redis-store", &short[..]),
+        ("bench-durability", &short[..]),
     ] {
         run(cargo()
             .args([

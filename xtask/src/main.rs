@@ -9,8 +9,9 @@
 //! * `package`: the packages of the published crates (part of `ci`).
 //! * `bench`: the benchmarks.
 //! * `fuzz --seconds N`: every fuzz target for N seconds (cargo-fuzz).
-//! * `soak --seconds N [--debug]`: the demo on Redis under load through a
-//!   Redis restart.
+//! * `soak [--topology standalone|cluster|sentinel] [--apps N] --seconds N
+//!   [--wait-replicas N] [--debug]`: demo processes on Redis under load
+//!   through a failover.
 //!
 //! xtask has no dependencies, so that it builds in seconds on a fresh clone.
 
@@ -35,7 +36,8 @@ commands:
   package cargo package the published crates, checking what each package holds
   bench   run the benchmarks
   fuzz    [--seconds N] run every fuzz target for N seconds (default 60), print executions
-  soak    [--seconds N] [--debug] [--framework axum|actix] the demo on Redis under load through a Redis restart (default 30 s)";
+  soak    [--topology standalone|cluster|sentinel] [--apps N] [--seconds N] [--wait-replicas N] [--debug] [--framework axum|actix]
+          demo processes on Redis under load through a failover (default: standalone, 2 processes, 30 s)";
 
 fn main() -> ExitCode {
     let args: Vec<String> = env::args().skip(1).collect();
@@ -100,16 +102,31 @@ fn test(extra: &[String]) -> Result {
         .env("SESSION_TEST_PYTHON", &python))?;
     // Doc tests are not part of --all-targets.
     run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
-    // A short soak on the debug build: the demo on Redis through a restart.
-    soak::run_soak(&soak::Soak {
+    // Short soaks on the debug build: two demo processes (axum and
+    // actix-web) on one Redis through its restart, then on a cluster with
+    // replicas through a master's failover, with writes waiting for the
+    // replica (so that none may be lost).
+    let standalone = soak::Soak {
         seconds: SHORT_SOAK_SECONDS,
         debug: true,
         framework: None,
-    })
+        topology: Some("standalone".to_owned()),
+        apps: Some(2),
+        wait_replicas: None,
+    };
+    soak::run_soak(&standalone)?;
+    soak::build_and_run(
+        &soak::Soak {
+            topology: Some("cluster".to_owned()),
+            wait_replicas: Some(1),
+            ..standalone
+        },
+        false,
+    )
 }
 
-/// The soak run that `cargo xtask test` includes; `cargo xtask soak` runs
-/// longer ones. Fuzzing is not part of `test`: building the instrumented
+/// The length of each soak run that `cargo xtask test` includes
+/// (standalone, then cluster); `cargo xtask soak` runs longer ones. Fuzzing is not part of `test`: building the instrumented
 /// targets takes minutes, and the property tests cover the same decoders.
 const SHORT_SOAK_SECONDS: u64 = 10;
 

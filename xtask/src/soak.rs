@@ -1,5 +1,7 @@
-//! `cargo xtask soak --seconds N [--debug] [--framework axum|actix]`: the demo on Redis under load
-//! through a Redis restart (`examples/src/bin/soak.rs` says what it checks).
+//! `cargo xtask soak [--topology standalone|cluster|sentinel] [--apps N]
+//! [--seconds S] [--wait-replicas N] [--debug] [--framework axum|actix]`:
+//! demo processes on Redis under load through a failover
+//! (`examples/src/bin/soak.rs` says what it does and checks).
 //!
 //! Builds the demo and the soak driver, then runs the driver, which starts
 //! redis-server and the demo itself. Release builds by default; `--debug`
@@ -17,6 +19,13 @@ pub(crate) struct Soak {
     /// The demo's framework (`axum` or `actix`); the driver's default when
     /// `None`.
     pub(crate) framework: Option<String>,
+    /// `standalone`, `cluster` or `sentinel`; the driver's default
+    /// (standalone) when `None`.
+    pub(crate) topology: Option<String>,
+    /// Demo processes; the driver's default when `None`.
+    pub(crate) apps: Option<usize>,
+    /// The store's durability: writes wait for this many replicas.
+    pub(crate) wait_replicas: Option<u32>,
 }
 
 impl Soak {
@@ -25,6 +34,9 @@ impl Soak {
             seconds: 30,
             debug: false,
             framework: None,
+            topology: None,
+            apps: None,
+            wait_replicas: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -43,6 +55,27 @@ impl Soak {
                             .clone(),
                     );
                 }
+                "--topology" => {
+                    soak.topology = Some(
+                        args.next()
+                            .ok_or("--topology takes standalone, cluster or sentinel")?
+                            .clone(),
+                    );
+                }
+                "--apps" => {
+                    soak.apps = Some(
+                        args.next()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or("--apps takes a number of demo processes")?,
+                    );
+                }
+                "--wait-replicas" => {
+                    soak.wait_replicas = Some(
+                        args.next()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or("--wait-replicas takes a number of replicas")?,
+                    );
+                }
                 other => return Err(format!("soak: unknown option {other}")),
             }
         }
@@ -51,6 +84,38 @@ impl Soak {
 }
 
 pub(crate) fn run_soak(soak: &Soak) -> Result {
+    build_and_run(soak, true)
+}
+
+/// Runs the soak; `build`: build the binaries first (a second soak in a
+/// row skips it).
+pub(crate) fn build_and_run(soak: &Soak, build_first: bool) -> Result {
+    if build_first {
+        build(soak)?;
+    }
+    let profile = if soak.debug { "debug" } else { "release" };
+    let bin = root().join("target").join(profile);
+    let mut driver = std::process::Command::new(bin.join("soak"));
+    driver
+        .arg("--demo")
+        .arg(bin.join("demo"))
+        .args(["--seconds", &soak.seconds.to_string()]);
+    if let Some(framework) = &soak.framework {
+        driver.args(["--framework", framework]);
+    }
+    if let Some(topology) = &soak.topology {
+        driver.args(["--topology", topology]);
+    }
+    if let Some(apps) = soak.apps {
+        driver.args(["--apps", &apps.to_string()]);
+    }
+    if let Some(wait) = soak.wait_replicas {
+        driver.args(["--wait-replicas", &wait.to_string()]);
+    }
+    run(&mut driver)
+}
+
+fn build(soak: &Soak) -> Result {
     prerequisites::ensure_all()?;
     let mut build = cargo();
     if soak.debug {
@@ -64,16 +129,5 @@ pub(crate) fn run_soak(soak: &Soak) -> Result {
         build.args(["build", "--bin", "demo", "--bin", "soak"]);
         build.args(["-p", "session-examples", "--release"]);
     }
-    run(&mut build)?;
-    let profile = if soak.debug { "debug" } else { "release" };
-    let bin = root().join("target").join(profile);
-    let mut driver = std::process::Command::new(bin.join("soak"));
-    driver
-        .arg("--demo")
-        .arg(bin.join("demo"))
-        .args(["--seconds", &soak.seconds.to_string()]);
-    if let Some(framework) = &soak.framework {
-        driver.args(["--framework", framework]);
-    }
-    run(&mut driver)
+    run(&mut build)
 }

@@ -5,11 +5,13 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 use fred::clients::WithOptions;
+use fred::error::ErrorKind;
 use fred::prelude::{
     Builder, Client, ClientLike, Config, Error as FredError, HashesInterface, KeysInterface,
     Options, Pool, ReconnectPolicy,
 };
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
+use fred::util::redis_keyslot;
 use session_core::Error;
 
 use crate::watchdog;
@@ -143,19 +145,66 @@ impl Script {
     }
 }
 
+/// When a write the store makes is answered: see
+/// [`RedisStoreBuilder::durability`](crate::RedisStoreBuilder::durability).
+///
+/// ```
+/// use std::time::Duration;
+/// use session_redis::{Durability, RedisStore};
+///
+/// // A save is answered only once one replica has it, or fails after
+/// // 500 ms without one.
+/// let builder = RedisStore::builder().durability(Durability::Replicas {
+///     count: 1,
+///     timeout: Duration::from_millis(500),
+/// });
+/// # drop(builder);
+/// ```
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Durability {
+    /// As soon as the master applied it (the default, Redis's own):
+    /// replication is asynchronous, so a master that dies right after
+    /// answering may take the last writes with it when a replica takes
+    /// over.
+    #[default]
+    Master,
+    /// Once `count` replicas acknowledged it: every write is followed, on
+    /// the same connection, by `WAIT count timeout`, and fails with
+    /// [`Error::Store`] when fewer replicas acknowledged it within
+    /// `timeout`.
+    Replicas {
+        /// How many replicas must have the write (at least 1).
+        count: u32,
+        /// How long to wait for them (at least 1 ms; capped by the
+        /// store's command timeout).
+        timeout: Duration,
+    },
+}
+
 /// Sends commands with a time budget per store operation.
 #[derive(Clone)]
 pub(crate) struct Redis {
     connection: RedisConnection,
     timeout: Duration,
+    durability: Durability,
 }
 
 impl Redis {
-    pub(crate) fn new(connection: RedisConnection, timeout: Duration) -> Self {
+    pub(crate) fn new(
+        connection: RedisConnection,
+        timeout: Duration,
+        durability: Durability,
+    ) -> Self {
         Redis {
             connection,
             timeout,
+            durability,
         }
+    }
+
+    pub(crate) fn durability(&self) -> Durability {
+        self.durability
     }
 
     pub(crate) fn timeout(&self) -> Duration {
@@ -249,14 +298,101 @@ impl Redis {
         args: Vec<Value>,
         timeout: Duration,
     ) -> Result<Value, FredError> {
-        // The first key is the third argument: route by it, so that a
-        // cluster sends the script to the node that owns the key.
-        let command = CustomCommand::new_static(command, ClusterHash::Offset(2), false);
-        self.connection
-            .client()
-            .with_options(&Self::options(timeout))
-            .custom(command, args)
-            .await
+        // The first key is the third argument: route by its slot, so that
+        // a cluster sends the script to the node that owns the key. (fred
+        // honours only `ClusterHash::Custom` on a custom command: with
+        // any other, it hashes the first argument, the script, and the
+        // call comes back `MOVED`.)
+        let slot = args.get(2).and_then(Value::as_bytes).map(redis_keyslot);
+        let hash = slot.map_or(ClusterHash::Random, ClusterHash::Custom);
+        let command = CustomCommand::new_static(command, hash, false);
+        match (self.durability, slot) {
+            (
+                Durability::Replicas {
+                    count,
+                    timeout: wait,
+                },
+                Some(slot),
+            ) => {
+                self.write_and_wait(timeout, slot, count, wait, async |pipeline| {
+                    pipeline.custom::<(), _>(command, args).await
+                })
+                .await
+            }
+            _ => {
+                self.connection
+                    .client()
+                    .with_options(&Self::options(timeout))
+                    .custom(command, args)
+                    .await
+            }
+        }
+    }
+
+    /// Sends the write that `queue` adds to a pipeline, then `WAIT count
+    /// wait` in the same pipeline, so that both go on the one connection
+    /// to the server that owns `slot`, the `WAIT` right behind the write:
+    /// the write's reply once `count` replicas acknowledged it, else an
+    /// error.
+    ///
+    /// Neither command is ever re-sent (fred's `max_attempts` is 1): a
+    /// `WAIT` re-sent alone on a new connection would wait for nothing
+    /// and count every connected replica. A write re-sent after a `MOVED`
+    /// would not be followed by its `WAIT` either: it fails instead.
+    async fn write_and_wait(
+        &self,
+        timeout: Duration,
+        slot: u16,
+        count: u32,
+        wait: Duration,
+        queue: impl AsyncFnOnce(&WithOptions<fred::clients::Pipeline<Client>>) -> Result<(), FredError>,
+    ) -> Result<Value, FredError> {
+        // WAIT 0 would wait for ever: at least 1 ms; and shorter than what
+        // is left of the operation's time (a script re-sent after NOSCRIPT
+        // has less), so that a shortfall is reported as such rather than
+        // as a timeout.
+        let mut wait = wait.max(Duration::from_millis(1));
+        if !timeout.is_zero() {
+            wait = wait.min(timeout.mul_f64(0.9));
+        }
+        let wait_ms = i64::try_from(wait.as_millis()).unwrap_or(i64::MAX);
+        let options = Options {
+            timeout: Some(timeout),
+            max_attempts: Some(1),
+            ..Options::default()
+        };
+        // One client: with a pool, both commands go on its connection.
+        let pipeline = self.connection.client().pipeline().with_options(&options);
+        queue(&pipeline).await?;
+        let wait_command = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
+        pipeline
+            .custom::<(), _>(
+                wait_command,
+                vec![Value::from(i64::from(count)), wait_ms.into()],
+            )
+            .await?;
+        let mut replies = pipeline.try_all::<Value>().await.into_iter();
+        let written = replies
+            .next()
+            .unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply to the write")))?;
+        match replies.next() {
+            Some(Ok(Value::Integer(acknowledged))) if acknowledged >= i64::from(count) => {
+                Ok(written)
+            }
+            Some(Ok(Value::Integer(acknowledged))) => Err(FredError::new(
+                ErrorKind::Timeout,
+                format!(
+                    "the write reached {acknowledged} of the {count} replicas required within \
+                     {wait_ms} ms (it may still have been applied on the master)"
+                ),
+            )),
+            Some(Ok(other)) => Err(FredError::new(
+                ErrorKind::Protocol,
+                format!("unexpected reply to WAIT: {other:?}"),
+            )),
+            Some(Err(error)) => Err(error),
+            None => Err(FredError::new(ErrorKind::Unknown, "no reply to WAIT")),
+        }
     }
 
     /// `HGETALL key`.
@@ -278,31 +414,54 @@ impl Redis {
         value: String,
         expire_secs: Option<i64>,
     ) -> Result<bool, Error> {
-        let reply: Value = self
-            .connection
-            .client()
-            .with_options(&Self::options(self.timeout))
-            .set(
-                key,
-                value,
-                expire_secs.map(Expiration::EX),
-                Some(SetOptions::NX),
-                false,
-            )
-            .await
-            .map_err(Error::store)?;
+        let expire = expire_secs.map(Expiration::EX);
+        let reply: Value = match self.durability {
+            Durability::Master => self
+                .connection
+                .client()
+                .with_options(&Self::options(self.timeout))
+                .set(key, value, expire, Some(SetOptions::NX), false)
+                .await
+                .map_err(Error::store)?,
+            Durability::Replicas { count, timeout } => self
+                .write_and_wait(
+                    self.timeout,
+                    redis_keyslot(key.as_bytes()),
+                    count,
+                    timeout,
+                    async |pipeline| {
+                        pipeline
+                            .set::<(), _, _>(key, value, expire, Some(SetOptions::NX), false)
+                            .await
+                    },
+                )
+                .await
+                .map_err(Error::store)?,
+        };
         Ok(!matches!(reply, Value::Null))
     }
 
     /// `GETDEL key`: the value the key held, if any.
     pub(crate) async fn getdel(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
-        let value: Value = self
-            .connection
-            .client()
-            .with_options(&Self::options(self.timeout))
-            .getdel(key)
-            .await
-            .map_err(Error::store)?;
+        let value: Value = match self.durability {
+            Durability::Master => self
+                .connection
+                .client()
+                .with_options(&Self::options(self.timeout))
+                .getdel(key)
+                .await
+                .map_err(Error::store)?,
+            Durability::Replicas { count, timeout } => self
+                .write_and_wait(
+                    self.timeout,
+                    redis_keyslot(key.as_bytes()),
+                    count,
+                    timeout,
+                    async |pipeline| pipeline.getdel::<(), _>(key).await,
+                )
+                .await
+                .map_err(Error::store)?,
+        };
         bytes_of(value, "GETDEL")
     }
 }

@@ -69,7 +69,10 @@
 //!   not recover after a connection loss.
 //!
 //! Options: the key prefix (default `session:`), the command timeout
-//! (default 2 seconds), and the [layout](RedisLayout).
+//! (default 2 seconds), the [layout](RedisLayout), and the
+//! [durability](RedisStoreBuilder::durability) of writes (by default
+//! answered once the master applied them; optionally only once replicas
+//! acknowledged them, with `WAIT`, so that a failover loses none).
 //!
 //! # Layout
 //!
@@ -114,7 +117,9 @@
 //!   (so keys concurrent requests wrote come along) and apply the delta;
 //!   if a logout deleted it first, answer gone and write nothing. On a
 //!   cluster the two keys live in different slots, which one script may
-//!   not touch: the session is created under the new id, then the old key
+//!   not touch (and with [durability](RedisStoreBuilder::durability) on,
+//!   where a login must not move the session before its replicas have
+//!   it): the session is created under the new id, then the old key
 //!   is deleted, and if that deletes nothing (a logout came first) the new
 //!   key is deleted again and the answer is gone. There, a key a concurrent
 //!   request wrote to the old id during the regenerate is not carried over.
@@ -190,7 +195,7 @@ use session_core::{
     async_trait,
 };
 
-pub use connection::RedisConnection;
+pub use connection::{Durability, RedisConnection};
 /// The fred crate this store is built on, for building clients and pools.
 pub use fred;
 pub use layout::RedisLayout;
@@ -269,6 +274,7 @@ impl fmt::Debug for RedisStore {
         f.debug_struct("RedisStore")
             .field("layout", &self.layout)
             .field("command_timeout", &self.redis.timeout())
+            .field("durability", &self.redis.durability())
             .finish_non_exhaustive()
     }
 }
@@ -328,6 +334,7 @@ pub struct RedisStoreBuilder {
     key_prefix: String,
     command_timeout: Duration,
     layout: RedisLayout,
+    durability: Durability,
 }
 
 impl Default for RedisStoreBuilder {
@@ -336,6 +343,7 @@ impl Default for RedisStoreBuilder {
             key_prefix: DEFAULT_KEY_PREFIX.to_owned(),
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             layout: RedisLayout::Hash,
+            durability: Durability::Master,
         }
     }
 }
@@ -364,6 +372,62 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// When a write is answered (default [`Durability::Master`], as soon
+    /// as the master applied it).
+    ///
+    /// Redis replicates asynchronously: a master that dies (and whose
+    /// replica is promoted, by Sentinel or the cluster) may take the
+    /// writes of its last moments with it, so a save answered 200 can be
+    /// lost, and a logout undone. With [`Durability::Replicas`], every
+    /// write the store makes (saves, rolling refreshes, logins, logouts,
+    /// the user index) is followed on the same connection by `WAIT count
+    /// timeout`, and answered only once `count` replicas acknowledged it;
+    /// with fewer, it fails with [`Error::Store`] (a 500 through the
+    /// adapters), never a 200. Such a failed write **may still have been
+    /// applied on the master** (and reach the replicas later): the client
+    /// was told it failed, not that nothing happened. A login
+    /// (regenerate) then creates the session under its new id and deletes
+    /// the old one as two writes, as on a cluster, rather than moving it
+    /// in one script: a login whose new id was not acknowledged leaves the
+    /// session where the client's cookie finds it. The saves that the
+    /// store sends together in one script call share one `WAIT`.
+    ///
+    /// **Which replicas.** Sentinel and the cluster promote the replica they
+    /// judge most up to date, from replication offsets they learnt up to a
+    /// second earlier: not necessarily one that acknowledged the last
+    /// writes. For the guarantee, `count` must be every replica that can
+    /// be promoted (a master's replicas on a cluster, all the replicas
+    /// behind Sentinel); a smaller `count` narrows the loss, it does not
+    /// close it (the repository's soak shows writes acknowledged by one of
+    /// two replicas lost when Sentinel promoted the other).
+    ///
+    /// What it costs: a write takes a round trip from the master to its
+    /// replicas longer, and while `WAIT` blocks, the commands queued
+    /// behind it on the same connection wait too; the repository's
+    /// OPERATIONS.md measures it. When fewer than `count` replicas are
+    /// connected (one is down, or being resynchronised after a failover,
+    /// or the promoted master has not got its replicas back yet), every
+    /// write fails after `timeout`: availability is what this setting
+    /// trades for durability. Keep `timeout` below the command timeout.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use session_redis::{Durability, RedisStore};
+    ///
+    /// # async fn run() -> Result<(), session_core::Error> {
+    /// let store = RedisStore::builder()
+    ///     .durability(Durability::Replicas { count: 1, timeout: Duration::from_millis(500) })
+    ///     .connect("redis-sentinel://127.0.0.1:26379?sentinelServiceName=mymaster")
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+
     /// The store on a fred client or pool you connected yourself.
     pub fn build(self, connection: impl Into<RedisConnection>) -> RedisStore {
         let layout = match self.layout {
@@ -371,7 +435,7 @@ impl RedisStoreBuilder {
             RedisLayout::Aiohttp { max_age } => Layout::Aiohttp(AiohttpLayout::new(max_age)),
         };
         RedisStore {
-            redis: Redis::new(connection.into(), self.command_timeout),
+            redis: Redis::new(connection.into(), self.command_timeout, self.durability),
             layout: std::sync::Arc::new(layout),
         }
     }

@@ -10,10 +10,15 @@
 //!   [`kill`](RedisServer::kill) and [`restart`](RedisServer::restart) on the
 //!   same port and directory;
 //! * [`RedisCluster`]: a three-master Redis Cluster with every slot
-//!   assigned;
-//! * [`RedisSentinel`]: a master, a replica and three sentinels with short
-//!   timeouts, with [`kill_master`](RedisSentinel::kill_master) and
-//!   [`wait_for_failover`](RedisSentinel::wait_for_failover);
+//!   assigned, optionally with replicas
+//!   ([`RedisClusterBuilder::replicas`]), whose masters can be killed
+//!   ([`RedisCluster::kill_master`]), failed over and brought back as
+//!   replicas;
+//! * [`RedisSentinel`]: a master, one replica or more
+//!   ([`RedisSentinel::start_with_replicas`]) and three sentinels with
+//!   short timeouts, with [`kill_master`](RedisSentinel::kill_master),
+//!   [`wait_for_failover`](RedisSentinel::wait_for_failover) and
+//!   [`restart_as_replica`](RedisSentinel::restart_as_replica);
 //! * [`PostgresServer`]: a throwaway Postgres cluster (`initdb` into a
 //!   temporary directory), run as `nobody` when the tests run as root,
 //!   which a test can [`stop`](PostgresServer::stop),
@@ -67,7 +72,7 @@ mod resp;
 mod sentinel;
 mod server;
 
-pub use cluster::RedisCluster;
+pub use cluster::{RedisCluster, RedisClusterBuilder};
 pub use postgres::{POSTGRES_USER, PostgresServer, reap_postgres_orphans};
 pub use process::reap_orphans;
 pub use resp::Reply;

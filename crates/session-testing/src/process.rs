@@ -305,6 +305,11 @@ impl Instance {
         }
     }
 
+    /// The process's whole log.
+    pub(crate) fn log(&self) -> String {
+        fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// The last lines of the process's log, for error messages.
     pub(crate) fn log_tail(&self) -> String {
         let log = fs::read_to_string(&self.log).unwrap_or_default();

@@ -1,4 +1,4 @@
-//! A master, a replica, and three sentinels watching them.
+//! A master, its replicas, and three sentinels watching them.
 
 use std::fmt;
 use std::time::Duration;
@@ -17,7 +17,8 @@ pub const SERVICE_NAME: &str = "session-testing";
 const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A sentinel deployment on free loopback ports: a master, one replica of
-/// it, and three sentinels (quorum 2) with short timeouts
+/// it (or more: [`start_with_replicas`](Self::start_with_replicas)), and
+/// three sentinels (quorum 2) with short timeouts
 /// (`down-after-milliseconds 1000`, `failover-timeout 3000`), so that a
 /// failover takes seconds. Everything is killed when dropped.
 ///
@@ -31,11 +32,15 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// sentinel.kill_master();
 /// let new_master = sentinel.wait_for_failover(Duration::from_secs(30));
 /// assert_eq!(new_master, sentinel.replica().port());
+/// // The old master comes back as a replica of the new one.
+/// sentinel.restart_as_replica(Duration::from_secs(30));
 /// # drop(url);
 /// ```
 pub struct RedisSentinel {
-    master: RedisServer,
-    replica: RedisServer,
+    /// The master at start, then its replicas.
+    servers: Vec<RedisServer>,
+    /// The index in `servers` of the master [`kill_master`] killed.
+    killed: Option<usize>,
     sentinels: Vec<Instance>,
     // After `sentinels`: the processes die before their directory goes.
     _dir: TempDir,
@@ -52,23 +57,43 @@ impl RedisSentinel {
     /// the deployment does not settle within 30 seconds.
     #[track_caller]
     pub fn start() -> RedisSentinel {
-        Self::try_start().unwrap_or_else(|e| panic!("{e}"))
+        Self::start_with_replicas(1)
     }
 
-    fn try_start() -> Result<RedisSentinel, String> {
-        let master = RedisServer::launch(&RedisServerBuilder::default(), "")?;
-        let replica = RedisServer::launch(
-            &RedisServerBuilder::default(),
-            &format!("replicaof 127.0.0.1 {}\n", master.port()),
-        )?;
-        process::wait_for("the replica to sync", SETTLE_TIMEOUT, || {
-            let info = info(replica.port(), "replication")?;
-            if resp::info_fields(&info).any(|f| f == ("master_link_status", "up")) {
-                Ok(())
-            } else {
-                Err(info)
-            }
-        })?;
+    /// As [`start`](Self::start), with `replicas` replicas of the master
+    /// (at least one).
+    ///
+    /// # Panics
+    ///
+    /// As [`start`](Self::start).
+    #[track_caller]
+    pub fn start_with_replicas(replicas: usize) -> RedisSentinel {
+        Self::try_start(replicas.max(1)).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn try_start(replicas: usize) -> Result<RedisSentinel, String> {
+        // A replica (re)joining is served at once, not after the default
+        // 5 s wait for others to join it.
+        let conf = "repl-diskless-sync-delay 0\n";
+        let master = RedisServer::launch(&RedisServerBuilder::default(), conf)?;
+        let mut servers = vec![master];
+        for _ in 0..replicas {
+            let builder = RedisServerBuilder::default().replica_of(servers[0].port());
+            let replica = RedisServer::launch(&builder, conf)?;
+            servers.push(replica);
+        }
+        for replica in &servers[1..] {
+            process::wait_for("the replica to sync", SETTLE_TIMEOUT, || {
+                let info = info(replica.port(), "replication")?;
+                if resp::info_fields(&info).any(|f| f == ("master_link_status", "up")) {
+                    Ok(())
+                } else {
+                    Err(info)
+                }
+            })?;
+        }
+        let master = &servers[0];
+        let replica_count = replicas;
 
         let dir = process::owned_temp_dir(process::SENTINEL_DIR)?;
         let mut sentinels = Vec::new();
@@ -110,14 +135,14 @@ impl RedisSentinel {
                     resp::command(sentinel.port, &["SENTINEL", "REPLICAS", SERVICE_NAME])
                         .map_err(|e| e.to_string())?;
                 match replicas.array() {
-                    Some(list) if !list.is_empty() => Ok(()),
-                    _ => Err("the sentinel does not know the replica yet".to_owned()),
+                    Some(list) if list.len() >= replica_count => Ok(()),
+                    _ => Err("the sentinel does not know every replica yet".to_owned()),
                 }
             })?;
         }
         Ok(RedisSentinel {
-            master,
-            replica,
+            servers,
+            killed: None,
             sentinels,
             _dir: dir,
         })
@@ -137,6 +162,13 @@ impl RedisSentinel {
         url
     }
 
+    /// The first sentinel's whole log, e.g. to count its `+switch-master`
+    /// events (failovers).
+    #[must_use]
+    pub fn sentinel_log(&self) -> String {
+        self.sentinels[0].log()
+    }
+
     /// The name the sentinels monitor the master under.
     #[must_use]
     pub fn service_name(&self) -> &'static str {
@@ -152,18 +184,62 @@ impl RedisSentinel {
     /// The server that was master at start.
     #[must_use]
     pub fn master(&self) -> &RedisServer {
-        &self.master
+        &self.servers[0]
     }
 
-    /// The server that was the replica at start.
+    /// The server that was the (first) replica at start.
     #[must_use]
     pub fn replica(&self) -> &RedisServer {
-        &self.replica
+        &self.servers[1]
     }
 
-    /// Kills the master at start with SIGKILL.
-    pub fn kill_master(&mut self) {
-        self.master.kill();
+    /// Every data server: the master at start, then the replicas.
+    #[must_use]
+    pub fn servers(&self) -> &[RedisServer] {
+        &self.servers
+    }
+
+    /// Kills the current master (as the sentinels report it; at start,
+    /// [`master`](Self::master)) with SIGKILL, and returns its port.
+    ///
+    /// # Panics
+    ///
+    /// When no sentinel reports a master that is one of the servers.
+    #[track_caller]
+    pub fn kill_master(&mut self) -> u16 {
+        let port = self.current_master_port();
+        let index = self
+            .servers
+            .iter()
+            .position(|server| server.port() == port)
+            .unwrap_or_else(|| panic!("the master on port {port} is none of the servers"));
+        self.servers[index].kill();
+        self.killed = Some(index);
+        port
+    }
+
+    /// Starts the master that [`kill_master`](Self::kill_master) killed
+    /// again, on its port, as a replica of the current master, and waits
+    /// (at most `timeout`) until it is in sync.
+    ///
+    /// # Panics
+    ///
+    /// When no master was killed, or it does not come back in sync in
+    /// time.
+    #[track_caller]
+    pub fn restart_as_replica(&mut self, timeout: Duration) {
+        let index = self
+            .killed
+            .take()
+            .expect("restart_as_replica: no master was killed");
+        let master = self.current_master_port();
+        let server = &mut self.servers[index];
+        // A replica from its first moment: restarted as it was, it would
+        // be an empty master until the sentinels turn it into a replica,
+        // and a client that still took it for the master would read and
+        // write there.
+        server.restart_as_replica_of(master);
+        server.wait_for_sync(timeout);
     }
 
     /// The port of the master as the first sentinel that answers reports it
@@ -200,31 +276,39 @@ impl RedisSentinel {
         Err(format!("no sentinel reported a master: {last_error}"))
     }
 
-    /// Waits until every sentinel reports the replica as the master and the
-    /// replica itself says `role:master`, and returns its port.
+    /// After [`kill_master`](Self::kill_master): waits until every
+    /// sentinel reports the same other server as the master and that
+    /// server itself says `role:master`, and returns its port.
     ///
     /// # Panics
     ///
-    /// When the failover does not complete within `timeout` (the message
-    /// includes a sentinel's log).
+    /// When no master was killed, or the failover does not complete within
+    /// `timeout` (the message includes a sentinel's log).
     #[track_caller]
     pub fn wait_for_failover(&self, timeout: Duration) -> u16 {
-        let target = self.replica.port();
+        let killed = self
+            .killed
+            .map(|index| self.servers[index].port())
+            .expect("wait_for_failover: no master was killed");
         process::wait_for("the failover", timeout, || {
+            let mut target = None;
             for sentinel in &self.sentinels {
                 let reply = resp::command(
                     sentinel.port,
                     &["SENTINEL", "GET-MASTER-ADDR-BY-NAME", SERVICE_NAME],
                 )
                 .map_err(|e| e.to_string())?;
-                let port = reply
+                let port: Option<u16> = reply
                     .array()
                     .and_then(|addr| addr.get(1))
-                    .and_then(Reply::text);
-                if port != Some(target.to_string()) {
-                    return Err(format!("a sentinel still reports {port:?}"));
+                    .and_then(Reply::text)
+                    .and_then(|port| port.parse().ok());
+                if port.is_none() || port == Some(killed) || (target.is_some() && port != target) {
+                    return Err(format!("a sentinel reports {port:?}"));
                 }
+                target = port;
             }
+            let target = target.ok_or("no sentinel")?;
             let role = info(target, "replication")?;
             if resp::info_fields(&role).any(|f| f == ("role", "master")) {
                 Ok(target)
@@ -251,8 +335,7 @@ fn info(port: u16, section: &str) -> Result<String, String> {
 impl fmt::Debug for RedisSentinel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("RedisSentinel")
-            .field("master", &self.master)
-            .field("replica", &self.replica)
+            .field("servers", &self.servers)
             .field("sentinels", &self.sentinel_ports())
             .finish()
     }

@@ -43,6 +43,7 @@ struct Tls {
 pub struct RedisServerBuilder {
     persistence: bool,
     tls: bool,
+    replica_of: Option<u16>,
     config: Vec<(String, String)>,
 }
 
@@ -64,6 +65,14 @@ impl RedisServerBuilder {
     /// stays open for [`RedisServer::command`].
     pub fn tls(mut self, on: bool) -> Self {
         self.tls = on;
+        self
+    }
+
+    /// Starts the server as a replica of the server on `127.0.0.1:port`
+    /// (`replicaof`); [`RedisServer::wait_for_sync`] waits until it has
+    /// the master's data.
+    pub fn replica_of(mut self, port: u16) -> Self {
+        self.replica_of = Some(port);
         self
     }
 
@@ -111,6 +120,9 @@ impl RedisServer {
             conf.push_str("appendonly yes\nappendfsync always\n");
         } else {
             conf.push_str("appendonly no\n");
+        }
+        if let Some(port) = builder.replica_of {
+            conf.push_str(&format!("replicaof 127.0.0.1 {port}\n"));
         }
         conf.push_str(extra);
         let conf_path = dir.path().join("redis.conf");
@@ -201,6 +213,59 @@ impl RedisServer {
     #[track_caller]
     pub fn restart(&mut self) {
         self.instance.start().unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// Waits (at most `timeout`) until this server is a replica whose link
+    /// to its master is up, i.e. it has the master's data and follows its
+    /// writes.
+    ///
+    /// # Panics
+    ///
+    /// When it is not in sync by then.
+    #[track_caller]
+    pub fn wait_for_sync(&self, timeout: std::time::Duration) {
+        process::wait_for("a replica to sync", timeout, || {
+            let info = self
+                .command(&["INFO", "replication"])
+                .map_err(|e| e.to_string())?
+                .text()
+                .unwrap_or_default();
+            if resp::info_fields(&info).any(|f| f == ("master_link_status", "up")) {
+                Ok(())
+            } else {
+                Err(info)
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// The server's role as `INFO replication` reports it: `master` or
+    /// `slave`; `None` when it does not answer.
+    #[must_use]
+    pub fn role(&self) -> Option<String> {
+        let info = self.command(&["INFO", "replication"]).ok()?.text()?;
+        resp::info_fields(&info)
+            .find(|(name, _)| *name == "role")
+            .map(|(_, role)| role.to_owned())
+    }
+
+    /// Starts the server again, as [`restart`](Self::restart) does, but as
+    /// a replica of the server on `127.0.0.1:port` from its first moment
+    /// (`replicaof` in its configuration file): it never serves as a
+    /// master, not even an empty one, before it follows `port`.
+    ///
+    /// # Panics
+    ///
+    /// As [`restart`](Self::restart), or when its configuration file
+    /// cannot be written.
+    #[track_caller]
+    pub fn restart_as_replica_of(&mut self, port: u16) {
+        let conf = self.dir.path().join("redis.conf");
+        let mut text = std::fs::read_to_string(&conf).unwrap_or_default();
+        text.push_str(&format!("replicaof 127.0.0.1 {port}\n"));
+        std::fs::write(&conf, text)
+            .unwrap_or_else(|e| panic!("could not write {}: {e}", conf.display()));
+        self.restart();
     }
 
     /// Whether the process is alive.

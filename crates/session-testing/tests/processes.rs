@@ -162,3 +162,35 @@ fn the_servers_of_a_killed_test_process_are_reaped_by_the_next_one() {
     assert!(stopped, "the orphan still answers on {port}");
     assert!(!dir.exists(), "its directory is removed");
 }
+
+#[test]
+fn a_cluster_master_fails_over_to_its_replica_and_comes_back_as_one() {
+    let mut cluster = RedisCluster::builder()
+        .replicas(1)
+        .node_timeout(Duration::from_secs(2))
+        .start();
+    assert_eq!(cluster.nodes().len(), 6);
+    let masters = cluster.master_indexes();
+    assert_eq!(masters.len(), 3);
+    assert_eq!(cluster.replica_indexes().len(), 3);
+    let victim = masters[0];
+    cluster.kill_master(victim);
+    let promoted = cluster.wait_for_failover(Duration::from_secs(60));
+    assert_ne!(promoted, victim);
+    assert_eq!(cluster.nodes()[promoted].role().as_deref(), Some("master"));
+    cluster.nodes_mut()[victim].restart();
+    cluster.wait_until_replica(victim, Duration::from_secs(60));
+    assert_eq!(cluster.nodes()[victim].role().as_deref(), Some("slave"));
+}
+
+#[test]
+fn a_sentinel_master_with_two_replicas_comes_back_as_a_replica() {
+    let mut sentinel = RedisSentinel::start_with_replicas(2);
+    assert_eq!(sentinel.servers().len(), 3);
+    let killed = sentinel.kill_master();
+    let promoted = sentinel.wait_for_failover(Duration::from_secs(60));
+    assert_ne!(promoted, killed);
+    sentinel.restart_as_replica(Duration::from_secs(60));
+    assert_eq!(sentinel.master().role().as_deref(), Some("slave"));
+    assert_eq!(sentinel.current_master_port(), promoted);
+}

@@ -12,7 +12,7 @@ use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore, aio
 use session_encrypted_cookie::aiohttp::{FernetCookieStore, NaclCookieStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
-use session_redis::{RedisLayout, RedisStore};
+use session_redis::{Durability, RedisLayout, RedisStore};
 use session_simple_cookie::SimpleCookieStore;
 use session_sqlx::{PostgresStore, SqliteStore};
 
@@ -77,6 +77,22 @@ struct Options {
     /// How the Redis store lays sessions out [default: hash].
     #[arg(long, value_enum)]
     redis_layout: Option<RedisLayoutChoice>,
+
+    /// With --store redis: answer a write only once this many replicas
+    /// acknowledged it (Redis's WAIT), so that a failover loses no write
+    /// answered 200; a write they do not acknowledge in time fails (500).
+    /// 0: answer once the master has it [default: 0].
+    #[arg(long, value_name = "N")]
+    redis_wait_replicas: Option<u32>,
+
+    /// How long a write waits for --redis-wait-replicas, in milliseconds.
+    #[arg(long, value_name = "MS", default_value_t = 500)]
+    redis_wait_timeout_ms: u64,
+
+    /// Exit when standard input closes: a test driver that gives the demo
+    /// a pipe as its input never leaves it running, even when killed.
+    #[arg(long)]
+    exit_with_stdin: bool,
 
     /// The session cookie's name [default: session; AIOHTTP_SESSION with
     /// --redis-layout aiohttp and the aiohttp-* stores].
@@ -199,8 +215,15 @@ async fn build_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
         );
     }
     let redis = options.store == StoreChoice::Redis;
-    if !redis && (options.redis_url.is_some() || options.redis_layout.is_some()) {
-        return Err("--redis-url and --redis-layout configure --store redis".to_owned());
+    if !redis
+        && (options.redis_url.is_some()
+            || options.redis_layout.is_some()
+            || options.redis_wait_replicas.is_some())
+    {
+        return Err(
+            "--redis-url, --redis-layout and --redis-wait-replicas configure --store redis"
+                .to_owned(),
+        );
     }
     let sql = matches!(options.store, StoreChoice::Postgres | StoreChoice::Sqlite);
     if !sql && (options.database_url.is_some() || options.table.is_some() || options.delete_expired)
@@ -300,8 +323,16 @@ async fn redis_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
     } else {
         RedisLayout::Hash
     };
+    let durability = match options.redis_wait_replicas {
+        None | Some(0) => Durability::Master,
+        Some(count) => Durability::Replicas {
+            count,
+            timeout: Duration::from_millis(options.redis_wait_timeout_ms),
+        },
+    };
     let store = RedisStore::builder()
         .layout(layout)
+        .durability(durability)
         .connect(url)
         .await
         .map_err(|e| format!("--redis-url {url}: {e}"))?;
@@ -437,6 +468,21 @@ fn build_config(options: &Options) -> SessionConfig {
         .with_secure(!options.insecure_cookies)
 }
 
+/// Ends the process once standard input is closed (its writer exited).
+fn exit_when_stdin_closes() {
+    let spawned = std::thread::Builder::new()
+        .name("stdin-watch".to_owned())
+        .spawn(|| {
+            let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+            tracing::info!("standard input closed: exiting");
+            std::process::exit(0);
+        });
+    if let Err(error) = spawned {
+        eprintln!("demo: cannot watch standard input: {error}");
+        std::process::exit(1);
+    }
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -445,6 +491,9 @@ async fn main() -> ExitCode {
         )
         .init();
     let options = Options::parse();
+    if options.exit_with_stdin {
+        exit_when_stdin_closes();
+    }
     if options.delete_expired {
         if !matches!(options.store, StoreChoice::Postgres | StoreChoice::Sqlite) {
             eprintln!("demo: --delete-expired needs --store postgres or --store sqlite");

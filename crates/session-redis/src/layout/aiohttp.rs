@@ -18,6 +18,7 @@ use session_core::aiohttp::{self as codec, whole_seconds};
 use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
 use super::MAX_ID_ATTEMPTS;
+use crate::Durability;
 use crate::connection::{Redis, Script};
 
 /// The length of a uuid4 in hex.
@@ -204,7 +205,12 @@ impl AiohttpLayout {
         store: &crate::RedisStore,
         regenerate: Regenerate<'_>,
     ) -> Result<Written, Error> {
-        if redis.is_clustered() {
+        // With durability on, too: one script would move the session
+        // before its WAIT, so a login whose replicas did not acknowledge
+        // it (a 500: the client keeps its old cookie) would leave the
+        // session under an id the client never got. A create that fails
+        // leaves the old session as it was.
+        if redis.is_clustered() || redis.durability() != Durability::Master {
             return regenerate.create_then_delete(store).await;
         }
         let cookie = regenerate.cookie;

@@ -40,6 +40,7 @@ mod users;
 use session_core::user::BoundSession;
 use users::{IndexChange, UserScripts};
 
+use crate::Durability;
 use crate::batch::Batcher;
 use crate::connection::{Redis, Script};
 
@@ -397,7 +398,12 @@ impl HashLayout {
         store: &crate::RedisStore,
         regenerate: Regenerate<'_>,
     ) -> Result<Written, Error> {
-        if redis.is_clustered() {
+        // With durability on, too: one script would move the session
+        // before its WAIT, so a login whose replicas did not acknowledge
+        // it (a 500: the client keeps its old cookie) would leave the
+        // session under an id the client never got. A create that fails
+        // leaves the old session as it was.
+        if redis.is_clustered() || redis.durability() != Durability::Master {
             return regenerate.create_then_delete(store).await;
         }
         let Some(old) = self.key(regenerate.cookie.value) else {

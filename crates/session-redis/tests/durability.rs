@@ -1,0 +1,223 @@
+//! `Durability::Replicas`: a write is answered only once replicas have it,
+//! and fails (never a silent success) when they do not acknowledge it.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use session_core::{Error, SessionConfig, SessionManager};
+use session_redis::{Durability, RedisLayout, RedisStore};
+use session_testing::{RedisCluster, RedisServer, Reply};
+
+use common::{cookie_pair, cookie_value, peek, redis_key, visit};
+
+const WAIT: Duration = Duration::from_millis(1000);
+
+fn durable(count: u32) -> Durability {
+    Durability::Replicas {
+        count,
+        timeout: WAIT,
+    }
+}
+
+/// A master and one replica of it, in sync.
+fn master_and_replica() -> (RedisServer, RedisServer) {
+    let master = RedisServer::start();
+    let replica = RedisServer::builder().replica_of(master.port()).start();
+    replica.wait_for_sync(Duration::from_secs(20));
+    (master, replica)
+}
+
+fn exists(server: &RedisServer, key: &str) -> bool {
+    server.command(&["EXISTS", key]).expect("EXISTS") == Reply::Integer(1)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_save_and_a_logout_are_on_the_replica_when_they_are_answered() {
+    let (master, replica) = master_and_replica();
+    let store = RedisStore::builder()
+        .durability(durable(1))
+        .connect(&master.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    // Concurrent requests, so that saves also go in batches (one WAIT
+    // after each batch).
+    let mut requests = Vec::new();
+    for i in 0..32 {
+        let manager = manager.clone();
+        requests.push(tokio::spawn(async move {
+            let set = visit(&manager, None, |s| s.insert("n", &i).expect("insert")).await;
+            cookie_pair(&set)
+        }));
+    }
+    let mut pairs = Vec::new();
+    for request in requests {
+        let pair = request.await.expect("request");
+        // Answered: the replica has it, without waiting any longer.
+        assert!(exists(&replica, &redis_key(&pair)), "not on the replica");
+        pairs.push(pair);
+    }
+    let updated = visit(&manager, Some(&pairs[0]), |s| {
+        s.insert("m", &2).expect("insert");
+    })
+    .await;
+    assert!(updated.is_empty(), "{updated:?}");
+    let fields = replica
+        .command(&["HGET", &redis_key(&pairs[0]), "d:m"])
+        .expect("HGET");
+    assert_eq!(fields, Reply::Bulk(b"2".to_vec()));
+    // A logout answered is a logout on the replica too.
+    visit(&manager, Some(&pairs[1]), |s| s.invalidate()).await;
+    assert!(
+        !exists(&replica, &redis_key(&pairs[1])),
+        "still on the replica"
+    );
+    // Login (regenerate): the new key is there, the old one gone.
+    let moved = cookie_pair(&visit(&manager, Some(&pairs[2]), |s| s.regenerate()).await);
+    assert!(exists(&replica, &redis_key(&moved)));
+    assert!(!exists(&replica, &redis_key(&pairs[2])));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_aiohttp_layout_waits_for_the_replica_too() {
+    let (master, replica) = master_and_replica();
+    let store = RedisStore::builder()
+        .layout(RedisLayout::Aiohttp { max_age: None })
+        .durability(durable(1))
+        .connect(&master.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let key = format!("session_{}", cookie_value(&pair));
+    assert!(exists(&replica, &key), "{key} is not on the replica");
+    visit(&manager, Some(&pair), |s| {
+        s.insert("k", &1).expect("insert")
+    })
+    .await;
+    visit(&manager, Some(&pair), |s| s.invalidate()).await;
+    assert!(!exists(&replica, &key));
+}
+
+/// How long past the WAIT's limit a failure may come: scheduling slack.
+const SLACK: Duration = Duration::from_secs(3);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
+    let (master, mut replica) = master_and_replica();
+    let store = RedisStore::builder()
+        .durability(durable(2))
+        .connect(&master.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let started = Instant::now();
+    let request = manager.request();
+    request
+        .session([])
+        .await
+        .expect("a new session")
+        .insert("k", &1)
+        .expect("insert");
+    let result = request.finish().await;
+    let elapsed = started.elapsed();
+    match result {
+        Err(Error::Store(message)) => {
+            assert!(
+                message.to_string().contains("1 of the 2 replicas"),
+                "{message}"
+            );
+        }
+        other => panic!("a save that reached 1 of 2 replicas: {other:?}"),
+    }
+    assert!(elapsed >= WAIT && elapsed < WAIT + SLACK, "{elapsed:?}");
+
+    // One replica asked for, and it is down: loads still work, writes fail.
+    let store = RedisStore::builder()
+        .durability(durable(1))
+        .connect(&master.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    replica.kill();
+    let session = peek(&manager, &pair).await;
+    assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
+    let request = manager.request();
+    request
+        .session([pair.as_bytes()])
+        .await
+        .expect("load")
+        .insert("k", &2)
+        .expect("insert");
+    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    // A login that its replica did not acknowledge fails, and leaves the
+    // session where the client's cookie (the old one, kept on a 500)
+    // finds it: it is not moved to an id the client never got.
+    let request = manager.request();
+    request
+        .session([pair.as_bytes()])
+        .await
+        .expect("load")
+        .regenerate();
+    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    let session = peek(&manager, &pair).await;
+    assert!(!session.is_new(), "the failed login moved the session away");
+    assert!(session.get::<i32>("k").expect("get").is_some());
+    // Back in sync, writes are answered again.
+    replica.restart();
+    replica.wait_for_sync(Duration::from_secs(20));
+    visit(&manager, Some(&pair), |s| {
+        s.insert("k", &3).expect("insert")
+    })
+    .await;
+    assert!(exists(&replica, &redis_key(&pair)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_cluster_the_wait_goes_to_the_master_that_took_the_write() {
+    let cluster = RedisCluster::builder().replicas(1).start();
+    // Each master has one replica: one acknowledgement is there to have,
+    // two are not, wherever the key lives.
+    let store = RedisStore::builder()
+        .durability(durable(1))
+        .connect(&cluster.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let mut pairs = Vec::new();
+    for i in 0..12 {
+        pairs.push(cookie_pair(
+            &visit(&manager, None, |s| s.insert("n", &i).expect("insert")).await,
+        ));
+    }
+    for (i, pair) in pairs.iter().enumerate() {
+        let session = peek(&manager, pair).await;
+        assert_eq!(session.get::<usize>("n").expect("get"), Some(i));
+    }
+    visit(&manager, Some(&pairs[0]), |s| s.regenerate()).await;
+    visit(&manager, Some(&pairs[1]), |s| s.invalidate()).await;
+    // Every script call went straight to the node owning its key: no
+    // node answered MOVED (a WAIT behind a redirected write would fail).
+    for stats in cluster.command_all(&["INFO", "errorstats"]).expect("INFO") {
+        let stats = stats.text().expect("text");
+        assert!(!stats.contains("errorstat_MOVED"), "{stats}");
+    }
+
+    let store = RedisStore::builder()
+        .durability(durable(2))
+        .connect(&cluster.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let request = manager.request();
+    request
+        .session([])
+        .await
+        .expect("a new session")
+        .insert("k", &1)
+        .expect("insert");
+    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+}
