@@ -48,8 +48,11 @@ pub(crate) fn check() -> Result {
             return Err(format!("the package of {crate_name} has no README.md"));
         }
     }
+    forget_stale_extractions();
     let mut package = cargo();
-    package.args(["package", "--workspace", "--allow-dirty"]);
+    package
+        .args(["package", "--workspace", "--allow-dirty"])
+        .env("CARGO_TARGET_DIR", crate::root().join(VERIFY_TARGET));
     for excluded in unpublished()? {
         package.args(["--exclude", &excluded]);
     }
@@ -93,4 +96,49 @@ fn output(command: &mut Command) -> Result<String> {
         ));
     }
     String::from_utf8(out.stdout).map_err(|e| format!("{command:?} printed non-UTF-8: {e}"))
+}
+
+/// Where the packages are verified: a target directory of their own,
+/// made anew by every run (see [`forget_stale_extractions`]).
+const VERIFY_TARGET: &str = "target/package-verify";
+
+/// Removes what cargo kept of the workspace's packages from an earlier run.
+/// It verifies each package against the others' packages through a local
+/// registry, and takes a registry package as never changing: it extracts
+/// one only when its `name-version` directory is missing, and reuses what
+/// it built from it. With the version unchanged, a second run would build
+/// against the first run's sources. So the verification builds go (in a
+/// target directory of their own), and so do the local registry's
+/// extracted sources (its directories' names start with `-`; crates.io's
+/// start with its host name).
+fn forget_stale_extractions() {
+    let _ = std::fs::remove_dir_all(crate::root().join(VERIFY_TARGET));
+    let cargo_home = std::env::var_os("CARGO_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| {
+            std::env::var_os("HOME").map(|home| std::path::Path::new(&home).join(".cargo"))
+        });
+    let Some(sources) = cargo_home.map(|home| home.join("registry").join("src")) else {
+        return;
+    };
+    let Ok(registries) = std::fs::read_dir(&sources) else {
+        return;
+    };
+    for registry in registries.flatten() {
+        if !registry.file_name().to_string_lossy().starts_with('-') {
+            continue;
+        }
+        let Ok(packages) = std::fs::read_dir(registry.path()) else {
+            continue;
+        };
+        for package in packages.flatten() {
+            let name = package.file_name().to_string_lossy().into_owned();
+            if PUBLISHED.iter().any(|published| {
+                name.strip_prefix(published)
+                    .is_some_and(|rest| rest.starts_with('-'))
+            }) {
+                let _ = std::fs::remove_dir_all(package.path());
+            }
+        }
+    }
 }
