@@ -88,7 +88,7 @@ pub fn cookie_header(data: &[u8]) {
             let request = manager.request();
             let session = request.session([]).await.expect("a new session");
             session.insert("issued", &true).expect("insert");
-            let set_cookie = request.finish().await.expect("saved");
+            let set_cookie = request.save_changes().await.expect("saved");
             let pair = set_cookie[0].split(';').next().expect("a pair");
             pair.trim_start_matches("session=").to_owned()
         });
@@ -106,7 +106,7 @@ pub fn cookie_header(data: &[u8]) {
             assert!(contains(data, issued.as_bytes()), "loaded without its id");
         }
         session.insert("written", &true).expect("insert");
-        let set_cookie = request.finish().await.expect("saving works");
+        let set_cookie = request.save_changes().await.expect("saving works");
         if session.is_new() {
             let pair = set_cookie[0].split(';').next().expect("a pair");
             let id = pair.trim_start_matches("session=");

@@ -75,7 +75,7 @@ async fn measure(
                     session
                         .insert("counter", &(count.unwrap_or(0) + 1))
                         .map_err(|e| e.to_string())?;
-                    request.finish().await.map_err(|e| e.to_string())?;
+                    request.save_changes().await.map_err(|e| e.to_string())?;
                     busy_ns.fetch_add(
                         u64::try_from(at.elapsed().as_nanos()).unwrap_or(u64::MAX),
                         Ordering::Relaxed,
@@ -122,7 +122,7 @@ async fn setup(
             .map_err(|e| e.to_string())?
             .insert("counter", &0)
             .map_err(|e| e.to_string())?;
-        let set = request.finish().await.map_err(|e| e.to_string())?;
+        let set = request.save_changes().await.map_err(|e| e.to_string())?;
         let pair = set
             .first()
             .and_then(|c| c.split(';').next())

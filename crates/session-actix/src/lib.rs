@@ -69,7 +69,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use pin_project_lite::pin_project;
-use session_core::{Error, OnError, Rejection, RequestSession, SaveAfter, SessionManager};
+use session_core::{Error, OnError, Rejection, RequestSession, WithSessionSaved, SessionManager};
 
 /// The body of the 500 answered for a handler that extracts [`Session`]
 /// without a [`SessionMiddleware`].
@@ -213,7 +213,7 @@ pin_project! {
     /// the inner response without allocating.
     pub struct ResponseFuture<F, B> {
         #[pin]
-        inner: SaveAfter<F, ServiceResponse<B>, HeaderValue>,
+        inner: WithSessionSaved<F, ServiceResponse<B>, HeaderValue>,
         on_error: ErrorResponse,
     }
 }
@@ -286,7 +286,7 @@ where
             session
         });
         ResponseFuture {
-            inner: SaveAfter::with_header_type(self.service.call(request), session),
+            inner: WithSessionSaved::new(self.service.call(request), session),
             on_error: self.on_error.clone(),
         }
     }

@@ -69,7 +69,7 @@ use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
-use session_core::{Error, OnError, Rejection, RequestSession, SaveAfter, SessionManager};
+use session_core::{Error, OnError, Rejection, RequestSession, WithSessionSaved, SessionManager};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -242,7 +242,7 @@ pin_project! {
     /// the inner response without allocating.
     pub struct ResponseFuture<F> {
         #[pin]
-        inner: SaveAfter<F, Response, HeaderValue>,
+        inner: WithSessionSaved<F, Response, HeaderValue>,
         on_error: ErrorResponse,
     }
 }
@@ -312,7 +312,7 @@ where
             session
         });
         ResponseFuture {
-            inner: SaveAfter::with_header_type(self.inner.call(request), session),
+            inner: WithSessionSaved::new(self.inner.call(request), session),
             on_error: self.on_error.clone(),
         }
     }

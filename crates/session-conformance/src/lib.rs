@@ -341,7 +341,7 @@ impl Browser {
     /// When the save fails, or sets a cookie of another name.
     pub async fn end(&mut self, request: &RequestSession) -> Vec<String> {
         let set_cookies = request
-            .finish()
+            .save_changes()
             .await
             .unwrap_or_else(|e| panic!("finish failed: {e}"));
         for set_cookie in &set_cookies {
@@ -1357,7 +1357,7 @@ impl Suite {
         let request = browser.begin();
         let session = browser.load(&request).await.expect("load");
         insert(&session, "blob", json!("x".repeat(5000)));
-        let result = request.finish().await;
+        let result = request.save_changes().await;
         if self.kind.server_side() {
             assert!(
                 result.is_ok(),

@@ -21,7 +21,7 @@ fn with_issued_sessions(
         for n in 0..issued {
             let request = manager.request();
             request.session([]).await.unwrap().insert("n", &n).unwrap();
-            let set_cookie = request.finish().await.unwrap();
+            let set_cookie = request.save_changes().await.unwrap();
             cookies.push(set_cookie[0].split(';').next().unwrap().to_owned());
         }
         cookies
@@ -69,7 +69,7 @@ proptest! {
             // A write to a new session gets a fresh id, never one the client
             // sent; a write to a loaded one keeps the id the client holds.
             session.insert("written", &true).unwrap();
-            let set_cookie = request.finish().await.expect("saving after bad cookies works");
+            let set_cookie = request.save_changes().await.expect("saving after bad cookies works");
             prop_assert_eq!(set_cookie.len(), usize::from(session.is_new()));
             if session.is_new() {
                 let id = set_cookie[0].split(';').next().unwrap().trim_start_matches("session=");
@@ -116,7 +116,7 @@ proptest! {
             for (key, value) in &data {
                 session.insert_value(key, value.clone());
             }
-            let set_cookie = request.finish().await.unwrap();
+            let set_cookie = request.save_changes().await.unwrap();
             let expected_cookies = usize::from(!data.is_empty());
             prop_assert_eq!(set_cookie.len(), expected_cookies);
             if let Some(set_cookie) = set_cookie.first() {

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::time::{Duration, SystemTime};
 
-use crate::Error;
+use crate::{ContractViolation, Error};
 
 /// The largest `Set-Cookie` value (`name=value` plus attributes) that is sent.
 /// RFC 6265 asks browsers to accept at least 4096 bytes, and larger cookies are
@@ -249,10 +249,11 @@ impl CookieConfig {
         max_age: Option<Duration>,
     ) -> Result<String, Error> {
         if !is_cookie_value(value) {
-            return Err(Error::store(format!(
-                "the store produced a value that is not a valid value for cookie `{}`",
-                self.name
-            )));
+            return Err(Error::ContractViolation(
+                ContractViolation::InvalidCookieValue {
+                    cookie: self.name.clone(),
+                },
+            ));
         }
         let header = self.render(value, max_age.map(|d| d.as_secs()), false);
         if header.len() > MAX_COOKIE_SIZE {

@@ -38,6 +38,12 @@ pub enum Error {
     /// sessions on a cookie store, which keeps nothing to list).
     #[error("the session store does not support {0}")]
     Unsupported(&'static str),
+    /// The store broke the [`SessionStore`](crate::SessionStore) contract:
+    /// a bug in the store, not a condition of its backend. Nothing was sent
+    /// to the client.
+    #[error("the session store broke its contract: {0}")]
+    ContractViolation(ContractViolation),
+
     /// A value could not be converted to or from JSON.
     #[error("session value could not be converted: {0}")]
     Value(#[source] serde_json::Error),
@@ -54,4 +60,32 @@ impl Error {
     pub fn store(error: impl Into<BoxError>) -> Self {
         Error::Store(error.into())
     }
+}
+
+/// How a store broke the [`SessionStore`](crate::SessionStore) contract, in
+/// an [`Error::ContractViolation`].
+///
+/// ```
+/// use session_core::{ContractViolation, Error};
+///
+/// let error = Error::ContractViolation(ContractViolation::InvalidCookieValue {
+///     cookie: "id".to_owned(),
+/// });
+/// assert!(error.to_string().contains("`id`"));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ContractViolation {
+    /// The store produced a cookie value with bytes that a cookie value may
+    /// not hold (RFC 6265's `cookie-octet`s, optionally quoted).
+    #[error("the store produced a value that is not a valid value for cookie `{cookie}`")]
+    InvalidCookieValue {
+        /// The cookie's name.
+        cookie: String,
+    },
+    /// The framework refused a `Set-Cookie` value as a header value.
+    /// Cookie values are checked before, so this is a bug of the adapter
+    /// or of the framework's header type.
+    #[error("the session cookie is not a valid header value")]
+    InvalidHeaderValue,
 }

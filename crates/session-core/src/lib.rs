@@ -53,7 +53,7 @@
 //! let request = manager.request();
 //! let page = handler(request.session([]).await?).await?; // no Cookie header
 //! assert_eq!(page, "Last visited: never");
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //! assert!(set_cookie[0].starts_with("session="));
 //! assert!(set_cookie[0].ends_with("; Path=/; Secure; HttpOnly; SameSite=Lax"));
 //! # Ok::<(), session_core::Error>(())
@@ -85,11 +85,11 @@ mod memory;
 
 pub use config::SessionConfig;
 pub use cookie::{CookieConfig, CookieLifetime, SameSite};
-pub use error::{BoxError, Error};
+pub use error::{BoxError, ContractViolation, Error};
 pub use expiry::{Clock, Expiry, ManualClock, Rolling};
 pub use flash::{FLASH_KEY, Flash, Level};
 pub use id::{InvalidSessionId, SessionId};
-pub use lifecycle::{Finish, RequestSession, SaveAfter, SessionManager};
+pub use lifecycle::{RequestSession, SaveChanges, SessionManager, WithSessionSaved};
 pub use record::{Changes, Record};
 pub use rejection::{OnError, Rejection};
 pub use session::Session;

@@ -20,7 +20,7 @@
 //!     let session = request.session([]).await?;
 //!     session.bind_user("42");
 //!     session.set_label(device);
-//!     request.finish().await?;
+//!     request.save_changes().await?;
 //! }
 //! let sessions = manager.sessions_of("42").await?;
 //! assert_eq!(sessions.len(), 2);

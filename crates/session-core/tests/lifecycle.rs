@@ -56,7 +56,7 @@ async fn write_set_cookies(
         .unwrap()
         .insert(key, &value)
         .unwrap();
-    request.finish().await.unwrap()
+    request.save_changes().await.unwrap()
 }
 
 /// A request with `cookie` that writes `key: value`: the cookie the client
@@ -75,13 +75,13 @@ async fn write(app: &App, cookie: Option<&str>, key: &str, value: serde_json::Va
 async fn an_untouched_session_sets_no_cookie_and_costs_no_io() {
     let app = App::new(SessionConfig::default());
     let request = app.manager.request();
-    assert!(request.finish().await.unwrap().is_empty());
+    assert!(request.save_changes().await.unwrap().is_empty());
     assert!(!request.is_loaded());
 
     let request = app.manager.request();
     let session = request.session([]).await.unwrap();
     assert!(session.is_new() && session.is_empty() && !session.is_changed());
-    assert!(request.finish().await.unwrap().is_empty());
+    assert!(request.save_changes().await.unwrap().is_empty());
     assert!(app.store.is_empty());
 }
 
@@ -98,7 +98,7 @@ async fn a_changed_session_sets_a_cookie_with_every_configured_attribute() {
     );
     let request = app.manager.request();
     request.session([]).await.unwrap().insert("k", &1).unwrap();
-    let set = request.finish().await.unwrap();
+    let set = request.save_changes().await.unwrap();
     assert_eq!(set.len(), 1);
     let (value, attributes) = set[0].split_once(';').unwrap();
     assert!(value.starts_with("sid=") && value.len() > 20);
@@ -114,7 +114,7 @@ async fn created_survives_a_load() {
     let request = app.manager.request();
     let created = request.session([]).await.unwrap().created();
     request.session([]).await.unwrap().insert("k", &1).unwrap();
-    let cookie = pair(&request.finish().await.unwrap()[0]);
+    let cookie = pair(&request.save_changes().await.unwrap()[0]);
     app.clock.advance(Duration::from_secs(30));
     let session = app.load(&cookie).await;
     assert_eq!(session.created(), created);
@@ -163,7 +163,7 @@ async fn invalidate_sends_a_removal_cookie_with_the_same_attributes() {
     let session = request.session([cookie.as_bytes()]).await.unwrap();
     session.invalidate();
     assert!(session.is_empty() && session.is_changed());
-    let set = request.finish().await.unwrap();
+    let set = request.save_changes().await.unwrap();
     assert_eq!(
         set,
         ["session=; Path=/app; Domain=example.com; Max-Age=0; \
@@ -183,7 +183,7 @@ async fn regenerate_keeps_the_data_under_a_new_id() {
         .await
         .unwrap()
         .regenerate();
-    let new_cookie = pair(&request.finish().await.unwrap()[0]);
+    let new_cookie = pair(&request.save_changes().await.unwrap()[0]);
     assert_ne!(new_cookie, cookie);
     let session = app.load(&new_cookie).await;
     assert_eq!(session.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2]));
@@ -198,7 +198,7 @@ async fn an_oversized_cookie_is_an_error_naming_its_size() {
     let app = App::new(SessionConfig::default().with_cookie_name(name));
     let request = app.manager.request();
     request.session([]).await.unwrap().insert("k", &1).unwrap();
-    match request.finish().await {
+    match request.save_changes().await {
         Err(Error::CookieTooLarge { size, limit, .. }) => {
             assert_eq!(limit, 4096);
             assert_eq!(
@@ -267,12 +267,12 @@ async fn a_read_only_request_writes_nothing_until_the_throttle_step() {
     app.clock.advance(Duration::from_secs(59));
     let request = app.manager.request();
     request.session([cookie.as_bytes()]).await.unwrap();
-    assert!(request.finish().await.unwrap().is_empty());
+    assert!(request.save_changes().await.unwrap().is_empty());
 
     app.clock.advance(Duration::from_secs(1));
     let request = app.manager.request();
     request.session([cookie.as_bytes()]).await.unwrap();
-    let set = request.finish().await.unwrap();
+    let set = request.save_changes().await.unwrap();
     // A persistent cookie is re-sent so the browser's Max-Age moves too.
     assert_eq!(set.len(), 1);
     assert!(set[0].starts_with(&format!("{cookie};")) && set[0].contains("Max-Age=3600"));
@@ -321,13 +321,13 @@ async fn a_write_is_seen_by_other_requests_only_once_it_is_saved() {
     assert_eq!(reading.get::<u32>("k").unwrap(), Some(1));
     assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(1));
 
-    writer.finish().await.unwrap();
+    writer.save_changes().await.unwrap();
     assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(3));
     // A write after the save is the handle's own: never saved, never shared.
     writing.insert("k", &4).unwrap();
     assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(3));
     assert_eq!(reading.get::<u32>("k").unwrap(), Some(1));
-    assert!(reader.finish().await.unwrap().is_empty());
+    assert!(reader.save_changes().await.unwrap().is_empty());
 }
 
 #[tokio::test]
@@ -335,8 +335,8 @@ async fn finish_runs_once() {
     let app = App::new(SessionConfig::default());
     let request = app.manager.request();
     request.session([]).await.unwrap().insert("k", &1).unwrap();
-    assert_eq!(request.clone().finish().await.unwrap().len(), 1);
-    assert!(request.finish().await.unwrap().is_empty());
+    assert_eq!(request.clone().save_changes().await.unwrap().len(), 1);
+    assert!(request.save_changes().await.unwrap().is_empty());
     assert_eq!(app.store.len(), 1);
 }
 
@@ -421,7 +421,7 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
         .unwrap()
         .insert("user", &"ada")
         .unwrap();
-    let written = pair(&request.finish().await.unwrap()[0]);
+    let written = pair(&request.save_changes().await.unwrap()[0]);
     let old_generation = written.replacen("session=g2.", "session=g1.", 1);
     assert_ne!(written, old_generation);
     clock.advance(Duration::from_secs(30));
@@ -434,7 +434,7 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
         Some("ada")
     );
     let deadline = session.expires_at();
-    let reissued = request.finish().await.unwrap();
+    let reissued = request.save_changes().await.unwrap();
     assert_eq!(reissued.len(), 1, "the flagged cookie is replaced");
     let reissued = pair(&reissued[0]);
     assert!(reissued.starts_with("session=g2."), "{reissued}");
@@ -451,7 +451,7 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
         "re-issuing is not activity: the idle deadline stays"
     );
     assert!(
-        request.finish().await.unwrap().is_empty(),
+        request.save_changes().await.unwrap().is_empty(),
         "a current cookie is not re-issued"
     );
 
@@ -463,7 +463,7 @@ async fn a_cookie_the_store_flags_is_reissued_with_its_deadline_unchanged() {
         .unwrap()
         .insert("n", &1)
         .unwrap();
-    let saved = request.finish().await.unwrap();
+    let saved = request.save_changes().await.unwrap();
     assert!(pair(&saved[0]).starts_with("session=g2."));
 }
 
@@ -483,7 +483,7 @@ async fn finish_decides_when_called_and_is_ready_at_once_when_nothing_changed() 
         .await
         .unwrap()
         .get_value("user");
-    let mut finish = pin!(request.finish());
+    let mut finish = pin!(request.save_changes());
     let polled = finish
         .as_mut()
         .poll(&mut Context::from_waker(Waker::noop()));
@@ -492,7 +492,7 @@ async fn finish_decides_when_called_and_is_ready_at_once_when_nothing_changed() 
     // A write after `finish` was called is not saved, as after the handler.
     let request = app.manager.request();
     let session = request.session([cookie.as_bytes()]).await.unwrap();
-    let finish = request.finish();
+    let finish = request.save_changes();
     session.insert("late", &true).unwrap();
     assert!(finish.await.unwrap().is_empty());
     let request = app.manager.request();
@@ -531,4 +531,53 @@ async fn the_session_future_borrows_nothing_and_later_calls_leave_their_headers_
     let request = app.manager.request();
     assert!(request.session([]).await.unwrap().is_new());
     assert!(request.session([cookie.as_bytes()]).await.unwrap().is_new());
+}
+
+/// A store that breaks the contract: the cookie values it makes hold a `;`.
+struct BadValueStore(MemoryStore);
+
+#[session_core::async_trait]
+impl session_core::SessionStore for BadValueStore {
+    async fn load(
+        &self,
+        cookie: session_core::SessionCookie<'_>,
+    ) -> Result<Option<std::sync::Arc<session_core::Record>>, Error> {
+        self.0.load(cookie).await
+    }
+
+    async fn create(&self, create: session_core::Create<'_>) -> Result<String, Error> {
+        Ok(format!("{};x", self.0.create(create).await?))
+    }
+
+    async fn update(
+        &self,
+        update: session_core::Update<'_>,
+    ) -> Result<session_core::Written, Error> {
+        self.0.update(update).await
+    }
+
+    async fn delete(&self, cookie: session_core::SessionCookie<'_>) -> Result<bool, Error> {
+        self.0.delete(cookie).await
+    }
+}
+
+#[tokio::test]
+async fn a_store_that_makes_an_invalid_cookie_value_is_a_typed_contract_violation() {
+    let manager = SessionManager::new(BadValueStore(MemoryStore::new()), SessionConfig::default());
+    let request = manager.request();
+    request
+        .session([])
+        .await
+        .unwrap()
+        .insert("user", "ada")
+        .unwrap();
+    match request.save_changes().await {
+        Err(Error::ContractViolation(violation)) => assert_eq!(
+            violation,
+            session_core::ContractViolation::InvalidCookieValue {
+                cookie: SessionConfig::default().cookie().name().to_owned()
+            }
+        ),
+        other => panic!("expected a contract violation, got {other:?}"),
+    }
 }

@@ -72,7 +72,7 @@
 //!
 //! let request = manager.request();
 //! request.session([]).await?.insert("user", "ada")?;
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //! let cookie = set_cookie[0].split(';').next().unwrap();
 //! assert!(cookie.starts_with("AIOHTTP_SESSION=gAAAAA") || cookie.starts_with("AIOHTTP_SESSION=\"gAAAAA"));
 //!

@@ -22,7 +22,7 @@
 //! // First request: no cookie; the handler writes to the session.
 //! let request = manager.request();
 //! request.session([]).await?.insert("user", &"ada")?;
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //! let cookie = set_cookie[0].split(';').next().unwrap(); // `session=<sealed record>`
 //! assert!(!cookie.contains("ada"));
 //!

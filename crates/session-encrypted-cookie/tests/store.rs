@@ -58,7 +58,7 @@ impl App {
             .unwrap()
             .insert(key, &value)
             .unwrap();
-        let set = request.finish().await.unwrap();
+        let set = request.save_changes().await.unwrap();
         assert_eq!(set.len(), 1, "a write sets one cookie");
         pair(&set[0]).to_owned()
     }
@@ -304,7 +304,7 @@ async fn rotation_reseals_old_cookies_under_the_primary_until_the_old_key_goes()
             .unwrap()
             .expires_at();
         assert!(
-            request.finish().await.unwrap().is_empty(),
+            request.save_changes().await.unwrap().is_empty(),
             "a cookie under the primary key is not resent"
         );
 
@@ -319,7 +319,7 @@ async fn rotation_reseals_old_cookies_under_the_primary_until_the_old_key_goes()
             session.get::<String>("user").unwrap().as_deref(),
             Some("ada")
         );
-        let resealed = request.finish().await.unwrap();
+        let resealed = request.save_changes().await.unwrap();
         assert_eq!(
             resealed.len(),
             1,
@@ -337,7 +337,7 @@ async fn rotation_reseals_old_cookies_under_the_primary_until_the_old_key_goes()
             Some("ada")
         );
         assert_eq!(session.expires_at(), deadline);
-        assert!(request.finish().await.unwrap().is_empty());
+        assert!(request.save_changes().await.unwrap().is_empty());
 
         // Once the old key leaves the ring, its cookies no longer open.
         assert!(
@@ -365,7 +365,7 @@ async fn a_replayed_cookie_gives_the_data_it_was_sealed_with() {
         session.insert("n", &2).unwrap();
         session.insert("extra", &true).unwrap();
         assert_eq!(replayed.get::<u32>("n").unwrap(), Some(1));
-        let second = pair(&request.finish().await.unwrap()[0]).to_owned();
+        let second = pair(&request.save_changes().await.unwrap()[0]).to_owned();
         session.insert("n", &3).unwrap();
 
         for (cookie, n) in [(&first, 1), (&second, 2), (&first, 1)] {
@@ -453,7 +453,7 @@ async fn the_documented_budget_fits_and_one_byte_more_is_refused_with_its_size()
             .unwrap()
             .insert("blob", &blob)
             .unwrap();
-        let set = request.finish().await.unwrap();
+        let set = request.save_changes().await.unwrap();
         assert!(set[0].len() <= 4096, "{cipher}: {}", set[0].len());
         let session = app.load(pair(&set[0]).as_bytes()).await;
         assert_eq!(session.get::<String>("blob").unwrap(), Some(blob.clone()));
@@ -465,7 +465,7 @@ async fn the_documented_budget_fits_and_one_byte_more_is_refused_with_its_size()
             .unwrap()
             .insert("blob", &format!("{blob}x"))
             .unwrap();
-        match request.finish().await {
+        match request.save_changes().await {
             Err(Error::CookieTooLarge { name, size, limit }) => {
                 let expected =
                     "session=".len() + cipher.sealed_len(budget + 1) + DEFAULT_ATTRIBUTES_LEN;

@@ -28,7 +28,7 @@
 //!
 //! let request = manager.request();
 //! request.session([]).await?.insert("user", "ada")?;
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //! assert!(set_cookie[0].starts_with("AIOHTTP_SESSION="));
 //!
 //! // What aiohttp_session would have written:

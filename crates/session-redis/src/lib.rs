@@ -35,7 +35,7 @@
 //! // The axum or actix-web adapter drives the manager; by hand:
 //! let request = manager.request();
 //! request.session([]).await?.insert("user", "ada")?;
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //! let cookie = set_cookie[0].split(';').next().unwrap(); // "session=<id>"
 //!
 //! let next = manager.request();
@@ -489,7 +489,7 @@ impl RedisStoreBuilder {
     /// // The first request that loads a session waits for the connection.
     /// let request = sessions.request();
     /// request.session([]).await?.insert("user", "ada")?;
-    /// let set_cookie = request.finish().await?;
+    /// let set_cookie = request.save_changes().await?;
     /// # drop(set_cookie);
     /// # Ok(())
     /// # }

@@ -297,7 +297,7 @@ async fn two_hundred_concurrent_requests_keep_all_their_keys() {
                 let request = manager.request();
                 let session = request.session([pair.as_bytes()]).await.expect("load");
                 session.insert(&format!("key{i}"), &i).expect("insert");
-                request.finish().await.expect("finish")
+                request.save_changes().await.expect("finish")
             })
         })
         .collect();
@@ -327,7 +327,7 @@ fn paused_request(
         for barrier in barriers {
             barrier.wait().await;
         }
-        request.finish().await
+        request.save_changes().await
     })
 }
 

@@ -121,7 +121,7 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
         .expect("a new session")
         .insert("k", &1)
         .expect("insert");
-    let result = request.finish().await;
+    let result = request.save_changes().await;
     let elapsed = started.elapsed();
     match result {
         Err(Error::Store(message)) => {
@@ -152,7 +152,7 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
         .expect("load")
         .insert("k", &2)
         .expect("insert");
-    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    assert!(matches!(request.save_changes().await, Err(Error::Store(_))));
     // A login that its replica did not acknowledge fails, and leaves the
     // session where the client's cookie (the old one, kept on a 500)
     // finds it: it is not moved to an id the client never got.
@@ -162,7 +162,7 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
         .await
         .expect("load")
         .regenerate();
-    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    assert!(matches!(request.save_changes().await, Err(Error::Store(_))));
     let session = peek(&manager, &pair).await;
     assert!(!session.is_new(), "the failed login moved the session away");
     assert!(session.get::<i32>("k").expect("get").is_some());
@@ -219,5 +219,5 @@ async fn on_a_cluster_the_wait_goes_to_the_master_that_took_the_write() {
         .expect("a new session")
         .insert("k", &1)
         .expect("insert");
-    assert!(matches!(request.finish().await, Err(Error::Store(_))));
+    assert!(matches!(request.save_changes().await, Err(Error::Store(_))));
 }

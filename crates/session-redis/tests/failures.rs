@@ -48,7 +48,7 @@ async fn assert_a_new_session_fails_to_save(manager: &SessionManager, what: &str
         .expect("a new session needs no Redis")
         .insert("k", &1)
         .expect("insert");
-    assert_store_error(request.finish().await, started, what);
+    assert_store_error(request.save_changes().await, started, what);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,7 +281,7 @@ fn a_runtime_that_shuts_down_during_a_save_leaves_the_store_working() {
         session.insert("lost", &1).expect("insert");
     });
     let stopped = Stopped::new(&server);
-    doomed.spawn(request.finish());
+    doomed.spawn(request.save_changes());
     // The save is queued and its task waits for the stopped Redis...
     doomed.block_on(async { tokio::time::sleep(Duration::from_millis(200)).await });
     // ... when its runtime goes, and the task with it.

@@ -41,7 +41,7 @@
 //! let session = request.session([python.as_bytes()]).await?;
 //! assert_eq!(session.get::<String>("user")?.as_deref(), Some("ada"));
 //! session.insert("lang", "fi")?;
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //! assert!(set_cookie[0].starts_with(r#"AIOHTTP_SESSION="{\"created\": "#));
 //! assert!(set_cookie[0].contains(r#"\054 \"session\": {\"lang\": \"fi\"\054 \"user\": \"ada\"}}""#));
 //! # Ok::<(), session_core::Error>(())

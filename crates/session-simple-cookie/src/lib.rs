@@ -32,7 +32,7 @@
 //! let manager = SessionManager::new(SimpleCookieStore::new(), SessionConfig::default());
 //! let request = manager.request();
 //! request.session([]).await?.insert("user", "ada")?;
-//! let set_cookie = request.finish().await?;
+//! let set_cookie = request.save_changes().await?;
 //!
 //! // The value is readable by anyone who holds the cookie.
 //! let value = set_cookie[0].split(';').next().unwrap().trim_start_matches("session=");

@@ -101,7 +101,7 @@ proptest! {
                 session.insert("written", &true).unwrap();
             }
             // A cookie too large is the only acceptable error, and these are small.
-            request.finish().await.unwrap();
+            request.save_changes().await.unwrap();
         });
     }
 }

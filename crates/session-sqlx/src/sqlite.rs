@@ -39,7 +39,7 @@ use crate::{CLEANUP_BATCH, DEFAULT_TIMEOUT, MAX_ID_ATTEMPTS, timed};
 ///
 /// let request = manager.request();
 /// request.session([]).await?.insert("user", "ada")?;
-/// let set_cookie = request.finish().await?;
+/// let set_cookie = request.save_changes().await?;
 /// let cookie = set_cookie[0].split(';').next().unwrap(); // "session=<id>"
 ///
 /// let next = manager.request();

@@ -707,7 +707,7 @@ mod tests {
             .unwrap()
             .insert("user", "ada")
             .unwrap();
-        let set_cookie = request.finish().await.unwrap();
+        let set_cookie = request.save_changes().await.unwrap();
         let id = set_cookie[0].split(['=', ';']).nth(1).unwrap();
         let key = format!("AIOHTTP_SESSION_{id}");
         let ttl = redis.command(&["TTL", &key]).unwrap();
@@ -768,7 +768,7 @@ mod tests {
                     .unwrap()
                     .insert("user", &"x".repeat(16 * blocks))
                     .unwrap();
-                let set_cookie = request.finish().await.unwrap();
+                let set_cookie = request.save_changes().await.unwrap();
                 assert!(
                     set_cookie[0].contains("; Max-Age=600;"),
                     "{}",

@@ -23,7 +23,7 @@ use crate::{Error, SessionConfig, SessionCookie, SessionHandle, SessionStore, Us
 /// let request = manager.request();
 /// let session = request.session([]).await?;
 /// session.insert("last_visit", &"2026-11-25T12:00:00Z")?;
-/// let set_cookie = request.finish().await?;
+/// let set_cookie = request.save_changes().await?;
 /// assert_eq!(set_cookie.len(), 1);
 ///
 /// // Second request: the browser sends the cookie back.
@@ -32,7 +32,7 @@ use crate::{Error, SessionConfig, SessionCookie, SessionHandle, SessionStore, Us
 /// let session = request.session([cookie.as_bytes()]).await?;
 /// assert!(!session.is_new());
 /// assert_eq!(session.get::<String>("last_visit")?.as_deref(), Some("2026-11-25T12:00:00Z"));
-/// assert!(request.finish().await?.is_empty()); // nothing changed, nothing sent
+/// assert!(request.save_changes().await?.is_empty()); // nothing changed, nothing sent
 /// # Ok::<(), session_core::Error>(())
 /// # }).unwrap();
 /// ```

@@ -10,10 +10,10 @@
 //! 2. the handler's extractor awaits [`RequestSession::session`] with the
 //!    request's `Cookie` header values, which are parsed and loaded on first
 //!    use only: a handler that never asks costs no parsing and no store I/O;
-//! 3. after the handler, [`RequestSession::finish`] saves what changed and
+//! 3. after the handler, [`RequestSession::save_changes`] saves what changed and
 //!    returns the `Set-Cookie` header values to append (none when nothing
 //!    changed, nor when the client already holds the cookie it would set);
-//!    [`SaveAfter`] is that step as a response future, around the
+//!    [`WithSessionSaved`] is that step as a response future, around the
 //!    handler's.
 //!
 //! Code without a framework (tests, scripts) takes the same three steps.
@@ -29,5 +29,5 @@ mod response;
 mod write;
 
 pub use manager::SessionManager;
-pub use request::{Finish, RequestSession};
-pub use response::SaveAfter;
+pub use request::{RequestSession, SaveChanges};
+pub use response::WithSessionSaved;

@@ -16,7 +16,7 @@ use crate::session::Outcome;
 use crate::{Error, Record, Session, SessionCookie, cookie};
 
 /// One request's session: loaded on first use, saved by
-/// [`finish`](RequestSession::finish). Cheap to clone; clones share the
+/// [`save_changes`](RequestSession::save_changes). Cheap to clone; clones share the
 /// same session.
 #[derive(Clone)]
 pub struct RequestSession {
@@ -26,7 +26,7 @@ pub struct RequestSession {
 struct RequestInner {
     manager: SessionManager,
     loaded: OnceCell<Loaded>,
-    finished: AtomicBool,
+    saved: AtomicBool,
 }
 
 struct Loaded {
@@ -44,7 +44,7 @@ impl RequestSession {
             inner: Arc::new(RequestInner {
                 manager,
                 loaded: OnceCell::new(),
-                finished: AtomicBool::new(false),
+                saved: AtomicBool::new(false),
             }),
         }
     }
@@ -134,7 +134,7 @@ impl RequestSession {
     /// that cookie. A persistent cookie is sent again, because its
     /// `Max-Age` moves with the session's new deadline.
     ///
-    /// What to save is decided when `finish` is called (later writes are not
+    /// What to save is decided when `save_changes` is called (later writes are not
     /// saved); the returned future does the store work. When there is
     /// nothing to save, as on every request that only read, it is ready at
     /// once and allocates nothing, so an adapter can poll it in place.
@@ -143,12 +143,12 @@ impl RequestSession {
     ///
     /// A store failure, or [`Error::CookieTooLarge`] when the cookie would be
     /// too large to send. Adapters answer both with a 500.
-    pub fn finish(&self) -> Finish {
+    pub fn save_changes(&self) -> SaveChanges {
         let Some(loaded) = self.inner.loaded.get() else {
-            return Finish::nothing();
+            return SaveChanges::nothing();
         };
-        if self.inner.finished.swap(true, Ordering::AcqRel) {
-            return Finish::nothing();
+        if self.inner.saved.swap(true, Ordering::AcqRel) {
+            return SaveChanges::nothing();
         }
         let config = &self.inner.manager.shared().config;
         let now = config.clock().now();
@@ -156,11 +156,11 @@ impl RequestSession {
             .session
             .outcome(&config.expiry_rules(), now, loaded.reissue);
         if matches!(outcome, Outcome::Unchanged) {
-            return Finish::nothing();
+            return SaveChanges::nothing();
         }
         // The store work owns its request handle: the future borrows nothing.
         let this = self.clone();
-        Finish(Some(Box::pin(async move {
+        SaveChanges(Some(Box::pin(async move {
             let shared = this.inner.manager.shared();
             // Set before this future was made, and never unset.
             let previous = this.inner.loaded.get().and_then(|l| l.cookie.as_deref());
@@ -181,7 +181,7 @@ impl RequestSession {
     }
 }
 
-/// The future of [`RequestSession::finish`]: the `Set-Cookie` header values
+/// The future of [`RequestSession::save_changes`]: the `Set-Cookie` header values
 /// for the response, once the store has saved what changed.
 ///
 /// Ready at once, without an allocation, when there is nothing to save;
@@ -194,25 +194,25 @@ impl RequestSession {
 /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
 /// let request = manager.request();
 /// request.session([]).await?.insert("user", "ada")?;
-/// let finish: session_core::Finish = request.finish();
-/// assert_eq!(finish.await?.len(), 1);
+/// let save: session_core::SaveChanges = request.save_changes();
+/// assert_eq!(save.await?.len(), 1);
 /// # Ok::<(), session_core::Error>(())
 /// # }).unwrap();
 /// ```
-#[must_use = "a session is saved only when its `Finish` future is awaited"]
-pub struct Finish(Option<Saving>);
+#[must_use = "a session is saved only when its `SaveChanges` future is awaited"]
+pub struct SaveChanges(Option<Saving>);
 
-/// The store work of a [`Finish`] that has something to save.
+/// The store work of a [`SaveChanges`] that has something to save.
 type Saving = Pin<Box<dyn Future<Output = Result<Vec<String>, Error>> + Send>>;
 
-impl Finish {
+impl SaveChanges {
     /// Nothing to save and no cookie to send.
     fn nothing() -> Self {
-        Finish(None)
+        SaveChanges(None)
     }
 }
 
-impl Future for Finish {
+impl Future for SaveChanges {
     type Output = Result<Vec<String>, Error>;
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
@@ -223,9 +223,9 @@ impl Future for Finish {
     }
 }
 
-impl fmt::Debug for Finish {
+impl fmt::Debug for SaveChanges {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Finish")
+        f.debug_struct("SaveChanges")
             .field("saving", &self.0.is_some())
             .finish()
     }

@@ -6,13 +6,13 @@ use std::marker::PhantomData;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use super::request::{Finish, RequestSession};
-use crate::Error;
+use super::request::{RequestSession, SaveChanges};
+use crate::{ContractViolation, Error};
 
 pin_project_lite::pin_project! {
     /// Step 3 as an adapter's response future: runs the handler (the inner
     /// service's future), then, when the handler loaded the session, saves
-    /// it with [`RequestSession::finish`]. Its output is the handler's
+    /// it with [`RequestSession::save_changes`]. Its output is the handler's
     /// response with the `Set-Cookie` header values to append to it, or the
     /// save's error, for which the adapter answers its error response.
     ///
@@ -26,7 +26,7 @@ pin_project_lite::pin_project! {
     /// framework-level failure, not a response) ends the request unsaved.
     ///
     /// ```
-    /// use session_core::{MemoryStore, SaveAfter, SessionConfig, SessionManager};
+    /// use session_core::{MemoryStore, WithSessionSaved, SessionConfig, SessionManager};
     ///
     /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
     /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
@@ -38,41 +38,33 @@ pin_project_lite::pin_project! {
     ///         Ok::<_, session_core::Error>("the response")
     ///     }
     /// };
-    /// let (response, set_cookies) = SaveAfter::new(handler, Some(request)).await?;
+    /// let (response, set_cookies) = WithSessionSaved::<_, _, String>::new(handler, Some(request)).await?;
     /// assert_eq!(response, "the response");
     /// assert_eq!(set_cookies?.len(), 1);
     /// # Ok::<(), session_core::Error>(())
     /// # }).unwrap();
     /// ```
     #[must_use = "futures do nothing unless polled"]
-    pub struct SaveAfter<F, R, H = String> {
+    pub struct WithSessionSaved<F, R, H = String> {
         #[pin]
         handler: F,
         // `None` when someone else saves this request's session (an outer
         // layer), or once the handler's response arrived.
         session: Option<RequestSession>,
         // The save in progress, with the response it belongs to.
-        saving: Option<(Finish, R)>,
+        saving: Option<(SaveChanges, R)>,
         header: PhantomData<fn() -> H>,
     }
 }
 
-impl<F, R> SaveAfter<F, R> {
+impl<F, R, H> WithSessionSaved<F, R, H> {
     /// Runs `handler`, then saves `session` if the handler loaded it, and
-    /// gives the `Set-Cookie` values as `String`s. `None`: only runs the
-    /// handler, for a request whose session another layer of the same kind
-    /// owns and saves.
+    /// gives the `Set-Cookie` values as `H` (the type named where the future
+    /// is kept, e.g. `WithSessionSaved<F, Response, HeaderValue>`). `None`:
+    /// only runs the handler, for a request whose session another layer of
+    /// the same manager owns and saves.
     pub fn new(handler: F, session: Option<RequestSession>) -> Self {
-        Self::with_header_type(handler, session)
-    }
-}
-
-impl<F, R, H> SaveAfter<F, R, H> {
-    /// As [`new`](SaveAfter::new), giving the `Set-Cookie` values as `H`,
-    /// the framework's header value type (named where the future is kept,
-    /// e.g. `SaveAfter<F, Response, HeaderValue>`).
-    pub fn with_header_type(handler: F, session: Option<RequestSession>) -> Self {
-        SaveAfter {
+        WithSessionSaved {
             handler,
             session,
             saving: None,
@@ -81,7 +73,7 @@ impl<F, R, H> SaveAfter<F, R, H> {
     }
 }
 
-impl<F, R, H, E> Future for SaveAfter<F, R, H>
+impl<F, R, H, E> Future for WithSessionSaved<F, R, H>
 where
     F: Future<Output = Result<R, E>>,
     H: TryFrom<String>,
@@ -93,21 +85,21 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let (finish, _) = match this.saving {
+        let (save, _) = match this.saving {
             Some(saving) => saving,
             None => {
                 let response = std::task::ready!(this.handler.poll(cx))?;
                 match this.session.take() {
-                    // `finish` is ready at once when nothing is to be saved.
+                    // `save_changes` is ready at once when nothing is to be saved.
                     Some(session) if session.is_loaded() => {
-                        this.saving.insert((session.finish(), response))
+                        this.saving.insert((session.save_changes(), response))
                     }
-                    // Never loaded: nothing to save (what `finish` would say).
+                    // Never loaded: nothing to save (what `save_changes` would say).
                     _ => return Poll::Ready(Ok((response, Ok(Vec::new())))),
                 }
             }
         };
-        let saved = std::task::ready!(Pin::new(finish).poll(cx));
+        let saved = std::task::ready!(Pin::new(save).poll(cx));
         let Some((_, response)) = this.saving.take() else {
             unreachable!("the save in progress was just polled");
         };
@@ -121,14 +113,14 @@ fn header_values<H: TryFrom<String>>(cookies: Vec<String>) -> Result<Vec<H>, Err
         .into_iter()
         .map(|cookie| {
             H::try_from(cookie)
-                .map_err(|_| Error::store("the session cookie is not a valid header value"))
+                .map_err(|_| Error::ContractViolation(ContractViolation::InvalidHeaderValue))
         })
         .collect()
 }
 
-impl<F, R, H> fmt::Debug for SaveAfter<F, R, H> {
+impl<F, R, H> fmt::Debug for WithSessionSaved<F, R, H> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SaveAfter")
+        f.debug_struct("WithSessionSaved")
             .field("saving", &self.saving.is_some())
             .finish_non_exhaustive()
     }

@@ -35,7 +35,7 @@ pub async fn visit(
             .await
             .expect("load"),
     );
-    request.finish().await.expect("finish")
+    request.save_changes().await.expect("finish")
 }
 
 /// The session a request with `cookie` sees.

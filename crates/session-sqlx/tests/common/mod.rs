@@ -174,7 +174,7 @@ pub async fn a_manager_round_trip(store: impl SessionStore) {
         .unwrap()
         .insert("user", "ada")
         .unwrap();
-    let set_cookie = request.finish().await.unwrap();
+    let set_cookie = request.save_changes().await.unwrap();
     let cookie = set_cookie[0].split(';').next().unwrap().to_owned();
     let next = manager.request();
     let user: Option<String> = next

@@ -1,11 +1,11 @@
-//! `SaveAfter`, the lifecycle's last step as a response future, around a
+//! `WithSessionSaved`, the lifecycle's last step as a response future, around a
 //! store that counts its writes and fails on command ([`FaultyStore`]).
 
 use session_conformance::FaultyStore;
-use session_core::{Error, SaveAfter, SessionConfig, SessionManager};
+use session_core::{Error, SessionConfig, SessionManager, WithSessionSaved};
 
 #[tokio::test]
-async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
+async fn with_session_saved_saves_only_what_its_handler_loaded_and_changed() {
     let store = FaultyStore::default();
     let manager = SessionManager::new(store.clone(), SessionConfig::default());
     let respond = |request: session_core::RequestSession, write: bool| async move {
@@ -18,9 +18,10 @@ async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
 
     // A write: saved, and its cookie comes with the response.
     let request = manager.request();
-    let (response, set) = SaveAfter::new(respond(request.clone(), true), Some(request))
-        .await
-        .unwrap();
+    let (response, set) =
+        WithSessionSaved::<_, _, String>::new(respond(request.clone(), true), Some(request))
+            .await
+            .unwrap();
     assert_eq!(
         (response, set.unwrap().len(), store.saves()),
         ("response", 1, 1)
@@ -28,19 +29,21 @@ async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
 
     // Only a read: nothing saved, no cookie.
     let request = manager.request();
-    let (_, set) = SaveAfter::new(respond(request.clone(), false), Some(request))
-        .await
-        .unwrap();
+    let (_, set) =
+        WithSessionSaved::<_, _, String>::new(respond(request.clone(), false), Some(request))
+            .await
+            .unwrap();
     assert_eq!((set.unwrap().len(), store.saves()), (0, 1));
 
     // Never loaded, or owned by another layer: the handler alone runs.
     let request = manager.request();
-    let (_, set) = SaveAfter::new(async { Ok::<_, Error>(()) }, Some(request))
-        .await
-        .unwrap();
+    let (_, set) =
+        WithSessionSaved::<_, _, String>::new(async { Ok::<_, Error>(()) }, Some(request))
+            .await
+            .unwrap();
     assert!(set.unwrap().is_empty());
     let request = manager.request();
-    let (_, set) = SaveAfter::new(respond(request.clone(), true), None)
+    let (_, set) = WithSessionSaved::<_, _, String>::new(respond(request.clone(), true), None)
         .await
         .unwrap();
     assert_eq!((set.unwrap().len(), store.saves()), (0, 1));
@@ -48,9 +51,10 @@ async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
     // A failed save is handed over with the response, for the error answer.
     store.fail_writes(true);
     let request = manager.request();
-    let (response, set) = SaveAfter::new(respond(request.clone(), true), Some(request))
-        .await
-        .unwrap();
+    let (response, set) =
+        WithSessionSaved::<_, _, String>::new(respond(request.clone(), true), Some(request))
+            .await
+            .unwrap();
     assert_eq!(response, "response");
     assert!(set.is_err());
 
@@ -65,7 +69,7 @@ async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
     }
     let request = manager.request();
     let (_, set) =
-        SaveAfter::<_, _, Refused>::with_header_type(respond(request.clone(), true), Some(request))
+        WithSessionSaved::<_, _, Refused>::new(respond(request.clone(), true), Some(request))
             .await
             .unwrap();
     assert!(set.is_err());
@@ -80,6 +84,10 @@ async fn save_after_saves_only_what_its_handler_loaded_and_changed() {
             Err::<(), _>(Error::store("the handler's future failed"))
         }
     };
-    assert!(SaveAfter::new(handler, Some(request)).await.is_err());
+    assert!(
+        WithSessionSaved::<_, _, String>::new(handler, Some(request))
+            .await
+            .is_err()
+    );
     assert_eq!(store.saves(), saves);
 }
