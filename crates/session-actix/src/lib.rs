@@ -69,7 +69,7 @@ use actix_web::http::StatusCode;
 use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use pin_project_lite::pin_project;
-use session_core::{Error, OnError, Rejection, RequestSession, WithSessionSaved, SessionManager};
+use session_core::{Error, OnError, Rejection, RequestSession, SessionManager, WithSessionSaved};
 
 /// The body of the 500 answered for a handler that extracts [`Session`]
 /// without a [`SessionMiddleware`].

@@ -69,7 +69,7 @@ use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
-use session_core::{Error, OnError, Rejection, RequestSession, WithSessionSaved, SessionManager};
+use session_core::{Error, OnError, Rejection, RequestSession, SessionManager, WithSessionSaved};
 use tower_layer::Layer;
 use tower_service::Service;
 

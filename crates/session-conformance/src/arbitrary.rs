@@ -108,7 +108,7 @@ pub fn timeout_millis() -> impl Strategy<Value = Option<u64>> {
 /// A record with arbitrary timestamps, per-session expiry and data, as a
 /// store must round-trip it.
 pub fn record() -> impl Strategy<Value = session_core::Record> {
-    use session_core::expiry::from_unix_millis;
+    use session_core::from_unix_millis;
     use std::time::{Duration, UNIX_EPOCH};
     (
         unix_millis(),

@@ -321,7 +321,7 @@ impl ManualClock {
 ///
 /// ```
 /// use std::time::{Duration, UNIX_EPOCH};
-/// use session_core::expiry::{from_unix_millis, unix_millis};
+/// use session_core::{from_unix_millis, unix_millis};
 /// let t = UNIX_EPOCH + Duration::from_millis(1_700_000_000_123);
 /// assert_eq!(unix_millis(t), 1_700_000_000_123);
 /// assert_eq!(from_unix_millis(1_700_000_000_123), Some(t));

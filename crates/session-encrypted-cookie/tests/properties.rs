@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use proptest::prelude::*;
 use session_conformance::arbitrary;
-use session_core::expiry::from_unix_millis;
+use session_core::from_unix_millis;
 use session_core::{Create, Record, SessionCookie, SessionStore};
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde_json::json;
-use session_core::expiry::unix_millis;
+use session_core::unix_millis;
 use session_core::{
     Changes, Clock, Expiry, ManualClock, Record, Refresh, Rolling, Session, SessionConfig,
     SessionCookie, SessionManager, SessionStore, Update, Written,

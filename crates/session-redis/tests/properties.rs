@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::{Value as Json, json};
 use session_conformance::arbitrary;
-use session_core::expiry::unix_millis;
+use session_core::unix_millis;
 use session_core::{SessionConfig, SessionCookie, SessionManager, SessionStore};
 use session_redis::RedisStore;
 use session_testing::RedisServer;

@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::time::SystemTime;
 
 use serde_json::{Map, Value};
-use session_core::expiry::{from_unix_millis, unix_millis};
 use session_core::{Changes, Error, Expiry, Record};
+use session_core::{from_unix_millis, unix_millis};
 
 /// Unix milliseconds as a SQL `BIGINT`.
 pub(crate) fn millis(t: SystemTime) -> i64 {

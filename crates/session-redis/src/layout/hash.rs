@@ -27,11 +27,11 @@ use std::time::SystemTime;
 
 use fred::types::Value;
 use serde::{Deserialize, Serialize};
-use session_core::expiry::{from_unix_millis, unix_millis};
 use session_core::{
     Changes, Create, Error, Expiry, Record, Refresh, Regenerate, SessionCookie, SessionId, Update,
     Written,
 };
+use session_core::{from_unix_millis, unix_millis};
 
 use super::MAX_ID_ATTEMPTS;
 

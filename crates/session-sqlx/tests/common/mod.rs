@@ -127,8 +127,8 @@ pub async fn a_refresh_rewrites_only_the_deadline(store: &dyn SessionStore) {
         .unwrap();
     assert_eq!(Value::Object(loaded.data.clone()), json!({"a": 1, "b": 2}));
     assert_eq!(
-        loaded.expires_at.map(session_core::expiry::unix_millis),
-        Some(session_core::expiry::unix_millis(deadline))
+        loaded.expires_at.map(session_core::unix_millis),
+        Some(session_core::unix_millis(deadline))
     );
 }
 
