@@ -5,7 +5,8 @@ use std::fmt;
 use std::io;
 use std::net::SocketAddr;
 
-use actix_web::dev::ServerHandle;
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServerHandle, ServiceFactory, ServiceRequest, ServiceResponse};
 use actix_web::{App, HttpServer, web};
 use session_actix::SessionMiddleware;
 use session_core::SessionManager;
@@ -111,17 +112,42 @@ pub fn serve_actix(
     configure: impl Fn(&mut web::ServiceConfig) + Send + Clone + 'static,
     addr: SocketAddr,
 ) -> io::Result<Running> {
+    serve_actix_app(
+        move || {
+            App::new()
+                .wrap(middleware.clone())
+                .configure(configure.clone())
+        },
+        addr,
+    )
+}
+
+/// Serves the actix-web app that `factory` builds (once per worker, as
+/// `HttpServer::new` takes it) on `addr`, as [`serve_actix`] does: for apps
+/// put together otherwise (no middleware, two, one on a scope).
+///
+/// # Errors
+///
+/// The address cannot be bound.
+pub fn serve_actix_app<F, T, B>(factory: F, addr: SocketAddr) -> io::Result<Running>
+where
+    F: Fn() -> App<T> + Send + Clone + 'static,
+    T: ServiceFactory<
+            ServiceRequest,
+            Config = (),
+            Response = ServiceResponse<B>,
+            Error = actix_web::Error,
+            InitError = (),
+        > + 'static,
+    B: MessageBody + 'static,
+{
     let listener = std::net::TcpListener::bind(addr)?;
     let addr = listener.local_addr()?;
-    let server = HttpServer::new(move || {
-        App::new()
-            .wrap(middleware.clone())
-            .configure(configure.clone())
-    })
-    .workers(1)
-    .disable_signals()
-    .listen(listener)?
-    .run();
+    let server = HttpServer::new(factory)
+        .workers(1)
+        .disable_signals()
+        .listen(listener)?
+        .run();
     let handle = server.handle();
     Ok(Running {
         addr,

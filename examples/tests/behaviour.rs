@@ -14,7 +14,7 @@ use std::time::Duration;
 use reqwest::header::{CONTENT_TYPE, COOKIE, HeaderMap, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use session_conformance::FaultyStore;
+use session_conformance::{FaultyStore, SetCookie};
 use session_core::{
     CookieLifetime, MemoryStore, SameSite, SessionConfig, SessionManager, SessionStore,
 };
@@ -60,13 +60,35 @@ impl Backend {
 /// The body of the suite's streaming route, in chunks.
 const STREAM_CHUNKS: [&str; 3] = ["first ", "second ", "third"];
 
+/// How the app is put together around the demo's routes: the compositions
+/// each adapter must get right, whatever the store.
+#[derive(Clone)]
+enum Composition {
+    /// The demo's session layer (with its error-response hook) around
+    /// every route.
+    Demo,
+    /// No session layer: a handler that asks for the session is a
+    /// programming error.
+    NoLayer,
+    /// The same manager's layer twice: around the app and around its routes
+    /// (a route layer on axum, a scope's middleware on actix-web).
+    Twice,
+    /// The layer without an error-response hook.
+    NoHook,
+    /// The demo's routes again under `/admin`, with the layer of another
+    /// manager, inside the app's.
+    AdminInside(SessionManager),
+}
+
 /// Serves the demo app, plus `GET /stream` (writes to the session, answers a
-/// streaming body), on `framework` with `manager`.
-async fn serve(framework: Framework, manager: SessionManager) -> Running {
+/// streaming body), on `framework` with `manager`, put together as
+/// `composition` says.
+async fn serve(framework: Framework, manager: SessionManager, composition: Composition) -> Running {
     let addr = "127.0.0.1:0".parse().unwrap();
     match framework {
         Framework::Axum => {
             use axum::body::Body;
+            use demo::axum::layer;
             use session_axum::Session;
             async fn stream(session: Session) -> Body {
                 session.insert("streamed", &true).unwrap();
@@ -74,13 +96,23 @@ async fn serve(framework: Framework, manager: SessionManager) -> Running {
                     STREAM_CHUNKS.map(Ok::<_, std::io::Error>),
                 ))
             }
-            let router = demo::axum::routes()
-                .route("/stream", axum::routing::get(stream))
-                .layer(demo::axum::layer(manager));
+            let routes = demo::axum::routes().route("/stream", axum::routing::get(stream));
+            let router = match composition {
+                Composition::Demo => routes.layer(layer(manager)),
+                Composition::NoLayer => routes,
+                Composition::Twice => routes
+                    .route_layer(layer(manager.clone()))
+                    .layer(layer(manager)),
+                Composition::NoHook => routes.layer(session_axum::SessionLayer::new(manager)),
+                Composition::AdminInside(admin) => routes
+                    .nest("/admin", demo::axum::router(admin))
+                    .layer(layer(manager)),
+            };
             server::serve_axum(router, addr).await.unwrap()
         }
         Framework::Actix => {
-            use actix_web::{HttpResponse, web};
+            use actix_web::{App, HttpResponse, web};
+            use demo::actix::middleware;
             use session_actix::Session;
             async fn stream(session: Session) -> HttpResponse {
                 session.insert("streamed", &true).unwrap();
@@ -88,11 +120,45 @@ async fn serve(framework: Framework, manager: SessionManager) -> Running {
                     STREAM_CHUNKS.map(|chunk| Ok::<_, std::io::Error>(web::Bytes::from(chunk))),
                 ))
             }
-            let configure = |config: &mut web::ServiceConfig| {
+            fn configure(config: &mut web::ServiceConfig) {
                 demo::actix::configure(config);
                 config.route("/stream", web::get().to(stream));
-            };
-            server::serve_actix(demo::actix::middleware(manager), configure, addr).unwrap()
+            }
+            match composition {
+                Composition::Demo => server::serve_actix(middleware(manager), configure, addr),
+                Composition::NoLayer => {
+                    server::serve_actix_app(move || App::new().configure(configure), addr)
+                }
+                Composition::Twice => server::serve_actix_app(
+                    move || {
+                        App::new().wrap(middleware(manager.clone())).service(
+                            web::scope("")
+                                .wrap(middleware(manager.clone()))
+                                .configure(configure),
+                        )
+                    },
+                    addr,
+                ),
+                Composition::NoHook => server::serve_actix(
+                    session_actix::SessionMiddleware::new(manager),
+                    configure,
+                    addr,
+                ),
+                Composition::AdminInside(admin) => server::serve_actix_app(
+                    move || {
+                        App::new()
+                            .wrap(middleware(manager.clone()))
+                            .service(
+                                web::scope("/admin")
+                                    .wrap(middleware(admin.clone()))
+                                    .configure(demo::actix::configure),
+                            )
+                            .configure(configure)
+                    },
+                    addr,
+                ),
+            }
+            .unwrap()
         }
     }
 }
@@ -107,6 +173,10 @@ struct Answer {
 }
 
 impl Answer {
+    fn cookies(&self) -> Vec<SetCookie> {
+        SetCookie::parse_all(self.set_cookies.iter().map(String::as_str))
+    }
+
     fn json(&self) -> Value {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
@@ -174,10 +244,9 @@ impl Client {
             .as_ref()
             .map(|v| format!("{}={v}", self.cookie_name));
         let answer = self.send_with(method, path, body, cookie.as_deref()).await;
-        for set_cookie in &answer.set_cookies {
-            let (name, value) = cookie_pair(set_cookie);
-            assert_eq!(name, self.cookie_name, "{set_cookie}");
-            self.jar = (!set_cookie.contains("Max-Age=0")).then(|| value.to_owned());
+        for set_cookie in answer.cookies() {
+            assert_eq!(set_cookie.name(), self.cookie_name, "{set_cookie:?}");
+            self.jar = (!set_cookie.is_removal()).then(|| set_cookie.value().to_owned());
         }
         answer
     }
@@ -227,16 +296,6 @@ impl Client {
     }
 }
 
-fn cookie_pair(set_cookie: &str) -> (&str, &str) {
-    let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=').unwrap_or((pair, ""))
-}
-
-/// The attributes of a `Set-Cookie` value, after `name=value`, as written.
-fn attributes(set_cookie: &str) -> Vec<&str> {
-    set_cookie.split(';').skip(1).map(str::trim).collect()
-}
-
 /// One server and one client for a case.
 struct Harness {
     server: Running,
@@ -249,8 +308,17 @@ impl Harness {
         store: Arc<dyn SessionStore>,
         config: SessionConfig,
     ) -> Self {
+        Self::composed(framework, store, config, Composition::Demo).await
+    }
+
+    async fn composed(
+        framework: Framework,
+        store: Arc<dyn SessionStore>,
+        config: SessionConfig,
+        composition: Composition,
+    ) -> Self {
         let manager = SessionManager::with_shared_store(store, config.clone());
-        let server = serve(framework, manager).await;
+        let server = serve(framework, manager, composition).await;
         let client = Client::new(&server, &config);
         Harness { server, client }
     }
@@ -262,6 +330,161 @@ impl Harness {
 
 mod cases {
     use super::*;
+
+    /// Which type an application forgot to add, as the 500 names it.
+    fn layer_name(framework: Framework) -> &'static str {
+        match framework {
+            Framework::Axum => "SessionLayer",
+            Framework::Actix => "SessionMiddleware",
+        }
+    }
+
+    pub(super) async fn extracting_without_the_layer_is_a_500_that_names_it(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h = Harness::composed(
+            framework,
+            backend.store.clone(),
+            SessionConfig::default(),
+            Composition::NoLayer,
+        )
+        .await;
+        let put = h.client.put_json("/api/session/a", json!(1)).await;
+        assert_eq!(put.status, StatusCode::INTERNAL_SERVER_ERROR, "{put:?}");
+        assert!(put.body.contains(layer_name(framework)), "{put:?}");
+        assert!(put.set_cookies.is_empty(), "{put:?}");
+        // Routes that do not use the session are served as ever.
+        assert_eq!(h.client.get("/health").await.status, StatusCode::OK);
+        h.stop().await;
+    }
+
+    pub(super) async fn a_route_that_does_not_use_the_session_costs_no_store_io(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let store = FaultyStore::around(backend.store.clone());
+        let mut h =
+            Harness::start(framework, Arc::new(store.clone()), SessionConfig::default()).await;
+        h.client.put_json("/api/session/a", json!(1)).await;
+        let io = (store.loads(), store.saves());
+        for (path, status) in [
+            ("/health", StatusCode::OK),
+            ("/nothing", StatusCode::NOT_FOUND),
+        ] {
+            let answer = h.client.get(path).await;
+            assert_eq!(answer.status, status, "{path}");
+            assert!(answer.set_cookies.is_empty(), "{path}: {answer:?}");
+        }
+        assert_eq!((store.loads(), store.saves()), io);
+        h.stop().await;
+    }
+
+    pub(super) async fn the_layer_applied_twice_loads_and_saves_once(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let store = FaultyStore::around(backend.store.clone());
+        let mut h = Harness::composed(
+            framework,
+            Arc::new(store.clone()),
+            SessionConfig::default(),
+            Composition::Twice,
+        )
+        .await;
+        let first = h.client.put_json("/api/session/a", json!(1)).await;
+        assert_eq!(first.set_cookies.len(), 1, "{first:?}");
+        assert_eq!(store.saves(), 1);
+        let loads = store.loads();
+        let second = h.client.put_json("/api/session/b", json!(2)).await;
+        assert!(second.set_cookies.len() <= 1, "{second:?}");
+        assert_eq!(store.loads() - loads, 1, "one load per request");
+        assert_eq!(store.saves(), 2, "one save per request");
+        let read = h.client.get("/api/session").await;
+        assert_eq!(read.json()["data"], json!({ "a": 1, "b": 2 }));
+        h.stop().await;
+    }
+
+    /// A layer of another manager nested inside the app's (a stricter one on
+    /// `/admin`) keeps its own sessions: its routes use its cookie and store
+    /// calls only, and the outer layer's stay as they were.
+    pub(super) async fn a_layer_of_another_manager_inside_keeps_its_own_sessions(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let app_store = FaultyStore::around(backend.store.clone());
+        let admin_store = FaultyStore::around(backend.store.clone());
+        let admin = SessionManager::with_shared_store(
+            Arc::new(admin_store.clone()),
+            SessionConfig::default()
+                .with_cookie_name("admin")
+                .with_idle_timeout(Some(Duration::from_secs(300))),
+        );
+        let mut h = Harness::composed(
+            framework,
+            Arc::new(app_store.clone()),
+            SessionConfig::default(),
+            Composition::AdminInside(admin),
+        )
+        .await;
+        h.client.put_json("/api/session/app", json!(1)).await;
+        let app_cookie = format!("session={}", h.client.cookie());
+        let admin_put = h
+            .client
+            .send_with(
+                Method::PUT,
+                "/admin/api/session/admin",
+                Some(("application/json", "2".to_owned())),
+                Some(&app_cookie),
+            )
+            .await;
+        let [admin_cookie] = admin_put.cookies().try_into().unwrap_or_else(|cookies| {
+            panic!("one Set-Cookie expected: {cookies:?}");
+        });
+        assert_eq!(admin_cookie.name(), "admin");
+        assert_eq!(admin_cookie.attribute("Max-Age"), None);
+        assert_eq!((app_store.saves(), admin_store.saves()), (1, 1));
+
+        let both = format!("{app_cookie}; {}", admin_cookie.pair());
+        for (path, data) in [
+            ("/admin/api/session", json!({ "admin": 2 })),
+            ("/api/session", json!({ "app": 1 })),
+        ] {
+            let read = h
+                .client
+                .send_with(Method::GET, path, None, Some(&both))
+                .await;
+            assert_eq!(read.json()["data"], data, "{path}");
+        }
+        assert_eq!((app_store.saves(), admin_store.saves()), (1, 1));
+        h.stop().await;
+    }
+
+    pub(super) async fn without_a_hook_store_errors_are_a_plain_500(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let outage = FaultyStore::around(backend.store.clone());
+        let mut h = Harness::composed(
+            framework,
+            Arc::new(outage.clone()),
+            SessionConfig::default(),
+            Composition::NoHook,
+        )
+        .await;
+        outage.fail_writes(true);
+        let put = h.client.put_json("/api/session/a", json!(1)).await;
+        assert_eq!(
+            (put.status, put.body.as_str()),
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "the session could not be loaded or saved"
+            )
+        );
+        assert!(put.set_cookies.is_empty(), "{put:?}");
+        outage.fail_writes(false);
+        h.stop().await;
+    }
 
     pub(super) async fn an_untouched_route_sets_no_cookie(framework: Framework, backend: Backend) {
         let mut h =
@@ -357,9 +580,10 @@ mod cases {
         let [set_cookie] = put.set_cookies.as_slice() else {
             panic!("one Set-Cookie expected: {put:?}");
         };
-        assert_eq!(cookie_pair(set_cookie).0, "session");
+        let set_cookie = SetCookie::parse(set_cookie);
+        assert_eq!(set_cookie.name(), "session");
         assert_eq!(
-            attributes(set_cookie),
+            set_cookie.attributes(),
             ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
         );
         h.stop().await;
@@ -383,9 +607,10 @@ mod cases {
         let [set_cookie] = put.set_cookies.as_slice() else {
             panic!("one Set-Cookie expected: {put:?}");
         };
-        assert_eq!(cookie_pair(set_cookie).0, "sid");
+        let set_cookie = SetCookie::parse(set_cookie);
+        assert_eq!(set_cookie.name(), "sid");
         assert_eq!(
-            attributes(set_cookie),
+            set_cookie.attributes(),
             [
                 "Path=/api",
                 "Domain=example.test",
@@ -405,18 +630,23 @@ mod cases {
         let [removal] = logout.set_cookies.as_slice() else {
             panic!("one Set-Cookie expected: {logout:?}");
         };
-        assert_eq!(cookie_pair(removal), ("sid", ""));
-        let removal_attributes = attributes(removal);
+        let removal = SetCookie::parse(removal);
+        assert_eq!(removal.pair(), "sid=");
+        let removal_attributes = removal.attributes();
         for expected in [
             "Path=/api",
             "Domain=example.test",
             "Max-Age=0",
             "SameSite=Strict",
         ] {
-            assert!(removal_attributes.contains(&expected), "{removal}");
+            assert!(
+                removal_attributes.iter().any(|a| a == expected),
+                "{removal:?}"
+            );
         }
-        assert!(
-            !removal_attributes.contains(&"Secure") && !removal_attributes.contains(&"HttpOnly")
+        assert_eq!(
+            (removal.attribute("Secure"), removal.attribute("HttpOnly")),
+            (None, None)
         );
         h.stop().await;
     }
@@ -439,8 +669,9 @@ mod cases {
         let [removal] = logout.set_cookies.as_slice() else {
             panic!("one Set-Cookie expected: {logout:?}");
         };
-        assert_eq!(cookie_pair(removal), ("session", ""));
-        assert!(attributes(removal).contains(&"Max-Age=0"), "{removal}");
+        let removal = SetCookie::parse(removal);
+        assert_eq!(removal.pair(), "session=");
+        assert!(removal.is_removal(), "{removal:?}");
         assert!(h.client.jar.is_none());
 
         let after = h.client.get("/api/session").await;
@@ -575,7 +806,7 @@ mod cases {
                 panic!("one Set-Cookie expected: {written:?}");
             };
             assert!(
-                !bogus.contains(cookie_pair(set_cookie).1),
+                !bogus.contains(SetCookie::parse(set_cookie).value()),
                 "a client-chosen id was adopted"
             );
         }
@@ -736,7 +967,12 @@ macro_rules! behaviour_suite {
                 an_oversized_session_is_a_500_naming_its_size,
                 a_streaming_response_carries_the_cookie,
                 flash_messages_are_read_once,
-                concurrent_writes_of_different_keys_are_all_kept
+                concurrent_writes_of_different_keys_are_all_kept,
+                extracting_without_the_layer_is_a_500_that_names_it,
+                a_route_that_does_not_use_the_session_costs_no_store_io,
+                the_layer_applied_twice_loads_and_saves_once,
+                a_layer_of_another_manager_inside_keeps_its_own_sessions,
+                without_a_hook_store_errors_are_a_plain_500
             );
         }
     )*};

@@ -58,8 +58,10 @@
 
 pub mod arbitrary;
 mod faulty;
+mod set_cookie;
 
 pub use faulty::FaultyStore;
+pub use set_cookie::SetCookie;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -344,15 +346,13 @@ impl Browser {
             .save_changes()
             .await
             .unwrap_or_else(|e| panic!("finish failed: {e}"));
-        for set_cookie in &set_cookies {
-            let pair = set_cookie.split(';').next().unwrap_or_default();
-            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-            assert_eq!(name, self.cookie_name(), "Set-Cookie for the wrong cookie");
-            if set_cookie.contains("; Max-Age=0") {
-                self.jar = None;
-            } else {
-                self.jar = Some(value.to_owned());
-            }
+        for set_cookie in SetCookie::parse_all(set_cookies.iter().map(String::as_str)) {
+            assert_eq!(
+                set_cookie.name(),
+                self.cookie_name(),
+                "Set-Cookie for the wrong cookie"
+            );
+            self.jar = (!set_cookie.is_removal()).then(|| set_cookie.value().to_owned());
         }
         set_cookies
     }
