@@ -125,7 +125,7 @@ impl Answer {
     fn session_pair(&self) -> Option<String> {
         self.set_cookies
             .iter()
-            .map(|c| c.split(';').next().unwrap_or_default().to_owned())
+            .map(|c| session_conformance::SetCookie::parse(c).pair())
             .find(|pair| pair.starts_with("session=") && pair != "session=")
     }
 }

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 use reqwest::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
+use session_conformance::SetCookie;
 use session_core::{Record, SessionManager, SessionStore};
 use session_encrypted_cookie::aiohttp::{FernetCookieStore, NaclCookieStore, fernet_key};
 use session_encrypted_cookie::{Key, KeyRing};
@@ -166,21 +167,8 @@ impl Answer {
 /// Whether a `Set-Cookie` value removes its cookie: `Max-Age=0` (both
 /// sides send it), or an empty value (`""` from Python).
 fn removes(set_cookie: &str) -> bool {
-    let (_, value) = pair(set_cookie);
-    value.is_empty()
-        || value == "\"\""
-        || set_cookie
-            .split(';')
-            .any(|attribute| attribute.trim().eq_ignore_ascii_case("max-age=0"))
-}
-
-/// `name` and `value` of a `Set-Cookie`, the value as it is sent, quotes
-/// and escapes included, as a browser keeps and sends it back. A quoted
-/// value holds no `;` (Python writes it `\073`).
-fn pair(set_cookie: &str) -> (&str, &str) {
-    let first = set_cookie.split(';').next().unwrap_or_default();
-    let (name, value) = first.split_once('=').unwrap_or((first, ""));
-    (name.trim(), value.trim())
+    let set_cookie = SetCookie::parse(set_cookie);
+    set_cookie.value().is_empty() || set_cookie.value() == "\"\"" || set_cookie.is_removal()
 }
 
 /// A browser: one HTTP client and one cookie jar for both services. They
@@ -227,11 +215,12 @@ impl Browser {
             .send_with(base, method, path, body, cookie.as_deref())
             .await;
         for set_cookie in &answer.set_cookies {
-            let (name, value) = pair(set_cookie);
+            let parsed = SetCookie::parse(set_cookie);
             if removes(set_cookie) {
-                self.jar.remove(name);
+                self.jar.remove(parsed.name());
             } else {
-                self.jar.insert(name.to_owned(), value.to_owned());
+                self.jar
+                    .insert(parsed.name().to_owned(), parsed.value().to_owned());
             }
         }
         answer
@@ -591,7 +580,7 @@ async fn assert_logged_out_everywhere(
             Some(cookie),
         )
         .await;
-    let (_, new_id) = pair(&stale.set_cookies[0]);
+    let new_id = SetCookie::parse(&stale.set_cookies[0]).value().to_owned();
     assert_ne!(new_id, id);
     assert_eq!(sides.stored(id).as_deref(), stored, "not revived");
 }

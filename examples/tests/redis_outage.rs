@@ -44,13 +44,8 @@ impl Client {
         }
         let response = request.send().await.expect("the server answers");
         if let Some(set_cookie) = response.headers().get(SET_COOKIE) {
-            let pair = set_cookie
-                .to_str()
-                .expect("ASCII Set-Cookie")
-                .split(';')
-                .next()
-                .unwrap_or_default();
-            self.cookie = Some(pair.to_owned());
+            let set_cookie = set_cookie.to_str().expect("ASCII Set-Cookie");
+            self.cookie = Some(session_conformance::SetCookie::parse(set_cookie).pair());
         }
         let status = response.status();
         let bytes = response.bytes().await.expect("a body");

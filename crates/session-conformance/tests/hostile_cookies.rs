@@ -22,7 +22,7 @@ fn with_issued_sessions(
             let request = manager.request();
             request.session([]).await.unwrap().insert("n", &n).unwrap();
             let set_cookie = request.save_changes().await.unwrap();
-            cookies.push(set_cookie[0].split(';').next().unwrap().to_owned());
+            cookies.push(session_conformance::SetCookie::parse(&set_cookie[0]).pair());
         }
         cookies
     });

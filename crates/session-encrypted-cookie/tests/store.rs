@@ -6,7 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::json;
-use session_conformance::{self as conformance, StoreKind};
+use session_conformance::{self as conformance, SetCookie, StoreKind};
 use session_core::{
     Clock, Create, Error, Expiry, ManualClock, Record, Rolling, Session, SessionConfig,
     SessionCookie, SessionManager, SessionStore,
@@ -76,12 +76,14 @@ impl App {
     }
 }
 
-fn pair(set_cookie: &str) -> &str {
-    set_cookie.split(';').next().unwrap()
+/// `name=value` of a `Set-Cookie` value.
+fn pair(set_cookie: &str) -> String {
+    SetCookie::parse(set_cookie).pair()
 }
 
-fn value(pair: &str) -> &str {
-    pair.split_once('=').unwrap().1
+/// The value of a `name=value` pair (or of a `Set-Cookie` value).
+fn value(pair: &str) -> String {
+    SetCookie::parse(pair).value().to_owned()
 }
 
 async fn load(store: &dyn SessionStore, name: &str, value: &str) -> Option<Record> {
@@ -280,7 +282,7 @@ async fn a_cookie_moved_to_another_name_gives_a_new_session() {
             other_app.starts_new_session(moved.as_bytes()).await,
             "{cipher}"
         );
-        assert_eq!(load(&*store, "other", value(&cookie)).await, None);
+        assert_eq!(load(&*store, "other", &value(&cookie)).await, None);
     }
 }
 

@@ -13,7 +13,7 @@ pub fn cookie_pair(set_cookies: &[String]) -> String {
         1,
         "expected one Set-Cookie: {set_cookies:?}"
     );
-    set_cookies[0].split(';').next().expect("a pair").to_owned()
+    session_conformance::SetCookie::parse(&set_cookies[0]).pair()
 }
 
 /// The value of a `name=value` pair.
