@@ -1,13 +1,14 @@
 //! Sessions for [actix-web](https://docs.rs/actix-web), through
 //! `session-core`.
 //!
-//! * [`SessionMiddleware`] reads the request's `Cookie` headers, puts the
-//!   request's session in the request, runs the handler, then saves what
-//!   changed and adds the `Set-Cookie` headers to the response head (so
-//!   streaming bodies keep their session).
+//! * [`SessionMiddleware`] puts a handle to the request's session in the
+//!   request (reading no header and doing no I/O), runs the handler, then
+//!   saves what changed and adds the `Set-Cookie` headers to the response
+//!   head (so streaming bodies keep their session).
 //! * [`Session`] is the extractor handlers take; [`SessionExt::session`]
-//!   gives the same from an `HttpRequest` or a `ServiceRequest`. The session
-//!   is loaded from the store when first asked for, and not at all
+//!   gives the same from an `HttpRequest` or a `ServiceRequest`. The
+//!   `Cookie` headers are read and the session loaded from the store when
+//!   it is first asked for, and not at all
 //!   otherwise: a route that never asks costs no store I/O and sets no
 //!   cookie.
 //!

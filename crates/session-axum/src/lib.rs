@@ -1,11 +1,12 @@
 //! Sessions for [axum](https://docs.rs/axum), through `session-core`.
 //!
-//! * [`SessionLayer`] is a tower layer: it reads the request's `Cookie`
-//!   headers, puts the request's session in the request, runs the handler,
-//!   then saves what changed and adds the `Set-Cookie` headers to the
-//!   response head (so streaming bodies keep their session).
-//! * [`Session`] is the extractor handlers take. The session is loaded from
-//!   the store when a handler extracts it, and not at all otherwise: a route
+//! * [`SessionLayer`] is a tower layer: it puts a handle to the request's
+//!   session in the request (reading no header and doing no I/O), runs the
+//!   handler, then saves what changed and adds the `Set-Cookie` headers to
+//!   the response head (so streaming bodies keep their session).
+//! * [`Session`] is the extractor handlers take. The `Cookie` headers are
+//!   read and the session loaded from the store when a handler extracts
+//!   it, and not at all otherwise: a route
 //!   that never asks costs no store I/O and sets no cookie.
 //!
 //! All session behaviour (expiry, regeneration, invalidation, cookie

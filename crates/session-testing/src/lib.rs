@@ -1,6 +1,7 @@
-//! Test support: real `redis-server` processes for the workspace's tests.
+//! Test support: real `redis-server` and Postgres processes for the
+//! workspace's tests.
 //!
-//! Tests here talk to real Redis, never a mock. This crate starts the
+//! Tests here talk to real servers, never a mock. This crate starts the
 //! servers they need, each on free loopback ports with its own temporary
 //! directory, and kills them when the handle is dropped (also when the test
 //! panics, since dropping happens while unwinding):
