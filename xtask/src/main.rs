@@ -4,9 +4,11 @@
 //!   Chromium and its driver, Python for the aiohttp interop test), then runs
 //!   every test of the workspace.
 //! * `ci`: formatting, lints and docs with warnings denied, `cargo deny`
-//!   (installed when missing), the packages of the published crates, then
-//!   `test`.
+//!   (installed when missing), the packages of the published crates, a
+//!   build of them on the toolchain of the workspace's `rust-version`
+//!   (installed through rustup when missing), then `test`.
 //! * `package`: the packages of the published crates (part of `ci`).
+//! * `msrv`: the build on the `rust-version` toolchain (part of `ci`).
 //! * `bench`: the benchmarks.
 //! * `fuzz --seconds N`: every fuzz target for N seconds (cargo-fuzz).
 //! * `soak [--topology standalone|cluster|sentinel] [--apps N] --seconds N
@@ -21,6 +23,7 @@ use std::process::{Command, ExitCode};
 
 mod bench;
 mod fuzz;
+mod msrv;
 mod package;
 mod prerequisites;
 mod soak;
@@ -32,8 +35,10 @@ usage: cargo xtask <command>
 
 commands:
   test    install what the tests need, then run every test of the workspace
-  ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny, cargo package, then test
+  ci      fmt --check, clippy -D warnings, doc -D warnings, cargo deny, cargo package,
+          a build on the rust-version toolchain, then test
   package cargo package the published crates, checking what each package holds
+  msrv    cargo check the published crates on the toolchain of the workspace's rust-version
   bench   run the benchmarks
   fuzz    [--seconds N] run every fuzz target for N seconds (default 60), print executions
   soak    [--topology standalone|cluster|sentinel] [--apps N] [--seconds N] [--wait-replicas N] [--debug] [--framework axum|actix]
@@ -46,6 +51,7 @@ fn main() -> ExitCode {
         Some("ci") => ci(),
         Some("bench") => bench(&args[1..]),
         Some("package") => package::check(),
+        Some("msrv") => msrv::check(),
         Some("fuzz") => fuzz::parse_seconds(&args[1..]).and_then(fuzz::run_fuzz),
         Some("soak") => soak::Soak::parse(&args[1..]).and_then(|s| soak::run_soak(&s)),
         Some("-h" | "--help" | "help") => {
@@ -147,6 +153,7 @@ fn ci() -> Result {
     prerequisites::ensure_cargo_deny()?;
     run(cargo().args(["deny", "check", "licenses", "bans", "sources"]))?;
     package::check()?;
+    msrv::check()?;
     test(&[])
 }
 
