@@ -37,6 +37,13 @@ pub struct Options {
     pub duration: Duration,
     /// Measured requests per scenario, at most.
     pub max_requests: u64,
+    /// Rounds in which the distinct-session scenarios (`read@5000`, ...)
+    /// are measured: the first ones of [`rounds`](Options::rounds).
+    pub distinct_rounds: usize,
+    /// Warm-up of a distinct-session scenario, after its sessions are set up.
+    pub distinct_warmup: Duration,
+    /// Measurement of a distinct-session scenario, at most.
+    pub distinct_duration: Duration,
     /// The servers, in report order.
     pub servers: Vec<Server>,
     /// The scenarios, in report order.
@@ -150,6 +157,9 @@ pub fn run(options: &Options) -> Result<Vec<Cell>, String> {
         let shift = round % order.len().max(1);
         order.rotate_left(shift);
         for &scenario in &options.scenarios {
+            if !options.measures_in(scenario, round) {
+                continue;
+            }
             for &server in &order {
                 let outcome = ServerProcess::start(server, options, stores).and_then(|process| {
                     runtime.block_on(measure(&process, options, scenario, stores))
@@ -168,9 +178,27 @@ pub fn run(options: &Options) -> Result<Vec<Cell>, String> {
     Ok(cells)
 }
 
+impl Options {
+    /// Whether `scenario` is measured in round `round` (from 0).
+    #[must_use]
+    pub fn measures_in(&self, scenario: Scenario, round: usize) -> bool {
+        scenario.sessions.is_none() || round < self.distinct_rounds
+    }
+
+    /// The rounds in which `scenario` is measured.
+    #[must_use]
+    pub fn rounds_of(&self, scenario: Scenario) -> usize {
+        if scenario.sessions.is_none() {
+            self.rounds
+        } else {
+            self.distinct_rounds.min(self.rounds)
+        }
+    }
+}
+
 fn progress_line(cell: &Cell, rounds: usize) -> String {
     let prefix = format!(
-        "round {}/{rounds} {:<27} {:<10}",
+        "round {}/{rounds} {:<27} {:<14}",
         cell.round + 1,
         cell.server.name(),
         cell.scenario.name()
@@ -312,7 +340,6 @@ impl RedisSample {
     }
 }
 
-/// Measures every scenario on one running server.
 /// Measures `scenario` on the server `process` runs.
 async fn measure(
     process: &ServerProcess,
@@ -320,11 +347,20 @@ async fn measure(
     scenario: Scenario,
     stores: Stores<'_>,
 ) -> Result<Figures, String> {
+    let distinct = scenario.sessions.is_some();
     let config = &LoadConfig {
         addr: process.addr,
         connections: options.connections,
-        warmup: options.warmup,
-        duration: options.duration,
+        warmup: if distinct {
+            options.distinct_warmup
+        } else {
+            options.warmup
+        },
+        duration: if distinct {
+            options.distinct_duration
+        } else {
+            options.duration
+        },
         max_requests: options.max_requests,
     };
     let redis = stores.redis.filter(|_| process.server.needs_redis());

@@ -65,35 +65,37 @@ pub struct Prepared {
     path: &'static str,
 }
 
-/// Opens the connections to `config.addr`, sets each one's session up with
-/// `scenario`'s setup request, then warms up on the measured route.
+/// Opens the connections to `config.addr`, sets the scenario's sessions up
+/// with its setup request, then warms up on the measured route.
+///
+/// With one session per connection, each connection sets up its own. With
+/// `n` distinct sessions, connection `c` of `k` sets up sessions `c`,
+/// `c + k`, ... (all connections at once, so that 50,000 setups take
+/// seconds), and later cycles through them; only `n` connections are used
+/// when `n < k`. See [`Scenario`].
 ///
 /// # Errors
 ///
-/// When a connection cannot be opened or its setup request fails: the
+/// When a connection cannot be opened or a setup request fails: the
 /// server is not serving this scenario at all.
 pub async fn prepare(
     config: &LoadConfig,
     scenario: Scenario,
     expect: Option<Expect>,
 ) -> io::Result<Prepared> {
-    let mut clients = Vec::with_capacity(config.connections);
-    for _ in 0..config.connections {
-        let mut connection = Connection::open(config.addr).await?;
-        let response = connection.get(scenario.setup_path()).await?;
-        if response.status != 200 {
-            return Err(io::Error::other(format!(
-                "setup {} answered {}: {}",
-                scenario.setup_path(),
-                response.status,
-                String::from_utf8_lossy(response.body)
-            )));
-        }
-        clients.push(Client {
-            connection,
-            expect,
-            next_count: 1,
-        });
+    let sessions = scenario.sessions.unwrap_or(config.connections).max(1);
+    let connections = config.connections.min(sessions).max(1);
+    let mut setups = JoinSet::new();
+    for index in 0..connections {
+        let connection = Connection::open(config.addr).await?;
+        // Sessions index, index + connections, ...: this connection's share.
+        let share = (index..sessions).step_by(connections).count();
+        let setup_path = scenario.setup_path();
+        setups.spawn(async move { Client::set_up(connection, setup_path, share, expect).await });
+    }
+    let mut clients = Vec::with_capacity(connections);
+    while let Some(joined) = setups.join_next().await {
+        clients.push(joined.map_err(io::Error::other)??);
     }
     let (clients, results) = phase(clients, scenario.path(), config.warmup, u64::MAX, false).await;
     if let Some(error) = results.into_iter().find_map(|result| result.first_error) {
@@ -146,12 +148,73 @@ struct PhaseResult {
     latencies_us: Vec<u32>,
 }
 
-/// A connection and what its answers must be.
+/// A connection, the sessions it holds and what its answers must be.
 struct Client {
     connection: Connection,
     expect: Option<Expect>,
+    /// This connection's sessions, used in turn; one in the single-session
+    /// scenarios.
+    sessions: Vec<ClientSession>,
+    /// The session the next request presents.
+    next: usize,
+}
+
+/// One session as a client holds it.
+#[derive(Default)]
+struct ClientSession {
+    jar: CookieJar,
     /// With [`Expect::Increments`], the count the next answer must carry.
     next_count: u64,
+}
+
+impl Client {
+    /// Creates `count` sessions over `connection`, one setup request each.
+    async fn set_up(
+        mut connection: Connection,
+        setup_path: &'static str,
+        count: usize,
+        expect: Option<Expect>,
+    ) -> io::Result<Client> {
+        let mut sessions = Vec::with_capacity(count);
+        for index in 0..count {
+            let mut session = ClientSession {
+                jar: CookieJar::default(),
+                next_count: 1,
+            };
+            let response = connection.get(setup_path, index, &mut session.jar).await?;
+            if response.status != 200 {
+                return Err(io::Error::other(format!(
+                    "setup {setup_path} answered {}: {}",
+                    response.status,
+                    String::from_utf8_lossy(response.body)
+                )));
+            }
+            sessions.push(session);
+        }
+        Ok(Client {
+            connection,
+            expect,
+            sessions,
+            next: 0,
+        })
+    }
+
+    /// Requests `path` with the next session, and checks the answer.
+    async fn request(&mut self, path: &'static str) -> Result<(), (String, bool)> {
+        let index = self.next;
+        self.next = (self.next + 1) % self.sessions.len();
+        let session = &mut self.sessions[index];
+        match self.connection.get(path, index, &mut session.jar).await {
+            Ok(response) => check(
+                self.expect,
+                &mut session.next_count,
+                response.status,
+                response.body,
+            )
+            .map_err(|error| (error, true)),
+            Err(error) => Err((format!("I/O: {error}"), false)),
+        }
+    }
 }
 
 /// Checks an answer against `expect`, advancing the expected counter.
@@ -209,19 +272,7 @@ async fn phase(
             let mut alive = true;
             while Instant::now() < deadline && sent.fetch_add(1, Ordering::Relaxed) < max_requests {
                 let started = Instant::now();
-                let Client {
-                    connection,
-                    expect,
-                    next_count,
-                } = &mut client;
-                let outcome = match connection.get(path).await {
-                    Ok(response) => check(*expect, next_count, response.status, response.body),
-                    Err(error) => {
-                        alive = false;
-                        Err(format!("I/O: {error}"))
-                    }
-                };
-                match outcome {
+                match client.request(path).await {
                     Ok(()) => {
                         result.ok += 1;
                         if record {
@@ -231,7 +282,8 @@ async fn phase(
                                 .push(u32::try_from(micros).unwrap_or(u32::MAX));
                         }
                     }
-                    Err(error) => {
+                    Err((error, still_alive)) => {
+                        alive = still_alive;
                         result.errors += 1;
                         result.first_error.get_or_insert(error);
                     }
@@ -259,15 +311,17 @@ struct Response<'a> {
     body: &'a [u8],
 }
 
-/// A keep-alive connection with its cookie jar.
+/// A keep-alive connection. The cookie jars are the sessions', passed in
+/// with each request.
 struct Connection {
     stream: TcpStream,
     host: String,
-    jar: CookieJar,
-    /// The last request sent, reused while the path and cookies stay the
-    /// same (the common case: a session whose cookie does not change).
+    /// The last request sent, reused while the path, the session and its
+    /// cookies stay the same (the common case with one session per
+    /// connection: a session whose cookie does not change).
     request: Vec<u8>,
     request_path: &'static str,
+    request_session: usize,
     request_jar_version: u64,
     buffer: Vec<u8>,
 }
@@ -279,28 +333,38 @@ impl Connection {
         Ok(Connection {
             stream,
             host: addr.to_string(),
-            jar: CookieJar::default(),
             request: Vec::new(),
             request_path: "",
+            request_session: usize::MAX,
             request_jar_version: u64::MAX,
             buffer: Vec::with_capacity(16 * 1024),
         })
     }
 
-    /// Sends `GET path` with the jar's cookies, reads the answer and keeps
-    /// the cookies it sets.
-    async fn get(&mut self, path: &'static str) -> io::Result<Response<'_>> {
-        if self.request_path != path || self.request_jar_version != self.jar.version {
+    /// Sends `GET path` with the cookies of `jar`, the jar of the client's
+    /// session number `session`, reads the answer and keeps the cookies it
+    /// sets in `jar`.
+    async fn get(
+        &mut self,
+        path: &'static str,
+        session: usize,
+        jar: &mut CookieJar,
+    ) -> io::Result<Response<'_>> {
+        if self.request_path != path
+            || self.request_session != session
+            || self.request_jar_version != jar.version
+        {
             self.request.clear();
             self.request.extend_from_slice(b"GET ");
             self.request.extend_from_slice(path.as_bytes());
             self.request.extend_from_slice(b" HTTP/1.1\r\nHost: ");
             self.request.extend_from_slice(self.host.as_bytes());
             self.request.extend_from_slice(b"\r\n");
-            self.jar.write_header(&mut self.request);
+            jar.write_header(&mut self.request);
             self.request.extend_from_slice(b"\r\n");
             self.request_path = path;
-            self.request_jar_version = self.jar.version;
+            self.request_session = session;
+            self.request_jar_version = jar.version;
         }
         self.stream.write_all(&self.request).await?;
 
@@ -311,7 +375,7 @@ impl Connection {
             }
             self.read_more().await?;
         };
-        let head = parse_head(&self.buffer[..head_len], &mut self.jar)?;
+        let head = parse_head(&self.buffer[..head_len], jar)?;
         while self.buffer.len() < head_len + head.content_length {
             self.read_more().await?;
         }

@@ -2,7 +2,8 @@
 //! it. See the `session_bench` crate docs and BENCHMARKS.md.
 //!
 //! ```text
-//! bench-http [--quick] [--rounds N] [--servers a,b] [--scenarios read,counter] ...
+//! bench-http [--quick] [--rounds N] [--servers a,b] [--scenarios read,counter,read@5000]
+//!            [--sessions 100,5000,50000] ...
 //! ```
 
 use std::path::PathBuf;
@@ -11,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 use session_bench::driver::{self, Options};
+use session_bench::scenario::DEFAULT_SESSION_COUNTS;
 use session_bench::{Scenario, Server, cpu, report};
 
 /// Benchmarks every server variant side by side, in alternating rounds, and
@@ -38,9 +40,29 @@ struct Args {
     /// Comma-separated servers [default: all].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<Server>,
-    /// Comma-separated scenarios: untouched, read, counter, read-1kb [default: all].
+    /// Comma-separated scenarios: untouched, read, counter, read-1kb, each
+    /// with one session per connection, and read@N, counter@N, read-1kb@N
+    /// over N distinct sessions in rotation [default: the four single-session
+    /// ones, then read@N and counter@N for each N of --sessions, and
+    /// read-1kb@N for the middle one].
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
+    /// Comma-separated numbers of distinct sessions for the default
+    /// scenarios [default: 100,5000,50000].
+    #[arg(long, value_delimiter = ',', value_parser = session_bench::scenario::parse_count)]
+    sessions: Vec<usize>,
+    /// Rounds that also measure the distinct-session scenarios: the first
+    /// ones [default: 3; --quick: 1].
+    #[arg(long)]
+    distinct_rounds: Option<usize>,
+    /// Measured seconds per distinct-session scenario and server
+    /// [default: 2; --quick: 1].
+    #[arg(long)]
+    distinct_duration: Option<f64>,
+    /// Warm-up seconds per distinct-session scenario and server, after the
+    /// sessions are set up [default: 0.5; --quick: 0.25].
+    #[arg(long)]
+    distinct_warmup: Option<f64>,
     /// The bench-server executable [default: next to this one].
     #[arg(long)]
     server_bin: Option<PathBuf>,
@@ -82,13 +104,31 @@ fn options(args: Args) -> Result<(Options, Option<PathBuf>), String> {
             "duration",
         )?,
         max_requests: args.max_requests,
+        distinct_rounds: args
+            .distinct_rounds
+            .unwrap_or(if args.quick { 1 } else { 3 })
+            .max(1),
+        distinct_warmup: seconds(
+            args.distinct_warmup
+                .unwrap_or(if args.quick { 0.25 } else { 0.5 }),
+            "distinct-warmup",
+        )?,
+        distinct_duration: seconds(
+            args.distinct_duration
+                .unwrap_or(if args.quick { 1.0 } else { 2.0 }),
+            "distinct-duration",
+        )?,
         servers: if args.servers.is_empty() {
             Server::ALL.to_vec()
         } else {
             args.servers
         },
         scenarios: if args.scenarios.is_empty() {
-            Scenario::ALL.to_vec()
+            Scenario::defaults(if args.sessions.is_empty() {
+                &DEFAULT_SESSION_COUNTS
+            } else {
+                &args.sessions
+            })
         } else {
             args.scenarios
         },

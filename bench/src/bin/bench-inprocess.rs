@@ -23,9 +23,10 @@ use std::process::ExitCode;
 use axum::body::Body;
 use axum::http::{Request, header};
 use clap::Parser;
+use session_bench::scenario::Route as Scenario;
 use session_bench::servers::{self, AxumApp, AxumAppUser};
 use session_bench::stats::median;
-use session_bench::{Scenario, Server, cpu};
+use session_bench::{Server, cpu};
 
 /// Nanoseconds per request of the axum servers, in process.
 #[derive(Parser)]

@@ -75,8 +75,11 @@ impl EncryptedCookieStore {
     /// timeouts are checked on the record, on every load). Each entry is
     /// charged four times its cookie's length plus 128 bytes, an estimate of
     /// the cookie and its decoded record in memory. When the budget is used
-    /// up, the cookies not seen for longest are forgotten first
-    /// (approximately: the cache keeps two generations per shard).
+    /// up, a new cookie replaces a cached one only if it was asked for more
+    /// often (CLOCK eviction with TinyLFU admission), so that a burst of
+    /// cookies seen once, or a cycle over more clients than fit, does not
+    /// flush the cache; a saved session's new cookie takes its old one's
+    /// place.
     ///
     /// ```
     /// use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
@@ -132,12 +135,11 @@ impl EncryptedCookieStore {
     ) -> Result<String, Error> {
         let (primary_id, primary) = &self.primary;
         let value = format::seal(self.cipher, *primary_id, primary, cookie_name, record)?;
-        if let Some(previous) = replacing {
-            self.opened.remove(cookie_name, previous);
-        }
-        // The client sends it back on its next request. The record is not
-        // written to again (sessions write to copies): shared, not copied.
-        self.opened.insert(cookie_name, &value, record);
+        // The client sends it back on its next request, instead of
+        // `replacing`, which is forgotten. The record is not written to
+        // again (sessions write to copies): shared, not copied.
+        self.opened
+            .insert_sealed(cookie_name, &value, record, replacing);
         Ok(value)
     }
 
