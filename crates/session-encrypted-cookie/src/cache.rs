@@ -9,20 +9,25 @@
 //! Nothing that did not open is cached. Timeouts are unaffected: they are
 //! checked on the record, by the core, on every load.
 //!
-//! The memory is bounded by a byte budget, split over shards (each behind
-//! its own lock, so that threads rarely wait for each other). Each entry is
-//! charged an estimate of its cookie and record in memory, and each shard
-//! also pays for its frequency sketch (below) out of its share: what the
-//! shard is charged never exceeds its share.
+//! The memory is bounded by a byte budget. The entries are spread over
+//! shards (each behind its own lock, so that threads rarely wait for each
+//! other), but the budget is one: each entry is charged an estimate of its
+//! cookie and record in memory against a running total that all shards
+//! share, after the shards' frequency sketches (below) have taken their
+//! part. One total rather than a share per shard matters for sessions
+//! that change on every request: the new cookie hashes to another shard
+//! than the one it replaces, and takes the room its predecessor freed
+//! there instead of evicting a neighbour (which, with a share per shard,
+//! turned every hit into a miss elsewhere).
 //!
 //! Eviction is CLOCK (second chance): a hit only sets the entry's
 //! `referenced` bit; to make room, the hand passes over the entries in
 //! insertion order, clearing set bits, and proposes the first entry whose
 //! bit is clear. Admission is TinyLFU: a frequency sketch (a count-min
 //! sketch of 4-bit-like saturating counters, halved as it fills, so that it
-//! forgets old popularity) counts every lookup, and when the shard is full,
+//! forgets old popularity) counts every lookup, and when the cache is full,
 //! a new entry takes the proposed victim's place only if its cookie was
-//! looked up more often than the victim's. Until the shard is full every
+//! looked up more often than the victim's. Until the cache is full every
 //! entry is admitted. This keeps a useful hit rate where a recency-only
 //! cache keeps none:
 //!
@@ -34,12 +39,14 @@
 //! * a scan (a burst of cookies seen once) cannot push out cookies that
 //!   are asked for repeatedly.
 //!
-//! A cookie that replaces another (a session saved with new data) inherits
-//! its predecessor's frequency, and takes the place freed by removing it:
-//! a client whose session changes on every request keeps its entry.
+//! A cookie that replaces another (a session saved with new data) takes
+//! over its predecessor's frequency (the count moves; it is not counted
+//! again) and the room freed by removing it: a client whose session changes
+//! on every request keeps its entry, and is as popular as its requests.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use session_core::Record;
@@ -70,11 +77,13 @@ const BYTES_PER_COUNTER: usize = 128;
 const MAX_COUNT: u8 = 15;
 
 /// How much more often than the entry it would evict a newcomer must have
-/// been looked up to be admitted into a full shard. A new session's cookie
-/// counts two after its first load (its seal and that load), so it gets in
-/// once its predecessor at the clock's hand has gone a sketch halving
-/// without lookups.
-const ADMISSION_MARGIN: u8 = 1;
+/// been looked up to be admitted into a full cache. Two rather than one:
+/// in a cycle over more sessions than fit, the sessions the cycle has just
+/// reached are one lookup ahead of the resident ones it has not reached
+/// yet, and estimates carry some noise; a margin of one let a third of the
+/// resident part turn over on every turn. A working set that follows an
+/// idle one still takes over within a few turns (tested).
+const ADMISSION_MARGIN: u8 = 2;
 
 /// Opened cookies and their records, bounded by a byte budget.
 pub(crate) struct OpenedCookies {
@@ -82,9 +91,11 @@ pub(crate) struct OpenedCookies {
     shards: Vec<Mutex<Shard>>,
     /// The most memory all entries and sketches together are charged.
     budget: usize,
-    /// What each shard's entries may be charged: its share of the budget,
-    /// less its sketch. `0` keeps nothing.
+    /// What all entries together may be charged: the budget less the
+    /// sketches. `0` keeps nothing.
     entries_budget: usize,
+    /// What all entries are charged now, never more than `entries_budget`.
+    charged: AtomicUsize,
 }
 
 /// Keyed by the hash of the cookie pair, computed once per lookup: the
@@ -98,7 +109,7 @@ struct Shard {
     /// removed entry's hash stays until the hand reaches it or the clock is
     /// compacted.
     clock: VecDeque<u64>,
-    /// What the entries are charged.
+    /// What this shard's entries are charged, their part of the total.
     charged: usize,
     sketch: Sketch,
 }
@@ -143,10 +154,10 @@ impl OpenedCookies {
     pub(crate) fn new(budget: usize) -> Self {
         let share = budget / SHARDS;
         let counters = counters_for(share);
-        // A share too small to hold its sketch and a few entries keeps
-        // nothing, and needs no sketch.
-        let entries_budget = share.saturating_sub(counters);
-        let (entries_budget, counters) = if entries_budget < 4 * ENTRY_OVERHEAD {
+        // A budget too small to hold the sketches and a few entries per
+        // shard keeps nothing, and needs no sketch.
+        let entries_budget = budget.saturating_sub(SHARDS * counters);
+        let (entries_budget, counters) = if entries_budget < SHARDS * 4 * ENTRY_OVERHEAD {
             (0, 0)
         } else {
             (entries_budget, counters)
@@ -165,6 +176,7 @@ impl OpenedCookies {
                 .collect(),
             budget,
             entries_budget,
+            charged: AtomicUsize::new(0),
         }
     }
 
@@ -193,7 +205,7 @@ impl OpenedCookies {
 
     /// Remembers that `value`, for the cookie `cookie_name`, holds `record`
     /// (shared, not copied): a cookie that just opened, after a [`get`]
-    /// that missed. When the shard is full, it is kept only if the cookie
+    /// that missed. When the cache is full, it is kept only if the cookie
     /// was looked up more often than the entry it would evict.
     ///
     /// [`get`]: OpenedCookies::get
@@ -204,7 +216,7 @@ impl OpenedCookies {
     /// Remembers `value`, just sealed for the cookie `cookie_name` from
     /// `record`, which the client sends back from now on instead of
     /// `replacing`, if it had a cookie: that one is forgotten, and the new
-    /// one inherits its lookup frequency (plus one) and its place.
+    /// one inherits its lookup frequency and its place.
     pub(crate) fn insert_sealed(
         &self,
         cookie_name: &str,
@@ -232,8 +244,11 @@ impl OpenedCookies {
         if let Some(Some(previous)) = sealed {
             let previous_hash = self.hash(cookie_name, previous);
             let mut shard = self.shard(previous_hash);
-            let count = shard.sketch.frequency(previous_hash);
-            if let Some(removed) = shard.remove(previous_hash, cookie_name, previous) {
+            // The count moves: left behind, the old cookie's count would
+            // linger in counters that new cookies share.
+            let count = shard.sketch.take(previous_hash);
+            if let Some(removed) = shard.remove(previous_hash, cookie_name, previous, &self.charged)
+            {
                 successor = true;
                 evicted.push(removed);
             }
@@ -243,8 +258,8 @@ impl OpenedCookies {
         }
         let pair_len = cookie_name.len() + 1 + value.len();
         // An entry larger than a shard's share would push everything else
-        // out.
-        if charge_of(pair_len) > self.entries_budget {
+        // out of its shard.
+        if charge_of(pair_len) > self.entries_budget / SHARDS {
             return;
         }
         let mut pair = String::with_capacity(pair_len);
@@ -258,11 +273,19 @@ impl OpenedCookies {
         };
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
-        if sealed.is_some() {
-            // The client is about to send it: as good as a lookup.
+        if sealed == Some(None) {
+            // A new session's first cookie: the client is about to send it,
+            // as good as a lookup. A successor only inherits: counting its
+            // seal too would make every session that was just saved look
+            // more popular than the ones the cycle has not reached yet, and
+            // evict them in its favour, as LRU does.
             shard.sketch.increment(hash, 1);
         }
-        shard.insert(hash, entry, self.entries_budget, successor, &mut evicted);
+        let budget = Budget {
+            charged: &self.charged,
+            limit: self.entries_budget,
+        };
+        shard.insert(hash, entry, &budget, successor, &mut evicted);
         drop(shard);
         // Dropped after the lock is released.
         drop(evicted);
@@ -270,7 +293,7 @@ impl OpenedCookies {
 
     fn add_frequency(&self, cookie_name: &str, value: &str, count: u8) {
         let hash = self.hash(cookie_name, value);
-        self.shard(hash).sketch.increment(hash, count);
+        self.shard(hash).sketch.inherit(hash, count);
     }
 
     /// Forgets `value`, for the cookie `cookie_name`: a cookie that its
@@ -281,7 +304,9 @@ impl OpenedCookies {
             return;
         }
         let hash = self.hash(cookie_name, value);
-        let removed = self.shard(hash).remove(hash, cookie_name, value);
+        let removed = self
+            .shard(hash)
+            .remove(hash, cookie_name, value, &self.charged);
         drop(removed);
     }
 
@@ -310,16 +335,28 @@ impl OpenedCookies {
     /// What the cache's entries and sketches are charged in all, for tests.
     #[cfg(test)]
     fn charged(&self) -> usize {
-        self.shards
+        let (entries, sketches) = self
+            .shards
             .iter()
             .map(|shard| {
                 let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
                 let entries: usize = shard.entries.values().map(Entry::charge).sum();
-                assert_eq!(entries, shard.charged, "the running charge is exact");
-                assert!(entries <= self.entries_budget);
-                entries + shard.sketch.counters.len()
+                assert_eq!(
+                    entries, shard.charged,
+                    "the shard's running charge is exact"
+                );
+                (entries, shard.sketch.counters.len())
             })
-            .sum()
+            .fold((0, 0), |(e, s), (entries, sketch)| {
+                (e + entries, s + sketch)
+            });
+        assert_eq!(
+            entries,
+            self.charged.load(Ordering::Relaxed),
+            "the running total is exact"
+        );
+        assert!(entries <= self.entries_budget);
+        entries + sketches
     }
 
     /// What the entries alone are charged, for tests.
@@ -336,17 +373,24 @@ impl Shard {
     /// Removes the entry of `value`, for the cookie `cookie_name`, whose
     /// hash is `hash`, if it is there (and not another value's with the
     /// same hash). Returns it, for the caller to drop outside the lock.
-    fn remove(&mut self, hash: u64, cookie_name: &str, value: &str) -> Option<Entry> {
+    fn remove(
+        &mut self,
+        hash: u64,
+        cookie_name: &str,
+        value: &str,
+        total: &AtomicUsize,
+    ) -> Option<Entry> {
         if !self.entries.get(&hash)?.is_for(cookie_name, value) {
             return None;
         }
         let removed = self.entries.remove(&hash)?;
         self.charged -= removed.charge();
+        total.fetch_sub(removed.charge(), Ordering::Relaxed);
         self.compact_clock();
         Some(removed)
     }
 
-    /// Inserts `entry`, evicting what the clock proposes if the shard is
+    /// Inserts `entry`, evicting what the clock proposes if the cache is
     /// full and the entry's cookie has been looked up more often than the
     /// first victim's; otherwise drops the entry. Evicted entries go to
     /// `evicted`, for the caller to free outside the lock.
@@ -356,7 +400,7 @@ impl Shard {
         &mut self,
         hash: u64,
         entry: Entry,
-        budget: usize,
+        budget: &Budget<'_>,
         admit: bool,
         evicted: &mut Vec<Entry>,
     ) {
@@ -365,16 +409,17 @@ impl Shard {
             // The same value again (or, rarely, another with the same
             // hash): replaced in place, keeping its place in the clock.
             let old_charge = existing.charge();
-            if self.charged - old_charge + charge > budget {
+            if charge > old_charge && !budget.reserve(charge - old_charge) {
                 return;
             }
+            budget.release(old_charge.saturating_sub(charge));
             let replaced = std::mem::replace(existing, entry);
             self.charged = self.charged - old_charge + charge;
             evicted.push(replaced);
             return;
         }
         let mut admitted = admit;
-        while self.charged + charge > budget {
+        while !budget.reserve(charge) {
             let Some(victim) = self.clock.pop_front() else {
                 // Nothing left to evict: the entry cannot fit.
                 return;
@@ -404,6 +449,7 @@ impl Shard {
             }
             if let Some(gone) = self.entries.remove(&victim) {
                 self.charged -= gone.charge();
+                budget.release(gone.charge());
                 evicted.push(gone);
             }
         }
@@ -428,6 +474,30 @@ impl Shard {
     }
 }
 
+/// The running total of what all shards' entries are charged, and its
+/// limit.
+struct Budget<'a> {
+    charged: &'a AtomicUsize,
+    limit: usize,
+}
+
+impl Budget<'_> {
+    /// Adds `charge` to the total if that keeps it within the limit.
+    fn reserve(&self, charge: usize) -> bool {
+        self.charged
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |charged| {
+                charged
+                    .checked_add(charge)
+                    .filter(|&total| total <= self.limit)
+            })
+            .is_ok()
+    }
+
+    fn release(&self, charge: usize) {
+        self.charged.fetch_sub(charge, Ordering::Relaxed);
+    }
+}
+
 /// A count-min sketch of how often each cookie was looked up: two counters
 /// per hash (from its two halves), the estimate being the smaller, with
 /// conservative update (a lookup raises only the counters at the current
@@ -441,6 +511,42 @@ struct Sketch {
 }
 
 impl Sketch {
+    /// Gives `hash` the `count` of the cookie it replaces. Not new
+    /// lookups: moving a count does not bring the next halving closer.
+    fn inherit(&mut self, hash: u64, count: u8) {
+        if self.counters.is_empty() || count == 0 {
+            return;
+        }
+        self.raise(hash, count);
+    }
+
+    /// Removes and returns the estimate of `hash`: the count of a cookie
+    /// that will not be sent again, to move to its successor. Counters it
+    /// shares with other cookies lose as much, which can only make those
+    /// look less popular than they are, never more.
+    fn take(&mut self, hash: u64) -> u8 {
+        if self.counters.is_empty() {
+            return 0;
+        }
+        let [a, b] = self.slots(hash);
+        let estimate = self.counters[a].min(self.counters[b]);
+        for slot in [a, b] {
+            // Saturating: both slots may be one.
+            self.counters[slot] = self.counters[slot].saturating_sub(estimate);
+        }
+        estimate
+    }
+
+    /// Conservative update: only the counters at the estimate rise.
+    fn raise(&mut self, hash: u64, times: u8) {
+        let [a, b] = self.slots(hash);
+        let estimate = self.counters[a].min(self.counters[b]);
+        let raised = estimate.saturating_add(times).min(MAX_COUNT);
+        for slot in [a, b] {
+            self.counters[slot] = self.counters[slot].max(raised);
+        }
+    }
+
     fn new(counters: usize) -> Self {
         Sketch {
             counters: vec![0; counters],
@@ -469,12 +575,7 @@ impl Sketch {
         if self.counters.is_empty() || times == 0 {
             return;
         }
-        let [a, b] = self.slots(hash);
-        let estimate = self.counters[a].min(self.counters[b]);
-        let raised = estimate.saturating_add(times).min(MAX_COUNT);
-        for slot in [a, b] {
-            self.counters[slot] = self.counters[slot].max(raised);
-        }
+        self.raise(hash, times);
         self.additions += usize::from(times);
         if self.additions >= self.counters.len() {
             for counter in &mut self.counters {
@@ -688,7 +789,6 @@ mod tests {
     }
 
     #[test]
-    #[ignore = "fails (no hits): the cycle of saves is not yet understood, see issue 18"]
     fn a_cycle_of_saves_keeps_its_entries() {
         // Each session's cookie changes on every request, as with a counter;
         // the new cookie takes the old one's place and frequency.
@@ -712,7 +812,43 @@ mod tests {
             }
         }
         let rate = hits as f64 / (4 * sessions) as f64;
-        assert!(rate >= 0.5 / 3.0, "{rate:.3}");
+        // What a cache that kept a fixed part of the cycle would hit.
+        let ideal = 1.0 / 3.0;
+        assert!(rate >= 0.8 * ideal, "{rate:.3} < 0.8 × {ideal:.3}");
+    }
+
+    #[test]
+    fn a_new_working_set_takes_over_from_an_idle_one() {
+        // Sessions saved on every request, cycling through more than fit,
+        // then going idle while as many new sessions as fit take over.
+        let budget = 1 << 20;
+        let cache = OpenedCookies::new(budget);
+        let capacity = budget / charge_of("session=".len() + 200);
+        let mut serial = 0;
+        let mut cycle = |cache: &OpenedCookies, sessions: usize, turns: usize| {
+            let mut cookies: Vec<String> = (0..sessions).map(|i| value(serial + i)).collect();
+            serial += sessions;
+            let mut hits_per_turn = Vec::new();
+            for _ in 0..turns {
+                let mut hits = 0;
+                for cookie in &mut cookies {
+                    hits += usize::from(load(cache, cookie));
+                    let next = value(serial);
+                    serial += 1;
+                    cache.insert_sealed("session", &next, &Arc::new(record("ada")), Some(cookie));
+                    *cookie = next;
+                }
+                hits_per_turn.push(hits as f64 / sessions as f64);
+            }
+            hits_per_turn
+        };
+        cycle(&cache, capacity * 3, 6);
+        let rates = cycle(&cache, capacity / 2, 20);
+        let settled = &rates[10..];
+        assert!(
+            settled.iter().all(|&rate| rate >= 0.9),
+            "hit rates per turn of the new set: {rates:.2?}"
+        );
     }
 
     #[test]
