@@ -39,6 +39,10 @@ pub struct Ratios {
     /// itself. On a machine shared with other work this is the steadier
     /// figure, and the one the targets are checked on.
     pub capacity: f64,
+    /// Their Redis or Postgres CPU time per request ÷ ours, when both
+    /// servers use one: how many more requests the same database serves
+    /// for ours.
+    pub store_capacity: Option<f64>,
 }
 
 /// Summarizes `cells` for every server and scenario of `options`.
@@ -68,9 +72,17 @@ pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
             .iter()
             .map(|(ours, theirs)| theirs.server_cpu_us / ours.server_cpu_us)
             .collect();
+        let store_capacity: Vec<f64> = pairs
+            .iter()
+            .filter_map(|(ours, theirs)| {
+                let (ours, theirs) = (ours.redis.as_ref()?, theirs.redis.as_ref()?);
+                (ours.cpu_us > 0.0).then(|| theirs.cpu_us / ours.cpu_us)
+            })
+            .collect();
         Some(Ratios {
             throughput: median(&throughput)?,
             capacity: median(&capacity)?,
+            store_capacity: median(&store_capacity),
         })
     };
 
@@ -188,6 +200,7 @@ pub fn check_targets(summaries: &[Summary]) -> Vec<TargetCheck> {
             if let Some(Ratios {
                 capacity: measured,
                 throughput,
+                ..
             }) = ratio
             {
                 checks.push(TargetCheck {
@@ -243,6 +256,60 @@ pub fn machine() -> String {
     format!("{model}, {cores} cores")
 }
 
+/// The table a reader choosing a library looks at first: for each of ours,
+/// on every scenario, requests per core-second against the bare framework
+/// and against the peer, and the database's CPU per request against the
+/// peer's.
+fn summary_table(summaries: &[Summary], options: &Options) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n#### Summary: ours ÷ bare and ours ÷ peer (requests per core-second; \
+         for Redis and Postgres, also the database's CPU per request, theirs ÷ ours)\n"
+    );
+    let _ = write!(out, "| ours | against |");
+    for scenario in &options.scenarios {
+        let _ = write!(out, " `{scenario}` |");
+    }
+    let _ = write!(out, "\n|---|---|");
+    for _ in &options.scenarios {
+        let _ = write!(out, "---:|");
+    }
+    out.push('\n');
+    let cell = |server: Server, scenario: Scenario, pick: &dyn Fn(&Summary) -> Option<f64>| {
+        summaries
+            .iter()
+            .find(|s| s.server == server && s.scenario == scenario)
+            .and_then(pick)
+            .map_or_else(String::new, |ratio| format!("{ratio:.2}"))
+    };
+    let mut row = |server: Server, against: String, pick: &dyn Fn(&Summary) -> Option<f64>| {
+        let cells: Vec<String> = options
+            .scenarios
+            .iter()
+            .map(|&scenario| cell(server, scenario, pick))
+            .collect();
+        if cells.iter().any(|c| !c.is_empty()) {
+            let _ = writeln!(out, "| {server} | {against} | {} |", cells.join(" | "));
+        }
+    };
+    for &server in &options.servers {
+        if server.library() != Library::Ours {
+            continue;
+        }
+        row(server, server.bare().to_string(), &|s| {
+            s.vs_bare.map(|r| r.capacity)
+        });
+        if let Some(peer) = server.peer() {
+            row(server, peer.to_string(), &|s| s.vs_peer.map(|r| r.capacity));
+            row(server, format!("{peer}, database CPU"), &|s| {
+                s.vs_peer.and_then(|r| r.store_capacity)
+            });
+        }
+    }
+    out
+}
+
 /// The report in Markdown: settings, one table per scenario, the target
 /// checks and any failures.
 #[must_use]
@@ -280,6 +347,7 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
             options.distinct_duration.as_secs_f64(),
         );
     }
+    out.push_str(&summary_table(summaries, options));
     for &scenario in &options.scenarios {
         let sessions = match scenario.sessions {
             None => "one session per connection".to_owned(),

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use session_conformance::FaultyStore;
+use session_conformance::{FaultyStore, SetCookie};
 use session_core::{
     Clock, CookieLifetime, Expiry, ManualClock, MemoryStore, Rolling, SessionConfig,
     SessionManager, SessionStore,
@@ -180,23 +180,15 @@ impl Response {
     /// The session cookie's value, if the response sets one that is not a
     /// removal.
     fn session_cookie(&self) -> Option<String> {
-        self.set_cookies
-            .iter()
-            .filter(|set| !is_removal(set))
-            .find_map(|set| {
-                let pair = set.split(';').next()?;
-                let (name, value) = pair.split_once('=')?;
-                (name == COOKIE).then(|| value.to_owned())
-            })
+        SetCookie::parse_all(self.set_cookies.iter().map(String::as_str))
+            .into_iter()
+            .find(|set| set.name() == COOKIE && !set.is_removal())
+            .map(|set| set.value().to_owned())
     }
 
     fn removes_the_cookie(&self) -> bool {
-        self.set_cookies.len() == 1 && is_removal(&self.set_cookies[0])
+        self.set_cookies.len() == 1 && SetCookie::parse(&self.set_cookies[0]).is_removal()
     }
-}
-
-fn is_removal(set_cookie: &str) -> bool {
-    set_cookie.split(';').any(|a| a.trim() == "Max-Age=0")
 }
 
 /// One HTTP/1.1 request on its own connection, whose body is sent only by

@@ -10,6 +10,7 @@
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
+use session_conformance::SetCookie;
 use session_core::{MemoryStore, SessionConfig, SessionManager, SessionStore};
 use session_encrypted_cookie::{EncryptedCookieStore, Key, KeyRing};
 use session_examples::server::{self, Framework};
@@ -46,7 +47,7 @@ fn set_cookie_pairs(response: &str) -> Vec<String> {
         .lines()
         .filter_map(|line| line.split_once(':'))
         .filter(|(name, _)| name.eq_ignore_ascii_case("set-cookie"))
-        .map(|(_, c)| c.trim().split(';').next().unwrap().to_owned())
+        .map(|(_, c)| SetCookie::parse(c.trim()).pair())
         .collect()
 }
 
