@@ -646,6 +646,8 @@ races! {
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
         cases::regenerating_never_restarts_the_absolute_timeout,
         cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
+        revocation::a_revoked_device_is_logged_out_even_mid_request,
+        revocation::a_session_is_revoked_by_its_handle,
     ]
     sqlite => sqlite().await; [
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
@@ -653,6 +655,8 @@ races! {
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
         cases::regenerating_never_restarts_the_absolute_timeout,
         cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
+        revocation::a_revoked_device_is_logged_out_even_mid_request,
+        revocation::a_session_is_revoked_by_its_handle,
     ]
     // A cluster regenerates with a create and a checked delete, and keeps
     // each user's index in a slot of its own.

@@ -28,14 +28,10 @@ use session_core::Error;
 use sqlx::postgres::PgPool;
 use tokio::sync::oneshot;
 
-use crate::codec::millis;
+use crate::codec::{Row, millis};
 
 /// The most requests in one statement.
 const MAX_BATCH: usize = 64;
-
-/// A row's columns but the id: `data` as text, `created`, `expires_at`,
-/// `expiry`.
-pub(crate) type Row = (String, i64, Option<i64>, Option<String>);
 
 /// A kind of request that goes in batches.
 pub(crate) trait Kind: Send + Sync + Sized + 'static {
@@ -236,19 +232,14 @@ impl Kind for Loads {
 
     async fn send(&self, pool: &PgPool, batch: Vec<Call<Self>>, timeout: Duration) {
         let ids: Vec<&str> = batch.iter().map(|call| call.id.as_str()).collect();
-        let query =
-            sqlx::query_as::<_, (String, String, i64, Option<i64>, Option<String>)>(&self.sql)
-                .bind(&ids)
-                .bind(millis(SystemTime::now()))
-                .fetch_all(pool);
+        let query = sqlx::query_as::<_, crate::codec::IdAndRow>(&self.sql)
+            .bind(&ids)
+            .bind(millis(SystemTime::now()))
+            .fetch_all(pool);
         match within(timeout, query).await {
             Ok(rows) => {
-                let rows: HashMap<String, Row> = rows
-                    .into_iter()
-                    .map(|(id, data, created, expires_at, expiry)| {
-                        (id, (data, created, expires_at, expiry))
-                    })
-                    .collect();
+                let rows: HashMap<String, Row> =
+                    rows.into_iter().map(crate::codec::split_id).collect();
                 for call in batch {
                     let _ = call.reply.send(Ok(rows.get(&call.id).cloned()));
                 }

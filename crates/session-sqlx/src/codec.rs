@@ -25,15 +25,18 @@ pub(crate) fn millis(t: SystemTime) -> i64 {
 }
 
 /// The columns every write sets besides `data`: `created`, `expires_at`,
-/// `expiry`.
-pub(crate) struct Meta {
+/// `expiry`, and the user binding (`user_id`, `label`, `last_seen`).
+pub(crate) struct Meta<'a> {
     pub(crate) created: i64,
     pub(crate) expires_at: Option<i64>,
     pub(crate) expiry: Option<String>,
+    pub(crate) user: Option<&'a str>,
+    pub(crate) label: Option<&'a str>,
+    pub(crate) last_seen: Option<i64>,
 }
 
-impl Meta {
-    pub(crate) fn of(record: &Record) -> Result<Meta, Error> {
+impl<'a> Meta<'a> {
+    pub(crate) fn of(record: &'a Record) -> Result<Meta<'a>, Error> {
         Ok(Meta {
             created: millis(record.created),
             expires_at: record.expires_at.map(millis),
@@ -43,9 +46,49 @@ impl Meta {
                 .map(serde_json::to_string)
                 .transpose()
                 .map_err(Error::Value)?,
+            user: record.user.as_deref(),
+            label: record.label.as_deref(),
+            last_seen: record.last_seen.map(millis),
         })
     }
 }
+
+/// A row's columns but the id, in the order [`COLUMNS`] selects them:
+/// `data` as text, `created`, `expires_at`, `expiry`, `user_id`, `label`,
+/// `last_seen`.
+pub(crate) type Row = (
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// A row with its id first, as a statement over many ids selects it.
+pub(crate) type IdAndRow = (
+    String,
+    String,
+    i64,
+    Option<i64>,
+    Option<String>,
+    Option<String>,
+    Option<String>,
+    Option<i64>,
+);
+
+/// The id and the rest of the row.
+pub(crate) fn split_id(row: IdAndRow) -> (String, Row) {
+    let (id, data, created, expires_at, expiry, user, label, last_seen) = row;
+    (
+        id,
+        (data, created, expires_at, expiry, user, label, last_seen),
+    )
+}
+
+/// What a load selects after `data`, in [`Row`]'s order.
+pub(crate) const COLUMNS: &str = "created, expires_at, expiry, user_id, label, last_seen";
 
 /// The JSON text of `value`.
 fn text(value: &Value) -> Result<String, Error> {
@@ -116,26 +159,29 @@ impl<'a> Delta<'a> {
 
 /// The record in a row, or `None` when anything about it is off (a row
 /// written by hand, say): values from the database are untrusted too.
-pub(crate) fn decode(
-    data: &str,
-    created: i64,
-    expires_at: Option<i64>,
-    expiry: Option<&str>,
-) -> Option<Record> {
-    let encoded: BTreeMap<String, String> = serde_json::from_str(data).ok()?;
+pub(crate) fn decode(row: Row) -> Option<Record> {
+    let (data, created, expires_at, expiry, user, label, last_seen) = row;
+    let at = |ms: i64| from_unix_millis(u64::try_from(ms).ok()?);
+    let encoded: BTreeMap<String, String> = serde_json::from_str(&data).ok()?;
     let mut values = Map::new();
     for (key, text) in encoded {
         values.insert(key, serde_json::from_str(&text).ok()?);
     }
-    let mut record = Record::new(from_unix_millis(u64::try_from(created).ok()?)?);
+    let mut record = Record::new(at(created)?);
     record.expires_at = match expires_at {
-        Some(ms) => Some(from_unix_millis(u64::try_from(ms).ok()?)?),
+        Some(ms) => Some(at(ms)?),
         None => None,
     };
     record.expiry = match expiry {
-        Some(text) => Some(serde_json::from_str::<Expiry>(text).ok()?),
+        Some(text) => Some(serde_json::from_str::<Expiry>(&text).ok()?),
         None => None,
     };
+    record.last_seen = match last_seen {
+        Some(ms) => Some(at(ms)?),
+        None => None,
+    };
+    record.user = user;
+    record.label = label;
     record.data = values;
     Some(record)
 }
@@ -156,13 +202,19 @@ mod tests {
             unreachable!()
         };
         record.data = data;
+        record.user = Some("42".into());
+        record.label = Some("laptop".into());
+        record.last_seen = record.expires_at;
         let meta = Meta::of(&record).unwrap();
-        let back = decode(
-            &encode_all(&record).unwrap(),
+        let back = decode((
+            encode_all(&record).unwrap(),
             meta.created,
             meta.expires_at,
-            meta.expiry.as_deref(),
-        )
+            meta.expiry.clone(),
+            meta.user.map(str::to_owned),
+            meta.label.map(str::to_owned),
+            meta.last_seen,
+        ))
         .unwrap();
         assert_eq!(back, record);
     }
@@ -187,20 +239,30 @@ mod tests {
 
     #[test]
     fn malformed_rows_do_not_load() {
-        for (data, created, expires_at, expiry) in [
-            ("{not json", 0, None, None),
-            ("[]", 0, None, None),
-            (r#"{"k": 1}"#, 0, None, None),
-            (r#"{"k": "{bad"}"#, 0, None, None),
-            ("{}", -1, None, None),
-            ("{}", 0, Some(-5), None),
-            ("{}", 0, None, Some("\"never\"")),
+        let row = |data: &str, created, expires_at, expiry: Option<&str>, last_seen| -> Row {
+            let expiry = expiry.map(str::to_owned);
+            (
+                data.to_owned(),
+                created,
+                expires_at,
+                expiry,
+                None,
+                None,
+                last_seen,
+            )
+        };
+        for bad in [
+            row("{not json", 0, None, None, None),
+            row("[]", 0, None, None, None),
+            row(r#"{"k": 1}"#, 0, None, None, None),
+            row(r#"{"k": "{bad"}"#, 0, None, None, None),
+            row("{}", -1, None, None, None),
+            row("{}", 0, Some(-5), None, None),
+            row("{}", 0, None, Some("\"never\""), None),
+            row("{}", 0, None, None, Some(-1)),
         ] {
-            assert!(
-                decode(data, created, expires_at, expiry).is_none(),
-                "{data} {created} {expires_at:?} {expiry:?}"
-            );
+            assert!(decode(bad.clone()).is_none(), "{bad:?}");
         }
-        assert!(decode("{}", 0, None, None).is_some());
+        assert!(decode(row("{}", 0, None, None, None)).is_some());
     }
 }

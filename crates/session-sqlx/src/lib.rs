@@ -61,6 +61,13 @@
 //! | `created` | `BIGINT` | `INTEGER` | the session's first creation, Unix milliseconds |
 //! | `expires_at` | `BIGINT`, indexed | `INTEGER`, indexed | the deadline, Unix milliseconds; `NULL` for none |
 //! | `expiry` | `TEXT` | `TEXT` | the session's own expiry policy (JSON), `NULL` for the configured one |
+//! | `user_id` | `TEXT` | `TEXT` | the user the session is bound to (`Session::bind_user`); `NULL` for none; indexed with `expires_at` over bound rows |
+//! | `label` | `TEXT` | `TEXT` | the label the application gave the session (`Session::set_label`) |
+//! | `last_seen` | `BIGINT` | `INTEGER` | when a request last wrote to or refreshed a bound session, Unix milliseconds |
+//!
+//! The last three come with the second migration: `migrate()` adds them
+//! to a table made by an earlier release, whose sessions keep loading
+//! (unbound until a handler binds them).
 //!
 //! Each value is kept as the JSON text serde_json wrote (`{"user":
 //! "\"ada\""}`), so that every value round-trips exactly (Postgres's
@@ -96,12 +103,14 @@
 //!   -- Postgres
 //!   UPDATE sessions
 //!   SET data = (CASE WHEN $2 THEN '{}'::jsonb ELSE data - $3::text[] END) || $4::jsonb,
-//!       created = $5, expires_at = $6, expiry = $7
+//!       created = $5, expires_at = $6, expiry = $7,
+//!       user_id = $10, label = $11, last_seen = $12
 //!   WHERE id = $1 AND (expires_at IS NULL OR expires_at > $8)
 //!   -- SQLite
 //!   UPDATE sessions
 //!   SET data = json_patch(CASE WHEN ?2 THEN '{}' ELSE data END, ?3),
-//!       created = ?4, expires_at = ?5, expiry = ?6
+//!       created = ?4, expires_at = ?5, expiry = ?6,
+//!       user_id = ?9, label = ?10, last_seen = ?11
 //!   WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?7)
 //!   ```
 //!
@@ -114,14 +123,22 @@
 //!   store, and what queues meanwhile goes in the next. A busy application
 //!   then pays one statement's overhead (in sqlx and in Postgres) for many
 //!   requests; an idle store sends each request at once.
-//! * **refresh** (a rolling refresh): `SET expires_at = $2` on the same
-//!   condition: only the deadline is rewritten.
+//! * **refresh** (a rolling refresh): `SET expires_at = $2, last_seen =
+//!   $4` on the same condition: only the deadline (and, for a bound
+//!   session, when it was last seen) is rewritten.
 //! * **regenerate**: `UPDATE ... SET id = $new, <the delta> WHERE id = $old
 //!   AND <live>`: the row moves to the new id with its stored data (keys
 //!   that concurrent requests wrote included) plus the request's delta, in
 //!   one statement, only if the old session still exists; a logout that
 //!   came first leaves nothing to move.
 //! * **delete**: `DELETE ... WHERE id = $1 RETURNING expires_at`.
+//! * **a user's sessions** (`SessionManager::sessions_of`, through
+//!   [`UserIndex`](session_core::user::UserIndex)): one `SELECT ... WHERE
+//!   user_id = $1 AND (expires_at IS NULL OR expires_at > $now)`, served
+//!   by the index on `(user_id, expires_at)`. The binding lives in the
+//!   session's own row, so there is no second structure to keep in step:
+//!   revoking (`revoke`, `revoke_all_except`) is the **delete** above, and
+//!   like a logout it is final, since every write requires the row.
 //!
 //! # Errors and limits
 //!
@@ -187,6 +204,27 @@ async fn timed<T>(
             "the database did not answer within {timeout:?}"
         ))),
     }
+}
+
+/// The sessions of a user's listing, from their rows; a malformed row (one
+/// written by hand, say) is left out and logged, as a load ignores it.
+fn bound_sessions(
+    rows: Vec<codec::IdAndRow>,
+    table: &table::Table,
+) -> Vec<session_core::user::BoundSession> {
+    rows.into_iter()
+        .filter_map(|row| {
+            let (id, row) = codec::split_id(row);
+            let record = codec::decode(row);
+            if record.is_none() {
+                tracing::debug!(table = %table.display(), "malformed session row; not listed");
+            }
+            Some(session_core::user::BoundSession::new(
+                id,
+                std::sync::Arc::new(record?),
+            ))
+        })
+        .collect()
 }
 
 /// What a write that changed `rows` rows of the session `value` answers.

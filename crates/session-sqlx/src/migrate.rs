@@ -11,6 +11,19 @@
 //! | `created` | `BIGINT` | `INTEGER` | the session's creation, Unix ms |
 //! | `expires_at` | `BIGINT`, indexed | `INTEGER`, indexed | the deadline, Unix ms; `NULL` for none |
 //! | `expiry` | `TEXT` | `TEXT` | the session's own expiry policy (JSON), if any |
+//!
+//! The second adds the user binding, for listing and revoking a user's
+//! sessions (`SessionManager::sessions_of`), with an index on `(user_id,
+//! expires_at)` over the bound rows only:
+//!
+//! | column | Postgres | SQLite | what |
+//! |---|---|---|---|
+//! | `user_id` | `TEXT` | `TEXT` | the user the session is bound to; `NULL` for none |
+//! | `label` | `TEXT` | `TEXT` | the label the application gave the session |
+//! | `last_seen` | `BIGINT` | `INTEGER` | when a request last wrote or refreshed a bound session, Unix ms |
+//!
+//! Rows written before it have no binding, as sessions saved before
+//! `bind_user` existed; they load and save as before.
 
 use std::time::{Duration, SystemTime};
 
@@ -69,11 +82,44 @@ pub(crate) fn migrations(table: &Table, dialect: Dialect) -> Vec<Migration> {
             ),
         ),
     };
-    vec![Migration {
-        version: 1,
-        description: "sessions table, with an index on the deadline",
-        statements: vec![create, index],
-    }]
+    let by_user = table.derived("user_id");
+    let bind = match dialect {
+        Dialect::Postgres => vec![
+            format!(
+                "ALTER TABLE {t} ADD COLUMN IF NOT EXISTS user_id TEXT, \
+                 ADD COLUMN IF NOT EXISTS label TEXT, \
+                 ADD COLUMN IF NOT EXISTS last_seen BIGINT"
+            ),
+            format!(
+                "CREATE INDEX IF NOT EXISTS \"{by_user}\" ON {t} (user_id, expires_at) \
+                 WHERE user_id IS NOT NULL"
+            ),
+        ],
+        Dialect::Sqlite => vec![
+            // One column per statement: SQLite's ALTER TABLE adds one.
+            format!("ALTER TABLE {t} ADD COLUMN user_id TEXT"),
+            format!("ALTER TABLE {t} ADD COLUMN label TEXT"),
+            format!("ALTER TABLE {t} ADD COLUMN last_seen INTEGER"),
+            format!(
+                "CREATE INDEX IF NOT EXISTS {} ON \"{}\" (user_id, expires_at) \
+                 WHERE user_id IS NOT NULL",
+                table.qualified(&by_user),
+                table.name
+            ),
+        ],
+    };
+    vec![
+        Migration {
+            version: 1,
+            description: "sessions table, with an index on the deadline",
+            statements: vec![create, index],
+        },
+        Migration {
+            version: 2,
+            description: "user binding (user_id, label, last_seen), with an index on the user",
+            statements: bind,
+        },
+    ]
 }
 
 /// The statements that come before any migration: the schema (Postgres),

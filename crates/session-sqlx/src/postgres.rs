@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use session_core::user::{BoundSession, UserIndex};
 use session_core::{
     Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionId, SessionStore, Update,
     Written, async_trait,
@@ -10,7 +11,7 @@ use session_core::{
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::batch::{Batcher, Loads, Updates};
-use crate::codec::{self, Delta, Meta, millis};
+use crate::codec::{self, COLUMNS, Delta, IdAndRow, Meta, millis};
 use crate::migrate::{self, Dialect};
 use crate::table::{InvalidTableName, Table};
 use crate::{CLEANUP_BATCH, DEFAULT_TIMEOUT, MAX_ID_ATTEMPTS, timed};
@@ -63,6 +64,8 @@ struct Sql {
     regenerate: String,
     delete: String,
     delete_expired: String,
+    /// A user's live sessions, through the index on `(user_id, expires_at)`.
+    sessions_of: String,
 }
 
 /// Fails when a session key holds U+0000, which Postgres's `jsonb` and
@@ -86,15 +89,20 @@ struct UpdateRow<'a> {
     created: i64,
     expires_at: Option<i64>,
     expiry: Option<&'a str>,
+    user_id: Option<&'a str>,
+    label: Option<&'a str>,
+    last_seen: Option<i64>,
     now: i64,
 }
 
 /// What a regenerate sets the row's `data` to: the delta
 /// applied to the row as it is when the statement runs (`$2` cleared,
-/// `$3` the keys to delete, `$4` the keys to write).
+/// `$3` the keys to delete, `$4` the keys to write); and its other columns
+/// (`$5` to `$7`, and the user binding, `$10` to `$12`).
 const DELTA: &str = "data = (CASE WHEN $2 OR jsonb_typeof(data) <> 'object' THEN '{}'::jsonb \
      ELSE data - $3::text[] END) || $4::jsonb, \
-     created = $5, expires_at = $6, expiry = $7";
+     created = $5, expires_at = $6, expiry = $7, \
+     user_id = $10, label = $11, last_seen = $12";
 
 impl Sql {
     fn new(table: &Table) -> Sql {
@@ -102,18 +110,20 @@ impl Sql {
         let live = "(expires_at IS NULL OR expires_at > $8)";
         Sql {
             load_many: format!(
-                "SELECT id, data::text, created, expires_at, expiry FROM {t} \
+                "SELECT id, data::text, {COLUMNS} FROM {t} \
                  WHERE id = ANY($1) AND (expires_at IS NULL OR expires_at > $2)"
             ),
             create: format!(
-                "INSERT INTO {t} (id, data, created, expires_at, expiry) \
-                 VALUES ($1, $2::jsonb, $3, $4, $5) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO {t} \
+                 (id, data, created, expires_at, expiry, user_id, label, last_seen) \
+                 VALUES ($1, $2::jsonb, $3, $4, $5, $6, $7, $8) ON CONFLICT (id) DO NOTHING"
             ),
             update_many: format!(
                 "WITH u AS MATERIALIZED (\
                      SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(\
                          id text, cleared boolean, removed text[], written jsonb, \
-                         created bigint, expires_at bigint, expiry text, now bigint)\
+                         created bigint, expires_at bigint, expiry text, \
+                         user_id text, label text, last_seen bigint, now bigint)\
                  ), locked AS MATERIALIZED (\
                      SELECT s.id FROM {t} AS s JOIN u ON s.id = u.id \
                      WHERE s.expires_at IS NULL OR s.expires_at > u.now \
@@ -123,13 +133,14 @@ impl Sql {
                      data = (CASE WHEN u.cleared OR jsonb_typeof(s.data) <> 'object' \
                          THEN '{{}}'::jsonb ELSE s.data - u.removed END) \
                          || u.written, \
-                     created = u.created, expires_at = u.expires_at, expiry = u.expiry \
+                     created = u.created, expires_at = u.expires_at, expiry = u.expiry, \
+                     user_id = u.user_id, label = u.label, last_seen = u.last_seen \
                  FROM u JOIN locked ON locked.id = u.id \
                  WHERE s.id = u.id AND (s.expires_at IS NULL OR s.expires_at > u.now) \
                  RETURNING s.id"
             ),
             refresh: format!(
-                "UPDATE {t} SET expires_at = $2 \
+                "UPDATE {t} SET expires_at = $2, last_seen = $4 \
                  WHERE id = $1 AND (expires_at IS NULL OR expires_at > $3)"
             ),
             regenerate: format!("UPDATE {t} SET id = $9, {DELTA} WHERE id = $1 AND {live}"),
@@ -137,6 +148,10 @@ impl Sql {
             delete_expired: format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} \
                  WHERE expires_at <= $1 LIMIT $2 FOR UPDATE SKIP LOCKED)"
+            ),
+            sessions_of: format!(
+                "SELECT id, data::text, {COLUMNS} FROM {t} \
+                 WHERE user_id = $1 AND (expires_at IS NULL OR expires_at > $2)"
             ),
         }
     }
@@ -320,6 +335,7 @@ impl PostgresStore {
         if let Some(new_id) = new_id {
             query = query.bind(new_id);
         }
+        let query = query.bind(meta.user).bind(meta.label).bind(meta.last_seen);
         Ok(timed(self.timeout, query.execute(&self.pool))
             .await?
             .rows_affected())
@@ -333,10 +349,10 @@ impl SessionStore for PostgresStore {
             return Ok(None);
         };
         let row = self.loads.call(&self.pool, id.as_str(), (), self.timeout);
-        let Some((data, created, expires_at, expiry)) = row.await? else {
+        let Some(row) = row.await? else {
             return Ok(None);
         };
-        let record = codec::decode(&data, created, expires_at, expiry.as_deref());
+        let record = codec::decode(row);
         if record.is_none() {
             tracing::debug!(
                 cookie = cookie.name,
@@ -359,6 +375,9 @@ impl SessionStore for PostgresStore {
                 .bind(meta.created)
                 .bind(meta.expires_at)
                 .bind(&meta.expiry)
+                .bind(meta.user)
+                .bind(meta.label)
+                .bind(meta.last_seen)
                 .execute(&self.pool);
             if timed(self.timeout, query).await?.rows_affected() == 1 {
                 return Ok(id);
@@ -385,6 +404,9 @@ impl SessionStore for PostgresStore {
             created: meta.created,
             expires_at: meta.expires_at,
             expiry: meta.expiry.as_deref(),
+            user_id: meta.user,
+            label: meta.label,
+            last_seen: meta.last_seen,
             now: millis(update.now),
         })
         .map_err(Error::Value)?;
@@ -403,6 +425,7 @@ impl SessionStore for PostgresStore {
             .bind(id.as_str())
             .bind(refresh.record.expires_at.map(millis))
             .bind(millis(refresh.now))
+            .bind(refresh.record.last_seen.map(millis))
             .execute(&self.pool);
         let rows = timed(self.timeout, query).await?.rows_affected();
         Ok(crate::written(rows, refresh.cookie.value))
@@ -440,5 +463,21 @@ impl SessionStore for PostgresStore {
             .fetch_optional(&self.pool);
         let deleted = timed(self.timeout, query).await?;
         Ok(crate::was_live(deleted.map(|(deadline,)| deadline)))
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl UserIndex for PostgresStore {
+    async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
+        let query = sqlx::query_as::<_, IdAndRow>(&self.sql.sessions_of)
+            .bind(user)
+            .bind(millis(now))
+            .fetch_all(&self.pool);
+        let rows = timed(self.timeout, query).await?;
+        Ok(crate::bound_sessions(rows, &self.table))
     }
 }

@@ -4,13 +4,14 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use session_core::user::{BoundSession, UserIndex};
 use session_core::{
     Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionId, SessionStore, Update,
     Written, async_trait,
 };
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions};
 
-use crate::codec::{self, Delta, Meta, millis};
+use crate::codec::{self, COLUMNS, Delta, IdAndRow, Meta, Row, millis};
 use crate::migrate::{self, Dialect};
 use crate::table::{InvalidTableName, Table};
 use crate::{CLEANUP_BATCH, DEFAULT_TIMEOUT, MAX_ID_ATTEMPTS, timed};
@@ -65,13 +66,17 @@ struct Sql {
     regenerate: String,
     delete: String,
     delete_expired: String,
+    /// A user's live sessions, through the index on `(user_id, expires_at)`.
+    sessions_of: String,
 }
 
 /// What an update and a regenerate set the row's `data` to: the delta
 /// (`?3`, an RFC 7396 merge patch) applied by `json_patch` to the row as it
-/// is when the statement runs, or to nothing when cleared (`?2`).
+/// is when the statement runs, or to nothing when cleared (`?2`); and its
+/// other columns (`?4` to `?6`, and the user binding, `?9` to `?11`).
 const DELTA: &str = "data = json_patch(CASE WHEN ?2 THEN '{}' ELSE data END, ?3), \
-     created = ?4, expires_at = ?5, expiry = ?6";
+     created = ?4, expires_at = ?5, expiry = ?6, \
+     user_id = ?9, label = ?10, last_seen = ?11";
 
 impl Sql {
     fn new(table: &Table) -> Sql {
@@ -79,22 +84,27 @@ impl Sql {
         let live = "(expires_at IS NULL OR expires_at > ?7)";
         Sql {
             load: format!(
-                "SELECT data, created, expires_at, expiry FROM {t} \
+                "SELECT data, {COLUMNS} FROM {t} \
                  WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
             ),
             create: format!(
-                "INSERT INTO {t} (id, data, created, expires_at, expiry) \
-                 VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (id) DO NOTHING"
+                "INSERT INTO {t} \
+                 (id, data, created, expires_at, expiry, user_id, label, last_seen) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) ON CONFLICT (id) DO NOTHING"
             ),
             update: format!("UPDATE {t} SET {DELTA} WHERE id = ?1 AND {live}"),
             refresh: format!(
-                "UPDATE {t} SET expires_at = ?2 \
+                "UPDATE {t} SET expires_at = ?2, last_seen = ?4 \
                  WHERE id = ?1 AND (expires_at IS NULL OR expires_at > ?3)"
             ),
             regenerate: format!("UPDATE {t} SET id = ?8, {DELTA} WHERE id = ?1 AND {live}"),
             delete: format!("DELETE FROM {t} WHERE id = ?1 RETURNING expires_at"),
             delete_expired: format!(
                 "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"
+            ),
+            sessions_of: format!(
+                "SELECT id, data, {COLUMNS} FROM {t} \
+                 WHERE user_id = ?1 AND (expires_at IS NULL OR expires_at > ?2)"
             ),
         }
     }
@@ -268,17 +278,20 @@ impl SqliteStore {
         };
         let meta = Meta::of(record)?;
         let patch = delta.merge_patch()?;
-        let mut query = sqlx::query(sql)
+        let query = sqlx::query(sql)
             .bind(id.as_str())
             .bind(delta.cleared)
             .bind(patch)
             .bind(meta.created)
             .bind(meta.expires_at)
             .bind(meta.expiry)
-            .bind(millis(now));
-        if let Some(new_id) = new_id {
-            query = query.bind(new_id);
-        }
+            .bind(millis(now))
+            // `?8`, the new id: unused by an update, but numbered before
+            // the binding's parameters.
+            .bind(new_id)
+            .bind(meta.user)
+            .bind(meta.label)
+            .bind(meta.last_seen);
         Ok(timed(self.timeout, query.execute(&self.pool))
             .await?
             .rows_affected())
@@ -291,14 +304,14 @@ impl SessionStore for SqliteStore {
         let Ok(id) = cookie.value.parse::<SessionId>() else {
             return Ok(None);
         };
-        let query = sqlx::query_as::<_, (String, i64, Option<i64>, Option<String>)>(&self.sql.load)
+        let query = sqlx::query_as::<_, Row>(&self.sql.load)
             .bind(id.as_str())
             .bind(millis(SystemTime::now()))
             .fetch_optional(&self.pool);
-        let Some((data, created, expires_at, expiry)) = timed(self.timeout, query).await? else {
+        let Some(row) = timed(self.timeout, query).await? else {
             return Ok(None);
         };
-        let record = codec::decode(&data, created, expires_at, expiry.as_deref());
+        let record = codec::decode(row);
         if record.is_none() {
             tracing::debug!(
                 cookie = cookie.name,
@@ -320,6 +333,9 @@ impl SessionStore for SqliteStore {
                 .bind(meta.created)
                 .bind(meta.expires_at)
                 .bind(&meta.expiry)
+                .bind(meta.user)
+                .bind(meta.label)
+                .bind(meta.last_seen)
                 .execute(&self.pool);
             if timed(self.timeout, query).await?.rows_affected() == 1 {
                 return Ok(id);
@@ -346,6 +362,7 @@ impl SessionStore for SqliteStore {
             .bind(id.as_str())
             .bind(refresh.record.expires_at.map(millis))
             .bind(millis(refresh.now))
+            .bind(refresh.record.last_seen.map(millis))
             .execute(&self.pool);
         let rows = timed(self.timeout, query).await?.rows_affected();
         Ok(crate::written(rows, refresh.cookie.value))
@@ -382,5 +399,21 @@ impl SessionStore for SqliteStore {
             .fetch_optional(&self.pool);
         let deleted = timed(self.timeout, query).await?;
         Ok(crate::was_live(deleted.map(|(deadline,)| deadline)))
+    }
+
+    fn user_index(&self) -> Option<&dyn UserIndex> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl UserIndex for SqliteStore {
+    async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
+        let query = sqlx::query_as::<_, IdAndRow>(&self.sql.sessions_of)
+            .bind(user)
+            .bind(millis(now))
+            .fetch_all(&self.pool);
+        let rows = timed(self.timeout, query).await?;
+        Ok(crate::bound_sessions(rows, &self.table))
     }
 }

@@ -175,7 +175,7 @@ pub async fn a_manager_round_trip(store: impl SessionStore) {
         .insert("user", "ada")
         .unwrap();
     let set_cookie = request.save_changes().await.unwrap();
-    let cookie = set_cookie[0].split(';').next().unwrap().to_owned();
+    let cookie = session_conformance::SetCookie::parse(&set_cookie[0]).pair();
     let next = manager.request();
     let user: Option<String> = next
         .session([cookie.as_bytes()])
@@ -229,4 +229,58 @@ pub async fn odd_keys_are_plain_keys(store: &dyn SessionStore) {
         .expect("update");
     assert!(matches!(written, Written::Cookie(_)));
     assert_eq!(data(store, &id).await, Some(json!({"keep": true})));
+}
+
+/// The statements that made a table of the first release (migration 1
+/// only), and its one session, `{"user": "ada"}` under `id`: what an
+/// application upgrading this crate has in its database. `p` is the
+/// dialect's placeholder-free literal syntax, shared by both.
+pub fn first_release_schema(table: &str, id: &str, bigint: &str, json: &str) -> Vec<String> {
+    let now = session_core::unix_millis(SystemTime::now());
+    let deadline = now + 3_600_000;
+    vec![
+        format!(
+            "CREATE TABLE \"{table}\" (id TEXT PRIMARY KEY NOT NULL, data {json} NOT NULL, \
+             created {bigint} NOT NULL, expires_at {bigint}, expiry TEXT)"
+        ),
+        format!("CREATE INDEX \"{table}_expires_at\" ON \"{table}\" (expires_at)"),
+        format!(
+            "CREATE TABLE \"{table}_migrations\" (version BIGINT PRIMARY KEY NOT NULL, \
+             description TEXT NOT NULL, applied_at BIGINT NOT NULL)"
+        ),
+        format!(
+            "INSERT INTO \"{table}_migrations\" VALUES \
+             (1, 'sessions table, with an index on the deadline', {now})"
+        ),
+        format!(
+            "INSERT INTO \"{table}\" (id, data, created, expires_at) VALUES \
+             ('{id}', '{{\"user\":\"\\\"ada\\\"\"}}', {now}, {deadline})"
+        ),
+    ]
+}
+
+/// After the migrations ran on a table of the first release: its session
+/// (`id`) still loads, can be bound to a user, listed and revoked.
+pub async fn an_upgraded_table_keeps_its_sessions(store: impl SessionStore, id: &str) {
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let cookie = format!("{COOKIE}={id}");
+    let request = manager.request();
+    let session = request.session([cookie.as_bytes()]).await.unwrap();
+    assert!(!session.is_new(), "the session of the first release loads");
+    assert_eq!(
+        session.get::<String>("user").unwrap().as_deref(),
+        Some("ada")
+    );
+    session.bind_user("42");
+    session.set_label("laptop");
+    request.save_changes().await.unwrap();
+
+    let listed = manager.sessions_of("42").await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].label(), Some("laptop"));
+    assert_eq!(manager.revoke_all_except("42", None).await.unwrap(), 1);
+    let request = manager.request();
+    let session = request.session([cookie.as_bytes()]).await.unwrap();
+    assert!(session.is_new(), "revoked");
+    assert!(manager.sessions_of("42").await.unwrap().is_empty());
 }
