@@ -584,7 +584,7 @@ mod cases {
         assert_eq!(set_cookie.name(), "session");
         assert_eq!(
             set_cookie.attributes(),
-            ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
+            ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"]
         );
         h.stop().await;
     }

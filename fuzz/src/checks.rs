@@ -214,7 +214,7 @@ pub fn simple_cookie(data: &[u8]) {
     for value in [String::from_utf8_lossy(data).into_owned(), base64url(data)] {
         if let Some(record) = SimpleCookieStore::decode(&value) {
             let again = SimpleCookieStore::encode(&record).expect("a decoded record encodes");
-            if again.len() <= session_core::cookie::MAX_COOKIE_SIZE {
+            if again.len() <= session_core::CookieConfig::MAX_SIZE {
                 assert_eq!(SimpleCookieStore::decode(&again), Some(record));
             }
         }

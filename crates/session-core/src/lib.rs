@@ -55,7 +55,7 @@
 //! assert_eq!(page, "Last visited: never");
 //! let set_cookie = request.save_changes().await?;
 //! assert!(set_cookie[0].starts_with("session="));
-//! assert!(set_cookie[0].ends_with("; Path=/; Secure; HttpOnly; SameSite=Lax"));
+//! assert!(set_cookie[0].ends_with("; HttpOnly; SameSite=Lax; Secure; Path=/"));
 //! # Ok::<(), session_core::Error>(())
 //! # }).unwrap();
 //! ```
@@ -68,7 +68,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "aiohttp")))]
 pub mod aiohttp;
 mod config;
-pub mod cookie;
+mod cookie;
 mod error;
 mod expiry;
 mod flash;
