@@ -29,7 +29,7 @@
 //!   everywhere else"), on stores that keep a user index;
 //! * [`Flash`] messages, read once on a later request;
 //! * the checks every store passes are the `session-conformance` crate;
-//! * [`aiohttp`] (feature `aiohttp`): aiohttp_session's session JSON and
+//! * [`aiohttp`](aiohttp/index.html) (feature `aiohttp`): aiohttp_session's session JSON and
 //!   Python's cookie quoting, shared by the stores that read and write
 //!   aiohttp_session's formats.
 //!

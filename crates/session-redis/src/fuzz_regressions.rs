@@ -12,9 +12,12 @@ use std::path::{Path, PathBuf};
 
 use crate::fuzzing;
 
+/// A fuzz target's check: panics when the input breaks a property.
+type Check = fn(&[u8]);
+
 /// The fuzz targets of this crate, as in `fuzz/Cargo.toml`, with their
 /// checks.
-const TARGETS: [(&str, fn(&[u8])); 2] = [
+const TARGETS: [(&str, Check); 2] = [
     ("redis_hash_reply", fuzzing::check_hash_reply),
     ("redis_aiohttp_value", fuzzing::check_aiohttp_value),
 ];
