@@ -584,7 +584,7 @@ mod cases {
         assert_eq!(set_cookie.name(), "session");
         assert_eq!(
             set_cookie.attributes(),
-            ["Path=/", "Secure", "HttpOnly", "SameSite=Lax"]
+            ["HttpOnly", "SameSite=Lax", "Secure", "Path=/"]
         );
         h.stop().await;
     }
@@ -612,10 +612,10 @@ mod cases {
         assert_eq!(
             set_cookie.attributes(),
             [
+                "SameSite=Strict",
                 "Path=/api",
                 "Domain=example.test",
-                "Max-Age=600",
-                "SameSite=Strict"
+                "Max-Age=600"
             ]
         );
         let read = h.client.get("/api/session").await;

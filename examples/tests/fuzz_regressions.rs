@@ -3,6 +3,9 @@
 //! `fuzz/regressions/<target>/`, through the same checks the fuzz targets
 //! run (`fuzz/src/checks.rs`, included here by path), so that a crash the
 //! fuzzer found stays fixed in every `cargo test` run, without cargo-fuzz.
+//! The Redis targets are not among them here: their checks need decoders
+//! that session-redis exposes only under cargo-fuzz's `--cfg fuzzing`, and
+//! session-redis's unit tests replay their inputs.
 
 use std::path::{Path, PathBuf};
 

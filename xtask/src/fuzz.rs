@@ -12,7 +12,10 @@
 //! git), seeded from `fuzz/seeds/<target>/`; a crash lands in
 //! `fuzz/artifacts/<target>/`, and this command copies it to
 //! `fuzz/regressions/<target>/`, where the normal test suite replays it
-//! (`examples/tests/fuzz_regressions.rs`) once the bug is fixed.
+//! (`crates/session-redis/src/fuzz_regressions.rs` for the Redis targets,
+//! `examples/tests/fuzz_regressions.rs` for the others) once the bug is
+//! fixed. cargo-fuzz builds with `--cfg fuzzing`, under which session-redis
+//! exposes its decoders to the targets.
 
 use std::fs;
 use std::path::Path;
@@ -107,7 +110,7 @@ pub(crate) fn run_fuzz(seconds: u64) -> Result {
         Ok(())
     } else {
         Err(format!(
-            "fuzz targets failed: {}; their inputs are in fuzz/regressions/ (replayed by examples/tests/fuzz_regressions.rs)",
+            "fuzz targets failed: {}; their inputs are in fuzz/regressions/ (replayed by the tests of session-redis and examples)",
             crashed.join(", ")
         ))
     }

@@ -29,7 +29,7 @@
 //!   everywhere else"), on stores that keep a user index;
 //! * [`Flash`] messages, read once on a later request;
 //! * the checks every store passes are the `session-conformance` crate;
-//! * [`aiohttp`] (feature `aiohttp`): aiohttp_session's session JSON and
+//! * [`aiohttp`](aiohttp/index.html) (feature `aiohttp`): aiohttp_session's session JSON and
 //!   Python's cookie quoting, shared by the stores that read and write
 //!   aiohttp_session's formats.
 //!
@@ -55,7 +55,7 @@
 //! assert_eq!(page, "Last visited: never");
 //! let set_cookie = request.save_changes().await?;
 //! assert!(set_cookie[0].starts_with("session="));
-//! assert!(set_cookie[0].ends_with("; Path=/; Secure; HttpOnly; SameSite=Lax"));
+//! assert!(set_cookie[0].ends_with("; HttpOnly; SameSite=Lax; Secure; Path=/"));
 //! # Ok::<(), session_core::Error>(())
 //! # }).unwrap();
 //! ```
@@ -68,7 +68,7 @@
 #[cfg_attr(docsrs, doc(cfg(feature = "aiohttp")))]
 pub mod aiohttp;
 mod config;
-pub mod cookie;
+mod cookie;
 mod error;
 mod expiry;
 mod flash;

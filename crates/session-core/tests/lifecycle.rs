@@ -104,7 +104,7 @@ async fn a_changed_session_sets_a_cookie_with_every_configured_attribute() {
     assert!(value.starts_with("sid=") && value.len() > 20);
     assert_eq!(
         attributes,
-        " Path=/app; Domain=example.com; Max-Age=600; Secure; HttpOnly; SameSite=Strict"
+        " HttpOnly; SameSite=Strict; Secure; Path=/app; Domain=example.com; Max-Age=600"
     );
 }
 
@@ -166,8 +166,10 @@ async fn invalidate_sends_a_removal_cookie_with_the_same_attributes() {
     let set = request.save_changes().await.unwrap();
     assert_eq!(
         set,
-        ["session=; Path=/app; Domain=example.com; Max-Age=0; \
-          Expires=Thu, 01 Jan 1970 00:00:00 GMT; Secure; HttpOnly; SameSite=None"]
+        [
+            "session=; HttpOnly; SameSite=None; Secure; Path=/app; Domain=example.com; \
+          Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        ]
     );
     assert!(app.store.is_empty());
     assert!(app.load(&cookie).await.is_new());
@@ -203,7 +205,7 @@ async fn an_oversized_cookie_is_an_error_naming_its_size() {
             assert_eq!(limit, 4096);
             assert_eq!(
                 size,
-                4060 + 1 + 32 + "; Path=/; Secure; HttpOnly; SameSite=Lax".len()
+                4060 + 1 + 32 + "; HttpOnly; SameSite=Lax; Secure; Path=/".len()
             );
         }
         other => panic!("expected CookieTooLarge, got {other:?}"),

@@ -90,8 +90,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE;
+use session_core::CookieConfig;
 use session_core::aiohttp as codec;
-use session_core::cookie::MAX_COOKIE_SIZE;
 use session_core::{Error, Record};
 
 /// aiohttp_session's default cookie name: [`session_core::aiohttp::COOKIE_NAME`].
@@ -151,7 +151,7 @@ fn plaintext(record: &Record, at: SystemTime) -> Result<String, Error> {
 /// The text of a cookie value as a store gets it, with any quotes and
 /// Python escapes undone; `None` when it is longer than any cookie.
 fn unquoted(value: &str) -> Option<std::borrow::Cow<'_, str>> {
-    if value.len() > MAX_COOKIE_SIZE {
+    if value.len() > CookieConfig::MAX_SIZE {
         return None;
     }
     let inner = value

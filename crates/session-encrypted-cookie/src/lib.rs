@@ -109,7 +109,7 @@
 //! session data plus 44 bytes around it with the timestamps
 //! (`{"c":1764072000000,"e":1764158400000,"d":{...}}`), and the per-session
 //! expiry if one is set. With a cookie named `session` and the default
-//! attributes (`; Path=/; Secure; HttpOnly; SameSite=Lax`), the value may be
+//! attributes (`; HttpOnly; SameSite=Lax; Secure; Path=/`), the value may be
 //! 4048 characters long, which holds:
 //!
 //! | cipher | overhead | record JSON that fits |

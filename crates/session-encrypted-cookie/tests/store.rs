@@ -13,7 +13,7 @@ use session_core::{
 };
 use session_encrypted_cookie::{Cipher, EncryptedCookieStore, Key, KeyRing};
 
-/// `; Path=/; Secure; HttpOnly; SameSite=Lax`: the default attributes.
+/// `; HttpOnly; SameSite=Lax; Secure; Path=/`: the default attributes.
 const DEFAULT_ATTRIBUTES_LEN: usize = 40;
 
 fn ring(primary: &Key, old: &[&Key]) -> KeyRing {

@@ -505,10 +505,12 @@ impl RedisStoreBuilder {
     }
 }
 
-/// The decoders of values read from Redis, for the fuzz targets in `fuzz/`
-/// and their regression tests (feature `fuzzing`). Not part of the API: no
-/// stability promise.
-#[cfg(feature = "fuzzing")]
+/// The decoders of values read from Redis and the properties the fuzz
+/// targets in `fuzz/` check of them. Compiled under `--cfg fuzzing`, which
+/// cargo-fuzz sets, and in this crate's unit tests, which replay the fuzz
+/// inputs kept in the repository through the same checks
+/// (`src/fuzz_regressions.rs`). Not part of the API: no stability promise.
+#[cfg(any(fuzzing, test))]
 #[doc(hidden)]
 pub mod fuzzing {
     use fred::types::Value;
@@ -526,4 +528,94 @@ pub mod fuzzing {
     pub fn aiohttp_value(value: &[u8], max_age_secs: Option<u64>) -> Option<Record> {
         crate::layout::aiohttp::decode(value, max_age_secs)
     }
+
+    /// Reads an `i64` from the front of `bytes` (zero-padded).
+    fn take_i64(bytes: &mut &[u8]) -> i64 {
+        let mut buf = [0u8; 8];
+        let n = bytes.len().min(8);
+        buf[..n].copy_from_slice(&bytes[..n]);
+        *bytes = &bytes[n..];
+        i64::from_le_bytes(buf)
+    }
+
+    /// The fuzz target `redis_hash_reply`: the hash layout's decoder of its
+    /// load's reply (to `HGETALL`). The first byte picks the reply's shape
+    /// (nil, an integer, arrays of the wrong shape, or the right shape); for
+    /// the right shape the rest, split on `\n`, is the field/value list (an
+    /// element starting with `0xFF` is an integer instead of a bulk string).
+    /// What loads has metadata, and only `d:` fields as data.
+    ///
+    /// # Panics
+    ///
+    /// When a property fails, or when the decoder panics by itself.
+    pub fn check_hash_reply(data: &[u8]) {
+        let Some((&shape, mut rest)) = data.split_first() else {
+            return;
+        };
+        let bulk = |b: &[u8]| Value::Bytes(b.to_vec().into());
+        let mut names: Vec<&[u8]> = Vec::new();
+        let reply = match shape % 8 {
+            0 => Value::Null,
+            1 => Value::Integer(take_i64(&mut rest)),
+            2 => Value::Array(Vec::new()),
+            3 => Value::Array(vec![bulk(rest)]),
+            _ => {
+                let elements: Vec<&[u8]> = rest.split(|&b| b == b'\n').collect();
+                names = elements.iter().step_by(2).copied().collect();
+                Value::Array(
+                    elements
+                        .iter()
+                        .map(|element| match element.split_first() {
+                            Some((0xFF, tail)) => {
+                                Value::Integer(i64::try_from(tail.len()).unwrap_or(0))
+                            }
+                            _ => bulk(element),
+                        })
+                        .collect(),
+                )
+            }
+        };
+        if let Some(record) = hash_reply(reply) {
+            assert!(
+                names.contains(&&b"m"[..]),
+                "loaded without a metadata field"
+            );
+            for key in record.data.keys() {
+                let field = format!("d:{key}");
+                assert!(
+                    names.contains(&field.as_bytes()),
+                    "data not from a d: field"
+                );
+            }
+        }
+    }
+
+    /// The fuzz target `redis_aiohttp_value`: the aiohttp layout's decoder
+    /// of a stored value. The first byte picks `max_age` (none, 0, an hour,
+    /// `u64::MAX`); the rest is the value. What loads was created at a
+    /// representable time and expires, if it does, no earlier than it was
+    /// created.
+    ///
+    /// # Panics
+    ///
+    /// When a property fails, or when the decoder panics by itself.
+    pub fn check_aiohttp_value(data: &[u8]) {
+        let Some((&pick, value)) = data.split_first() else {
+            return;
+        };
+        let max_age = match pick % 4 {
+            0 => None,
+            1 => Some(0),
+            2 => Some(3600),
+            _ => Some(u64::MAX),
+        };
+        if let Some(record) = aiohttp_value(value, max_age) {
+            if let Some(deadline) = record.expires_at {
+                assert!(deadline >= record.created, "expires before it was created");
+            }
+        }
+    }
 }
+
+#[cfg(test)]
+mod fuzz_regressions;

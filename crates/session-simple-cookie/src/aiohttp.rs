@@ -73,8 +73,8 @@ pub use session_core::aiohttp::session_config;
 use std::sync::Arc;
 use std::time::Duration;
 
+use session_core::CookieConfig;
 use session_core::aiohttp::{self as codec, whole_seconds};
-use session_core::cookie::MAX_COOKIE_SIZE;
 use session_core::{
     Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written,
     async_trait,
@@ -167,7 +167,7 @@ impl SimpleCookieStore {
     /// ```
     #[must_use]
     pub fn decode(&self, value: &str) -> Option<Record> {
-        if value.len() > MAX_COOKIE_SIZE {
+        if value.len() > CookieConfig::MAX_SIZE {
             return None;
         }
         let inner = value
@@ -276,7 +276,7 @@ mod tests {
     #[test]
     fn garbage_and_empty_sessions_do_not_load() {
         let store = SimpleCookieStore::new(None);
-        let huge = "{".repeat(MAX_COOKIE_SIZE + 1);
+        let huge = "{".repeat(CookieConfig::MAX_SIZE + 1);
         for value in [
             "",
             "\"\"",

@@ -54,7 +54,7 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use session_core::cookie::MAX_COOKIE_SIZE;
+use session_core::CookieConfig;
 use session_core::{
     Create, Error, Record, Regenerate, SessionCookie, SessionStore, Update, Written, async_trait,
 };
@@ -88,7 +88,7 @@ impl SimpleCookieStore {
     #[must_use]
     pub fn decode(value: &str) -> Option<Record> {
         // No cookie we issue is larger; refuse to decode anything bigger.
-        if value.len() > MAX_COOKIE_SIZE {
+        if value.len() > CookieConfig::MAX_SIZE {
             return None;
         }
         let json = URL_SAFE_NO_PAD.decode(value).ok()?;
@@ -142,7 +142,7 @@ mod tests {
     fn garbage_decodes_to_none() {
         let not_json = URL_SAFE_NO_PAD.encode("not json");
         let wrong_shape = URL_SAFE_NO_PAD.encode(r#"{"d": 5}"#);
-        let huge = "A".repeat(MAX_COOKIE_SIZE + 1);
+        let huge = "A".repeat(CookieConfig::MAX_SIZE + 1);
         for value in ["", "!!!", "eyJ", &not_json, &wrong_shape, &huge] {
             assert_eq!(SimpleCookieStore::decode(value), None, "{value:.20}");
         }

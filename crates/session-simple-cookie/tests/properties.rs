@@ -12,7 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use proptest::prelude::*;
 use serde_json::{Value, json};
 use session_conformance::arbitrary;
-use session_core::cookie::MAX_COOKIE_SIZE;
+use session_core::CookieConfig;
 use session_core::{CookieLifetime, Rolling, SessionConfig, SessionManager};
 use session_simple_cookie::SimpleCookieStore;
 
@@ -20,7 +20,7 @@ proptest! {
     #[test]
     fn arbitrary_values_decode_without_panicking(value in arbitrary::cookie_value(6000)) {
         let decoded = SimpleCookieStore::decode(&value);
-        if value.len() > MAX_COOKIE_SIZE {
+        if value.len() > CookieConfig::MAX_SIZE {
             prop_assert!(decoded.is_none());
         }
     }
@@ -45,7 +45,7 @@ proptest! {
     fn records_round_trip_while_they_fit_in_a_cookie(record in arbitrary::record()) {
         let value = SimpleCookieStore::encode(&record).unwrap();
         let decoded = SimpleCookieStore::decode(&value);
-        if value.len() <= MAX_COOKIE_SIZE {
+        if value.len() <= CookieConfig::MAX_SIZE {
             prop_assert_eq!(decoded, Some(record));
         } else {
             prop_assert_eq!(decoded, None);

@@ -202,7 +202,7 @@ impl SessionManager {
     }
 
     /// The values of the session's cookies in `cookie_headers` worth trying,
-    /// in order: at most [`MAX_CANDIDATES`](crate::cookie::MAX_CANDIDATES),
+    /// in order: at most [`CookieConfig::MAX_CANDIDATES`],
     /// none longer than a cookie we could have issued.
     pub(super) fn candidates<'a>(
         &self,

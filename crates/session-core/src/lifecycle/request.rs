@@ -13,7 +13,7 @@ use tokio::sync::OnceCell;
 use super::manager::{SessionManager, Shared};
 use super::write::Writer;
 use crate::session::Outcome;
-use crate::{Error, Record, Session, SessionCookie, cookie};
+use crate::{CookieConfig, Error, Record, Session, SessionCookie};
 
 /// One request's session: loaded on first use, saved by
 /// [`save_changes`](RequestSession::save_changes). Cheap to clone; clones share the
@@ -71,7 +71,7 @@ impl RequestSession {
     ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
         // In place rather than in a `Vec`: there are at most a few, and
         // usually one, so this spares an allocation on every load.
-        let mut candidates: [Option<Arc<str>>; cookie::MAX_CANDIDATES] = Default::default();
+        let mut candidates: [Option<Arc<str>>; CookieConfig::MAX_CANDIDATES] = Default::default();
         if !self.is_loaded() {
             let values = self.inner.manager.candidates(cookie_headers);
             for (slot, value) in candidates.iter_mut().zip(values) {
