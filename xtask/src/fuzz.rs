@@ -13,7 +13,7 @@
 //! `fuzz/artifacts/<target>/`, and this command copies it to
 //! `fuzz/regressions/<target>/`, where the normal test suite replays it
 //! (`crates/session-redis/src/fuzz_regressions.rs` for the Redis targets,
-//! `examples/tests/fuzz_regressions.rs` for the others) once the bug is
+//! `fuzz-checks/tests/replay.rs` for the others) once the bug is
 //! fixed. cargo-fuzz builds with `--cfg fuzzing`, under which session-redis
 //! exposes its decoders to the targets.
 
@@ -110,7 +110,7 @@ pub(crate) fn run_fuzz(seconds: u64) -> Result {
         Ok(())
     } else {
         Err(format!(
-            "fuzz targets failed: {}; their inputs are in fuzz/regressions/ (replayed by the tests of session-redis and examples)",
+            "fuzz targets failed: {}; their inputs are in fuzz/regressions/ (replayed by the tests of session-redis and session-fuzz-checks)",
             crashed.join(", ")
         ))
     }

@@ -1,16 +1,14 @@
 //! Replays the fuzz targets' committed inputs (issue 7): the seeds in
 //! `fuzz/seeds/<target>/` and every crash kept in
 //! `fuzz/regressions/<target>/`, through the same checks the fuzz targets
-//! run (`fuzz/src/checks.rs`, included here by path), so that a crash the
-//! fuzzer found stays fixed in every `cargo test` run, without cargo-fuzz.
+//! run (this crate's), so that a crash the fuzzer found stays fixed in every `cargo test` run, without cargo-fuzz.
 //! The Redis targets are not among them here: their checks need decoders
 //! that session-redis exposes only under cargo-fuzz's `--cfg fuzzing`, and
 //! session-redis's unit tests replay their inputs.
 
 use std::path::{Path, PathBuf};
 
-#[path = "../../fuzz/src/checks.rs"]
-mod checks;
+use session_fuzz_checks as checks;
 
 fn fuzz_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")

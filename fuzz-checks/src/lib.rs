@@ -1,16 +1,13 @@
 //! What each fuzz target checks, one function per target, each taking the
-//! fuzzer's bytes. Shared by the fuzz targets (through this crate's library)
-//! and by the main workspace's regression test
-//! (`examples/tests/fuzz_regressions.rs`, which includes this file by path
-//! and replays the committed inputs), so that a crash found here stays
-//! fixed. The Redis targets' checks live in session-redis (`fuzzing`, under
-//! `--cfg fuzzing`), whose own tests replay their inputs.
+//! fuzzer's bytes. Shared by the fuzz targets (the `fuzz/` crate, its own
+//! workspace, depends on this one by path) and by this crate's test
+//! (`tests/replay.rs`), which replays the committed inputs in every `cargo
+//! test` run, so that a crash the fuzzer found stays fixed. The Redis
+//! targets' checks live in session-redis (module `fuzzing`, compiled under
+//! cargo-fuzz's `--cfg fuzzing`), whose own unit tests replay their inputs.
 //!
 //! Every check panics when a property fails; a decoder that panics by
 //! itself is a failure too.
-
-// Also compiled as a private module of a test in the main workspace.
-#![allow(unreachable_pub, dead_code)]
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, UNIX_EPOCH};
