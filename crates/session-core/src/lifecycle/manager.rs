@@ -44,6 +44,10 @@ pub struct SessionManager {
 pub(super) struct Shared {
     pub(super) store: Arc<dyn SessionStore>,
     pub(super) config: SessionConfig,
+    /// The `Set-Cookie` of a logout, the same for every request: formatted
+    /// once (its `Expires` date costs the `cookie` crate a calendar
+    /// conversion each time).
+    pub(super) removal_cookie: String,
 }
 
 impl SessionManager {
@@ -55,7 +59,11 @@ impl SessionManager {
     /// A manager for a store that is shared with other code.
     pub fn with_shared_store(store: Arc<dyn SessionStore>, config: SessionConfig) -> Self {
         SessionManager {
-            shared: Arc::new(Shared { store, config }),
+            shared: Arc::new(Shared {
+                store,
+                removal_cookie: config.cookie().removal_cookie(),
+                config,
+            }),
         }
     }
 

@@ -96,7 +96,7 @@ impl RequestSession {
     }
 
     async fn load(&self, candidates: impl IntoIterator<Item = Arc<str>>) -> Result<Loaded, Error> {
-        let Shared { store, config } = self.inner.manager.shared();
+        let Shared { store, config, .. } = self.inner.manager.shared();
         let name = config.cookie().name();
         let now = config.clock().now();
         let rules = config.expiry_rules();
@@ -167,6 +167,7 @@ impl RequestSession {
             let writer = Writer {
                 store: &*shared.store,
                 cookie: shared.config.cookie(),
+                removal_cookie: &shared.removal_cookie,
                 previous,
                 now,
             };

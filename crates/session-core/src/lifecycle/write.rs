@@ -15,6 +15,8 @@ use crate::{
 pub(super) struct Writer<'a> {
     pub(super) store: &'a dyn SessionStore,
     pub(super) cookie: &'a CookieConfig,
+    /// `cookie`'s removal, formatted once per manager.
+    pub(super) removal_cookie: &'a str,
     /// The cookie value the session was loaded from; `None` for a session
     /// that was new to this request.
     pub(super) previous: Option<&'a str>,
@@ -76,7 +78,7 @@ impl Writer<'_> {
     /// removed, and nothing of the session comes back.
     fn gone(&self) -> Vec<String> {
         tracing::debug!(cookie = self.name(), "session ended during the request");
-        vec![self.cookie.removal_cookie()]
+        vec![self.removal_cookie.to_owned()]
     }
 
     /// Stores `record` as a brand-new session under a fresh id.
@@ -123,7 +125,7 @@ impl Writer<'_> {
         }
         match (then, previous) {
             (Some(record), _) => self.create(record).await,
-            (None, Some(_)) => Ok(vec![self.cookie.removal_cookie()]),
+            (None, Some(_)) => Ok(vec![self.removal_cookie.to_owned()]),
             (None, None) => Ok(Vec::new()),
         }
     }
