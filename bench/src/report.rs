@@ -76,7 +76,9 @@ pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
             .iter()
             .filter_map(|(ours, theirs)| {
                 let (ours, theirs) = (ours.redis.as_ref()?, theirs.redis.as_ref()?);
-                (ours.cpu_us > 0.0).then(|| theirs.cpu_us / ours.cpu_us)
+                // A route that sends the database nothing leaves only
+                // noise to divide.
+                (ours.cpu_us >= 0.1 && theirs.cpu_us >= 0.1).then(|| theirs.cpu_us / ours.cpu_us)
             })
             .collect();
         Some(Ratios {
