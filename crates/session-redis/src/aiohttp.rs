@@ -96,7 +96,7 @@
 //! * **Concurrent writes: the last one wins.** Each save writes the whole
 //!   session, as aiohttp_session's do; two requests of one session that
 //!   change different keys at the same time may lose one change (the
-//!   [hash layout](crate#atomicity-and-merging) merges them).
+//!   [hash layout](crate::hash#atomicity-and-merging) merges them).
 //! * **Whole seconds.** `created` and `max_age` are whole seconds; a session
 //!   may end up to a second earlier here than on the Python side, whose
 //!   check is `int(now) - created > max_age` (Redis's `EX` usually removes

@@ -74,106 +74,12 @@
 //! answered once the master applied them; optionally only once replicas
 //! acknowledged them, with `WAIT`, so that a failover loses none).
 //!
-//! # Layout
+//! # How sessions are stored
 //!
-//! One Redis hash per session:
-//!
-//! | what | where |
-//! |---|---|
-//! | key | `{prefix}{id}`, `id` being the cookie value: 32 base64url characters (192 random bits) |
-//! | field `m` | metadata: JSON `{"e": deadline, "c": created, "x": expiry override}`, times in Unix milliseconds; `e` always first, `null` for a session without a deadline; `x` absent without an override |
-//! | field `d:{name}` | the JSON value of session key `name` |
-//! | key expiry | the same deadline (`PEXPIREAT`), always set together with `e`; none for a session without one |
-//!
-//! Data fields carry the `d:` prefix so that no session key (not `""`, not
-//! `"m"`) can collide with the metadata. A hash keeps one field per session
-//! key, which is what lets a save change some keys and leave the others.
-//!
-//! # Atomicity and merging
-//!
-//! * A **load** is one command, `HGETALL`: the deadline is in the metadata,
-//!   so nothing else needs asking (each command costs the application's
-//!   Redis client a few microseconds of CPU, and each field of the reply a
-//!   little more).
-//! * A **create** or an **update** is one round trip: a Lua script (sent
-//!   by `EVALSHA`, falling back to `EVAL` when a server does not have it
-//!   cached) applies the request's delta: drop every data field if the
-//!   session was cleared, `HDEL` the removed keys, `HSET` the written ones
-//!   and the metadata with its deadline, and set the key's expiry to that
-//!   deadline. Keys the request did not touch keep whatever concurrent
-//!   requests wrote to them.
-//! * A **create** never overwrites an existing key: the script refuses,
-//!   and the store draws another id.
-//! * An **update** of a session whose key is gone (logged out, expired)
-//!   answers [`Written::Gone`] and creates
-//!   nothing, so a slow request that finishes after a logout cannot bring
-//!   the session back; the client gets a removal cookie.
-//! * A **rolling refresh** runs the same script with no delta: it moves the
-//!   deadline (the metadata's `e`, rewritten in place so that the rest of
-//!   the metadata stays as the last save left it, and the key's expiry) of a
-//!   session that still exists, and answers gone for one that is not.
-//! * A **regenerate** (login) is one script on one server or behind
-//!   Sentinel: if the old key still exists, `RENAME` it to a fresh id's key
-//!   (so keys concurrent requests wrote come along) and apply the delta;
-//!   if a logout deleted it first, answer gone and write nothing. On a
-//!   cluster the two keys live in different slots, which one script may
-//!   not touch (and with [durability](RedisStoreBuilder::durability) on,
-//!   where a login must not move the session before its replicas have
-//!   it): the session is created under the new id, then the old key
-//!   is deleted, and if that deletes nothing (a logout came first) the new
-//!   key is deleted again and the answer is gone. There, a key a concurrent
-//!   request wrote to the old id during the regenerate is not carried over.
-//! * A **delete** is `DEL`, and tells whether the key existed. A request
-//!   that changes nothing sends nothing.
-//!
-//! * **Saves that wait at the same time go together.** On one server or
-//!   behind Sentinel, the saves of concurrent requests that queue while
-//!   an earlier call is with Redis go as one call of the script, which
-//!   applies each atomically and answers each on its own (one that fails,
-//!   say on a key that is no longer a hash, does not fail the others). fred
-//!   writes every script call to the socket at once, so under load this
-//!   turns a system call and a round trip per save into one per batch; a
-//!   save on an idle store goes at once. On a cluster, where one call may
-//!   only touch one slot, every save is a call of its own.
-//!
-//! Every key a script touches is in its `KEYS`, so everything works on any
-//! cluster slot. How each of these keeps a logout final is in the
-//! repository's SECURITY.md.
-//!
-//! # Time
-//!
-//! The deadline is the absolute instant in the record (`expires_at`), kept
-//! in the metadata's `e` and set as the key's expiry with `PEXPIREAT`, so
-//! Redis drops a session when it expires and the core still enforces idle
-//! and absolute timeouts from the record itself. An absolute timeout is
-//! never extended: the deadline the core computes never passes it. A save
-//! that finds the stored deadline already past by the application's clock
-//! treats the session as gone.
-//!
-//! # Timeouts and failures
-//!
-//! Every operation must finish within the command timeout (a write that has
-//! to re-send its script shares the same budget). When Redis is down or
-//! unresponsive, operations fail with [`Error::Store`]
-//! within that time (a 500 through the adapters; loads up to 20 ms later).
-//! A write (save, refresh, delete) that timed out while waiting for a
-//! connection, or in the store's queue of saves, is dropped, so it is not
-//! sent behind the caller's back once Redis is back; one that was already written to the
-//! socket may still have been applied (as with any timeout). Loads are timed
-//! by one watchdog thread shared by the process instead of a timer per
-//! command (a Tokio timer costs a request a few microseconds, about as much
-//! as the rest of the load): a load that timed out may still be sent once
-//! Redis is back, which changes nothing. If the watchdog's thread cannot be
-//! started, a load fails at once rather than wait without a limit, and the
-//! next load tries to start it again. While Redis cannot be reached, a
-//! connection made from a URL queues at most [`MAX_QUEUED_COMMANDS`]
-//! commands for when it is back; an operation past that fails at once (a
-//! client you build yourself: set fred's `max_command_buffer_len`).
-//! A key under the prefix that is not a hash is a store error too.
-//! Nothing here panics on what Redis or a client sends: an id that is not one
-//! this store could have issued is refused without a round trip, and a
-//! malformed hash (bad JSON, no metadata) loads as no session, logged at
-//! debug level. Session ids never appear in logs or `Debug` output.
+//! By default, one Redis hash per session, with saves that apply only what
+//! a request changed, in one atomic script: the [`hash`] module describes
+//! the keys, the fields, what each operation sends and what it guarantees.
+//! What happens when Redis is slow or down is under [`RedisStore`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
@@ -199,6 +105,7 @@ pub use connection::{Durability, RedisConnection};
 /// The fred crate this store is built on, for building clients and pools.
 pub use fred;
 pub use layout::RedisLayout;
+pub use layout::hash;
 
 use connection::Redis;
 use layout::Layout;
@@ -217,8 +124,38 @@ pub const DEFAULT_COMMAND_TIMEOUT: Duration = Duration::from_secs(2);
 /// (reads that timed out stay queued until they are sent).
 pub const MAX_QUEUED_COMMANDS: usize = 4096;
 
-/// Sessions in Redis. See the [crate documentation](crate) for the layout and
-/// the guarantees. Cheap to clone: clones share the connection.
+/// Sessions in Redis, laid out as the [`RedisLayout`] it was built with
+/// says (by default the [`hash`] layout, whose module describes what each
+/// operation sends and guarantees). Cheap to clone: clones share the
+/// connection.
+///
+/// # Timeouts and failures
+///
+/// Every operation must finish within the command timeout (a write that has
+/// to re-send its script shares the same budget). When Redis is down or
+/// unresponsive, operations fail with [`Error::Store`] within that time (a
+/// 500 through the adapters; loads up to 20 ms later).
+///
+/// * A write (save, refresh, delete) that timed out while waiting for a
+///   connection, or in the store's queue of saves, is dropped, so it is
+///   not sent behind the caller's back once Redis is back; one that was
+///   already written to the socket may still have been applied (as with
+///   any timeout).
+/// * Loads are timed by one watchdog thread shared by the process instead
+///   of a timer per command: a load that timed out may still be sent once
+///   Redis is back, which changes nothing. If the watchdog's thread cannot
+///   be started, a load fails at once rather than wait without a limit,
+///   and the next load tries to start it again.
+/// * While Redis cannot be reached, a connection made from a URL queues at
+///   most [`MAX_QUEUED_COMMANDS`] commands for when it is back; an
+///   operation past that fails at once (a client you build yourself: set
+///   fred's `max_command_buffer_len`).
+/// * A key under the prefix that is not a hash is a store error too.
+///
+/// Nothing here panics on what Redis or a client sends: an id that is not
+/// one this store could have issued is refused without a round trip, and a
+/// malformed hash (bad JSON, no metadata) loads as no session, logged at
+/// debug level. Session ids never appear in logs or `Debug` output.
 #[derive(Clone)]
 pub struct RedisStore {
     redis: Redis,

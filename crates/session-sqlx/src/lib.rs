@@ -158,6 +158,7 @@
 
 #[cfg(feature = "postgres")]
 mod batch;
+mod cleanup;
 mod codec;
 mod migrate;
 #[cfg(feature = "postgres")]
@@ -189,9 +190,6 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
 /// How many fresh ids a create or a regenerate tries before giving up
 /// (with 192-bit ids, a second one is already a sign of a broken RNG).
 const MAX_ID_ATTEMPTS: usize = 3;
-
-/// How many expired rows one statement of the cleanup deletes.
-const CLEANUP_BATCH: i64 = 1000;
 
 /// `operation`, failing with [`Error::Store`] after `timeout`.
 async fn timed<T>(
@@ -262,25 +260,4 @@ fn no_free_id() -> Error {
     Error::store(format!(
         "{MAX_ID_ATTEMPTS} freshly drawn session ids were all taken: is the random number generator broken?"
     ))
-}
-
-/// The cleanup task: `delete_expired` every `period`.
-fn spawn_cleanup<F, Fut>(period: Duration, mut delete_expired: F) -> tokio::task::JoinHandle<()>
-where
-    F: FnMut() -> Fut + Send + 'static,
-    Fut: Future<Output = Result<u64, Error>> + Send + 'static,
-{
-    tokio::spawn(async move {
-        let mut ticks = tokio::time::interval(period);
-        ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            ticks.tick().await;
-            match delete_expired().await {
-                Ok(deleted) => tracing::debug!(deleted, "session-sqlx: expired sessions deleted"),
-                Err(error) => {
-                    tracing::warn!(%error, "session-sqlx: deleting expired sessions failed");
-                }
-            }
-        }
-    })
 }

@@ -11,10 +11,11 @@ use session_core::{
 use sqlx::postgres::{PgPool, PgPoolOptions};
 
 use crate::batch::{Batcher, Loads, Updates};
+use crate::cleanup;
 use crate::codec::{self, COLUMNS, Delta, IdAndRow, Meta, millis};
 use crate::migrate::{self, Dialect};
 use crate::table::{InvalidTableName, Table};
-use crate::{CLEANUP_BATCH, DEFAULT_TIMEOUT, MAX_ID_ATTEMPTS, timed};
+use crate::{DEFAULT_TIMEOUT, MAX_ID_ATTEMPTS, timed};
 
 /// Sessions in a Postgres table, one row per session, through a sqlx
 /// [`PgPool`].
@@ -278,19 +279,14 @@ impl PostgresStore {
     /// [`Error::Store`] when a batch fails; the batches before it stay
     /// deleted.
     pub async fn delete_expired(&self) -> Result<u64, Error> {
-        let now = millis(SystemTime::now());
-        let mut deleted = 0;
-        loop {
+        cleanup::delete_expired(|now, limit| async move {
             let query = sqlx::query(&self.sql.delete_expired)
                 .bind(now)
-                .bind(CLEANUP_BATCH)
+                .bind(limit)
                 .execute(&self.pool);
-            let batch = timed(self.timeout, query).await?.rows_affected();
-            deleted += batch;
-            if batch < CLEANUP_BATCH.unsigned_abs() {
-                return Ok(deleted);
-            }
-        }
+            Ok(timed(self.timeout, query).await?.rows_affected())
+        })
+        .await
     }
 
     /// Runs [`delete_expired`](Self::delete_expired) every `period` (the
@@ -303,7 +299,7 @@ impl PostgresStore {
     /// Outside a tokio runtime, or when `period` is zero.
     pub fn spawn_cleanup(&self, period: Duration) -> tokio::task::JoinHandle<()> {
         let store = self.clone();
-        crate::spawn_cleanup(period, move || {
+        cleanup::spawn(period, move || {
             let store = store.clone();
             async move { store.delete_expired().await }
         })

@@ -1,25 +1,102 @@
-//! The default layout: one Redis hash per session.
+//! The default layout, [`RedisLayout::Hash`]: one Redis hash per session,
+//! with saves that merge concurrent requests.
 //!
-//! * key: `{prefix}{id}`, where `id` is the 32-character base64url
-//!   [`SessionId`] that is also the cookie value;
-//! * field `m`: metadata, JSON `{"e": deadline, "c": created, "x": expiry}`
-//!   (Unix milliseconds; `e` is the record's `expires_at`, `null` when the
-//!   session has no deadline, and always comes first; `x` is the
-//!   per-session expiry override, absent when none);
-//! * field `d:{name}` for each session key `name`: its JSON value;
-//! * the key's expiry: the same deadline as `e`, set with `PEXPIREAT` in the
-//!   same script call, so that Redis drops the session when it ends.
+//! # Keys and fields
 //!
-//! The `d:` prefix keeps every user key (including `""` and `"m"`) apart
-//! from the metadata. A load is one `HGETALL`: the deadline is in the
-//! metadata rather than read back with `PEXPIRETIME`, so that a load is one
-//! command, and it shares the metadata's field, so that the reply is as
-//! short as it can be (fred turns each field of the reply into a map entry,
-//! and each costs the application's client CPU on every load). Saves and
-//! rolling refreshes are one Lua script, so that each is one atomic round
-//! trip that applies the request's delta and moves the deadline and the
-//! key's expiry together; saves waiting at the same time share one call of
-//! the script (see [`batch`](crate::batch)).
+//! | what | where |
+//! |---|---|
+//! | key | `{prefix}{id}`, `id` being the cookie value: 32 base64url characters (192 random bits) |
+//! | field `m` | metadata: JSON `{"e": deadline, "c": created, "x": expiry override}`, times in Unix milliseconds; `e` always first, `null` for a session without a deadline; `x` absent without an override; for a session bound to a user, also `u` (the user), `l` (its label) and `s` (last seen) |
+//! | field `d:{name}` | the JSON value of session key `name` |
+//! | key expiry | the same deadline (`PEXPIREAT`), always set together with `e`; none for a session without one |
+//! | key `{prefix}user:{user}` | the user's sessions: a sorted set of ids scored by deadline (see [user-bound sessions](#user-bound-sessions)) |
+//!
+//! Data fields carry the `d:` prefix so that no session key (not `""`, not
+//! `"m"`) can collide with the metadata. A hash keeps one field per session
+//! key, which is what lets a save change some keys and leave the others.
+//!
+//! # Atomicity and merging
+//!
+//! * A **load** is one command, `HGETALL`: the deadline is in the metadata,
+//!   so nothing else needs asking, and it shares the metadata's field so
+//!   that the reply is as short as it can be.
+//! * A **create** or an **update** is one round trip: a Lua script (sent
+//!   by `EVALSHA`, falling back to `EVAL` when a server does not have it
+//!   cached) applies the request's delta: drop every data field if the
+//!   session was cleared, `HDEL` the removed keys, `HSET` the written ones
+//!   and the metadata with its deadline, and set the key's expiry to that
+//!   deadline. Keys the request did not touch keep whatever concurrent
+//!   requests wrote to them.
+//! * A **create** never overwrites an existing key: the script refuses,
+//!   and the store draws another id.
+//! * An **update** of a session whose key is gone (logged out, expired)
+//!   answers [`Written::Gone`] and creates nothing, so a slow request that
+//!   finishes after a logout cannot bring the session back; the client
+//!   gets a removal cookie.
+//! * A **rolling refresh** runs the same script with no delta: it moves the
+//!   deadline (the metadata's `e`, rewritten in place so that the rest of
+//!   the metadata stays as the last save left it, and the key's expiry) of
+//!   a session that still exists, and answers gone for one that is not.
+//! * A **regenerate** (login) is one script on one server or behind
+//!   Sentinel: if the old key still exists, `RENAME` it to a fresh id's key
+//!   (so keys concurrent requests wrote come along) and apply the delta;
+//!   if a logout deleted it first, answer gone and write nothing. On a
+//!   cluster the two keys live in different slots, which one script may
+//!   not touch (and with [durability](crate::RedisStoreBuilder::durability)
+//!   on, where a login must not move the session before its replicas have
+//!   it): the session is created under the new id, then the old key is
+//!   deleted, and if that deletes nothing (a logout came first) the new key
+//!   is deleted again and the answer is gone. There, a key a concurrent
+//!   request wrote to the old id during the regenerate is not carried over.
+//! * A **delete** is `DEL`, and tells whether the key existed. A request
+//!   that changes nothing sends nothing.
+//! * **Saves that wait at the same time go together.** On one server or
+//!   behind Sentinel, the saves of concurrent requests that queue while an
+//!   earlier call is with Redis go as one call of the script, which applies
+//!   each atomically and answers each on its own (one that fails, say on a
+//!   key that is no longer a hash, does not fail the others). fred writes
+//!   every script call to the socket at once, so under load this turns a
+//!   system call and a round trip per save into one per batch; a save on an
+//!   idle store goes at once. On a cluster, where one call may only touch
+//!   one slot, every save is a call of its own.
+//!
+//! Every key a script touches is in its `KEYS`, so everything works on any
+//! cluster slot. How each of these keeps a logout final is in the
+//! repository's SECURITY.md.
+//!
+//! # Time
+//!
+//! The deadline is the absolute instant in the record (`expires_at`), kept
+//! in the metadata's `e` and set as the key's expiry with `PEXPIREAT`, so
+//! Redis drops a session when it expires and the core still enforces idle
+//! and absolute timeouts from the record itself. An absolute timeout is
+//! never extended: the deadline the core computes never passes it. A save
+//! that finds the stored deadline already past by the application's clock
+//! treats the session as gone.
+//!
+//! # User-bound sessions
+//!
+//! The index of each user's sessions in the hash layout: one sorted set per
+//! user, `{prefix}user:{user}`, whose members are the ids of the user's
+//! sessions, each scored by its deadline (Unix ms, `+inf` for none).
+//!
+//! * Every write of a session bound to a user adds its id, with its new
+//!   deadline, after the write succeeded; on one server or behind Sentinel
+//!   the same script checks that the session key still exists, so that a
+//!   write racing a revocation cannot put a revoked id back.
+//! * Every change of the index drops the members whose deadline has passed,
+//!   and sets the index's own expiry to its last member's deadline, so
+//!   that it never grows with sessions that ended and vanishes with the
+//!   last of them.
+//! * A delete answers the session's metadata with the delete, in one script,
+//!   so that the id leaves its user's index too.
+//! * A listing loads each member's session, and drops from the index the
+//!   ids whose session is gone (on a cluster, where the index and the
+//!   session live in different slots, a write racing a revocation can put
+//!   an id back: the next listing drops it).
+//!
+//! [`RedisLayout::Hash`]: crate::RedisLayout::Hash
+//! [`Written::Gone`]: session_core::Written::Gone
 
 use std::borrow::Cow;
 use std::sync::Arc;

@@ -3,7 +3,7 @@
 //! dispatches to the one it was built with.
 
 pub(crate) mod aiohttp;
-pub(crate) mod hash;
+pub mod hash;
 
 use std::time::{Duration, SystemTime};
 
@@ -17,8 +17,8 @@ use crate::connection::Redis;
 #[non_exhaustive]
 pub enum RedisLayout {
     /// One hash per session under the key prefix, with atomic delta saves
-    /// that merge concurrent requests (the default): see the [crate
-    /// documentation](crate#layout).
+    /// that merge concurrent requests (the default): see
+    /// [`hash`](crate::hash).
     #[default]
     Hash,
     /// aiohttp_session's `RedisStorage` format, byte for byte, so that a

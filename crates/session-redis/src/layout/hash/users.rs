@@ -1,21 +1,5 @@
-//! The index of each user's sessions in the hash layout: one sorted set per
-//! user, `{prefix}user:{user}`, whose members are the ids of the user's
-//! sessions, each scored by its deadline (Unix ms, `+inf` for none).
-//!
-//! * Every write of a session bound to a user adds its id, with its new
-//!   deadline, after the write succeeded; on one server or behind Sentinel
-//!   the same script checks that the session key still exists, so that a
-//!   write racing a revocation cannot put a revoked id back.
-//! * Every change of the index drops the members whose deadline has passed,
-//!   and sets the index's own expiry to its last member's deadline, so
-//!   that it never grows with sessions that ended and vanishes with the
-//!   last of them.
-//! * A delete answers the session's metadata with the delete, in one script,
-//!   so that the id leaves its user's index too.
-//! * A listing loads each member's session, and drops from the index the
-//!   ids whose session is gone (on a cluster, where the index and the
-//!   session live in different slots, a write racing a revocation can put
-//!   an id back: the next listing drops it).
+//! The index of each user's sessions; its format and guarantees are in
+//! the [layout's documentation](super#user-bound-sessions).
 
 use fred::types::Value;
 use session_core::Error;
