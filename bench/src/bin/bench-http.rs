@@ -42,9 +42,9 @@ struct Args {
     servers: Vec<Server>,
     /// Comma-separated scenarios: untouched, read, counter, read-1kb, each
     /// with one session per connection, and read@N, counter@N, read-1kb@N
-    /// over N distinct sessions in rotation [default: the four single-session
-    /// ones, then read@N and counter@N for each N of --sessions, and
-    /// read-1kb@N for the middle one].
+    /// over N distinct sessions in rotation. By default the four
+    /// single-session ones, then read@N and counter@N for each N of
+    /// --sessions, and read-1kb@N for the middle one.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
     /// Comma-separated numbers of distinct sessions for the default
