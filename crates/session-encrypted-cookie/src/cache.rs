@@ -109,8 +109,6 @@ struct Shard {
     /// removed entry's hash stays until the hand reaches it or the clock is
     /// compacted.
     clock: VecDeque<u64>,
-    /// What this shard's entries are charged, their part of the total.
-    charged: usize,
     sketch: Sketch,
 }
 
@@ -169,7 +167,6 @@ impl OpenedCookies {
                     Mutex::new(Shard {
                         entries: ByHash::default(),
                         clock: VecDeque::new(),
-                        charged: 0,
                         sketch: Sketch::new(counters),
                     })
                 })
@@ -247,7 +244,8 @@ impl OpenedCookies {
             // The count moves: left behind, the old cookie's count would
             // linger in counters that new cookies share.
             let count = shard.sketch.take(previous_hash);
-            if let Some(removed) = shard.remove(previous_hash, cookie_name, previous, &self.charged)
+            if let Some(removed) =
+                shard.remove(previous_hash, cookie_name, previous, &self.entries_total())
             {
                 successor = true;
                 evicted.push(removed);
@@ -281,11 +279,7 @@ impl OpenedCookies {
             // evict them in its favour, as LRU does.
             shard.sketch.increment(hash, 1);
         }
-        let budget = Budget {
-            charged: &self.charged,
-            limit: self.entries_budget,
-        };
-        shard.insert(hash, entry, &budget, successor, &mut evicted);
+        shard.insert(hash, entry, &self.entries_total(), successor, &mut evicted);
         drop(shard);
         // Dropped after the lock is released.
         drop(evicted);
@@ -306,8 +300,16 @@ impl OpenedCookies {
         let hash = self.hash(cookie_name, value);
         let removed = self
             .shard(hash)
-            .remove(hash, cookie_name, value, &self.charged);
+            .remove(hash, cookie_name, value, &self.entries_total());
         drop(removed);
+    }
+
+    /// The running total of what the entries are charged, with its limit.
+    fn entries_total(&self) -> Budget<'_> {
+        Budget {
+            charged: &self.charged,
+            limit: self.entries_budget,
+        }
     }
 
     /// Hashes the cookie name and the end of the value only: every value in
@@ -341,10 +343,6 @@ impl OpenedCookies {
             .map(|shard| {
                 let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
                 let entries: usize = shard.entries.values().map(Entry::charge).sum();
-                assert_eq!(
-                    entries, shard.charged,
-                    "the shard's running charge is exact"
-                );
                 (entries, shard.sketch.counters.len())
             })
             .fold((0, 0), |(e, s), (entries, sketch)| {
@@ -352,7 +350,7 @@ impl OpenedCookies {
             });
         assert_eq!(
             entries,
-            self.charged.load(Ordering::Relaxed),
+            self.entries_charged(),
             "the running total is exact"
         );
         assert!(entries <= self.entries_budget);
@@ -362,10 +360,7 @@ impl OpenedCookies {
     /// What the entries alone are charged, for tests.
     #[cfg(test)]
     fn entries_charged(&self) -> usize {
-        self.shards
-            .iter()
-            .map(|shard| shard.lock().unwrap_or_else(PoisonError::into_inner).charged)
-            .sum()
+        self.charged.load(Ordering::Relaxed)
     }
 }
 
@@ -378,14 +373,13 @@ impl Shard {
         hash: u64,
         cookie_name: &str,
         value: &str,
-        total: &AtomicUsize,
+        budget: &Budget<'_>,
     ) -> Option<Entry> {
         if !self.entries.get(&hash)?.is_for(cookie_name, value) {
             return None;
         }
         let removed = self.entries.remove(&hash)?;
-        self.charged -= removed.charge();
-        total.fetch_sub(removed.charge(), Ordering::Relaxed);
+        budget.release(removed.charge());
         self.compact_clock();
         Some(removed)
     }
@@ -414,7 +408,6 @@ impl Shard {
             }
             budget.release(old_charge.saturating_sub(charge));
             let replaced = std::mem::replace(existing, entry);
-            self.charged = self.charged - old_charge + charge;
             evicted.push(replaced);
             return;
         }
@@ -448,12 +441,10 @@ impl Shard {
                 admitted = true;
             }
             if let Some(gone) = self.entries.remove(&victim) {
-                self.charged -= gone.charge();
                 budget.release(gone.charge());
                 evicted.push(gone);
             }
         }
-        self.charged += charge;
         self.entries.insert(hash, entry);
         self.clock.push_back(hash);
     }
