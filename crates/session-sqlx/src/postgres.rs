@@ -305,21 +305,22 @@ impl PostgresStore {
         })
     }
 
-    async fn apply(
+    /// Moves the session of `cookie` to `new_id` with `delta` applied, if
+    /// it is still live: the rows changed (0 or 1).
+    async fn move_to(
         &self,
-        sql: &str,
+        new_id: &str,
         cookie: SessionCookie<'_>,
         record: &Record,
         delta: &Delta<'_>,
         now: SystemTime,
-        new_id: Option<&str>,
     ) -> Result<u64, Error> {
         let Ok(id) = cookie.value.parse::<SessionId>() else {
             return Ok(0);
         };
         let meta = Meta::of(record)?;
         let written = delta.written_json()?;
-        let mut query = sqlx::query(sql)
+        let query = sqlx::query(&self.sql.regenerate)
             .bind(id.as_str())
             .bind(delta.cleared)
             .bind(&delta.removed)
@@ -327,11 +328,11 @@ impl PostgresStore {
             .bind(meta.created)
             .bind(meta.expires_at)
             .bind(meta.expiry)
-            .bind(millis(now));
-        if let Some(new_id) = new_id {
-            query = query.bind(new_id);
-        }
-        let query = query.bind(meta.user).bind(meta.label).bind(meta.last_seen);
+            .bind(millis(now))
+            .bind(new_id)
+            .bind(meta.user)
+            .bind(meta.label)
+            .bind(meta.last_seen);
         Ok(timed(self.timeout, query.execute(&self.pool))
             .await?
             .rows_affected())
@@ -432,13 +433,12 @@ impl SessionStore for PostgresStore {
         check_keys(delta.removed.iter().chain(delta.written.keys()).copied())?;
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = SessionId::generate().into_string();
-            let rows = self.apply(
-                &self.sql.regenerate,
+            let rows = self.move_to(
+                &id,
                 regenerate.cookie,
                 regenerate.record,
                 &delta,
                 regenerate.now,
-                Some(&id),
             );
             match rows.await {
                 Ok(0) => return Ok(Written::Gone),
