@@ -345,7 +345,7 @@ impl Browser {
         let set_cookies = request
             .save_changes()
             .await
-            .unwrap_or_else(|e| panic!("finish failed: {e}"));
+            .unwrap_or_else(|e| panic!("save_changes failed: {e}"));
         for set_cookie in SetCookie::parse_all(set_cookies.iter().map(String::as_str)) {
             assert_eq!(
                 set_cookie.name(),

@@ -207,7 +207,7 @@ async fn a_logout_by_aiohttp_session_is_never_undone() {
     set(&server, &key, "{}");
     // ...and the slow request's write comes after: refused, cookie removed.
     session.insert("late", "write").expect("insert");
-    let set_cookie = slow.save_changes().await.expect("finish");
+    let set_cookie = slow.save_changes().await.expect("save_changes");
     assert!(
         set_cookie.len() == 1 && set_cookie[0].contains("Max-Age=0"),
         "{set_cookie:?}"
@@ -236,7 +236,7 @@ async fn our_logout_deletes_the_key_and_a_late_write_does_not_recreate_it() {
     assert!(set_cookie[0].contains("Max-Age=0"));
     assert_eq!(get(&server, &key), None, "logout deletes the key");
     session.insert("late", "write").expect("insert");
-    let set_cookie = slow.save_changes().await.expect("finish");
+    let set_cookie = slow.save_changes().await.expect("save_changes");
     assert!(set_cookie[0].contains("Max-Age=0"), "{set_cookie:?}");
     assert_eq!(get(&server, &key), None, "the late write created nothing");
 }

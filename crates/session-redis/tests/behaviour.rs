@@ -297,7 +297,7 @@ async fn two_hundred_concurrent_requests_keep_all_their_keys() {
                 let request = manager.request();
                 let session = request.session([pair.as_bytes()]).await.expect("load");
                 session.insert(&format!("key{i}"), &i).expect("insert");
-                request.save_changes().await.expect("finish")
+                request.save_changes().await.expect("save_changes")
             })
         })
         .collect();
@@ -432,7 +432,7 @@ async fn a_logout_beats_fifty_slow_writes() {
     );
     logged_out.wait().await;
     for writer in writers {
-        let set = writer.await.expect("writer").expect("finish");
+        let set = writer.await.expect("writer").expect("save_changes");
         assert!(
             set.len() == 1 && set[0].contains("Max-Age=0"),
             "a write after the logout removes the cookie: {set:?}"

@@ -183,12 +183,7 @@ async fn nothing_is_created_before_migrate() {
 async fn rows_are_readable_in_sql() {
     let server = PostgresServer::shared();
     let table = unique_table("readable");
-    let store = PostgresStore::connect(&server.url())
-        .await
-        .unwrap()
-        .with_table_name(&table)
-        .unwrap();
-    store.migrate().await.unwrap();
+    let store = store_on(&server, &table).await;
     let id = create(&store, json!({"user": "ada", "n": 0.1, "s": "\u{0}"})).await;
     let user = server
         .execute(&format!(

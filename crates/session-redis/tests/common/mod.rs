@@ -21,7 +21,7 @@ pub fn cookie_value(pair: &str) -> &str {
     pair.split_once('=').expect("name=value").1
 }
 
-/// One request: loads the session, runs `handler`, finishes; returns the
+/// One request: loads the session, runs `handler`, saves; returns the
 /// Set-Cookie values.
 pub async fn visit(
     manager: &SessionManager,
@@ -35,7 +35,7 @@ pub async fn visit(
             .await
             .expect("load"),
     );
-    request.save_changes().await.expect("finish")
+    request.save_changes().await.expect("save_changes")
 }
 
 /// The session a request with `cookie` sees.

@@ -233,8 +233,8 @@ pub async fn odd_keys_are_plain_keys(store: &dyn SessionStore) {
 
 /// The statements that made a table of the first release (migration 1
 /// only), and its one session, `{"user": "ada"}` under `id`: what an
-/// application upgrading this crate has in its database. `p` is the
-/// dialect's placeholder-free literal syntax, shared by both.
+/// application upgrading this crate has in its database. `bigint` and
+/// `json` are the dialect's types for the integer and `data` columns.
 pub fn first_release_schema(table: &str, id: &str, bigint: &str, json: &str) -> Vec<String> {
     let now = session_core::unix_millis(SystemTime::now());
     let deadline = now + 3_600_000;
