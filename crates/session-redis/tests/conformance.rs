@@ -32,6 +32,21 @@ async fn standalone_connected_lazily() {
     passes_on(store).await;
 }
 
+/// Through a client of the application's that speaks RESP3, where Redis
+/// answers `HGETALL` with a map rather than an array.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_over_resp3() {
+    use fred::prelude::{Builder, ClientLike, Config};
+    use fred::types::RespVersion;
+
+    let server = RedisServer::start();
+    let mut config = Config::from_url(&server.url()).expect("a redis:// URL");
+    config.version = RespVersion::RESP3;
+    let client = Builder::from_config(config).build().expect("a client");
+    client.init().await.expect("a connection");
+    passes_on(RedisStore::builder().build(client)).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster() {
     let cluster = RedisCluster::start();
