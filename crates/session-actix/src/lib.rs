@@ -382,10 +382,7 @@ pub struct SessionFuture(Loading);
 /// Where a [`SessionFuture`] stands.
 enum Loading {
     /// Loading from the store (or ready at once, when already loaded).
-    Store(
-        Pin<Box<dyn Future<Output = Result<session_core::Session, Error>> + Send>>,
-        ErrorResponse,
-    ),
+    Store(session_core::LoadSession, ErrorResponse),
     /// No middleware put a session in the request.
     MissingMiddleware,
     /// The output was returned.
@@ -408,7 +405,7 @@ impl Future for SessionFuture {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match std::mem::replace(&mut self.0, Loading::Done) {
-            Loading::Store(mut loading, on_error) => match loading.as_mut().poll(cx) {
+            Loading::Store(mut loading, on_error) => match Pin::new(&mut loading).poll(cx) {
                 Poll::Pending => {
                     self.0 = Loading::Store(loading, on_error);
                     Poll::Pending

@@ -536,6 +536,21 @@ impl Suite {
             first.created(),
             "round_trip: `created` survives a load"
         );
+        // A store that answers from memory answers what `load` would.
+        let value = browser.held();
+        let cookie = SessionCookie::new(browser.cookie_name(), &value);
+        let store = browser.manager().store();
+        if let Some(from_memory) = store.load_from_memory(cookie) {
+            let loaded = store
+                .load(cookie)
+                .await
+                .unwrap_or_else(|e| panic!("round_trip: load failed: {e}"));
+            assert_eq!(
+                loaded.as_deref(),
+                Some(&*from_memory),
+                "round_trip: load_from_memory gave a record that load does not"
+            );
+        }
         self.pass("round_trip");
     }
 

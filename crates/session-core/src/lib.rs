@@ -89,7 +89,7 @@ pub use error::{BoxError, ContractViolation, Error};
 pub use expiry::{Clock, Expiry, ManualClock, Rolling, from_unix_millis, unix_millis};
 pub use flash::{FLASH_KEY, Flash, Level};
 pub use id::{InvalidSessionId, SessionId};
-pub use lifecycle::{RequestSession, SaveChanges, SessionManager, WithSessionSaved};
+pub use lifecycle::{LoadSession, RequestSession, SaveChanges, SessionManager, WithSessionSaved};
 pub use record::{Changes, Record};
 pub use rejection::{OnError, Rejection};
 pub use session::Session;

@@ -181,7 +181,11 @@ impl Inner {
 #[async_trait]
 impl SessionStore for MemoryStore {
     async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
-        Ok(self.lock().sessions.get(cookie.value).cloned())
+        Ok(self.load_from_memory(cookie))
+    }
+
+    fn load_from_memory(&self, cookie: SessionCookie<'_>) -> Option<Arc<Record>> {
+        self.lock().sessions.get(cookie.value).cloned()
     }
 
     async fn create(&self, create: Create<'_>) -> Result<String, Error> {

@@ -25,6 +25,7 @@ use crate::{Changes, Error, Record};
 /// | method | called when | answers |
 /// |---|---|---|
 /// | [`load`](Self::load) | a handler asks for the session | the record, or `None` for anything unknown, malformed, tampered or gone |
+/// | [`load_from_memory`](Self::load_from_memory) | before `load`, for a store that keeps records in memory | the record if it can tell at once, else `None` (`load` is asked) |
 /// | [`create`](Self::create) | a new session is first written | the cookie value of a fresh id; never overwrites |
 /// | [`update`](Self::update) | a loaded session changed | [`Written`]: the cookie value, or [`Written::Gone`] when the session no longer exists |
 /// | [`refresh`](Self::refresh) | an unchanged session's deadline moves, or its cookie is re-issued | [`Written`], as `update` |
@@ -95,6 +96,24 @@ pub trait SessionStore: Send + Sync + 'static {
     /// memory can hand out its own: the session shares it until the request
     /// writes, and then writes to a copy of its own.
     async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error>;
+
+    /// The record behind a cookie value, if the store holds it in memory
+    /// and can answer at once, without I/O: a cache hit, a map lookup.
+    /// `None` leaves the answer to [`load`](Self::load), which is then
+    /// asked.
+    ///
+    /// The lifecycle asks here first, for the first session cookie of the
+    /// request, so that a session served from memory costs neither a boxed
+    /// future nor a wait; only what `load` would answer may be answered
+    /// here (`Some` of a record that `load` would not give is a bug). The
+    /// default answers `None`: a store that always does I/O has nothing to
+    /// gain.
+    ///
+    /// Like `load`, it must never panic, whatever the value.
+    fn load_from_memory(&self, cookie: SessionCookie<'_>) -> Option<Arc<Record>> {
+        let _ = cookie;
+        None
+    }
 
     /// Stores a new session under a fresh, unguessable id (at least 128 bits
     /// from a CSPRNG) and returns the cookie value to send. Never overwrites

@@ -85,6 +85,14 @@ const MAX_COUNT: u8 = 15;
 /// idle one still takes over within a few turns (tested).
 const ADMISSION_MARGIN: u8 = 2;
 
+/// Which lookups the frequency sketch counts.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Count {
+    Always,
+    /// Only hits: a miss is counted by the lookup that follows it.
+    Hits,
+}
+
 /// Opened cookies and their records, bounded by a byte budget.
 pub(crate) struct OpenedCookies {
     hasher: RandomState,
@@ -186,18 +194,35 @@ impl OpenedCookies {
     /// into or was sealed from, if it is still cached. Counts the lookup,
     /// hit or miss, in the frequency sketch.
     pub(crate) fn get(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
+        self.lookup(cookie_name, value, Count::Always)
+    }
+
+    /// As [`get`](OpenedCookies::get), but a miss is not counted: for a
+    /// lookup that, when it misses, is followed by a `get` of the same
+    /// cookie, which counts it (a lookup is counted once).
+    pub(crate) fn get_if_hit(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
+        self.lookup(cookie_name, value, Count::Hits)
+    }
+
+    fn lookup(&self, cookie_name: &str, value: &str, count: Count) -> Option<Arc<Record>> {
         if self.entries_budget == 0 {
             return None;
         }
         let hash = self.hash(cookie_name, value);
         let mut shard = self.shard(hash);
-        shard.sketch.increment(hash, 1);
+        if count == Count::Always {
+            shard.sketch.increment(hash, 1);
+        }
         let entry = shard
             .entries
             .get_mut(&hash)
             .filter(|entry| entry.is_for(cookie_name, value))?;
         entry.referenced = true;
-        Some(Arc::clone(&entry.record))
+        let record = Arc::clone(&entry.record);
+        if count == Count::Hits {
+            shard.sketch.increment(hash, 1);
+        }
+        Some(record)
     }
 
     /// Remembers that `value`, for the cookie `cookie_name`, holds `record`
@@ -697,14 +722,37 @@ mod tests {
         assert_eq!(cache.charged(), 0);
     }
 
-    /// What `load` does: a lookup, and on a miss, the insert of the opened
-    /// cookie. Whether it hit.
+    /// What a request's load does: the lookup of `load_from_memory`, and
+    /// on a miss, `load`'s lookup and the insert of the opened cookie.
+    /// Whether it hit.
     fn load(cache: &OpenedCookies, value: &str) -> bool {
+        if cache.get_if_hit("session", value).is_some() {
+            return true;
+        }
         if cache.get("session", value).is_some() {
             return true;
         }
         cache.insert("session", value, &Arc::new(record("ada")));
         false
+    }
+
+    fn frequency(cache: &OpenedCookies, value: &str) -> u8 {
+        let hash = cache.hash("session", value);
+        cache.shard(hash).sketch.frequency(hash)
+    }
+
+    #[test]
+    fn a_load_counts_once_whether_it_hits_or_misses() {
+        let cache = OpenedCookies::new(1 << 20);
+        assert!(!load(&cache, "AAAA"));
+        assert_eq!(frequency(&cache, "AAAA"), 1, "a miss");
+        assert!(load(&cache, "AAAA"));
+        assert_eq!(frequency(&cache, "AAAA"), 2, "a hit");
+        // Alone, a lookup that misses counts nothing: its `get` will.
+        assert!(cache.get_if_hit("session", "BBBB").is_none());
+        assert_eq!(frequency(&cache, "BBBB"), 0);
+        assert_eq!(user(&cache.get_if_hit("session", "AAAA").unwrap()), "ada");
+        assert_eq!(frequency(&cache, "AAAA"), 3);
     }
 
     fn value(i: usize) -> String {

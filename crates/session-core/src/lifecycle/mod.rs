@@ -29,5 +29,5 @@ mod response;
 mod write;
 
 pub use manager::SessionManager;
-pub use request::{RequestSession, SaveChanges};
+pub use request::{LoadSession, RequestSession, SaveChanges};
 pub use response::WithSessionSaved;

@@ -54,39 +54,71 @@ impl RequestSession {
     /// session is loaded, later calls return it and leave the headers unread.
     ///
     /// The headers are parsed before this returns, so the future borrows
-    /// neither them nor `self` (it is boxed for that: only requests that ask
-    /// for the session pay for it, beside the load itself). Of the cookies
-    /// with the session's name, the first few (a small fixed bound) are tried
-    /// in order until one loads; values longer than any cookie that could
-    /// have been issued are dropped unread.
+    /// neither them nor `self`. Of the cookies with the session's name, the
+    /// first few (a small fixed bound) are tried in order until one loads;
+    /// values longer than any cookie that could have been issued are dropped
+    /// unread. When the session is already loaded, or the store has the
+    /// first cookie's record in memory
+    /// ([`SessionStore::load_from_memory`](crate::SessionStore::load_from_memory)),
+    /// the future is ready at once and allocates nothing; otherwise it runs
+    /// the load, boxed.
     ///
     /// # Errors
     ///
     /// Only a store failure is an error (and a later call tries again): a
     /// missing, malformed, tampered, unknown or expired cookie gives a new,
     /// empty session.
-    pub fn session<'a>(
-        &self,
-        cookie_headers: impl IntoIterator<Item = &'a [u8]>,
-    ) -> Pin<Box<dyn Future<Output = Result<Session, Error>> + Send + 'static>> {
+    pub fn session<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> LoadSession {
+        if let Some(loaded) = self.inner.loaded.get() {
+            return LoadSession::ready(loaded.session.clone());
+        }
+        let mut values = self.inner.manager.candidates(cookie_headers).peekable();
+        if let Some(session) = values.peek().and_then(|first| self.load_from_memory(first)) {
+            return LoadSession::ready(session);
+        }
         // In place rather than in a `Vec`: there are at most a few, and
         // usually one, so this spares an allocation on every load.
         let mut candidates: [Option<Arc<str>>; CookieConfig::MAX_CANDIDATES] = Default::default();
-        if !self.is_loaded() {
-            let values = self.inner.manager.candidates(cookie_headers);
-            for (slot, value) in candidates.iter_mut().zip(values) {
-                *slot = Some(Arc::from(value));
-            }
+        for (slot, value) in candidates.iter_mut().zip(values) {
+            *slot = Some(Arc::from(value));
         }
         let this = self.clone();
-        Box::pin(async move {
+        LoadSession(Loading::Store(Box::pin(async move {
             let loaded = this
                 .inner
                 .loaded
                 .get_or_try_init(|| this.load(candidates.into_iter().flatten()))
                 .await?;
             Ok(loaded.session.clone())
-        })
+        })))
+    }
+
+    /// The session of the cookie value `value`, if the store has its live
+    /// record in memory, now loaded for this request. `None` when it has
+    /// not, or the record has expired (the full load tells why), or another
+    /// call is loading the session already (its load is then awaited).
+    fn load_from_memory(&self, value: &str) -> Option<Session> {
+        let Shared { store, config, .. } = self.inner.manager.shared();
+        let cookie = SessionCookie::new(config.cookie().name(), value);
+        let record = store.load_from_memory(cookie)?;
+        if config
+            .expiry_rules()
+            .is_expired(&record, config.clock().now())
+        {
+            return None;
+        }
+        let value: Arc<str> = Arc::from(value);
+        let loaded = Loaded {
+            session: Session::of_request(
+                record,
+                Some(Arc::clone(&value)),
+                self.inner.manager.clone(),
+            ),
+            cookie: Some(value),
+            reissue: store.needs_reissue(cookie),
+        };
+        self.inner.loaded.set(loaded).ok()?;
+        self.inner.loaded.get().map(|loaded| loaded.session.clone())
     }
 
     /// Whether a handler asked for the session.
@@ -179,6 +211,60 @@ impl RequestSession {
     #[must_use]
     pub fn manager(&self) -> &SessionManager {
         &self.inner.manager
+    }
+}
+
+/// The future of [`RequestSession::session`]: the request's session, once
+/// loaded.
+///
+/// Ready at once, without an allocation, when the session was loaded
+/// before or the store had it in memory; otherwise it runs the load,
+/// boxed.
+///
+/// ```
+/// use session_core::{LoadSession, MemoryStore, SessionConfig, SessionManager};
+///
+/// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+/// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+/// let request = manager.request();
+/// let load: LoadSession = request.session([]);
+/// assert!(load.await?.is_new());
+/// # Ok::<(), session_core::Error>(())
+/// # }).unwrap();
+/// ```
+#[must_use = "the session is loaded only when its `LoadSession` future is awaited"]
+pub struct LoadSession(Loading);
+
+enum Loading {
+    /// The answer, until it is taken.
+    Ready(Option<Session>),
+    Store(Pin<Box<dyn Future<Output = Result<Session, Error>> + Send>>),
+}
+
+impl LoadSession {
+    fn ready(session: Session) -> Self {
+        LoadSession(Loading::Ready(Some(session)))
+    }
+}
+
+impl Future for LoadSession {
+    type Output = Result<Session, Error>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.0 {
+            Loading::Ready(session) => Poll::Ready(Ok(session
+                .take()
+                .expect("LoadSession polled after completion"))),
+            Loading::Store(loading) => loading.as_mut().poll(cx),
+        }
+    }
+}
+
+impl fmt::Debug for LoadSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadSession")
+            .field("ready", &matches!(self.0, Loading::Ready(_)))
+            .finish()
     }
 }
 
