@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use fred::clients::WithOptions;
 use fred::error::ErrorKind;
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, Error as FredError, KeysInterface, Options, Pool,
-    ReconnectPolicy,
+    Builder, Client, ClientLike, Config, Error as FredError, HashesInterface, KeysInterface,
+    Options, Pool, ReconnectPolicy,
 };
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
 use fred::util::redis_keyslot;
@@ -395,21 +395,9 @@ impl Redis {
         }
     }
 
-    /// `HGETALL key`: the fields and values as Redis sends them (an array
-    /// of field, value, ...; a map under RESP3).
+    /// `HGETALL key`.
     pub(crate) async fn hgetall(&self, key: &str) -> Result<Value, Error> {
-        // A custom command rather than fred's `hgetall`, which copies every
-        // reply into a hash map keyed by field, only for the session to be
-        // built from it and the map dropped: a read spent some 2 % of the
-        // application's CPU building it. Routed by the key's slot, as
-        // `hgetall` is.
-        let command = CustomCommand::new_static(
-            "HGETALL",
-            ClusterHash::Custom(redis_keyslot(key.as_bytes())),
-            false,
-        );
-        self.read(async |client| client.custom(command, vec![key]).await)
-            .await
+        self.read(async |client| client.hgetall(key).await).await
     }
 
     /// `GET key`: the value, or `None` when there is no such key.
