@@ -107,16 +107,8 @@ impl RequestSession {
         {
             return None;
         }
-        let value: Arc<str> = Arc::from(value);
-        let loaded = Loaded {
-            session: Session::of_request(
-                record,
-                Some(Arc::clone(&value)),
-                self.inner.manager.clone(),
-            ),
-            cookie: Some(value),
-            reissue: store.needs_reissue(cookie),
-        };
+        let reissue = store.needs_reissue(cookie);
+        let loaded = self.loaded_from(record, Arc::from(value), reissue);
         self.inner.loaded.set(loaded).ok()?;
         self.inner.loaded.get().map(|loaded| loaded.session.clone())
     }
@@ -137,12 +129,7 @@ impl RequestSession {
             match store.load(cookie).await? {
                 Some(record) if !rules.is_expired(&record, now) => {
                     let reissue = store.needs_reissue(cookie);
-                    let manager = self.inner.manager.clone();
-                    return Ok(Loaded {
-                        session: Session::of_request(record, Some(Arc::clone(&value)), manager),
-                        cookie: Some(value),
-                        reissue,
-                    });
+                    return Ok(self.loaded_from(record, value, reissue));
                 }
                 Some(_) => tracing::debug!(cookie = name, "session expired; starting a new one"),
                 None => tracing::debug!(cookie = name, "session cookie did not load"),
@@ -154,6 +141,17 @@ impl RequestSession {
             cookie: None,
             reissue: false,
         })
+    }
+
+    /// This request's session, loaded from `record` behind the cookie
+    /// value `value`.
+    fn loaded_from(&self, record: Arc<Record>, value: Arc<str>, reissue: bool) -> Loaded {
+        let manager = self.inner.manager.clone();
+        Loaded {
+            session: Session::of_request(record, Some(Arc::clone(&value)), manager),
+            cookie: Some(value),
+            reissue,
+        }
     }
 
     /// Saves what the request changed and returns the `Set-Cookie` header
