@@ -295,15 +295,21 @@ fn redis_info(redis: &RedisServer, section: &str, field: &str) -> Result<f64, St
         .ok_or_else(|| format!("redis INFO {section} has no {field}"))
 }
 
-/// Redis counters sampled around a measurement.
-struct RedisSample {
+/// Redis counters sampled around a measurement: its calls by command and
+/// its CPU time.
+pub struct RedisSample {
     /// Calls so far, by command.
     calls: BTreeMap<String, f64>,
     cpu_seconds: f64,
 }
 
 impl RedisSample {
-    fn take(redis: &RedisServer) -> Result<RedisSample, String> {
+    /// The counters now.
+    ///
+    /// # Errors
+    ///
+    /// When `INFO` fails or lacks a counter.
+    pub fn take(redis: &RedisServer) -> Result<RedisSample, String> {
         let stats = redis_info_text(redis, "commandstats")?;
         let calls = session_testing::info_fields(&stats)
             .filter_map(|(name, value)| {
@@ -321,7 +327,8 @@ impl RedisSample {
     }
 
     /// What happened since `before`, per request.
-    fn since(&self, before: &RedisSample, requests: f64) -> RedisFigures {
+    #[must_use]
+    pub fn since(&self, before: &RedisSample, requests: f64) -> RedisFigures {
         let commands = self
             .calls
             .iter()

@@ -10,26 +10,31 @@
 //! the kernel's TCP work for the client and for Redis, and the shared
 //! machine's noise is about as large as the difference between two stores.
 //! Here `--tasks` concurrent tasks on one thread (as the HTTP servers run)
-//! load a session, or load, change and save it (the counter), and the
-//! process's CPU time per operation is what is reported, in alternating
-//! rounds; redis-server runs on the other core when there are two.
+//! load a session, or load, change and save it (the counter), and what is
+//! reported, in alternating rounds, is the process's CPU time per operation
+//! and redis-server's (with the commands it ran per operation, from
+//! `INFO commandstats`); redis-server runs on the other core when there are
+//! two.
 
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::Parser;
+use session_bench::cpu;
+use session_bench::driver::{self, RedisFigures, RedisSample};
 use session_bench::scenario::{COUNTER_KEY, PAYLOAD_KEY, USER, USER_KEY, payload};
 use session_bench::stats::median;
-use session_bench::{cpu, driver};
 use session_core::{Changes, Create, Record, SessionCookie, SessionStore, Update, Written};
 use session_redis::RedisStore;
+use session_testing::RedisServer;
 use tower_sessions_014::SessionStore as _;
 use tower_sessions_014::cookie::time::{Duration as PeerDuration, OffsetDateTime};
 use tower_sessions_014::session::{Id, Record as PeerRecord};
 use tower_sessions_redis_store::fred::prelude::{Client, ClientLike, Config};
 
-/// Client CPU per operation of the two Redis stores, called directly.
+/// Client and redis-server CPU per operation of the two Redis stores,
+/// called directly.
 #[derive(Parser)]
 struct Args {
     /// Operations per store, workload and round.
@@ -184,9 +189,22 @@ fn next_count(current: Option<&serde_json::Value>) -> serde_json::Value {
     (current.and_then(serde_json::Value::as_u64).unwrap_or(0) + 1).into()
 }
 
-/// CPU nanoseconds per operation of `operations` spread over one task per
-/// session of `store`.
-async fn measure(store: &Store, workload: Workload, operations: u32) -> Result<f64, String> {
+/// What one measurement of a store gave, per operation.
+struct Measured {
+    /// This process's CPU time, nanoseconds.
+    client_ns: f64,
+    /// redis-server's CPU time and commands.
+    redis: RedisFigures,
+}
+
+/// CPU time per operation of `operations` spread over one task per session
+/// of `store`, in this process and in `redis`.
+async fn measure(
+    store: &Store,
+    redis: &RedisServer,
+    workload: Workload,
+    operations: u32,
+) -> Result<Measured, String> {
     let tasks = match store {
         Store::Ours(_, ids) => ids.len(),
         Store::Peer(_, ids) => ids.len(),
@@ -215,10 +233,16 @@ async fn measure(store: &Store, workload: Workload, operations: u32) -> Result<f
     // Warm-up: a tenth, unmeasured.
     run(per_task / 10).await?;
     let cpu_time = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
+    let redis_before = RedisSample::take(redis)?;
     let started = cpu_time()?;
     run(per_task).await?;
     let spent = cpu_time()? - started;
-    Ok(spent.as_nanos() as f64 / f64::from(per_task * task_count))
+    let redis_after = RedisSample::take(redis)?;
+    let done = f64::from(per_task * task_count);
+    Ok(Measured {
+        client_ns: spent.as_nanos() as f64 / done,
+        redis: redis_after.since(&redis_before, done),
+    })
 }
 
 async fn run(args: &Args) -> Result<(), String> {
@@ -229,40 +253,61 @@ async fn run(args: &Args) -> Result<(), String> {
         cpu::pin(std::process::id(), cpu::SERVER_CORE).map_err(|e| e.to_string())?;
     }
     println!(
-        "Client CPU µs per operation, in process on one thread, {} tasks; median of {} rounds of {} operations. \
-         `ours / peer`: operations per CPU-second, the median of the rounds' ratios.\n",
+        "CPU µs per operation, of this process (the client: in process on one thread, {} tasks) \
+         and of redis-server; median of {} rounds of {} operations. `ours / peer`: operations \
+         per CPU-second, the median of the rounds' ratios. Commands: per operation, in the \
+         last round.\n",
         args.tasks, args.rounds, args.operations
     );
-    println!("| workload | session-redis µs | tower-sessions-redis-store µs | ours / peer |");
-    println!("|---|---:|---:|---:|");
+    println!(
+        "| workload | client µs, session-redis | client µs, tower-sessions-redis-store | client, ours / peer \
+         | Redis µs, session-redis | Redis µs, tower-sessions-redis-store | Redis, ours / peer \
+         | commands, session-redis | commands, tower-sessions-redis-store |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---|---|");
     for workload in Workload::ALL {
         let stores = [
             Store::ours(&url, workload, args.tasks).await?,
             Store::peer(&url, workload, args.tasks).await?,
         ];
-        let mut times = [Vec::new(), Vec::new()];
-        let mut ratios = Vec::new();
+        let mut client = [Vec::new(), Vec::new()];
+        let mut redis = [Vec::new(), Vec::new()];
+        let mut commands = [String::new(), String::new()];
+        let (mut client_ratios, mut redis_ratios) = (Vec::new(), Vec::new());
         for round in 0..args.rounds {
             // Alternating which goes first, so that drift hits both alike.
             for index in [round % 2, 1 - round % 2] {
-                let ns = measure(&stores[index], workload, args.operations).await?;
+                let measured = measure(&stores[index], &server, workload, args.operations).await?;
                 eprintln!(
-                    "round {}/{} {:<27} {:<12} {:.2} µs",
+                    "round {}/{} {:<27} {:<12} client {:.2} µs, redis {:.2} µs ({})",
                     round + 1,
                     args.rounds,
                     stores[index].name(),
                     workload.name(),
-                    ns / 1000.0
+                    measured.client_ns / 1000.0,
+                    measured.redis.cpu_us,
+                    measured.redis.breakdown()
                 );
-                times[index].push(ns);
+                client[index].push(measured.client_ns / 1000.0);
+                redis[index].push(measured.redis.cpu_us);
+                commands[index] = format!(
+                    "{:.2} ({})",
+                    measured.redis.total_commands(),
+                    measured.redis.breakdown()
+                );
             }
-            ratios.push(times[1][round] / times[0][round]);
+            client_ratios.push(client[1][round] / client[0][round]);
+            redis_ratios.push(redis[1][round] / redis[0][round]);
         }
-        let [ours, peer] = times.map(|samples| median(&samples).unwrap_or(0.0) / 1000.0);
+        let [client_ours, client_peer] = client.map(|samples| median(&samples).unwrap_or(0.0));
+        let [redis_ours, redis_peer] = redis.map(|samples| median(&samples).unwrap_or(0.0));
+        let [commands_ours, commands_peer] = commands;
         println!(
-            "| {} | {ours:.2} | {peer:.2} | {:.2} |",
+            "| {} | {client_ours:.2} | {client_peer:.2} | {:.2} | {redis_ours:.2} | {redis_peer:.2} | {:.2} \
+             | {commands_ours} | {commands_peer} |",
             workload.name(),
-            median(&ratios).unwrap_or(0.0)
+            median(&client_ratios).unwrap_or(0.0),
+            median(&redis_ratios).unwrap_or(0.0),
         );
     }
     Ok(())
