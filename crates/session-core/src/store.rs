@@ -33,7 +33,7 @@ use crate::{Changes, Error, Record};
 /// | [`delete`](Self::delete) | logout | whether something was deleted |
 ///
 /// The rules that make a logout final, each checked by the conformance
-/// suite (`session-core`'s feature `conformance`):
+/// suite (the `session-conformance` crate):
 ///
 /// * `update`, `refresh` and `regenerate` **never bring back** a session
 ///   that is no longer stored (logged out, revoked, expired): they answer
