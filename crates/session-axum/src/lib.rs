@@ -378,7 +378,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
     type Rejection = SessionRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let Some(attached) = parts.extensions.get::<Attached>().cloned() else {
+        // Borrowed, not cloned: the load owns what it needs, and the error
+        // response is cloned only for a load that failed.
+        let Some(attached) = parts.extensions.get::<Attached>() else {
             return Err(SessionRejection(Rejection::missing_layer(MISSING_LAYER)));
         };
         let cookies = parts
@@ -390,7 +392,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Session {
             Ok(session) => Ok(Session(session)),
             Err(error) => Err(SessionRejection(Rejection::load_failed(
                 error,
-                attached.on_error,
+                attached.on_error.clone(),
             ))),
         }
     }
