@@ -425,23 +425,23 @@ impl Future for SessionFuture {
 
 impl SessionExt for HttpRequest {
     fn session(&self) -> SessionFuture {
-        load(self.extensions().get::<Attached>().cloned(), self.headers())
+        load(self.extensions().get::<Attached>(), self.headers())
     }
 }
 
 impl SessionExt for ServiceRequest {
     fn session(&self) -> SessionFuture {
-        load(self.extensions().get::<Attached>().cloned(), self.headers())
+        load(self.extensions().get::<Attached>(), self.headers())
     }
 }
 
 /// Starts loading the session from the request's `Cookie` headers, which
 /// are parsed before this returns: the future borrows nothing.
-fn load(attached: Option<Attached>, headers: &HeaderMap) -> SessionFuture {
+fn load(attached: Option<&Attached>, headers: &HeaderMap) -> SessionFuture {
     SessionFuture(match attached {
         Some(attached) => {
             let cookies = headers.get_all(COOKIE).map(HeaderValue::as_bytes);
-            Loading::Store(attached.session.session(cookies), attached.on_error)
+            Loading::Store(attached.session.session(cookies), attached.on_error.clone())
         }
         None => Loading::MissingMiddleware,
     })
