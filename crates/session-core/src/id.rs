@@ -61,10 +61,13 @@ impl SessionId {
     /// ```
     #[must_use]
     pub fn is_well_formed(value: &str) -> bool {
-        value.len() == ID_LEN
-            && value
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        // Every byte is tested, without an early exit, over a fixed length:
+        // the compiler turns that into a few vector compares, where a
+        // byte-by-byte `all` cost a Redis load some 400 instructions.
+        let Ok(bytes) = <&[u8; ID_LEN]>::try_from(value.as_bytes()) else {
+            return false;
+        };
+        bytes.iter().fold(true, |ok, &b| ok & is_base64url(b))
     }
 
     /// The id as text.
@@ -78,6 +81,11 @@ impl SessionId {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// A character of the base64url alphabet, tested without branches.
+fn is_base64url(b: u8) -> bool {
+    b.is_ascii_lowercase() | b.is_ascii_uppercase() | b.is_ascii_digit() | (b == b'-') | (b == b'_')
 }
 
 impl FromStr for SessionId {
@@ -152,6 +160,23 @@ mod tests {
             "ÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄÄ",
         ] {
             assert_eq!(bad.parse::<SessionId>(), Err(InvalidSessionId), "{bad}");
+        }
+    }
+
+    #[test]
+    fn every_ascii_character_in_every_place_is_judged_by_the_alphabet() {
+        let id = SessionId::generate().into_string();
+        for place in 0..ID_LEN {
+            for c in (0u8..128).map(char::from) {
+                let mut candidate = id.clone();
+                candidate.replace_range(place..=place, c.encode_utf8(&mut [0; 4]));
+                let in_alphabet = c.is_ascii_alphanumeric() || c == '-' || c == '_';
+                assert_eq!(
+                    SessionId::is_well_formed(&candidate),
+                    in_alphabet,
+                    "{c:?} at {place}"
+                );
+            }
         }
     }
 }
