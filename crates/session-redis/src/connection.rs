@@ -242,15 +242,18 @@ impl Redis {
             timeout: Some(Duration::ZERO),
             ..Options::default()
         });
-        if self.timeout.is_zero() {
-            return command(&client).await.map_err(Error::store);
-        }
         // fred's future is several kilobytes, and each future it is nested
         // in (the layout's load, the store's, the lifecycle's) copies it
         // when it is made; boxed, they copy a pointer. One allocation spares
         // the client some 900 instructions per read (callgrind,
-        // bench-redis-store).
-        match watchdog::within(self.timeout, Box::pin(command(&client))).await {
+        // bench-redis-store). Boxed on both paths: a future holds room for
+        // every future it awaits, so one unboxed path would make this one
+        // as large as fred's again.
+        let command = Box::pin(command(&client));
+        if self.timeout.is_zero() {
+            return command.await.map_err(Error::store);
+        }
+        match watchdog::within(self.timeout, command).await {
             Some(result) => result.map_err(Error::store),
             None => Err(Error::store(format!(
                 "Redis did not answer within {:?}",
