@@ -11,10 +11,15 @@
 //! Over HTTP, the kernel's TCP work dominates a request (about 8 µs here,
 //! three quarters of it in the kernel) and hides differences of a few
 //! hundred nanoseconds under the noise of a shared machine; in process they
-//! show. Only the in-memory and cookie stores take part: Redis round trips
-//! are what the HTTP benchmark is for. actix-web is left out: its services
-//! are not callable without its test harness, which would add costs of its
-//! own.
+//! show. By default only the in-memory and cookie stores take part: Redis
+//! round trips are what the HTTP benchmark is for. The two axum Redis
+//! servers take part when named in `--servers` (a redis-server is started
+//! for them): one request at a time, each waits for its round trip, so
+//! their CPU time is mostly the wake-ups of a sequential client and says
+//! little; run under callgrind, their instruction counts show what the
+//! client side of a Redis-backed request costs, ours against the peer's.
+//! actix-web is left out: its services are not callable without its test
+//! harness, which would add costs of its own.
 
 use std::hint::black_box;
 use std::pin::Pin;
@@ -27,6 +32,7 @@ use session_bench::scenario::Route as Scenario;
 use session_bench::servers::{self, AxumApp, AxumAppUser};
 use session_bench::stats::median;
 use session_bench::{Server, cpu};
+use session_testing::RedisServer;
 
 /// Nanoseconds per request of the axum servers, in process.
 #[derive(Parser)]
@@ -38,7 +44,8 @@ struct Args {
     #[arg(long, default_value_t = 5)]
     rounds: usize,
     /// Comma-separated servers besides axum-bare, which is always measured
-    /// [default: all that run in process].
+    /// [default: all that run in process, except the Redis ones, which
+    /// run only when named].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<Server>,
     /// Comma-separated scenarios [default: all].
@@ -46,7 +53,7 @@ struct Args {
     scenarios: Vec<Scenario>,
 }
 
-/// The servers that run in process, the baseline first.
+/// The servers that run in process by default, the baseline first.
 const SERVERS: [Server; 5] = [
     Server::AxumBare,
     Server::AxumOursMemory,
@@ -54,6 +61,10 @@ const SERVERS: [Server; 5] = [
     Server::AxumOursCookieAes,
     Server::AxumTowerSessionsMemory,
 ];
+
+/// The servers that run in process only when named, with a redis-server
+/// started for them.
+const REDIS_SERVERS: [Server; 2] = [Server::AxumOursRedis, Server::AxumTowerSessionsRedis];
 
 /// The reference row: bare axum under a layer that only forwards, which
 /// shows what axum charges any layer before the layer does anything.
@@ -119,13 +130,28 @@ impl AxumAppUser for MakeMeasurer {
 }
 
 async fn run(args: &Args) -> Result<(), String> {
-    if let Some(server) = args.servers.iter().find(|s| !SERVERS.contains(s)) {
+    if let Some(server) = args
+        .servers
+        .iter()
+        .find(|s| !SERVERS.contains(s) && !REDIS_SERVERS.contains(s))
+    {
         return Err(format!("{server} does not run in process"));
     }
     let servers: Vec<Server> = SERVERS
         .into_iter()
         .filter(|s| *s == SERVERS[0] || args.servers.is_empty() || args.servers.contains(s))
+        .chain(
+            REDIS_SERVERS
+                .into_iter()
+                .filter(|s| args.servers.contains(s)),
+        )
         .collect();
+    let redis = if servers.iter().any(|s| REDIS_SERVERS.contains(s)) {
+        Some(session_bench::driver::start_redis(false)?)
+    } else {
+        None
+    };
+    let redis_url = redis.as_ref().map(RedisServer::url);
     let scenarios = if args.scenarios.is_empty() {
         Scenario::ALL.to_vec()
     } else {
@@ -133,7 +159,10 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     let mut apps = Vec::new();
     for &server in &servers {
-        let measurer = servers::with_axum_app(server, None, MakeMeasurer)
+        let store_url = redis_url
+            .as_deref()
+            .filter(|_| REDIS_SERVERS.contains(&server));
+        let measurer = servers::with_axum_app(server, store_url, MakeMeasurer)
             .await
             .map_err(|e| format!("{server}: {e}"))?;
         apps.push((server.name(), measurer));
