@@ -61,13 +61,7 @@ impl SessionId {
     /// ```
     #[must_use]
     pub fn is_well_formed(value: &str) -> bool {
-        // Every byte is tested, without an early exit, over a fixed length:
-        // the compiler turns that into a few vector compares, where a
-        // byte-by-byte `all` cost a Redis load some 400 instructions.
-        let Ok(bytes) = <&[u8; ID_LEN]>::try_from(value.as_bytes()) else {
-            return false;
-        };
-        bytes.iter().fold(true, |ok, &b| ok & is_base64url(b))
+        is_base64url_of_len::<ID_LEN>(value)
     }
 
     /// The id as text.
@@ -81,6 +75,19 @@ impl SessionId {
     pub fn into_string(self) -> String {
         self.0
     }
+}
+
+/// Whether `value` is `LEN` characters of the base64url alphabet: the
+/// shape of the random tokens this crate issues (session ids, handles).
+///
+/// Every byte is tested, without an early exit, over a fixed length: the
+/// compiler turns that into a few vector compares, where a byte-by-byte
+/// `all` cost a Redis load some 400 instructions.
+pub(crate) fn is_base64url_of_len<const LEN: usize>(value: &str) -> bool {
+    let Ok(bytes) = <&[u8; LEN]>::try_from(value.as_bytes()) else {
+        return false;
+    };
+    bytes.iter().fold(true, |ok, &b| ok & is_base64url(b))
 }
 
 /// A character of the base64url alphabet, tested without branches.

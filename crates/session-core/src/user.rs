@@ -217,11 +217,7 @@ impl std::str::FromStr for SessionHandle {
     type Err = InvalidSessionHandle;
 
     fn from_str(text: &str) -> Result<Self, Self::Err> {
-        let well_formed = text.len() == HANDLE_LEN
-            && text
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if well_formed {
+        if crate::id::is_base64url_of_len::<HANDLE_LEN>(text) {
             Ok(SessionHandle(text.to_owned()))
         } else {
             Err(InvalidSessionHandle)
@@ -258,5 +254,26 @@ mod tests {
         assert_eq!(handle.as_str().len(), HANDLE_LEN);
         assert!(!id.contains(handle.as_str()));
         assert_eq!(handle.as_str().parse::<SessionHandle>(), Ok(handle));
+    }
+
+    #[test]
+    fn only_the_shape_of_a_handle_parses() {
+        let handle = SessionHandle::of(&SessionId::generate().into_string());
+        let text = handle.as_str();
+        for bad in [
+            String::new(),
+            text[1..].to_owned(),
+            format!("{text}A"),
+            format!("{}*", &text[1..]),
+            format!("{}=", &text[1..]),
+            format!("{}é", &text[2..]),
+            SessionId::generate().into_string(),
+        ] {
+            assert_eq!(
+                bad.parse::<SessionHandle>(),
+                Err(InvalidSessionHandle),
+                "{bad}"
+            );
+        }
     }
 }
