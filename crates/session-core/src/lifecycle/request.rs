@@ -107,8 +107,7 @@ impl RequestSession {
         {
             return None;
         }
-        let reissue = store.needs_reissue(cookie);
-        let loaded = self.loaded_from(record, Arc::from(value), reissue);
+        let loaded = self.loaded_from(record, Arc::from(value));
         self.inner.loaded.set(loaded).ok()?;
         self.inner.loaded.get().map(|loaded| loaded.session.clone())
     }
@@ -128,8 +127,7 @@ impl RequestSession {
             let cookie = SessionCookie::new(name, &value);
             match store.load(cookie).await? {
                 Some(record) if !rules.is_expired(&record, now) => {
-                    let reissue = store.needs_reissue(cookie);
-                    return Ok(self.loaded_from(record, value, reissue));
+                    return Ok(self.loaded_from(record, value));
                 }
                 Some(_) => tracing::debug!(cookie = name, "session expired; starting a new one"),
                 None => tracing::debug!(cookie = name, "session cookie did not load"),
@@ -144,8 +142,11 @@ impl RequestSession {
     }
 
     /// This request's session, loaded from `record` behind the cookie
-    /// value `value`.
-    fn loaded_from(&self, record: Arc<Record>, value: Arc<str>, reissue: bool) -> Loaded {
+    /// value `value`; the store says whether the cookie is to be issued
+    /// again.
+    fn loaded_from(&self, record: Arc<Record>, value: Arc<str>) -> Loaded {
+        let Shared { store, config, .. } = self.inner.manager.shared();
+        let reissue = store.needs_reissue(SessionCookie::new(config.cookie().name(), &value));
         let manager = self.inner.manager.clone();
         Loaded {
             session: Session::of_request(record, Some(Arc::clone(&value)), manager),
