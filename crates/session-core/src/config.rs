@@ -13,7 +13,7 @@ use crate::{CookieConfig, CookieLifetime, SameSite};
 /// | idle timeout | 24 hours |
 /// | absolute timeout | 7 days |
 /// | cookie lifetime | browser session (no `Max-Age`) |
-/// | rolling refresh | on reads, at most once a minute |
+/// | rolling refresh | on reads and writes, at most once a minute |
 ///
 /// ```
 /// use std::time::Duration;
@@ -113,7 +113,7 @@ impl SessionConfig {
         self
     }
 
-    /// Sets when reads extend the idle timeout.
+    /// Sets when requests extend the idle timeout (see [`Rolling`]).
     #[must_use]
     pub fn with_rolling(mut self, rolling: Rolling) -> Self {
         self.rolling = rolling;

@@ -194,6 +194,31 @@ impl Rules {
         }
     }
 
+    /// Whether a request that changed `record`'s data (and nothing else)
+    /// should move its deadline at `now`, so that a write need not rewrite
+    /// the stored deadline every time. With rolling refresh throttled: when
+    /// that moves it forward by at least the throttle step, as for a read,
+    /// or up to the absolute deadline (activity keeps a session until
+    /// then, however close it is), or back (a policy that shrank). With
+    /// rolling refresh off, always: writes are then what extends a session.
+    pub(crate) fn write_moves_deadline(&self, record: &Record, now: SystemTime) -> bool {
+        let policy = self.policy_of(record);
+        let Some(min_gain) = self.rolling.min_gain(&policy) else {
+            return true;
+        };
+        match (record.expires_at, policy.deadline(record.created, now)) {
+            (Some(old), Some(new)) if new > old => {
+                let absolute = policy
+                    .absolute_timeout()
+                    .and_then(|timeout| record.created.checked_add(timeout));
+                new.duration_since(old)
+                    .is_ok_and(|gained| gained >= min_gain)
+                    || absolute == Some(new)
+            }
+            (old, new) => old != new,
+        }
+    }
+
     /// Sets `record`'s deadline as of a write or refresh at `now`.
     pub(crate) fn stamp(&self, record: &mut Record, now: SystemTime) {
         record.expires_at = self.policy_of(record).deadline(record.created, now);
@@ -203,15 +228,20 @@ impl Rules {
 /// Whether reads extend an idle timeout (rolling expiry).
 ///
 /// A refresh on every request would turn every read into a write. With
-/// `Throttled(step)`, a request that only reads refreshes the deadline when
-/// that pushes it forward by at least `step` (capped at a quarter of the idle
-/// timeout, so short timeouts still roll). Writes always refresh it.
+/// `Throttled(step)`, a request refreshes the deadline when that pushes it
+/// forward by at least `step` (capped at a quarter of the idle timeout, so
+/// short timeouts still roll): one that only reads, and one that only
+/// changes data keys, which then leaves the stored deadline as it was.
+/// Saves that change more than data keys (a login, a new expiry policy,
+/// [`Session::mark_changed`](crate::Session::mark_changed)) always refresh
+/// it, and so does every write with `Disabled`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Rolling {
-    /// Reads never extend the session; only writes do.
+    /// Reads never extend the session; every write does.
     Disabled,
-    /// Reads extend the session when the deadline moves by at least this much.
+    /// Reads and writes of data extend the session when the deadline moves
+    /// by at least this much.
     Throttled(Duration),
 }
 
@@ -456,6 +486,44 @@ mod tests {
         record.expires_at = Some(created + secs(1000));
         assert!(!rules.is_expired(&record, created + secs(99)));
         assert!(rules.is_expired(&record, created + secs(100)));
+    }
+
+    #[test]
+    fn a_write_moves_the_deadline_as_far_as_a_read_would_or_to_the_absolute_end() {
+        let secs = Duration::from_secs;
+        let rules = Rules {
+            configured: Expiry::NEVER
+                .with_idle_timeout(Some(secs(60)))
+                .with_absolute_timeout(Some(secs(100))),
+            rolling: Rolling::Throttled(secs(10)),
+        };
+        let created = UNIX_EPOCH + secs(1_000_000);
+        let mut record = Record::new(created);
+        rules.stamp(&mut record, created);
+        assert_eq!(record.expires_at, Some(created + secs(60)));
+        let at = |s| created + secs(s);
+        // Less than the step forward: the stored deadline is left.
+        assert!(!rules.write_moves_deadline(&record, at(9)));
+        assert!(!rules.write_moves_deadline(&record, at(0)));
+        // The step or more.
+        assert!(rules.write_moves_deadline(&record, at(10)));
+        // Capped by the absolute deadline, however little that gains.
+        record.expires_at = Some(at(95));
+        assert!(rules.write_moves_deadline(&record, at(40)));
+        record.expires_at = Some(at(100));
+        assert!(!rules.write_moves_deadline(&record, at(50)));
+        // Back, when the policy shrank; and from none to one.
+        record.expires_at = Some(at(500));
+        assert!(rules.write_moves_deadline(&record, at(1)));
+        record.expires_at = None;
+        assert!(rules.write_moves_deadline(&record, at(1)));
+        // With rolling refresh off, every write moves it.
+        let disabled = Rules {
+            rolling: Rolling::Disabled,
+            ..rules
+        };
+        rules.stamp(&mut record, created);
+        assert!(disabled.write_moves_deadline(&record, at(1)));
     }
 
     #[test]

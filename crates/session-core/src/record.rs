@@ -194,6 +194,14 @@ impl Changes {
         self.forced = true;
     }
 
+    /// Whether the save was forced ([`record_forced`](Self::record_forced)):
+    /// something besides data keys changed, or the application asked for
+    /// the deadline to move.
+    #[must_use]
+    pub fn forced(&self) -> bool {
+        self.forced
+    }
+
     /// Applies this delta, with the values in `record` (the session as the
     /// request left it), to `stored`: the data a store holds, which
     /// concurrent requests may have changed. Also takes `record`'s

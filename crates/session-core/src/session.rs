@@ -57,10 +57,12 @@ pub(crate) enum Outcome {
     /// A session the client had no cookie for was written to: store it
     /// under a fresh id.
     Created(Arc<Record>),
-    /// A loaded session changed: apply the delta.
+    /// A loaded session changed: apply the delta. `data_only`: only data
+    /// keys changed, and the deadline stayed (see [`Update::data_only`]).
     Changed {
         record: Arc<Record>,
         changes: Changes,
+        data_only: bool,
     },
     /// A loaded session moves to a new id, with this request's changes.
     Regenerated {
@@ -366,10 +368,19 @@ impl Session {
                 record: state.stamped(rules, now),
                 changes: state.changes.clone(),
             },
-            Renewal::Keep if !state.changes.is_empty() => Outcome::Changed {
-                record: state.stamped(rules, now),
-                changes: state.changes.clone(),
-            },
+            Renewal::Keep if !state.changes.is_empty() => {
+                let data_only =
+                    !state.changes.forced() && !rules.write_moves_deadline(&state.record, now);
+                Outcome::Changed {
+                    record: if data_only {
+                        Arc::clone(&state.record)
+                    } else {
+                        state.stamped(rules, now)
+                    },
+                    changes: state.changes.clone(),
+                    data_only,
+                }
+            }
             Renewal::Keep if rules.refresh_due(&state.record, now) => Outcome::Refreshed {
                 record: state.stamped(rules, now),
                 restamped: true,

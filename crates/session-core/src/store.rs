@@ -122,7 +122,8 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Applies a request's changes to a stored session: [`Update::changes`]
     /// to its data (so that keys that concurrent requests changed are
-    /// kept), and the record's timestamps and deadline.
+    /// kept), and the record's timestamps and deadline (which a store may
+    /// leave as stored when the update is [data only](Update::data_only)).
     ///
     /// Answers [`Written::Gone`], writing nothing, when the session is no
     /// longer stored or its stored deadline has passed at
@@ -144,6 +145,7 @@ pub trait SessionStore: Send + Sync + 'static {
             record: refresh.record,
             changes: &unchanged,
             now: refresh.now,
+            data_only: false,
         })
         .await
     }
@@ -263,10 +265,19 @@ pub struct Update<'a> {
     pub changes: &'a Changes,
     /// The time of the write, from the configured clock.
     pub now: SystemTime,
+    /// Whether the request changed data keys only: `record`'s deadline,
+    /// creation time, expiry policy and user are still what the session
+    /// was loaded with (a write within the rolling throttle step, see
+    /// [`Rolling`](crate::Rolling)). A store may then leave its stored
+    /// deadline and metadata as they are, concurrent requests' changes to
+    /// them included, and write the data delta alone; writing them again
+    /// is correct too. `false` from [`Update::new`].
+    pub data_only: bool,
 }
 
 impl<'a> Update<'a> {
-    /// The arguments for applying `changes` to the session behind `cookie`.
+    /// The arguments for applying `changes` to the session behind `cookie`,
+    /// not [data only](Self::data_only).
     #[must_use]
     pub fn new(
         cookie: SessionCookie<'a>,
@@ -279,7 +290,14 @@ impl<'a> Update<'a> {
             record,
             changes,
             now,
+            data_only: false,
         }
+    }
+
+    /// These arguments, [data only](Self::data_only) or not.
+    #[must_use]
+    pub fn with_data_only(self, data_only: bool) -> Self {
+        Update { data_only, ..self }
     }
 
     /// How long the stored state should live: see [`Record::ttl_at`].

@@ -293,7 +293,8 @@ async fn a_write_resends_the_cookie_only_when_that_changes_something() {
     );
     assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(2));
 
-    // A persistent cookie's Max-Age moves with the write's new deadline.
+    // A persistent cookie's Max-Age moves with the write's new deadline,
+    // which a write moves as a read does: by the rolling step at least.
     let app = App::new(
         SessionConfig::default()
             .with_idle_timeout(Some(Duration::from_secs(3600)))
@@ -301,9 +302,53 @@ async fn a_write_resends_the_cookie_only_when_that_changes_something() {
     );
     let cookie = write(&app, None, "k", json!(1)).await;
     app.clock.advance(Duration::from_secs(10));
-    let set = write_set_cookies(&app, Some(&cookie), "k", json!(2)).await;
+    assert!(
+        write_set_cookies(&app, Some(&cookie), "k", json!(2))
+            .await
+            .is_empty()
+    );
+    assert_eq!(app.load(&cookie).await.get::<u32>("k").unwrap(), Some(2));
+    app.clock.advance(Duration::from_secs(60));
+    let set = write_set_cookies(&app, Some(&cookie), "k", json!(3)).await;
     assert_eq!(set.len(), 1);
     assert!(set[0].starts_with(&format!("{cookie};")) && set[0].contains("Max-Age=3600"));
+}
+
+#[tokio::test]
+async fn a_write_moves_the_deadline_by_the_rolling_step_as_a_read_does() {
+    let app = App::new(
+        SessionConfig::default()
+            .with_idle_timeout(Some(Duration::from_secs(3600)))
+            .with_rolling(Rolling::Throttled(Duration::from_secs(60))),
+    );
+    let cookie = write(&app, None, "k", json!(1)).await;
+    let deadline = app.load(&cookie).await.expires_at();
+
+    // Within the step, the data is saved and the deadline left.
+    app.clock.advance(Duration::from_secs(59));
+    write(&app, Some(&cookie), "k", json!(2)).await;
+    let session = app.load(&cookie).await;
+    assert_eq!(session.get::<u32>("k").unwrap(), Some(2));
+    assert_eq!(session.expires_at(), deadline);
+
+    // Asked for, the deadline moves at once.
+    let request = app.manager.request();
+    request
+        .session([cookie.as_bytes()])
+        .await
+        .unwrap()
+        .mark_changed();
+    request.save_changes().await.unwrap();
+    let moved = app.load(&cookie).await.expires_at();
+    assert_eq!(moved, Some(app.clock.now() + Duration::from_secs(3600)));
+
+    // A step later, a write moves it too.
+    app.clock.advance(Duration::from_secs(60));
+    write(&app, Some(&cookie), "k", json!(3)).await;
+    assert_eq!(
+        app.load(&cookie).await.expires_at(),
+        Some(app.clock.now() + Duration::from_secs(3600))
+    );
 }
 
 #[tokio::test]

@@ -39,10 +39,18 @@ impl Writer<'_> {
             | (Outcome::Changed { record, .. } | Outcome::Regenerated { record, .. }, None) => {
                 self.create(record).await
             }
-            (Outcome::Changed { record, changes }, Some(cookie)) => {
-                let update = Update::new(cookie, &record, &changes, self.now);
+            (
+                Outcome::Changed {
+                    record,
+                    changes,
+                    data_only,
+                },
+                Some(cookie),
+            ) => {
+                let update =
+                    Update::new(cookie, &record, &changes, self.now).with_data_only(data_only);
                 let written = self.store.update(update).await?;
-                self.kept(written, &record, true)
+                self.kept(written, &record, !data_only)
             }
             (Outcome::Refreshed { record, restamped }, Some(cookie)) => {
                 let written = self
