@@ -464,6 +464,22 @@ impl Suite {
         self.browser(SessionConfig::default().with_rolling(Rolling::Disabled))
     }
 
+    /// A [`still_browser`](Self::still_browser), whose every write moves
+    /// the deadline, and, where the store lets rolling refresh be on, one
+    /// with the default throttle on a clock that does not move, whose
+    /// writes change data keys alone ([`Update::data_only`]): a store may
+    /// save those by another path.
+    fn writing_browsers(&self) -> Vec<(&'static str, Browser)> {
+        let mut browsers = vec![("writes moving the deadline", self.still_browser())];
+        if self.capabilities.fixed_idle_timeout.is_none() {
+            browsers.push((
+                "writes of data keys alone",
+                self.browser(SessionConfig::default()),
+            ));
+        }
+        browsers
+    }
+
     fn pass(&mut self, name: &'static str) {
         self.report.passed.push(name);
     }
@@ -851,35 +867,51 @@ impl Suite {
     }
 
     async fn delta_saves(&mut self) {
-        let mut browser = self.still_browser();
-        browser
-            .visit(|s| {
-                for key in ["a", "b", "c"] {
-                    insert(s, key, json!(key));
-                }
-            })
-            .await;
-        browser
-            .visit(|s| {
-                s.remove("a");
-                insert(s, "b", json!("B"));
-                insert(s, "d", json!("d"));
-            })
-            .await;
-        let data = Value::Object(browser.peek().await.data());
-        assert_eq!(
-            data,
-            json!({"b": "B", "c": "c", "d": "d"}),
-            "delta_saves: remove and write"
-        );
-        browser
-            .visit(|s| {
-                s.clear();
-                insert(s, "z", json!(26));
-            })
-            .await;
-        let data = Value::Object(browser.peek().await.data());
-        assert_eq!(data, json!({"z": 26}), "delta_saves: clear then write");
+        for (writes, mut browser) in self.writing_browsers() {
+            browser
+                .visit(|s| {
+                    for key in ["a", "b", "c"] {
+                        insert(s, key, json!(key));
+                    }
+                })
+                .await;
+            browser
+                .visit(|s| {
+                    s.remove("a");
+                    insert(s, "b", json!("B"));
+                    insert(s, "d", json!("d"));
+                })
+                .await;
+            let data = Value::Object(browser.peek().await.data());
+            assert_eq!(
+                data,
+                json!({"b": "B", "c": "c", "d": "d"}),
+                "delta_saves: remove and write ({writes})"
+            );
+            browser
+                .visit(|s| {
+                    s.remove("d");
+                })
+                .await;
+            let data = Value::Object(browser.peek().await.data());
+            assert_eq!(
+                data,
+                json!({"b": "B", "c": "c"}),
+                "delta_saves: remove alone ({writes})"
+            );
+            browser
+                .visit(|s| {
+                    s.clear();
+                    insert(s, "z", json!(26));
+                })
+                .await;
+            let data = Value::Object(browser.peek().await.data());
+            assert_eq!(
+                data,
+                json!({"z": 26}),
+                "delta_saves: clear then write ({writes})"
+            );
+        }
         self.pass("delta_saves");
     }
 
@@ -890,22 +922,23 @@ impl Suite {
         if self.capabilities.last_write_wins {
             return self.skip("concurrent_deltas_merge", WHOLE_RECORD_WRITES);
         }
-        let mut browser = self.still_browser();
-        browser.visit(|s| insert(s, "base", json!(0))).await;
-        let (first, second) = (browser.begin(), browser.begin());
-        let (a, b) = (browser.load(&first).await, browser.load(&second).await);
-        let (a, b) = (a.expect("load"), b.expect("load"));
-        insert(&a, "from_first", json!(1));
-        b.remove("base");
-        insert(&b, "from_second", json!(2));
-        browser.end(&first).await;
-        browser.end(&second).await;
-        let data = Value::Object(browser.peek().await.data());
-        assert_eq!(
-            data,
-            json!({"from_first": 1, "from_second": 2}),
-            "concurrent_deltas_merge: both requests' changes are kept"
-        );
+        for (writes, mut browser) in self.writing_browsers() {
+            browser.visit(|s| insert(s, "base", json!(0))).await;
+            let (first, second) = (browser.begin(), browser.begin());
+            let (a, b) = (browser.load(&first).await, browser.load(&second).await);
+            let (a, b) = (a.expect("load"), b.expect("load"));
+            insert(&a, "from_first", json!(1));
+            b.remove("base");
+            insert(&b, "from_second", json!(2));
+            browser.end(&first).await;
+            browser.end(&second).await;
+            let data = Value::Object(browser.peek().await.data());
+            assert_eq!(
+                data,
+                json!({"from_first": 1, "from_second": 2}),
+                "concurrent_deltas_merge: both requests' changes are kept ({writes})"
+            );
+        }
         self.pass("concurrent_deltas_merge");
     }
 
@@ -986,24 +1019,26 @@ impl Suite {
         if !self.kind.server_side() {
             return self.skip("logout_beats_a_racing_write", CLIENT_SIDE);
         }
-        let mut browser = self.still_browser();
-        browser.visit(|s| insert(s, "user", json!("ada"))).await;
-        let old = browser.held();
-        let slow_write = browser.begin();
-        let session = browser.load(&slow_write).await.expect("load");
-        browser.visit(Session::invalidate).await;
-        insert(&session, "late", json!("write"));
-        browser.jar = Some(old.clone());
-        let cookies = browser.end(&slow_write).await;
-        assert!(
-            cookies.len() == 1 && cookies[0].contains("Max-Age=0"),
-            "logout_beats_a_racing_write: the late write gets a removal cookie"
-        );
-        let replayed = browser.peek_with(Some(&old)).await;
-        assert!(
-            replayed.is_new() && replayed.is_empty(),
-            "logout_beats_a_racing_write: the late write did not bring the session back"
-        );
+        for (writes, mut browser) in self.writing_browsers() {
+            browser.visit(|s| insert(s, "user", json!("ada"))).await;
+            let old = browser.held();
+            let slow_write = browser.begin();
+            let session = browser.load(&slow_write).await.expect("load");
+            browser.visit(Session::invalidate).await;
+            insert(&session, "late", json!("write"));
+            browser.jar = Some(old.clone());
+            let cookies = browser.end(&slow_write).await;
+            assert!(
+                cookies.len() == 1 && cookies[0].contains("Max-Age=0"),
+                "logout_beats_a_racing_write: the late write gets a removal cookie ({writes})"
+            );
+            let replayed = browser.peek_with(Some(&old)).await;
+            assert!(
+                replayed.is_new() && replayed.is_empty(),
+                "logout_beats_a_racing_write: the late write did not bring the session back \
+                 ({writes})"
+            );
+        }
         self.pass("logout_beats_a_racing_write");
     }
 
@@ -1244,6 +1279,8 @@ impl Suite {
         refreshed.expires_at = Some(late + Duration::from_secs(3600));
         let refreshed = Arc::new(refreshed);
         let changes = Changes::replace_all(&refreshed);
+        let mut data_change = Changes::default();
+        data_change.record_write("k");
         let answers = [
             (
                 "refresh",
@@ -1255,6 +1292,12 @@ impl Suite {
                 "update",
                 self.store
                     .update(Update::new(cookie, &refreshed, &changes, late))
+                    .await,
+            ),
+            (
+                "data-only update",
+                self.store
+                    .update(Update::new(cookie, &stored, &data_change, late).with_data_only(true))
                     .await,
             ),
         ];
