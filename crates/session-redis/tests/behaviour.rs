@@ -7,7 +7,7 @@ mod common;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use serde_json::json;
+use serde_json::{Value, json};
 use session_core::unix_millis;
 use session_core::{
     Changes, Clock, Expiry, ManualClock, Record, Refresh, Rolling, Session, SessionConfig,
@@ -166,6 +166,96 @@ async fn a_rolling_refresh_moves_the_deadline_and_an_absolute_timeout_caps_it() 
 /// A rolling refresh moves only the deadline: the rest of the metadata is
 /// whatever the last save wrote, even one that raced the refresh, and
 /// metadata written by hand without a deadline gets one.
+#[tokio::test]
+async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let now = SystemTime::now();
+    let id = "D".repeat(32);
+    let key = format!("session:{id}");
+    let cookie = SessionCookie::new("session", &id);
+    // As stored: a deadline and an override that concurrent saves set,
+    // which the request below never saw.
+    let stored_deadline = unix_millis(now + IDLE);
+    let metadata = format!(r#"{{"e":{stored_deadline},"c":5,"x":{{"i":60000,"a":null}}}}"#);
+    server
+        .command(&["HSET", &key, "m", &metadata, "d:k", "1", "d:gone", "2"])
+        .expect("HSET");
+    server
+        .command(&["PEXPIREAT", &key, &stored_deadline.to_string()])
+        .expect("PEXPIREAT");
+
+    let mut record = Record::new(now);
+    record.expires_at = Some(now + Duration::from_secs(60));
+    record.data.insert("k".into(), json!(2));
+    let record = Arc::new(record);
+    let mut changes = Changes::default();
+    changes.record_write("k");
+    changes.record_remove("gone");
+    let before = command_calls(&server);
+    let written = store
+        .update(Update::new(cookie, &record, &changes, now).with_data_only(true))
+        .await
+        .expect("update");
+    let after = command_calls(&server);
+    assert_eq!(written, Written::Cookie(id.clone()));
+    assert_eq!(
+        server.command(&["HGET", &key, "m"]).expect("HGET").text(),
+        Some(metadata.clone()),
+        "the metadata is left as stored"
+    );
+    assert_eq!(
+        deadline(&server, &key),
+        i64::try_from(stored_deadline).expect("fits")
+    );
+    let loaded = store.load(cookie).await.expect("load").expect("stored");
+    assert_eq!(
+        Value::Object(loaded.data.clone().into_iter().collect()),
+        json!({"k": 2}),
+        "the delta is applied"
+    );
+    // The script's commands: the liveness check and the writes.
+    let calls = |name: &str, calls: &[(String, u64)]| {
+        calls
+            .iter()
+            .find(|(command, _)| command == name)
+            .map_or(0, |(_, n)| *n)
+    };
+    for (command, expected) in [
+        ("pexpiretime", 1),
+        ("hdel", 1),
+        ("hset", 1),
+        ("pexpireat", 0),
+    ] {
+        assert_eq!(
+            calls(command, &after) - calls(command, &before),
+            expected,
+            "{command}"
+        );
+    }
+
+    // The same update, not data only, writes the record's metadata and
+    // deadline.
+    let written = store
+        .update(Update::new(cookie, &record, &changes, now))
+        .await
+        .expect("update");
+    assert_eq!(written, Written::Cookie(id.clone()));
+    assert_eq!(
+        deadline(&server, &key),
+        i64::try_from(unix_millis(now + Duration::from_secs(60))).expect("fits")
+    );
+
+    // Data only, of a session that is gone: nothing is created.
+    server.command(&["DEL", &key]).expect("DEL");
+    let written = store
+        .update(Update::new(cookie, &record, &changes, now).with_data_only(true))
+        .await
+        .expect("update");
+    assert_eq!(written, Written::Gone);
+    assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
+}
+
 #[tokio::test]
 async fn a_rolling_refresh_rewrites_only_the_deadline() {
     let server = RedisServer::start();

@@ -27,6 +27,13 @@
 //!   and the metadata with its deadline, and set the key's expiry to that
 //!   deadline. Keys the request did not touch keep whatever concurrent
 //!   requests wrote to them.
+//! * An update of **data keys alone** ([`Update::data_only`]: the request
+//!   wrote within the rolling step and changed nothing but data, the
+//!   common write) runs the same script in its `data` mode, which applies
+//!   the delta to the data fields and leaves the metadata and the key's
+//!   expiry as stored (concurrent requests' changes to them included):
+//!   the liveness check and `HSET`, no metadata to encode, no
+//!   `PEXPIREAT`. It is answered and kept final as an update is.
 //! * A **create** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
@@ -97,6 +104,7 @@
 //!
 //! [`RedisLayout::Hash`]: crate::RedisLayout::Hash
 //! [`Written::Gone`]: session_core::Written::Gone
+//! [`Update::data_only`]: session_core::Update::data_only
 
 use std::borrow::Cow;
 use std::sync::Arc;
@@ -183,10 +191,13 @@ end
 /// writes that wait together as one call).
 ///
 /// `ARGV` holds, for each key in turn, the number of its arguments and then
-/// these: mode (`create`, `update` or `touch`), deadline in Unix ms (empty:
-/// none), the application's now in Unix ms; then, for `create` and
-/// `update`, the delta (see [`shared_lua`]). A `touch` has nothing more: it
-/// only moves the deadline, in the stored metadata and in the key's expiry.
+/// these: mode (`create`, `update`, `data` or `touch`), deadline in Unix ms
+/// (empty: none), the application's now in Unix ms; then, for `create`,
+/// `update` and `data`, the delta (see [`shared_lua`]), which for `data`
+/// has no metadata: a `data` save writes the data fields alone, leaving the
+/// metadata and the key's expiry as they are stored. A `touch` has nothing
+/// more: it only moves the deadline, in the stored metadata and in the
+/// key's expiry.
 ///
 /// The reply has one entry per key: `saved`, `taken`, `gone`, or `error: `
 /// and the message of a command that failed for that key (the other keys
@@ -208,6 +219,10 @@ local function save(key, first, last)
     end
   elseif not live(key, ARGV[first + 2]) then
     return 'gone'
+  end
+  if mode == 'data' then
+    write_delta(key, first + 3, last)
+    return 'saved'
   end
   local deadline = ARGV[first + 1]
   if mode == 'touch' then
@@ -319,6 +334,9 @@ impl std::fmt::Debug for HashLayout {
 enum Mode {
     Create,
     Update,
+    /// An update of data keys only: the metadata and the key's expiry are
+    /// left as stored.
+    Data,
     /// A rolling refresh: only the deadline moves.
     Touch,
 }
@@ -328,6 +346,7 @@ impl Mode {
         Value::from_static_str(match self {
             Mode::Create => "create",
             Mode::Update => "update",
+            Mode::Data => "data",
             Mode::Touch => "touch",
         })
     }
@@ -404,7 +423,7 @@ impl HashLayout {
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = SessionId::generate().into_string();
             let mut args = self.args(Mode::Create, create.record, create.now);
-            push_delta(&mut args, create.record, &changes)?;
+            push_delta(&mut args, create.record, &changes, true)?;
             match self.run(redis, self.key_of(&id), args).await? {
                 Applied::Saved => {
                     Box::pin(self.indexed_write(redis, &id, create.record, create.now, None))
@@ -426,10 +445,17 @@ impl HashLayout {
         let Some(key) = self.key(update.cookie.value) else {
             return Ok(Written::Gone);
         };
-        let mut args = self.args(Mode::Update, update.record, update.now);
-        push_delta(&mut args, update.record, update.changes)?;
+        // A write of data keys alone (the common one: within the rolling
+        // step, nothing but data changed) leaves the metadata, the key's
+        // expiry and the user's index as they are: two commands in the
+        // script instead of three, and no metadata to encode. Clearing
+        // drops the whole hash, metadata included: a full update.
+        let data_only = update.data_only && !update.changes.cleared();
+        let mode = if data_only { Mode::Data } else { Mode::Update };
+        let mut args = self.args(mode, update.record, update.now);
+        push_delta(&mut args, update.record, update.changes, !data_only)?;
         let applied = self.run(redis, key, args).await?;
-        if applied == Applied::Saved {
+        if applied == Applied::Saved && !data_only {
             let id = update.cookie.value;
             Box::pin(self.indexed_write(redis, id, update.record, update.now, None)).await?;
         }
@@ -451,7 +477,7 @@ impl HashLayout {
         let record = refresh.record;
         let applied = if record.user.is_some() {
             let mut args = self.args(Mode::Update, record, refresh.now);
-            push_delta(&mut args, record, &Changes::default())?;
+            push_delta(&mut args, record, &Changes::default(), true)?;
             let applied = self.run(redis, key, args).await?;
             if applied == Applied::Saved {
                 let id = refresh.cookie.value;
@@ -491,7 +517,7 @@ impl HashLayout {
             let id = SessionId::generate().into_string();
             let mut args = vec![old.clone(), self.key_of(&id).into()];
             args.extend(deadline_args(regenerate.record, regenerate.now));
-            push_delta(&mut args, regenerate.record, regenerate.changes)?;
+            push_delta(&mut args, regenerate.record, regenerate.changes, true)?;
             let reply = redis
                 .eval(&self.regenerate, 2, redis.timeout(), |full| {
                     full.extend(args.iter().cloned());
@@ -670,8 +696,13 @@ fn deadline_args(record: &Record, now: SystemTime) -> [Value; 2] {
 
 /// Appends a request's delta to a script's arguments, as the scripts take
 /// it: whether to clear, the fields to delete, the fields to write with
-/// their values, the metadata last.
-fn push_delta(args: &mut Vec<Value>, record: &Record, changes: &Changes) -> Result<(), Error> {
+/// their values, the metadata last (when `with_metadata`).
+fn push_delta(
+    args: &mut Vec<Value>,
+    record: &Record,
+    changes: &Changes,
+    with_metadata: bool,
+) -> Result<(), Error> {
     let removed = || {
         changes
             .removed()
@@ -689,6 +720,9 @@ fn push_delta(args: &mut Vec<Value>, record: &Record, changes: &Changes) -> Resu
             args.push(data_field(key).into());
             args.push(serde_json::to_string(value).map_err(Error::Value)?.into());
         }
+    }
+    if !with_metadata {
+        return Ok(());
     }
     let metadata = Metadata {
         deadline: record.expires_at.map(unix_millis),
