@@ -148,18 +148,18 @@ impl Store {
                 if counter {
                     // As a session writes: in place, the record being its
                     // own (the Redis store shares it with nobody).
+                    // The deadline stays: with the default rolling
+                    // throttle, the lifecycle moves it on a write only once
+                    // a minute, so a write is data only.
                     let writable = Arc::make_mut(&mut record);
                     let count = next_count(writable.data.get(COUNTER_KEY));
                     let _ = writable.data.insert(COUNTER_KEY.into(), count);
                     let now = SystemTime::now();
-                    writable.expires_at = Some(now + Duration::from_secs(3600));
                     let mut changes = Changes::default();
                     changes.record_write(COUNTER_KEY);
                     let cookie = SessionCookie::new("session", id);
-                    let written = store
-                        .update(Update::new(cookie, &record, &changes, now))
-                        .await
-                        .map_err(|e| e.to_string())?;
+                    let update = Update::new(cookie, &record, &changes, now).with_data_only(true);
+                    let written = store.update(update).await.map_err(|e| e.to_string())?;
                     if written == Written::Gone {
                         return Err("our session is gone".into());
                     }
