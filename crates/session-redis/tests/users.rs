@@ -115,3 +115,74 @@ async fn on_a_cluster() {
     let cluster = RedisCluster::start();
     the_index_holds_only_live_sessions(&cluster.url(), &cluster).await;
 }
+
+/// A login (a regenerate of a session bound to a user) whose index write
+/// fails leaves the session where the client's cookie finds it, with the
+/// writes already acknowledged: the login fails whole, it never moves the
+/// session to an id the client does not get. The index key is made
+/// unusable here (another type); in production the same failure is Redis
+/// dying, or timing out, between the session's move and the index write.
+#[tokio::test]
+async fn a_login_whose_index_write_fails_leaves_the_session_under_the_old_cookie() {
+    let server = RedisServer::start();
+    let store = RedisStore::from_url(&server.url()).await.expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let cookie = log_in(&manager, "ada", "laptop").await;
+    visit(&manager, Some(&cookie), |s: &Session| {
+        s.insert("acknowledged", &1).expect("insert");
+    })
+    .await;
+
+    server
+        .command(&["SET", "session:user:ada", "not an index"])
+        .expect("SET");
+    let request = manager.request();
+    let session = request.session([cookie.as_bytes()]).await.expect("load");
+    session.regenerate();
+    session.bind_user("ada");
+    assert!(
+        request.save_changes().await.is_err(),
+        "the login fails: its index cannot be written"
+    );
+
+    let session = common::peek(&manager, &cookie).await;
+    assert!(!session.is_new(), "the old cookie still finds the session");
+    assert_eq!(
+        session.get::<u32>("acknowledged").expect("get"),
+        Some(1),
+        "with what was acknowledged"
+    );
+
+    // With the index usable again, the login moves the session and its
+    // index entry in one script call.
+    server.command(&["DEL", "session:user:ada"]).expect("DEL");
+    let scripts = |server: &RedisServer| -> u64 {
+        common::command_calls(server)
+            .iter()
+            .filter(|(command, _)| command == "evalsha" || command == "eval")
+            .map(|(_, calls)| calls)
+            .sum()
+    };
+    let before = scripts(&server);
+    let new_cookie = cookie_pair(
+        &visit(&manager, Some(&cookie), |s: &Session| {
+            s.regenerate();
+            s.bind_user("ada");
+        })
+        .await,
+    );
+    assert_eq!(scripts(&server) - before, 1, "one script call");
+    assert_ne!(new_cookie, cookie);
+    let new_id = common::cookie_value(&new_cookie).to_owned();
+    let members = server
+        .command(&["ZRANGE", "session:user:ada", "0", "-1"])
+        .expect("ZRANGE");
+    assert_eq!(
+        members,
+        Reply::Array(vec![Reply::Bulk(new_id.into_bytes())]),
+        "the index holds the new id, not the old"
+    );
+    assert!(common::peek(&manager, &cookie).await.is_new());
+    let session = common::peek(&manager, &new_cookie).await;
+    assert_eq!(session.get::<u32>("acknowledged").expect("get"), Some(1));
+}

@@ -87,10 +87,18 @@
 //! user, `{prefix}user:{user}`, whose members are the ids of the user's
 //! sessions, each scored by its deadline (Unix ms, `+inf` for none).
 //!
-//! * Every write of a session bound to a user adds its id, with its new
-//!   deadline, after the write succeeded; on one server or behind Sentinel
-//!   the same script checks that the session key still exists, so that a
-//!   write racing a revocation cannot put a revoked id back.
+//! * Every write of a session bound to a user that moves its deadline adds
+//!   its id, with the new deadline, after the write succeeded; on one
+//!   server or behind Sentinel the same script checks that the session key
+//!   still exists, so that a write racing a revocation cannot put a revoked
+//!   id back. A write of data keys alone leaves the index as it is (the
+//!   score did not move).
+//! * A login (regenerate) on one server or behind Sentinel replaces the old
+//!   id with the new one in the index within its own script, having checked
+//!   that the index can be written before moving anything: were the index
+//!   a second call, a failure between the two would answer the login with
+//!   an error while the session lived on under an id the client never
+//!   received.
 //! * Every change of the index drops the members whose deadline has passed,
 //!   and sets the index's own expiry to its last member's deadline, so
 //!   that it never grows with sessions that ended and vanishes with the
@@ -120,10 +128,42 @@ use session_core::{from_unix_millis, unix_millis};
 
 use super::MAX_ID_ATTEMPTS;
 
+/// The Lua function that changes a user's index, which the index script
+/// and the regenerate script share.
+///
+/// `change_index(index, add, score, now, first, last)`: removes the ids in
+/// `ARGV[first..=last]`, adds `add` (empty: none) with `score` (Unix ms,
+/// or `+inf`), drops the members whose deadline is not after `now`, and
+/// sets the index's expiry to its last member's deadline (deleting it when
+/// empty).
+macro_rules! index_lua {
+    () => {
+        r#"
+local function change_index(index, add, score, now, first, last)
+  for i = first, last do
+    redis.call('ZREM', index, ARGV[i])
+  end
+  if add ~= '' then
+    redis.call('ZADD', index, score, add)
+  end
+  redis.call('ZREMRANGEBYSCORE', index, '-inf', now)
+  local top = redis.call('ZRANGE', index, -1, -1, 'WITHSCORES')
+  if #top == 0 then
+    redis.call('DEL', index)
+  elseif top[2] == 'inf' then
+    redis.call('PERSIST', index)
+  else
+    redis.call('PEXPIREAT', index, top[2])
+  end
+end
+"#
+    };
+}
+
 mod users;
 
 use session_core::user::BoundSession;
-use users::{IndexChange, UserScripts};
+use users::{IndexChange, UserScripts, index_score};
 
 use crate::Durability;
 use crate::batch::Batcher;
@@ -266,18 +306,34 @@ return replies
 );
 
 /// Moves a session to a new key, only if it still exists: `KEYS` are the
-/// old key and the new one; `ARGV` the deadline in Unix ms (empty: none),
-/// the application's now in Unix ms, then the delta (see [`shared_lua`]).
+/// old key, the new one and, for a session bound to a user, the user's
+/// index; `ARGV` the deadline in Unix ms (empty: none), the application's
+/// now in Unix ms, the new id, the old id, the new id's score in the index
+/// (its deadline, or `+inf`), then the delta (see [`shared_lua`]).
 ///
 /// Answers `gone` when the old session is no longer there (a logout came
 /// first: nothing is written), `taken` when the new key exists (another id
 /// is drawn), else renames the old key to the new one, which keeps every
-/// field concurrent requests wrote, applies the delta and sets the
-/// deadline: `saved`. Both keys must be in one slot, so on a cluster the
-/// store regenerates with a create and a checked delete instead.
+/// field concurrent requests wrote, applies the delta, sets the deadline
+/// and puts the new id in the user's index in place of the old: `saved`.
+///
+/// The index is changed in the same script, and checked before anything is
+/// written: a login whose index write failed after the move (Redis dying
+/// or timing out between two calls) would answer an error while the
+/// session, with the writes the client had been answered for, lived on
+/// under an id the client never received. Both keys must be in one slot,
+/// so on a cluster the store regenerates with a create and a checked
+/// delete instead.
 const REGENERATE_LUA: &str = concat!(
     shared_lua!(),
+    index_lua!(),
     r#"
+if #KEYS == 3 then
+  local kind = redis.call('TYPE', KEYS[3])['ok']
+  if kind ~= 'zset' and kind ~= 'none' then
+    return redis.error_reply('WRONGTYPE the user index ' .. KEYS[3] .. ' is not a sorted set')
+  end
+end
 if not live(KEYS[1], ARGV[2]) then
   return 'gone'
 end
@@ -285,8 +341,11 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return 'taken'
 end
 redis.call('RENAME', KEYS[1], KEYS[2])
-write_delta(KEYS[2], 3, #ARGV)
+write_delta(KEYS[2], 6, #ARGV)
 set_deadline(KEYS[2], ARGV[1])
+if #KEYS == 3 then
+  change_index(KEYS[3], ARGV[3], ARGV[5], ARGV[2], 4, 4)
+end
 return 'saved'
 "#
 );
@@ -426,8 +485,7 @@ impl HashLayout {
             push_delta(&mut args, create.record, &changes, true)?;
             match self.run(redis, self.key_of(&id), args).await? {
                 Applied::Saved => {
-                    Box::pin(self.indexed_write(redis, &id, create.record, create.now, None))
-                        .await?;
+                    Box::pin(self.indexed_write(redis, &id, create.record, create.now)).await?;
                     return Ok(id);
                 }
                 Applied::Taken => super::id_taken(),
@@ -457,7 +515,7 @@ impl HashLayout {
         let applied = self.run(redis, key, args).await?;
         if applied == Applied::Saved && !data_only {
             let id = update.cookie.value;
-            Box::pin(self.indexed_write(redis, id, update.record, update.now, None)).await?;
+            Box::pin(self.indexed_write(redis, id, update.record, update.now)).await?;
         }
         Ok(applied.written(update.cookie.value))
     }
@@ -481,7 +539,7 @@ impl HashLayout {
             let applied = self.run(redis, key, args).await?;
             if applied == Applied::Saved {
                 let id = refresh.cookie.value;
-                Box::pin(self.indexed_write(redis, id, record, refresh.now, None)).await?;
+                Box::pin(self.indexed_write(redis, id, record, refresh.now)).await?;
             }
             applied
         } else {
@@ -513,30 +571,30 @@ impl HashLayout {
             return Ok(Written::Gone);
         };
         let old = Value::from(old);
+        let index = regenerate
+            .record
+            .user
+            .as_deref()
+            .map(|user| self.user_key(user));
+        let key_count = if index.is_some() { 3 } else { 2 };
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = SessionId::generate().into_string();
             let mut args = vec![old.clone(), self.key_of(&id).into()];
+            args.extend(index.iter().map(|index| Value::from(index.as_str())));
             args.extend(deadline_args(regenerate.record, regenerate.now));
+            args.push(id.as_str().into());
+            args.push(regenerate.cookie.value.into());
+            args.push(index_score(regenerate.record.expires_at));
             push_delta(&mut args, regenerate.record, regenerate.changes, true)?;
             let reply = redis
-                .eval(&self.regenerate, 2, redis.timeout(), |full| {
+                .eval(&self.regenerate, key_count, redis.timeout(), |full| {
                     full.extend(args.iter().cloned());
                 })
                 .await
                 .map_err(Error::store)?;
             match applied(&reply)? {
-                Applied::Saved => {
-                    let old_id = regenerate.cookie.value;
-                    Box::pin(self.indexed_write(
-                        redis,
-                        &id,
-                        regenerate.record,
-                        regenerate.now,
-                        Some(old_id),
-                    ))
-                    .await?;
-                    return Ok(Written::Cookie(id));
-                }
+                // The user's index was changed by the same script.
+                Applied::Saved => return Ok(Written::Cookie(id)),
                 Applied::Gone => return Ok(Written::Gone),
                 Applied::Taken => super::id_taken(),
             }
@@ -586,29 +644,24 @@ impl HashLayout {
     }
 
     /// After a write of `record` under `id` that succeeded: adds a session
-    /// bound to a user to its user's index (replacing `moved_from`, the id
-    /// it had before a regenerate). Callers box it: a script call's future
-    /// is several kilobytes, which would otherwise grow every write's
-    /// future, bound to a user or not.
+    /// bound to a user to its user's index (a regenerate does so in its own
+    /// script). Callers box it: a script call's future is several
+    /// kilobytes, which would otherwise grow every write's future, bound to
+    /// a user or not.
     async fn indexed_write(
         &self,
         redis: &Redis,
         id: &str,
         record: &Record,
         now: SystemTime,
-        moved_from: Option<&str>,
     ) -> Result<(), Error> {
         let Some(user) = record.user.as_deref() else {
             return Ok(());
         };
-        let remove: &[&str] = match &moved_from {
-            Some(old) => std::slice::from_ref(old),
-            None => &[],
-        };
         let change = IndexChange {
             user,
             add: Some((id, record.expires_at)),
-            remove,
+            remove: &[],
             now,
         };
         self.change_index(redis, change).await

@@ -11,24 +11,17 @@ use crate::connection::{Redis, Script};
 /// a cluster) the session to add; `ARGV[1]` the id to add (empty: none),
 /// `ARGV[2]` its score, `ARGV[3]` the application's now in Unix ms, and the
 /// rest ids to remove.
-const INDEX_LUA: &str = r"
-for i = 4, #ARGV do
-  redis.call('ZREM', KEYS[1], ARGV[i])
+const INDEX_LUA: &str = concat!(
+    index_lua!(),
+    r"
+local add = ARGV[1]
+if add ~= '' and #KEYS == 2 and redis.call('EXISTS', KEYS[2]) == 0 then
+  add = ''
 end
-if ARGV[1] ~= '' and (#KEYS == 1 or redis.call('EXISTS', KEYS[2]) == 1) then
-  redis.call('ZADD', KEYS[1], ARGV[2], ARGV[1])
-end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[3])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if #last == 0 then
-  redis.call('DEL', KEYS[1])
-elseif last[2] == 'inf' then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('PEXPIREAT', KEYS[1], last[2])
-end
+change_index(KEYS[1], add, ARGV[2], ARGV[3], 4, #ARGV)
 return 'ok'
-";
+"
+);
 
 /// The ids in a user's index (`KEYS[1]`) whose deadline is after `ARGV[1]`,
 /// having dropped the others.
@@ -92,11 +85,7 @@ impl HashLayout {
                 if !redis.is_clustered() {
                     keys.push(self.key_of(id).into());
                 }
-                let score = deadline.map_or_else(
-                    || Value::from_static_str("+inf"),
-                    |deadline| Value::Integer(deadline_millis(deadline)),
-                );
-                (Value::from(id), score)
+                (Value::from(id), index_score(deadline))
             }
             None => (Value::from_static_str(""), Value::Integer(0)),
         };
@@ -142,4 +131,13 @@ impl HashLayout {
             ))),
         }
     }
+}
+
+/// An id's score in its user's index: its deadline in Unix ms, or `+inf`
+/// for a session without one.
+pub(super) fn index_score(deadline: Option<std::time::SystemTime>) -> Value {
+    deadline.map_or_else(
+        || Value::from_static_str("+inf"),
+        |deadline| Value::Integer(deadline_millis(deadline)),
+    )
 }
