@@ -18,7 +18,9 @@ use session_testing::{RedisServer, Reply, info_fields};
 use tokio::sync::Barrier;
 use tokio::task::JoinHandle;
 
-use common::{Stopped, command_calls, cookie_pair, info, integer, peek, redis_key, visit};
+use common::{
+    Stopped, calls_where, command_calls, cookie_pair, info, integer, peek, redis_key, visit,
+};
 
 const IDLE: Duration = Duration::from_secs(30 * 60);
 
@@ -215,23 +217,14 @@ async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
         "the delta is applied"
     );
     // The script's commands: the liveness check and the writes.
-    let calls = |name: &str, calls: &[(String, u64)]| {
-        calls
-            .iter()
-            .find(|(command, _)| command == name)
-            .map_or(0, |(_, n)| *n)
-    };
     for (command, expected) in [
         ("pexpiretime", 1),
         ("hdel", 1),
         ("hset", 1),
         ("pexpireat", 0),
     ] {
-        assert_eq!(
-            calls(command, &after) - calls(command, &before),
-            expected,
-            "{command}"
-        );
+        let calls = |calls| calls_where(calls, |name| name == command);
+        assert_eq!(calls(&after) - calls(&before), expected, "{command}");
     }
 
     // The same update, not data only, writes the record's metadata and
@@ -488,11 +481,7 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
         }
     }
     let calls = command_calls(&server);
-    let script_calls: u64 = calls
-        .iter()
-        .filter(|(name, _)| name.starts_with("eval"))
-        .map(|(_, count)| count)
-        .sum();
+    let script_calls = calls_where(&calls, |name| name.starts_with("eval"));
     assert_eq!(
         script_calls, 2,
         "the first save, then the {SESSIONS} others together: {calls:?}"

@@ -81,6 +81,16 @@ pub fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
         .collect()
 }
 
+/// The calls, in `calls` (from [`command_calls`]), of the commands whose
+/// name `matches`.
+pub fn calls_where(calls: &[(String, u64)], matches: impl Fn(&str) -> bool) -> u64 {
+    calls
+        .iter()
+        .filter(|(name, _)| matches(name))
+        .map(|(_, count)| count)
+        .sum()
+}
+
 /// A Redis stopped with `SIGSTOP`: its connections stay open, and it answers
 /// nothing until this is dropped, which sends `SIGCONT` (also when a test
 /// fails, so that no Redis is left stopped).
