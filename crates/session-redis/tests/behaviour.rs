@@ -165,9 +165,10 @@ async fn a_rolling_refresh_moves_the_deadline_and_an_absolute_timeout_caps_it() 
     assert!(peek(&manager, &pair).await.is_new());
 }
 
-/// A rolling refresh moves only the deadline: the rest of the metadata is
-/// whatever the last save wrote, even one that raced the refresh, and
-/// metadata written by hand without a deadline gets one.
+/// A write of data keys alone changes the data fields and nothing else:
+/// the metadata and the expiry stay as stored, even when concurrent saves
+/// changed them after the request loaded the session; and it creates
+/// nothing for a session that is gone.
 #[tokio::test]
 async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
     let server = RedisServer::start();
@@ -249,6 +250,9 @@ async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 
+/// A rolling refresh moves only the deadline: the rest of the metadata is
+/// whatever the last save wrote, even one that raced the refresh, and
+/// metadata written by hand without a deadline gets one.
 #[tokio::test]
 async fn a_rolling_refresh_rewrites_only_the_deadline() {
     let server = RedisServer::start();
