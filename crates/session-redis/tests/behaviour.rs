@@ -217,9 +217,11 @@ async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
         json!({"k": 2}),
         "the delta is applied"
     );
-    // The script's commands: the liveness check and the writes.
+    // The script's commands: the writes, and nothing else (the HSET
+    // changed a field the session had: it was there).
     for (command, expected) in [
-        ("pexpiretime", 1),
+        ("pexpiretime", 0),
+        ("hexists", 0),
         ("hdel", 1),
         ("hset", 1),
         ("pexpireat", 0),
@@ -240,13 +242,112 @@ async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
         i64::try_from(unix_millis(now + Duration::from_secs(60))).expect("fits")
     );
 
-    // Data only, of a session that is gone: nothing is created.
+}
+
+/// How many times each of `commands` ran since `before`.
+fn ran_since(server: &RedisServer, before: &[(String, u64)], commands: &[&str]) -> Vec<u64> {
+    let after = command_calls(server);
+    commands
+        .iter()
+        .map(|command| {
+            let calls = |calls| calls_where(calls, |name| name == *command);
+            calls(&after) - calls(before)
+        })
+        .collect()
+}
+
+/// A write of data keys alone checks that the session is there with the
+/// `HSET` itself while the deadline it loaded is ahead: a field that is new
+/// to the hash sends it looking for the metadata, and a key the `HSET`
+/// recreated is deleted again in the same script. Removals alone, and a
+/// loaded deadline that has passed, ask Redis for the stored deadline.
+#[tokio::test]
+async fn a_data_only_write_is_its_own_liveness_check() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let now = SystemTime::now();
+    let id = "L".repeat(32);
+    let key = format!("session:{id}");
+    let cookie = SessionCookie::new("session", &id);
+    let stored_deadline = unix_millis(now + IDLE);
+    let store_session = || {
+        server.command(&["DEL", &key]).expect("DEL");
+        let metadata = format!(r#"{{"e":{stored_deadline},"c":5}}"#);
+        server
+            .command(&["HSET", &key, "m", &metadata, "d:k", "1"])
+            .expect("HSET");
+        server
+            .command(&["PEXPIREAT", &key, &stored_deadline.to_string()])
+            .expect("PEXPIREAT");
+    };
+    let mut record = Record::new(now);
+    record.expires_at = Some(now + Duration::from_secs(60));
+    record.data.insert("k".into(), json!(2));
+    record.data.insert("new".into(), json!(3));
+    let record = Arc::new(record);
+    let writing = |keys: &[&str]| {
+        let mut changes = Changes::default();
+        for key in keys {
+            changes.record_write(key);
+        }
+        changes
+    };
+    let commands = ["hset", "hexists", "pexpiretime", "del", "hdel"];
+    let data_only = async |changes: &Changes, now: SystemTime| {
+        let update = Update::new(cookie, &record, changes, now).with_data_only(true);
+        store.update(update).await.expect("update")
+    };
+
+    // A key the session has: one HSET.
+    store_session();
+    let before = command_calls(&server);
+    let written = data_only(&writing(&["k"]), now).await;
+    assert_eq!(written, Written::Cookie(id.clone()));
+    assert_eq!(ran_since(&server, &before, &commands), [1, 0, 0, 0, 0]);
+
+    // A key new to the session: the metadata is looked for, and found.
+    let before = command_calls(&server);
+    let written = data_only(&writing(&["new"]), now).await;
+    assert_eq!(written, Written::Cookie(id.clone()));
+    assert_eq!(ran_since(&server, &before, &commands), [1, 1, 0, 0, 0]);
+    let loaded = store.load(cookie).await.expect("load").expect("stored");
+    assert_eq!(
+        Value::Object(loaded.data.clone().into_iter().collect()),
+        json!({"k": 2, "new": 3})
+    );
+
+    // A session that is gone: the key the HSET made is deleted at once.
     server.command(&["DEL", &key]).expect("DEL");
-    let written = store
-        .update(Update::new(cookie, &record, &changes, now).with_data_only(true))
-        .await
-        .expect("update");
+    let before = command_calls(&server);
+    let written = data_only(&writing(&["k"]), now).await;
     assert_eq!(written, Written::Gone);
+    assert_eq!(ran_since(&server, &before, &commands), [1, 1, 0, 1, 0]);
+    assert_eq!(integer(server.command(&["DBSIZE"])), 0);
+
+    // Removals alone cannot tell: the stored deadline is asked for.
+    let mut removal = Changes::default();
+    removal.record_remove("k");
+    let before = command_calls(&server);
+    assert_eq!(data_only(&removal, now).await, Written::Gone);
+    assert_eq!(ran_since(&server, &before, &commands), [0, 0, 1, 0, 0]);
+    store_session();
+    assert_eq!(
+        data_only(&removal, now).await,
+        Written::Cookie(id.clone())
+    );
+    assert_eq!(integer(server.command(&["HEXISTS", &key, "d:k"])), 0);
+
+    // The loaded deadline has passed by the application's clock, but a
+    // concurrent refresh moved the stored one: saved, having asked.
+    store_session();
+    let later = now + Duration::from_secs(120);
+    let before = command_calls(&server);
+    let written = data_only(&writing(&["k"]), later).await;
+    assert_eq!(written, Written::Cookie(id.clone()));
+    assert_eq!(ran_since(&server, &before, &commands), [1, 0, 1, 0, 0]);
+    // And once the stored one has passed too, gone, and deleted.
+    let long_after = now + IDLE + Duration::from_secs(1);
+    assert_eq!(data_only(&writing(&["k"]), long_after).await, Written::Gone);
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 

@@ -31,9 +31,14 @@
 //!   wrote within the rolling step and changed nothing but data, the
 //!   common write) runs the same script in its `data` mode, which applies
 //!   the delta to the data fields and leaves the metadata and the key's
-//!   expiry as stored (concurrent requests' changes to them included):
-//!   the liveness check and `HSET`, no metadata to encode, no
-//!   `PEXPIREAT`. It is answered and kept final as an update is.
+//!   expiry as stored (concurrent requests' changes to them included): no
+//!   metadata to encode, no `PEXPIREAT`, and, while the deadline the
+//!   request loaded is ahead, no liveness check of its own: the `HSET`
+//!   adds no field to a live session whose keys it only changes, and
+//!   recreates a key that is gone, which the script then finds without
+//!   metadata and deletes at once, answering gone. One command in the
+//!   script on the common write. It is answered and kept final as an
+//!   update is.
 //! * A **create** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
@@ -79,7 +84,9 @@
 //! and absolute timeouts from the record itself. An absolute timeout is
 //! never extended: the deadline the core computes never passes it. A save
 //! that finds the stored deadline already past by the application's clock
-//! treats the session as gone.
+//! treats the session as gone (a write of data keys alone asks Redis for
+//! the stored deadline only once the one it loaded has passed: before,
+//! Redis's own expiry is what can have ended the session).
 //!
 //! # User-bound sessions
 //!
@@ -183,7 +190,9 @@ const DATA_PREFIX: &str = "d:";
 /// * `write_delta(key, first, last)`: applies the delta in
 ///   `ARGV[first..=last]`: `1` to drop every data field first, the number N
 ///   of fields to delete, the N fields, then field/value pairs to write,
-///   the last pair being the metadata (`m` and its JSON).
+///   the last pair being the metadata (`m` and its JSON); built on
+///   `delete_fields` and `set_fields` (which answers how many fields were
+///   new).
 /// * `set_deadline(key, deadline)`: the key's expiry, in Unix ms (empty:
 ///   none).
 macro_rules! shared_lua {
@@ -201,18 +210,28 @@ local function live(key, now)
   return true
 end
 
+-- unpack() is limited by Lua's stack, so many fields go in chunks.
+local function delete_fields(key, first, last)
+  for i = first, last, 256 do
+    redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, last)))
+  end
+end
+
+local function set_fields(key, first, last)
+  local added = 0
+  for i = first, last, 256 do
+    added = added + redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
+  end
+  return added
+end
+
 local function write_delta(key, first, last)
   if ARGV[first] == '1' then
     redis.call('DEL', key)
   end
-  -- unpack() is limited by Lua's stack, so large deltas go in chunks.
   local first_write = first + 2 + tonumber(ARGV[first + 1])
-  for i = first + 2, first_write - 1, 256 do
-    redis.call('HDEL', key, unpack(ARGV, i, math.min(i + 255, first_write - 1)))
-  end
-  for i = first_write, last, 256 do
-    redis.call('HSET', key, unpack(ARGV, i, math.min(i + 255, last)))
-  end
+  delete_fields(key, first + 2, first_write - 1)
+  set_fields(key, first_write, last)
 end
 
 local function set_deadline(key, deadline)
@@ -235,24 +254,53 @@ end
 /// (empty: none), the application's now in Unix ms; then, for `create`,
 /// `update` and `data`, the delta (see [`shared_lua`]), which for `data`
 /// has no metadata: a `data` save writes the data fields alone, leaving the
-/// metadata and the key's expiry as they are stored. A `touch` has nothing
-/// more: it only moves the deadline, in the stored metadata and in the
-/// key's expiry.
+/// metadata and the key's expiry as they are stored, and its deadline is
+/// the one the request loaded; while that is ahead, the `HSET` is also the
+/// liveness check (`write_data`). A `touch` has nothing more: it only moves
+/// the deadline, in the stored metadata and in the key's expiry.
 ///
 /// The reply has one entry per key: `saved`, `taken`, `gone`, or `error: `
 /// and the message of a command that failed for that key (the other keys
 /// are still saved).
 ///
-/// `create` never overwrites an existing key (answers `taken`); `update` and
-/// `touch` never recreate a missing or expired one (answer `gone`), so a
-/// save that races a logout cannot bring the session back. A `touch`
+/// `create` never overwrites an existing key (answers `taken`); `update`,
+/// `data` and `touch` never recreate a missing or expired one (answer
+/// `gone`), so a save that races a logout cannot bring the session back. A `touch`
 /// rewrites only the value of `e`, which the metadata's JSON always starts
 /// with, so that it keeps whatever a concurrent save wrote to the rest.
 const SAVE_LUA: &str = concat!(
     shared_lua!(),
     r#"
+-- A write of data keys alone whose loaded deadline is still ahead by the
+-- application's clock, and which writes at least one field: the HSET
+-- itself tells whether the session is there. It adds no field to a live
+-- session whose fields it only changes (the common write), and a field
+-- to a key that is gone, which it creates; only then is the metadata
+-- looked for, and a key without it (the one just created) deleted at
+-- once, in the same script: a logged-out session is never brought back,
+-- not even for a moment. One command instead of two on the common path.
+local function write_data(key, first, last)
+  local first_write = first + 2 + tonumber(ARGV[first + 1])
+  local added = set_fields(key, first_write, last)
+  if added > 0 and redis.call('HEXISTS', key, 'm') == 0 then
+    redis.call('DEL', key)
+    return 'gone'
+  end
+  delete_fields(key, first + 2, first_write - 1)
+  return 'saved'
+end
+
 local function save(key, first, last)
   local mode = ARGV[first]
+  if mode == 'data' then
+    local deadline, now = ARGV[first + 1], ARGV[first + 2]
+    local writes = first + 5 + tonumber(ARGV[first + 4]) <= last
+    if writes and (deadline == '' or tonumber(deadline) > tonumber(now)) then
+      return write_data(key, first + 3, last)
+    end
+    -- Removals alone, which cannot tell; or a deadline that has passed,
+    -- which a concurrent refresh may have moved: Redis is asked.
+  end
   if mode == 'create' then
     if redis.call('EXISTS', key) == 1 then
       return 'taken'
