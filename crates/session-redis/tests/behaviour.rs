@@ -241,7 +241,6 @@ async fn a_data_only_update_leaves_the_metadata_and_the_expiry_as_stored() {
         deadline(&server, &key),
         i64::try_from(unix_millis(now + Duration::from_secs(60))).expect("fits")
     );
-
 }
 
 /// How many times each of `commands` ran since `before`.
@@ -331,10 +330,7 @@ async fn a_data_only_write_is_its_own_liveness_check() {
     assert_eq!(data_only(&removal, now).await, Written::Gone);
     assert_eq!(ran_since(&server, &before, &commands), [0, 0, 1, 0, 0]);
     store_session();
-    assert_eq!(
-        data_only(&removal, now).await,
-        Written::Cookie(id.clone())
-    );
+    assert_eq!(data_only(&removal, now).await, Written::Cookie(id.clone()));
     assert_eq!(integer(server.command(&["HEXISTS", &key, "d:k"])), 0);
 
     // The loaded deadline has passed by the application's clock, but a
