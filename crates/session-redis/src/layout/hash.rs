@@ -265,9 +265,10 @@ end
 ///
 /// `create` never overwrites an existing key (answers `taken`); `update`,
 /// `data` and `touch` never recreate a missing or expired one (answer
-/// `gone`), so a save that races a logout cannot bring the session back. A `touch`
-/// rewrites only the value of `e`, which the metadata's JSON always starts
-/// with, so that it keeps whatever a concurrent save wrote to the rest.
+/// `gone`), so a save that races a logout cannot bring the session back.
+/// A `touch` rewrites only the value of `e`, which the metadata's JSON
+/// always starts with, so that it keeps whatever a concurrent save wrote
+/// to the rest.
 const SAVE_LUA: &str = concat!(
     shared_lua!(),
     r#"
@@ -279,6 +280,8 @@ const SAVE_LUA: &str = concat!(
 -- looked for, and a key without it (the one just created) deleted at
 -- once, in the same script: a logged-out session is never brought back,
 -- not even for a moment. One command instead of two on the common path.
+-- (A data save never clears: a request that cleared the session is a
+-- full update.)
 local function write_data(key, first, last)
   local first_write = first + 2 + tonumber(ARGV[first + 1])
   local added = set_fields(key, first_write, last)
