@@ -191,8 +191,8 @@ const DATA_PREFIX: &str = "d:";
 ///   `ARGV[first..=last]`: `1` to drop every data field first, the number N
 ///   of fields to delete, the N fields, then field/value pairs to write,
 ///   the last pair being the metadata (`m` and its JSON); built on
-///   `delete_fields` and `set_fields` (which answers how many fields were
-///   new).
+///   `writes_at` (where the pairs begin), `delete_fields` and `set_fields`
+///   (which answers how many fields were new).
 /// * `set_deadline(key, deadline)`: the key's expiry, in Unix ms (empty:
 ///   none).
 macro_rules! shared_lua {
@@ -208,6 +208,11 @@ local function live(key, now)
     return false
   end
   return true
+end
+
+-- Where the field/value pairs begin in the delta at ARGV[first].
+local function writes_at(first)
+  return first + 2 + tonumber(ARGV[first + 1])
 end
 
 -- unpack() is limited by Lua's stack, so many fields go in chunks.
@@ -229,7 +234,7 @@ local function write_delta(key, first, last)
   if ARGV[first] == '1' then
     redis.call('DEL', key)
   end
-  local first_write = first + 2 + tonumber(ARGV[first + 1])
+  local first_write = writes_at(first)
   delete_fields(key, first + 2, first_write - 1)
   set_fields(key, first_write, last)
 end
@@ -282,8 +287,7 @@ const SAVE_LUA: &str = concat!(
 -- not even for a moment. One command instead of two on the common path.
 -- (A data save never clears: a request that cleared the session is a
 -- full update.)
-local function write_data(key, first, last)
-  local first_write = first + 2 + tonumber(ARGV[first + 1])
+local function write_data(key, first, first_write, last)
   local added = set_fields(key, first_write, last)
   if added > 0 and redis.call('HEXISTS', key, 'm') == 0 then
     redis.call('DEL', key)
@@ -297,9 +301,9 @@ local function save(key, first, last)
   local mode = ARGV[first]
   if mode == 'data' then
     local deadline, now = ARGV[first + 1], ARGV[first + 2]
-    local writes = first + 5 + tonumber(ARGV[first + 4]) <= last
-    if writes and (deadline == '' or tonumber(deadline) > tonumber(now)) then
-      return write_data(key, first + 3, last)
+    local first_write = writes_at(first + 3)
+    if first_write <= last and (deadline == '' or tonumber(deadline) > tonumber(now)) then
+      return write_data(key, first + 3, first_write, last)
     end
     -- Removals alone, which cannot tell; or a deadline that has passed,
     -- which a concurrent refresh may have moved: Redis is asked.
@@ -556,8 +560,9 @@ impl HashLayout {
         };
         // A write of data keys alone (the common one: within the rolling
         // step, nothing but data changed) leaves the metadata, the key's
-        // expiry and the user's index as they are: two commands in the
-        // script instead of three, and no metadata to encode. Clearing
+        // expiry and the user's index as they are: no metadata to encode,
+        // and on the common write one command in the script (its `HSET`,
+        // which is also the liveness check) instead of three. Clearing
         // drops the whole hash, metadata included: a full update.
         let data_only = update.data_only && !update.changes.cleared();
         let mode = if data_only { Mode::Data } else { Mode::Update };
