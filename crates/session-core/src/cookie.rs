@@ -334,10 +334,11 @@ impl CookieConfig {
 /// the headers.
 ///
 /// Each header is cut at its `;` (RFC 6265 §5.4), and each piece that may
-/// hold our cookie is read as [`Cookie::parse`] reads a pair. A pair that is not UTF-8
-/// is skipped, a value in double quotes is unquoted, and a value longer than
-/// `max_len` cannot be one we issued and is skipped before any store decodes
-/// it. Lazy: headers after the last candidate are not scanned.
+/// hold our cookie is read as [`Cookie::parse`] reads a pair. A pair that
+/// is not UTF-8 is skipped, a value in double quotes is unquoted, and a
+/// value longer than `max_len` cannot be one we issued and is skipped
+/// before any store decodes it. Lazy: headers after the last candidate are
+/// not scanned.
 pub(crate) fn cookie_value_slices<'a, 'n, I>(
     headers: I,
     name: &'n str,

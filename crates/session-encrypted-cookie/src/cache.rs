@@ -355,17 +355,14 @@ impl OpenedCookies {
     /// end with a cached one (which only the holder of that cookie can
     /// make) is told apart by the full comparison, and is a miss. The
     /// cookie name is left out: a value opens only under the name it was
-    /// sealed for, so its tag already tells the pairs apart, and one write
-    /// to the hasher costs a lookup a third of what hashing the name too
-    /// did (some 250 instructions fewer).
+    /// sealed for, so its tag already tells the pairs apart.
     ///
     /// The end's two 64-bit halves, each mixed with a secret random seed,
-    /// are multiplied, and the product's halves folded (the mix of
-    /// `foldhash`, whose quality for hash tables is well studied): some 15
-    /// instructions where SipHash took 150. A hash only spreads the
-    /// entries and picks the sketch's counters; it never decides a hit,
-    /// and only cookies that opened are ever stored, so a value made to
-    /// collide can only miss.
+    /// are multiplied, and the product's halves folded (the mix `foldhash`
+    /// uses): some 15 instructions, where SipHash took 150. The hash only
+    /// spreads the entries and picks the sketch's counters; it never
+    /// decides a hit, and only cookies that opened are ever stored, so a
+    /// value made to collide can only miss.
     fn hash(&self, value: &str) -> u64 {
         let value = value.as_bytes();
         let tail = &value[value.len().saturating_sub(HASHED_END_LEN)..];
@@ -376,10 +373,8 @@ impl OpenedCookies {
             u64::from_le_bytes(half.try_into().expect("half of 16 bytes")) ^ seed
         };
         let product = u128::from(word(low, self.seeds[0])) * u128::from(word(high, self.seeds[1]));
-        // Truncations meant: the two halves of the product.
-        #[allow(clippy::cast_possible_truncation)]
-        let (product_low, product_high) = (product as u64, (product >> 64) as u64);
-        product_low ^ product_high
+        // The product's low and high halves.
+        (product as u64) ^ ((product >> 64) as u64)
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -732,8 +727,9 @@ mod tests {
             slots[(hash % 64) as usize] += 1;
             tags[shard][(hash >> 57) as usize] = true;
         }
-        // Within a quarter of the mean, more than ten standard deviations:
-        // a mix that dropped a seed, a half or the fold would be far out.
+        // Within a quarter of the mean, more than ten standard deviations
+        // for random values: a mix that left some of the hash's bits unused
+        // would leave shards or slots empty.
         for (name, counts) in [("shard", &shards[..]), ("slot", &slots[..])] {
             let mean = values / counts.len() as u32;
             for &count in counts {
