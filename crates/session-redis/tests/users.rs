@@ -116,6 +116,51 @@ async fn on_a_cluster() {
     the_index_holds_only_live_sessions(&cluster.url(), &cluster).await;
 }
 
+/// On a cluster a login creates the new session, then deletes the old one
+/// and takes its id out of the user's index. Once the old session is
+/// deleted, an index that cannot be written (here another type; in
+/// production a shard failing over, which a soak caught) no longer fails
+/// the login: it answered a 500 after the session had moved, so the client
+/// kept the cookie of a deleted session and lost what it had been
+/// acknowledged. The stale id is dropped from the index by the next
+/// listing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_on_a_cluster_survives_an_index_it_cannot_clean() {
+    let cluster = RedisCluster::start();
+    let store = RedisStore::from_url(&cluster.url()).await.expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let cookie = log_in(&manager, "bob", "shared laptop").await;
+    visit(&manager, Some(&cookie), |s: &Session| {
+        s.insert("acknowledged", &1).expect("insert");
+    })
+    .await;
+    // Only the node that owns the key takes it; the others answer MOVED.
+    cluster
+        .command_all(&["SET", "session:user:bob", "not an index"])
+        .expect("SET");
+
+    let new_cookie = cookie_pair(
+        &visit(&manager, Some(&cookie), |s: &Session| {
+            s.regenerate();
+            s.bind_user("ada");
+        })
+        .await,
+    );
+    assert_ne!(new_cookie, cookie, "the login answered its new cookie");
+    assert!(
+        common::peek(&manager, &cookie).await.is_new(),
+        "the old id is gone"
+    );
+    let session = common::peek(&manager, &new_cookie).await;
+    assert_eq!(session.user().as_deref(), Some("ada"));
+    assert_eq!(
+        session.get::<u32>("acknowledged").expect("get"),
+        Some(1),
+        "with what was acknowledged"
+    );
+    assert_eq!(manager.sessions_of("ada").await.expect("list").len(), 1);
+}
+
 /// A login (a regenerate of a session bound to a user) whose index write
 /// fails leaves the session where the client's cookie finds it, with the
 /// writes already acknowledged: the login fails whole, it never moves the

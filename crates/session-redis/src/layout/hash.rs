@@ -694,7 +694,21 @@ impl HashLayout {
                 remove: &[cookie.value],
                 now,
             };
-            self.change_index(redis, change).await?;
+            // The session is gone whatever happens next. An index that
+            // cannot be written (its shard failing over, say) keeps the
+            // id, which the next listing drops with the other ids whose
+            // session is gone. An error here would answer a logout that
+            // was done, or a login (create, then this delete) whose
+            // session had already moved: its client would keep the
+            // cookie of a deleted session, and lose the data moved under
+            // an id it never got.
+            if let Err(error) = self.change_index(redis, change).await {
+                tracing::warn!(
+                    %error,
+                    "a deleted session's id is left in its user's index, which the next listing \
+                     of the user's sessions drops"
+                );
+            }
         }
         Ok(deleted)
     }
