@@ -62,6 +62,19 @@ async fn log_in(manager: &SessionManager, user: &str, label: &str) -> String {
     )
 }
 
+/// A manager on the Redis at `url`, and the cookie of `user`'s session,
+/// which holds one acknowledged write, `acknowledged`: 1.
+async fn logged_in_with_a_write(url: &str, user: &str) -> (SessionManager, String) {
+    let store = RedisStore::from_url(url).await.expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let cookie = log_in(&manager, user, "laptop").await;
+    visit(&manager, Some(&cookie), |s: &Session| {
+        s.insert("acknowledged", &1).expect("insert");
+    })
+    .await;
+    (manager, cookie)
+}
+
 async fn the_index_holds_only_live_sessions(url: &str, redis: &impl Inspect) {
     let clock = ManualClock::starting_now();
     let store = RedisStore::from_url(url).await.expect("connect");
@@ -127,13 +140,7 @@ async fn on_a_cluster() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_on_a_cluster_survives_an_index_it_cannot_clean() {
     let cluster = RedisCluster::start();
-    let store = RedisStore::from_url(&cluster.url()).await.expect("connect");
-    let manager = SessionManager::new(store, SessionConfig::default());
-    let cookie = log_in(&manager, "bob", "shared laptop").await;
-    visit(&manager, Some(&cookie), |s: &Session| {
-        s.insert("acknowledged", &1).expect("insert");
-    })
-    .await;
+    let (manager, cookie) = logged_in_with_a_write(&cluster.url(), "bob").await;
     // Only the node that owns the key takes it; the others answer MOVED.
     cluster
         .command_all(&["SET", "session:user:bob", "not an index"])
@@ -170,13 +177,7 @@ async fn a_login_on_a_cluster_survives_an_index_it_cannot_clean() {
 #[tokio::test]
 async fn a_login_whose_index_write_fails_leaves_the_session_under_the_old_cookie() {
     let server = RedisServer::start();
-    let store = RedisStore::from_url(&server.url()).await.expect("connect");
-    let manager = SessionManager::new(store, SessionConfig::default());
-    let cookie = log_in(&manager, "ada", "laptop").await;
-    visit(&manager, Some(&cookie), |s: &Session| {
-        s.insert("acknowledged", &1).expect("insert");
-    })
-    .await;
+    let (manager, cookie) = logged_in_with_a_write(&server.url(), "ada").await;
 
     server
         .command(&["SET", "session:user:ada", "not an index"])
