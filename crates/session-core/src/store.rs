@@ -433,11 +433,33 @@ impl<'a> Regenerate<'a> {
         self,
         store: &S,
     ) -> Result<Written, Error> {
+        let cookie = self.cookie;
+        self.create_then_delete_with(store, store.delete(cookie))
+            .await
+    }
+
+    /// [`create_then_delete`](Self::create_then_delete), with the old id
+    /// deleted by `delete_old` (the delete of [`cookie`](Self::cookie),
+    /// answering whether it deleted anything), for a store whose delete
+    /// answers differently here than for a logout. A store that waits for
+    /// replicas, for one: once the old session is deleted, the login
+    /// should answer its new cookie even if the delete's own
+    /// acknowledgement falls short, rather than an error that leaves the
+    /// client the cookie of a deleted session.
+    ///
+    /// # Errors
+    ///
+    /// As [`create_then_delete`](Self::create_then_delete)'s.
+    pub async fn create_then_delete_with<S: SessionStore + ?Sized>(
+        self,
+        store: &S,
+        delete_old: impl Future<Output = Result<bool, Error>>,
+    ) -> Result<Written, Error> {
         let name = self.cookie.name;
         let value = store
             .create(Create::new(name, self.record, self.now))
             .await?;
-        if store.delete(self.cookie).await? {
+        if delete_old.await? {
             return Ok(Written::Cookie(value));
         }
         store.delete(SessionCookie::new(name, &value)).await?;

@@ -172,7 +172,8 @@ pub enum Durability {
     /// Once `count` replicas acknowledged it: every write is followed, on
     /// the same connection, by `WAIT count timeout`, and fails with
     /// [`Error::Store`] when fewer replicas acknowledged it within
-    /// `timeout`.
+    /// `timeout` (but a login's delete of its old id: see
+    /// [`RedisStoreBuilder::durability`](crate::RedisStoreBuilder::durability)).
     Replicas {
         /// How many replicas must have the write (at least 1).
         count: u32,
@@ -180,6 +181,19 @@ pub enum Durability {
         /// store's command timeout).
         timeout: Duration,
     },
+}
+
+/// What a write under [`Durability::Replicas`] answers when fewer
+/// replicas than required acknowledged it in time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Shortfall {
+    /// An error: a failover may undo the write (it may still have been
+    /// applied on the master).
+    Fails,
+    /// The write's own reply, with a warning logged: for a write whose
+    /// caller must know what it did on the master, as a login must know
+    /// that it deleted the old session.
+    Answers,
 }
 
 /// Sends commands with a time budget per store operation.
@@ -272,6 +286,21 @@ impl Redis {
         script: &Script,
         key_count: usize,
         timeout: Duration,
+        keys_and_args: impl FnMut(&mut Vec<Value>),
+    ) -> Result<Value, FredError> {
+        self.eval_with(script, key_count, timeout, Shortfall::Fails, keys_and_args)
+            .await
+    }
+
+    /// [`eval`](Self::eval), answering as `shortfall` says when fewer
+    /// replicas than [`Durability::Replicas`] requires acknowledged the
+    /// script's writes.
+    pub(crate) async fn eval_with(
+        &self,
+        script: &Script,
+        key_count: usize,
+        timeout: Duration,
+        shortfall: Shortfall,
         mut keys_and_args: impl FnMut(&mut Vec<Value>),
     ) -> Result<Value, FredError> {
         let started = Instant::now();
@@ -283,7 +312,7 @@ impl Redis {
             full
         };
         match self
-            .eval_as("EVALSHA", command(&script.sha1), timeout)
+            .eval_as("EVALSHA", command(&script.sha1), timeout, shortfall)
             .await
         {
             Err(error) if error.details().starts_with("NOSCRIPT") => {
@@ -292,7 +321,8 @@ impl Redis {
                 if left.is_zero() && !timeout.is_zero() {
                     return Err(error);
                 }
-                self.eval_as("EVAL", command(&script.lua), left).await
+                self.eval_as("EVAL", command(&script.lua), left, shortfall)
+                    .await
             }
             result => result,
         }
@@ -305,6 +335,7 @@ impl Redis {
         command: &'static str,
         args: Vec<Value>,
         timeout: Duration,
+        shortfall: Shortfall,
     ) -> Result<Value, FredError> {
         // The first key is the third argument: route by its slot, so that
         // a cluster sends the script to the node that owns the key. (fred
@@ -322,7 +353,7 @@ impl Redis {
                 },
                 Some(slot),
             ) => {
-                self.write_and_wait(timeout, slot, count, wait, async |pipeline| {
+                self.write_and_wait(timeout, slot, count, wait, shortfall, async |pipeline| {
                     pipeline.custom::<(), _>(command, args).await
                 })
                 .await
@@ -353,6 +384,7 @@ impl Redis {
         slot: u16,
         count: u32,
         wait: Duration,
+        shortfall: Shortfall,
         queue: impl AsyncFnOnce(&WithOptions<fred::clients::Pipeline<Client>>) -> Result<(), FredError>,
     ) -> Result<Value, FredError> {
         // WAIT 0 would wait for ever: at least 1 ms; and shorter than what
@@ -385,6 +417,15 @@ impl Redis {
             .unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply to the write")))?;
         match replies.next() {
             Some(Ok(Value::Integer(acknowledged))) if acknowledged >= i64::from(count) => {
+                Ok(written)
+            }
+            Some(Ok(Value::Integer(acknowledged))) if shortfall == Shortfall::Answers => {
+                tracing::warn!(
+                    acknowledged,
+                    required = count,
+                    "a write that fewer replicas than required acknowledged is answered: \
+                     a failover may still undo it"
+                );
                 Ok(written)
             }
             Some(Ok(Value::Integer(acknowledged))) => Err(FredError::new(
@@ -437,6 +478,7 @@ impl Redis {
                     redis_keyslot(key.as_bytes()),
                     count,
                     timeout,
+                    Shortfall::Fails,
                     async |pipeline| {
                         pipeline
                             .set::<(), _, _>(key, value, expire, Some(SetOptions::NX), false)
@@ -465,6 +507,7 @@ impl Redis {
                     redis_keyslot(key.as_bytes()),
                     count,
                     timeout,
+                    Shortfall::Fails,
                     async |pipeline| pipeline.getdel::<(), _>(key).await,
                 )
                 .await

@@ -326,8 +326,13 @@ impl RedisStoreBuilder {
     /// (regenerate) then creates the session under its new id and deletes
     /// the old one as two writes, as on a cluster, rather than moving it
     /// in one script: a login whose new id was not acknowledged leaves the
-    /// session where the client's cookie finds it. The saves that the
-    /// store sends together in one script call share one `WAIT`.
+    /// session where the client's cookie finds it. Once the new id is
+    /// acknowledged and the old session deleted on the master, the login
+    /// answers its new cookie even if the delete itself was not
+    /// acknowledged (a warning is logged): the old id, holding the session
+    /// as it was before the login, may then come back with a failover
+    /// until its deadline, but the client holds the new one. The saves
+    /// that the store sends together in one script call share one `WAIT`.
     ///
     /// **Which replicas.** Sentinel and the cluster promote the replica they
     /// judge most up to date, from replication offsets they learnt up to a

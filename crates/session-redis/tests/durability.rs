@@ -221,3 +221,74 @@ async fn on_a_cluster_the_wait_goes_to_the_master_that_took_the_write() {
         .expect("insert");
     assert!(matches!(request.save_changes().await, Err(Error::Store(_))));
 }
+
+/// On a cluster a login creates the new id, then deletes the old one, on
+/// another slot. When the old session's shard has no replica to
+/// acknowledge the delete (here its replica is frozen; in production, a
+/// master just promoted, which a soak caught), the delete is still done on
+/// the master, so the login answers its new cookie: it answered a 500,
+/// which left the client the cookie of a deleted session and the session
+/// under an id it never got. A login whose create falls short instead
+/// fails whole, and leaves the session where the old cookie finds it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_old_session_is_deleted_answers_even_if_the_delete_is_not_acknowledged() {
+    let cluster = RedisCluster::builder().replicas(1).start();
+    let store = RedisStore::builder()
+        .durability(durable(1))
+        .connect(&cluster.url())
+        .await
+        .expect("connect");
+    let manager = SessionManager::new(store, SessionConfig::default());
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let key = redis_key(&pair);
+    // The master that owns the key answers EXISTS; the others, MOVED.
+    let nodes = cluster.nodes();
+    let master = nodes
+        .iter()
+        .find(|node| node.command(&["EXISTS", &key]).ok() == Some(Reply::Integer(1)))
+        .expect("the key's master");
+    let master_port = format!("master_port:{}", master.port());
+    let replica = nodes
+        .iter()
+        .find(|node| {
+            node.command(&["INFO", "replication"])
+                .ok()
+                .and_then(|info| info.text())
+                .is_some_and(|info| info.lines().any(|line| line.trim() == master_port))
+        })
+        .expect("the key's master's replica");
+
+    // The new id lands on a slot at random: a third of the time on the
+    // frozen shard, where the create falls short and the login fails whole.
+    for _ in 0..12 {
+        replica.pause();
+        let request = manager.request();
+        request
+            .session([pair.as_bytes()])
+            .await
+            .expect("load")
+            .regenerate();
+        let saved = request.save_changes().await;
+        replica.resume();
+        replica.wait_for_sync(Duration::from_secs(20));
+        match saved {
+            Ok(set_cookies) => {
+                let new_pair = cookie_pair(&set_cookies);
+                assert_ne!(new_pair, pair);
+                assert!(peek(&manager, &pair).await.is_new(), "the old id is gone");
+                let session = peek(&manager, &new_pair).await;
+                assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
+                return;
+            }
+            Err(_) => {
+                let session = peek(&manager, &pair).await;
+                assert!(
+                    !session.is_new(),
+                    "a failed login left the old cookie a deleted session"
+                );
+                assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
+            }
+        }
+    }
+    panic!("no login's new id landed on another shard than the frozen one");
+}

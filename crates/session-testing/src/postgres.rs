@@ -379,14 +379,14 @@ impl PostgresServer {
     /// [`resume`](Self::resume).
     pub fn pause(&self) {
         for pid in self.pids() {
-            signal(pid, "-STOP");
+            process::signal_pid(pid, "-STOP");
         }
     }
 
     /// Lets the processes [`pause`](Self::pause) froze run again.
     pub fn resume(&self) {
         for pid in self.pids() {
-            signal(pid, "-CONT");
+            process::signal_pid(pid, "-CONT");
         }
     }
 
@@ -417,8 +417,8 @@ impl PostgresServer {
 
     fn signal_postmaster(&self, signal_name: &str) {
         if let Some(child) = &self.child {
-            signal(child.id(), "-CONT");
-            signal(child.id(), signal_name);
+            process::signal_pid(child.id(), "-CONT");
+            process::signal_pid(child.id(), signal_name);
         }
     }
 
@@ -437,7 +437,7 @@ impl PostgresServer {
     /// Kills every process of the server with SIGKILL.
     fn kill_all(&mut self) {
         for pid in self.pids() {
-            signal(pid, "-KILL");
+            process::signal_pid(pid, "-KILL");
         }
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
@@ -466,14 +466,6 @@ impl fmt::Debug for PostgresServer {
 
 /// The cluster's directory inside a server's temporary directory.
 const DATA_DIR: &str = "data";
-
-fn signal(pid: u32, signal: &str) {
-    let _ = Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status();
-}
 
 /// The pids of the `postgres` processes whose working directory satisfies
 /// `matches`.
@@ -527,7 +519,7 @@ pub fn reap_postgres_orphans() -> usize {
         orphan
     });
     for pid in &pids {
-        signal(*pid, "-KILL");
+        process::signal_pid(*pid, "-KILL");
     }
     for dir in dirs {
         if let Some(parent) = dir.parent() {

@@ -330,6 +330,23 @@ impl Instance {
             .as_mut()
             .is_some_and(|child| matches!(child.try_wait(), Ok(None)))
     }
+
+    /// Sends `signal` (`kill`'s spelling, e.g. `-STOP`) to the process, if
+    /// it runs.
+    pub(crate) fn signal(&self, signal: &str) {
+        if let Some(child) = &self.child {
+            signal_pid(child.id(), signal);
+        }
+    }
+}
+
+/// Sends `signal` (`kill`'s spelling, e.g. `-STOP`) to the process `pid`.
+pub(crate) fn signal_pid(pid: u32, signal: &str) {
+    let _ = Command::new("kill")
+        .args([signal, &pid.to_string()])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 impl Drop for Instance {

@@ -203,6 +203,18 @@ impl RedisServer {
         self.instance.kill();
     }
 
+    /// Freezes the server with SIGSTOP: its connections stay open and
+    /// nothing answers, as with a hung host (a replica frozen this way
+    /// acknowledges nothing). Undo with [`resume`](Self::resume).
+    pub fn pause(&self) {
+        self.instance.signal("-STOP");
+    }
+
+    /// Lets the server [`pause`](Self::pause) froze run again.
+    pub fn resume(&self) {
+        self.instance.signal("-CONT");
+    }
+
     /// Starts the server again on the same port with the same directory and
     /// options (killing it first if it runs), and waits until it answers.
     ///

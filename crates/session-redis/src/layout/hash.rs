@@ -174,7 +174,7 @@ use users::{IndexChange, UserScripts, index_score};
 
 use crate::Durability;
 use crate::batch::Batcher;
-use crate::connection::{Redis, Script};
+use crate::connection::{Redis, Script, Shortfall};
 
 /// The metadata field.
 const META_FIELD: &str = "m";
@@ -619,9 +619,15 @@ impl HashLayout {
         // before its WAIT, so a login whose replicas did not acknowledge
         // it (a 500: the client keeps its old cookie) would leave the
         // session under an id the client never got. A create that fails
-        // leaves the old session as it was.
+        // leaves the old session as it was. Once the old session is
+        // deleted, the login answers its new cookie even if the delete's
+        // own WAIT falls short (a master just promoted, without its
+        // replica yet): an error then left the client the cookie of a
+        // deleted session, and the session under an id it never got.
         if redis.is_clustered() || redis.durability() != Durability::Master {
-            return regenerate.create_then_delete(store).await;
+            let (cookie, now) = (regenerate.cookie, regenerate.now);
+            let delete_old = self.delete(redis, cookie, now, Shortfall::Answers);
+            return regenerate.create_then_delete_with(store, delete_old).await;
         }
         let Some(old) = self.key(regenerate.cookie.value) else {
             return Ok(Written::Gone);
@@ -665,13 +671,14 @@ impl HashLayout {
         redis: &Redis,
         cookie: SessionCookie<'_>,
         now: SystemTime,
+        shortfall: Shortfall,
     ) -> Result<bool, Error> {
         let Some(key) = self.key(cookie.value) else {
             return Ok(false);
         };
         let key = Value::from(key);
         let reply = redis
-            .eval(&self.users.delete, 1, redis.timeout(), |full| {
+            .eval_with(&self.users.delete, 1, redis.timeout(), shortfall, |full| {
                 full.push(key.clone());
             })
             .await

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
-use crate::connection::Redis;
+use crate::connection::{Redis, Shortfall};
 
 /// How a [`RedisStore`](crate::RedisStore) lays sessions out in Redis:
 /// chosen with [`RedisStoreBuilder::layout`](crate::RedisStoreBuilder::layout).
@@ -119,7 +119,11 @@ impl Layout {
         cookie: SessionCookie<'_>,
     ) -> Result<bool, Error> {
         match self {
-            Layout::Hash(layout) => layout.delete(redis, cookie, SystemTime::now()).await,
+            Layout::Hash(layout) => {
+                layout
+                    .delete(redis, cookie, SystemTime::now(), Shortfall::Fails)
+                    .await
+            }
             Layout::Aiohttp(layout) => Box::pin(layout.delete(redis, cookie)).await,
         }
     }
