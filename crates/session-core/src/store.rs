@@ -445,7 +445,8 @@ impl<'a> Regenerate<'a> {
     /// replicas, for one: once the old session is deleted, the login
     /// should answer its new cookie even if the delete's own
     /// acknowledgement falls short, rather than an error that leaves the
-    /// client the cookie of a deleted session.
+    /// client the cookie of a deleted session. `delete_old` is awaited
+    /// only once the new id is created (a future does nothing before).
     ///
     /// # Errors
     ///
