@@ -353,6 +353,56 @@ async fn a_data_only_write_is_its_own_liveness_check() {
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 
+/// A save of more fields than Lua's `unpack` takes at once (some 8,000
+/// values) goes in chunks, in both scripts: a write of data keys alone and
+/// a full update, each writing and removing thousands of keys.
+#[tokio::test]
+async fn saves_of_thousands_of_keys_go_in_chunks() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let now = SystemTime::now();
+    let mut record = Record::new(now);
+    record.expires_at = Some(now + IDLE);
+    for i in 0..4000 {
+        record.data.insert(format!("k{i}"), json!(i));
+    }
+    let record = Arc::new(record);
+    let created = store
+        .create(session_core::Create::new("session", &record, now))
+        .await
+        .expect("create");
+    let cookie = SessionCookie::new("session", &created);
+    for data_only in [true, false] {
+        let mut changed = (*record).clone();
+        let mut changes = Changes::default();
+        // 3,000 kept keys rewritten, 2,000 new ones, the other 1,000
+        // removed.
+        for i in 0..5000 {
+            changed.data.insert(format!("k{i}"), json!(-i));
+            changes.record_write(&format!("k{i}"));
+        }
+        for i in 3000..4000 {
+            changed.data.remove(&format!("k{i}"));
+            changes.record_remove(&format!("k{i}"));
+        }
+        let changed = Arc::new(changed);
+        let update = Update::new(cookie, &changed, &changes, now).with_data_only(data_only);
+        let written = store.update(update).await.expect("update");
+        assert_eq!(
+            written,
+            Written::Cookie(created.clone()),
+            "data only: {data_only}"
+        );
+        let loaded = store.load(cookie).await.expect("load").expect("stored");
+        assert_eq!(loaded.data, changed.data, "data only: {data_only}");
+        // Back as it was, for the next round.
+        let everything = Changes::replace_all(&record);
+        let restore = Update::new(cookie, &record, &everything, now);
+        let restored = store.update(restore).await.expect("restore");
+        assert_eq!(restored, Written::Cookie(created.clone()));
+    }
+}
+
 /// A rolling refresh moves only the deadline: the rest of the metadata is
 /// whatever the last save wrote, even one that raced the refresh, and
 /// metadata written by hand without a deadline gets one.
@@ -522,9 +572,9 @@ fn paused_request(
 }
 
 /// With Redis stopped, one save is on its way and others wait behind it;
-/// once Redis runs again, the waiting saves go in one call of the save
-/// script, each gets its own answer, and one that fails leaves the others
-/// saved.
+/// once Redis runs again, the waiting saves go in one call of their script
+/// (the data writes' here, as every save is a write of a data key), each
+/// gets its own answer, and one that fails leaves the others saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
     const SESSIONS: usize = 20;
@@ -537,8 +587,20 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
             &visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await,
         ));
     }
-    let loaded = Arc::new(Barrier::new(SESSIONS + 1));
+    // One more session, whose write goes first; written once already, so
+    // that Redis has the data write's script cached before calls count.
+    let first_pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await);
+    visit(&manager, Some(&first_pair), |s| {
+        s.insert("n", &1).expect("insert");
+    })
+    .await;
+    let loaded = Arc::new(Barrier::new(SESSIONS + 2));
+    let first_goes = Arc::new(Barrier::new(2));
     let stopped = Arc::new(Barrier::new(SESSIONS + 1));
+    let first = paused_request(&manager, &first_pair, [&loaded, &first_goes], |s| {
+        s.insert("n", &2).expect("insert");
+    });
     let requests: Vec<_> = pairs
         .iter()
         .map(|pair| {
@@ -548,7 +610,7 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
         })
         .collect();
     loaded.wait().await;
-    // The save script refuses a key that is no longer a hash.
+    // The script refuses a key that is no longer a hash.
     assert_eq!(
         server
             .command(&["SET", &redis_key(&pairs[BROKEN]), "not a hash"])
@@ -561,16 +623,13 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
     );
     let paused = Stopped::new(&server);
     // A save that goes out at once and waits for Redis...
-    let first = tokio::spawn({
-        let manager = manager.clone();
-        async move { visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await }
-    });
+    first_goes.wait().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     // ... while the others queue behind it.
     stopped.wait().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     drop(paused);
-    first.await.expect("the first save");
+    first.await.expect("request").expect("the first save");
 
     for (i, request) in requests.into_iter().enumerate() {
         let finished = request.await.expect("request");
