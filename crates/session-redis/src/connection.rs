@@ -491,8 +491,14 @@ impl Redis {
         Ok(!matches!(reply, Value::Null))
     }
 
-    /// `GETDEL key`: the value the key held, if any.
-    pub(crate) async fn getdel(&self, key: &str) -> Result<Option<Vec<u8>>, Error> {
+    /// `GETDEL key`: the value the key held, if any; under
+    /// [`Durability::Replicas`], answered as `shortfall` says when fewer
+    /// replicas than required acknowledged it.
+    pub(crate) async fn getdel(
+        &self,
+        key: &str,
+        shortfall: Shortfall,
+    ) -> Result<Option<Vec<u8>>, Error> {
         let value: Value = match self.durability {
             Durability::Master => self
                 .connection
@@ -507,7 +513,7 @@ impl Redis {
                     redis_keyslot(key.as_bytes()),
                     count,
                     timeout,
-                    Shortfall::Fails,
+                    shortfall,
                     async |pipeline| pipeline.getdel::<(), _>(key).await,
                 )
                 .await

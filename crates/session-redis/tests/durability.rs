@@ -223,27 +223,49 @@ async fn on_a_cluster_the_wait_goes_to_the_master_that_took_the_write() {
 /// the master, so the login answers its new cookie: it answered a 500,
 /// which left the client the cookie of a deleted session and the session
 /// under an id it never got. A login whose create falls short instead
-/// fails whole, and leaves the session where the old cookie finds it.
+/// fails whole, and leaves the session where the old cookie finds it. In
+/// both layouts.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_whose_old_session_is_deleted_answers_even_if_the_delete_is_not_acknowledged() {
     let cluster = RedisCluster::builder().replicas(1).start();
-    let manager = durable_manager(&cluster.url(), 1).await;
+    let hash = durable_manager(&cluster.url(), 1).await;
+    log_in_while_the_old_sessions_replica_is_frozen(&cluster, &hash, redis_key).await;
+    let store = RedisStore::builder()
+        .layout(RedisLayout::Aiohttp { max_age: None })
+        .durability(durable(1))
+        .connect(&cluster.url())
+        .await
+        .expect("connect");
+    let aiohttp = SessionManager::new(store, SessionConfig::default());
+    log_in_while_the_old_sessions_replica_is_frozen(&cluster, &aiohttp, |pair| {
+        format!("session_{}", cookie_value(pair))
+    })
+    .await;
+}
+
+/// Logs in fresh sessions of `manager`, whose keys `key_of` a cookie pair
+/// names, each with the replica of its shard frozen, until a login's new
+/// id lands on another shard; checks what each login left.
+async fn log_in_while_the_old_sessions_replica_is_frozen(
+    cluster: &RedisCluster,
+    manager: &SessionManager,
+    key_of: impl Fn(&str) -> String,
+) {
     // The new id lands on a slot at random: a third of the time on the
     // frozen shard, where the create falls short and the login fails whole.
     for _ in 0..20 {
-        let pair =
-            cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
-        let replica = replica_of_the_master_of(&cluster, &redis_key(&pair));
+        let pair = cookie_pair(&visit(manager, None, |s| s.insert("k", &1).expect("insert")).await);
+        let replica = replica_of_the_master_of(cluster, &key_of(&pair));
         replica.pause();
-        let saved = log_in_on(&manager, &pair).await;
+        let saved = log_in_on(manager, &pair).await;
         replica.resume();
         replica.wait_for_sync(Duration::from_secs(20));
         match saved {
             Ok(set_cookies) => {
                 let new_pair = cookie_pair(&set_cookies);
                 assert_ne!(new_pair, pair);
-                assert!(peek(&manager, &pair).await.is_new(), "the old id is gone");
-                let session = peek(&manager, &new_pair).await;
+                assert!(peek(manager, &pair).await.is_new(), "the old id is gone");
+                let session = peek(manager, &new_pair).await;
                 assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
                 return;
             }
@@ -255,7 +277,7 @@ async fn a_login_whose_old_session_is_deleted_answers_even_if_the_delete_is_not_
             // has too little. Tried again, with a new session.
             Err(error) if error.to_string().contains("timed out") => {}
             Err(error) => {
-                let session = peek(&manager, &pair).await;
+                let session = peek(manager, &pair).await;
                 assert!(
                     !session.is_new(),
                     "a failed login ({error}) left the old cookie a deleted session"

@@ -19,7 +19,7 @@ use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Up
 
 use super::MAX_ID_ATTEMPTS;
 use crate::Durability;
-use crate::connection::{Redis, Script};
+use crate::connection::{Redis, Script, Shortfall};
 
 /// The length of a uuid4 in hex.
 const ID_LEN: usize = 32;
@@ -209,9 +209,12 @@ impl AiohttpLayout {
         // before its WAIT, so a login whose replicas did not acknowledge
         // it (a 500: the client keeps its old cookie) would leave the
         // session under an id the client never got. A create that fails
-        // leaves the old session as it was.
+        // leaves the old session as it was. Once the old session is
+        // deleted, the login answers its new cookie even if the delete's
+        // own WAIT falls short, as the hash layout's does.
         if redis.is_clustered() || redis.durability() != Durability::Master {
-            return regenerate.create_then_delete(store).await;
+            let delete_old = self.delete(redis, regenerate.cookie, Shortfall::Answers);
+            return regenerate.create_then_delete_with(store, delete_old).await;
         }
         let cookie = regenerate.cookie;
         let Some(old) = key(cookie.name, cookie.value) else {
@@ -248,15 +251,17 @@ impl AiohttpLayout {
     }
 
     /// `GETDEL`, so that a value aiohttp_session left as logged out (`{}`)
-    /// does not count as a session deleted.
+    /// does not count as a session deleted; `shortfall` as for the hash
+    /// layout's delete.
     pub(crate) async fn delete(
         &self,
         redis: &Redis,
         cookie: SessionCookie<'_>,
+        shortfall: Shortfall,
     ) -> Result<bool, Error> {
         match key(cookie.name, cookie.value) {
             Some(key) => Ok(redis
-                .getdel(&key)
+                .getdel(&key, shortfall)
                 .await?
                 .is_some_and(|value| value != LOGGED_OUT)),
             None => Ok(false),

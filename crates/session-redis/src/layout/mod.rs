@@ -124,7 +124,9 @@ impl Layout {
                     .delete(redis, cookie, SystemTime::now(), Shortfall::Fails)
                     .await
             }
-            Layout::Aiohttp(layout) => Box::pin(layout.delete(redis, cookie)).await,
+            Layout::Aiohttp(layout) => {
+                Box::pin(layout.delete(redis, cookie, Shortfall::Fails)).await
+            }
         }
     }
 }
