@@ -22,7 +22,13 @@ fn durable(count: u32) -> Durability {
 
 /// A manager on the Redis at `url` whose writes wait for `replicas`.
 async fn durable_manager(url: &str, replicas: u32) -> SessionManager {
+    durable_manager_in(url, replicas, RedisLayout::Hash).await
+}
+
+/// [`durable_manager`], with its sessions in `layout`.
+async fn durable_manager_in(url: &str, replicas: u32, layout: RedisLayout) -> SessionManager {
     let store = RedisStore::builder()
+        .layout(layout)
         .durability(durable(replicas))
         .connect(url)
         .await
@@ -99,13 +105,8 @@ async fn a_save_and_a_logout_are_on_the_replica_when_they_are_answered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_aiohttp_layout_waits_for_the_replica_too() {
     let (master, replica) = master_and_replica();
-    let store = RedisStore::builder()
-        .layout(RedisLayout::Aiohttp { max_age: None })
-        .durability(durable(1))
-        .connect(&master.url())
-        .await
-        .expect("connect");
-    let manager = SessionManager::new(store, SessionConfig::default());
+    let aiohttp = RedisLayout::Aiohttp { max_age: None };
+    let manager = durable_manager_in(&master.url(), 1, aiohttp).await;
     let pair =
         cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
     let key = format!("session_{}", cookie_value(&pair));
@@ -230,13 +231,8 @@ async fn a_login_whose_old_session_is_deleted_answers_even_if_the_delete_is_not_
     let cluster = RedisCluster::builder().replicas(1).start();
     let hash = durable_manager(&cluster.url(), 1).await;
     log_in_while_the_old_sessions_replica_is_frozen(&cluster, &hash, redis_key).await;
-    let store = RedisStore::builder()
-        .layout(RedisLayout::Aiohttp { max_age: None })
-        .durability(durable(1))
-        .connect(&cluster.url())
-        .await
-        .expect("connect");
-    let aiohttp = SessionManager::new(store, SessionConfig::default());
+    let layout = RedisLayout::Aiohttp { max_age: None };
+    let aiohttp = durable_manager_in(&cluster.url(), 1, layout).await;
     log_in_while_the_old_sessions_replica_is_frozen(&cluster, &aiohttp, |pair| {
         format!("session_{}", cookie_value(pair))
     })
