@@ -2,7 +2,7 @@
 //! bounded by the store's command timeout.
 
 use std::fmt;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use fred::clients::WithOptions;
 use fred::error::ErrorKind;
@@ -276,11 +276,11 @@ impl Redis {
         }
     }
 
-    /// Runs `script` on `key_count` keys within `timeout` (zero: no limit).
-    /// `keys_and_args` pushes the keys (`KEYS`), then the script's arguments
-    /// (`ARGV`), onto the command: it runs once, and once more only when the
-    /// server does not have the script cached, so the arguments are not
-    /// built twice on the usual path.
+    /// Runs `script` on `key_count` keys within `timeout` (zero: no limit),
+    /// and once more within `timeout` when the server does not have the
+    /// script cached. `keys_and_args` pushes the keys (`KEYS`), then the
+    /// script's arguments (`ARGV`), onto the command: it runs once per
+    /// call, so the arguments are not built twice on the usual path.
     pub(crate) async fn eval(
         &self,
         script: &Script,
@@ -303,7 +303,6 @@ impl Redis {
         shortfall: Shortfall,
         mut keys_and_args: impl FnMut(&mut Vec<Value>),
     ) -> Result<Value, FredError> {
-        let started = Instant::now();
         let mut command = |body: &Value| {
             let mut full: Vec<Value> = Vec::with_capacity(8);
             full.push(body.clone());
@@ -315,13 +314,15 @@ impl Redis {
             .eval_as("EVALSHA", command(&script.sha1), timeout, shortfall)
             .await
         {
+            // The refused call wrote nothing, and the script goes again
+            // whole, with a limit of its own. Under durability, its `WAIT`
+            // still waited for everything the master wrote before it (up
+            // to its limit when no replica answers, as right after a
+            // failover: Redis does not replicate its script cache, so a
+            // promoted master has none); with what was left, a login's
+            // delete could run and answer too late to be told.
             Err(error) if error.details().starts_with("NOSCRIPT") => {
-                // A zero timeout is no limit at all (as in fred).
-                let left = timeout.saturating_sub(started.elapsed());
-                if left.is_zero() && !timeout.is_zero() {
-                    return Err(error);
-                }
-                self.eval_as("EVAL", command(&script.lua), left, shortfall)
+                self.eval_as("EVAL", command(&script.lua), timeout, shortfall)
                     .await
             }
             result => result,
@@ -387,10 +388,9 @@ impl Redis {
         shortfall: Shortfall,
         queue: impl AsyncFnOnce(&WithOptions<fred::clients::Pipeline<Client>>) -> Result<(), FredError>,
     ) -> Result<Value, FredError> {
-        // WAIT 0 would wait for ever: at least 1 ms; and shorter than what
-        // is left of the operation's time (a script re-sent after NOSCRIPT
-        // has less), so that a shortfall is reported as such rather than
-        // as a timeout.
+        // WAIT 0 would wait for ever: at least 1 ms; and shorter than the
+        // call's time limit, so that a shortfall is reported as such
+        // rather than as a timeout.
         let mut wait = wait.max(Duration::from_millis(1));
         if !timeout.is_zero() {
             wait = wait.min(timeout.mul_f64(0.9));

@@ -297,7 +297,12 @@ impl RedisStoreBuilder {
 
     /// How long one store operation may take before it fails with
     /// [`Error::Store`] (default 2 seconds). Zero means no limit, as in
-    /// fred: an operation then waits as long as Redis takes.
+    /// fred: an operation then waits as long as Redis takes. A script call
+    /// that Redis refuses because it does not have the script cached (a
+    /// server just started, or a replica just promoted: Redis does not
+    /// replicate its script cache) wrote nothing, and goes again whole
+    /// with a limit of its own, so such an operation may take up to twice
+    /// as long.
     pub fn command_timeout(mut self, timeout: Duration) -> Self {
         self.command_timeout = timeout;
         self
