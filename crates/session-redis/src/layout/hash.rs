@@ -37,8 +37,8 @@
 //!   `HSET` adds no field to a live session whose keys it only changes,
 //!   and recreates a key that is gone, which the script then finds
 //!   without metadata and deletes at once, answering gone. One command in
-//!   the script on the common write, and about half the Redis CPU of the
-//!   save script. Removals alone, and a loaded deadline that has passed
+//!   the script on the common write, and less than half the Redis CPU of
+//!   the save script. Removals alone, and a loaded deadline that has passed
 //!   (a concurrent refresh may have moved the stored one), run the save
 //!   script in its `data` mode, which asks Redis for the stored deadline
 //!   first. Either is answered and kept final as an update is.
@@ -591,9 +591,9 @@ impl HashLayout {
         // A write of data keys alone (the common one: within the rolling
         // step, nothing but data changed) leaves the metadata, the key's
         // expiry and the user's index as they are: no metadata to encode,
-        // and on the common write one command in the script (its `HSET`,
-        // which is also the liveness check) instead of three. Clearing
-        // drops the whole hash, metadata included: a full update.
+        // and, when it writes a key, the data writes' own script, whose
+        // `HSET` is also the liveness check. Clearing drops the whole
+        // hash, metadata included: a full update.
         let data_only = update.data_only && !update.changes.cleared();
         if data_only && writes_while_live(update.record, update.changes, update.now) {
             let mut args = Vec::new();
