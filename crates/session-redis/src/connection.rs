@@ -2,6 +2,9 @@
 //! bounded by the store's command timeout.
 
 use std::fmt;
+use std::future::{Future, poll_fn};
+use std::pin::{Pin, pin};
+use std::task::Poll;
 use std::time::Duration;
 
 use fred::clients::WithOptions;
@@ -354,8 +357,8 @@ impl Redis {
                 },
                 Some(slot),
             ) => {
-                self.write_and_wait(timeout, slot, count, wait, shortfall, async |pipeline| {
-                    pipeline.custom::<(), _>(command, args).await
+                self.write_and_wait(timeout, slot, count, wait, shortfall, async |client| {
+                    client.custom(command, args).await
                 })
                 .await
             }
@@ -369,16 +372,19 @@ impl Redis {
         }
     }
 
-    /// Sends the write that `queue` adds to a pipeline, then `WAIT count
-    /// wait` in the same pipeline, so that both go on the one connection
-    /// to the server that owns `slot`, the `WAIT` right behind the write:
-    /// the write's reply once `count` replicas acknowledged it, else an
-    /// error.
+    /// Sends `write`, then `WAIT count wait` right behind it on the same
+    /// connection, to the server that owns `slot`: the write's reply once
+    /// `count` replicas acknowledged it, else an error.
     ///
-    /// Neither command is ever re-sent (fred's `max_attempts` is 1): a
-    /// `WAIT` re-sent alone on a new connection would wait for nothing
-    /// and count every connected replica. A write re-sent after a `MOVED`
-    /// would not be followed by its `WAIT` either: it fails instead.
+    /// Two commands of their own, not a fred pipeline: fred drops a
+    /// command that timed out before it was sent, but it still sends a
+    /// pipeline that timed out, once the connection is back (a soak caught
+    /// a login's delete, answered as failed, deleting the session seconds
+    /// later). Neither is ever re-sent or redirected (fred's `max_attempts`
+    /// is 1, `max_redirections` 0): a `WAIT` re-sent alone on a new
+    /// connection would wait for nothing and count every connected
+    /// replica, and a write redirected by a `MOVED` would not be followed
+    /// by its `WAIT`: it fails instead.
     async fn write_and_wait(
         &self,
         timeout: Duration,
@@ -386,7 +392,7 @@ impl Redis {
         count: u32,
         wait: Duration,
         shortfall: Shortfall,
-        queue: impl AsyncFnOnce(&WithOptions<fred::clients::Pipeline<Client>>) -> Result<(), FredError>,
+        write: impl AsyncFnOnce(&WithOptions<Client>) -> Result<Value, FredError>,
     ) -> Result<Value, FredError> {
         // WAIT 0 would wait for ever: at least 1 ms; and shorter than the
         // call's time limit, so that a shortfall is reported as such
@@ -399,27 +405,39 @@ impl Redis {
         let options = Options {
             timeout: Some(timeout),
             max_attempts: Some(1),
+            max_redirections: Some(0),
             ..Options::default()
         };
         // One client: with a pool, both commands go on its connection.
-        let pipeline = self.connection.client().pipeline().with_options(&options);
-        queue(&pipeline).await?;
+        let client = self.connection.client().with_options(&options);
+        // fred queues a command when its future is first polled: the write
+        // is polled once before its `WAIT` is, so that it goes first; both
+        // then go in one round trip.
+        let mut write = pin!(write(&client));
+        let written_at_once = poll_once(write.as_mut()).await;
+        if let Poll::Ready(Err(error)) = written_at_once {
+            return Err(error);
+        }
         let wait_command = CustomCommand::new_static("WAIT", ClusterHash::Custom(slot), false);
-        pipeline
-            .custom::<(), _>(
-                wait_command,
-                vec![Value::from(i64::from(count)), wait_ms.into()],
-            )
-            .await?;
-        let mut replies = pipeline.try_all::<Value>().await.into_iter();
-        let written = replies
-            .next()
-            .unwrap_or_else(|| Err(FredError::new(ErrorKind::Unknown, "no reply to the write")))?;
-        match replies.next() {
-            Some(Ok(Value::Integer(acknowledged))) if acknowledged >= i64::from(count) => {
-                Ok(written)
-            }
-            Some(Ok(Value::Integer(acknowledged))) if shortfall == Shortfall::Answers => {
+        let mut waited = pin!(client.custom::<Value, _>(
+            wait_command,
+            vec![Value::from(i64::from(count)), wait_ms.into()],
+        ));
+        let waited_at_once = poll_once(waited.as_mut()).await;
+        let written = match written_at_once {
+            Poll::Ready(written) => written,
+            Poll::Pending => write.await,
+        };
+        // Awaited even after a failed write, so that a `WAIT` that timed
+        // out is marked so and dropped rather than sent later.
+        let waited = match waited_at_once {
+            Poll::Ready(waited) => waited,
+            Poll::Pending => waited.await,
+        };
+        let written = written?;
+        match waited {
+            Ok(Value::Integer(acknowledged)) if acknowledged >= i64::from(count) => Ok(written),
+            Ok(Value::Integer(acknowledged)) if shortfall == Shortfall::Answers => {
                 tracing::warn!(
                     acknowledged,
                     required = count,
@@ -428,19 +446,18 @@ impl Redis {
                 );
                 Ok(written)
             }
-            Some(Ok(Value::Integer(acknowledged))) => Err(FredError::new(
+            Ok(Value::Integer(acknowledged)) => Err(FredError::new(
                 ErrorKind::Timeout,
                 format!(
                     "the write reached {acknowledged} of the {count} replicas required within \
                      {wait_ms} ms (it may still have been applied on the master)"
                 ),
             )),
-            Some(Ok(other)) => Err(FredError::new(
+            Ok(other) => Err(FredError::new(
                 ErrorKind::Protocol,
                 format!("unexpected reply to WAIT: {other:?}"),
             )),
-            Some(Err(error)) => Err(error),
-            None => Err(FredError::new(ErrorKind::Unknown, "no reply to WAIT")),
+            Err(error) => Err(error),
         }
     }
 
@@ -479,9 +496,9 @@ impl Redis {
                     count,
                     timeout,
                     Shortfall::Fails,
-                    async |pipeline| {
-                        pipeline
-                            .set::<(), _, _>(key, value, expire, Some(SetOptions::NX), false)
+                    async |client| {
+                        client
+                            .set(key, value, expire, Some(SetOptions::NX), false)
                             .await
                     },
                 )
@@ -514,13 +531,18 @@ impl Redis {
                     count,
                     timeout,
                     shortfall,
-                    async |pipeline| pipeline.getdel::<(), _>(key).await,
+                    async |client| client.getdel(key).await,
                 )
                 .await
                 .map_err(Error::store)?,
         };
         bytes_of(value, "GETDEL")
     }
+}
+
+/// Polls `future` once: its output if it is ready.
+async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
+    poll_fn(|context| Poll::Ready(future.as_mut().poll(context))).await
 }
 
 /// The bytes of a reply to `command` that answers a string or nothing.

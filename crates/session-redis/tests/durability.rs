@@ -347,3 +347,104 @@ fn replica_of_the_master_of<'a>(cluster: &'a RedisCluster, key: &str) -> &'a Red
         })
         .expect("the key's master's replica")
 }
+
+/// A write whose caller was told it failed must not be done later. fred
+/// drops a command that timed out before it was sent, but sent a pipeline
+/// that timed out once its connection was back: a soak caught a login
+/// whose delete of the old id, answered with a timeout (a 500, so the
+/// client kept the old cookie), ran seconds later and took the session
+/// away. While a cluster fails over, fred stalls on the killed master, so
+/// writes to the healthy shards time out too: here a logout and a save in
+/// each layout, each of which must have done nothing once the cluster is
+/// back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_that_failed_during_a_failover_is_not_done_after_it() {
+    let mut cluster = RedisCluster::builder()
+        .replicas(1)
+        .node_timeout(Duration::from_secs(2))
+        .start();
+    let victim = cluster.master_indexes()[0];
+    let hash = durable_manager(&cluster.url(), 1).await;
+    let aiohttp = RedisLayout::Aiohttp { max_age: None };
+    let aiohttp = durable_manager_in(&cluster.url(), 1, aiohttp).await;
+    let aiohttp_key = |pair: &str| format!("session_{}", cookie_value(pair));
+    // Sessions on the shards that stay up: the victim answers MOVED.
+    let mut sessions = Vec::new();
+    for (manager, key_of) in [
+        (&hash, &redis_key as &dyn Fn(&str) -> String),
+        (&aiohttp, &aiohttp_key),
+    ] {
+        let mut on_healthy_shards = Vec::new();
+        while on_healthy_shards.len() < 2 {
+            let pair =
+                cookie_pair(&visit(manager, None, |s| s.insert("k", &1).expect("insert")).await);
+            let reply = cluster.nodes()[victim]
+                .command(&["EXISTS", &key_of(&pair)])
+                .expect("EXISTS");
+            if matches!(reply, Reply::Error(ref e) if e.starts_with("MOVED")) {
+                on_healthy_shards.push(pair);
+            }
+        }
+        sessions.push((manager, on_healthy_shards));
+    }
+    // Loaded before the kill: only the writes meet the failover.
+    let mut writes = Vec::new();
+    for (manager, pairs) in &sessions {
+        let logout = manager.request();
+        let session = logout.session([pairs[0].as_bytes()]).await.expect("load");
+        session.invalidate();
+        let save = manager.request();
+        let session = save.session([pairs[1].as_bytes()]).await.expect("load");
+        session.insert("k", &2).expect("insert");
+        writes.push((logout, save));
+    }
+
+    cluster.kill_master(victim);
+    // Time for fred to see its connection to the victim close.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut outcomes = Vec::new();
+    for (logout, save) in &writes {
+        let (logged_out, saved) = tokio::join!(logout.save_changes(), save.save_changes());
+        outcomes.push((logged_out.is_ok(), saved.is_ok()));
+    }
+    assert!(
+        outcomes.iter().any(|&(l, s)| !l || !s),
+        "no write failed during the failover: {outcomes:?}"
+    );
+
+    tokio::task::block_in_place(|| cluster.wait_for_failover(Duration::from_secs(60)));
+    for ((manager, pairs), (logged_out, saved)) in sessions.iter().zip(&outcomes) {
+        // Once loads are answered again, and a while longer, for whatever
+        // fred still held to be sent.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while manager
+            .request()
+            .session([pairs[1].as_bytes()])
+            .await
+            .is_err()
+        {
+            assert!(Instant::now() < deadline, "Redis never answered again");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let session = peek(manager, &pairs[0]).await;
+        assert_eq!(
+            session.is_new(),
+            *logged_out,
+            "a logout that answered {}",
+            if *logged_out {
+                "done was not"
+            } else {
+                "an error was done after it"
+            }
+        );
+        let session = peek(manager, &pairs[1]).await;
+        let expected = if *saved { 2 } else { 1 };
+        assert_eq!(
+            session.get::<i32>("k").expect("get"),
+            Some(expected),
+            "a save that answered {}",
+            if *saved { "done" } else { "an error" }
+        );
+    }
+}
