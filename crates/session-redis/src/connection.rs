@@ -10,8 +10,8 @@ use std::time::Duration;
 use fred::clients::WithOptions;
 use fred::error::ErrorKind;
 use fred::prelude::{
-    Builder, Client, ClientLike, Config, Error as FredError, HashesInterface, KeysInterface,
-    Options, Pool, ReconnectPolicy,
+    Blocking, Builder, Client, ClientLike, Config, Error as FredError, HashesInterface,
+    KeysInterface, Options, Pool, ReconnectPolicy,
 };
 use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
 use fred::util::redis_keyslot;
@@ -205,6 +205,10 @@ pub(crate) struct Redis {
     connection: RedisConnection,
     timeout: Duration,
     durability: Durability,
+    /// Whether fred queues a command on the first poll of its future: not
+    /// under `Blocking::Interrupt`, which may first wait to interrupt a
+    /// blocked connection (see [`write_and_wait`](Self::write_and_wait)).
+    queues_on_first_poll: bool,
 }
 
 impl Redis {
@@ -213,10 +217,13 @@ impl Redis {
         timeout: Duration,
         durability: Durability,
     ) -> Self {
+        let queues_on_first_poll =
+            connection.client().client_config().blocking != Blocking::Interrupt;
         Redis {
             connection,
             timeout,
             durability,
+            queues_on_first_poll,
         }
     }
 
@@ -412,9 +419,14 @@ impl Redis {
         let client = self.connection.client().with_options(&options);
         // fred queues a command when its future is first polled: the write
         // is polled once before its `WAIT` is, so that it goes first; both
-        // then go in one round trip.
+        // then go in one round trip. Where that may not hold, the `WAIT`
+        // goes after the write's reply.
         let mut write = pin!(write(&client));
-        let written_at_once = poll_once(write.as_mut()).await;
+        let written_at_once = if self.queues_on_first_poll {
+            poll_once(write.as_mut()).await
+        } else {
+            Poll::Ready(write.as_mut().await)
+        };
         if let Poll::Ready(Err(error)) = written_at_once {
             return Err(error);
         }

@@ -448,3 +448,81 @@ async fn a_write_that_failed_during_a_failover_is_not_done_after_it() {
         );
     }
 }
+
+/// The `WAIT` goes right behind its write, never ahead of it: ahead, it
+/// would count the replica as having every write before it, and answer a
+/// save that no replica has. With a store's own client (the write and the
+/// `WAIT` in one round trip) and with an application's client that
+/// interrupts blocked connections (fred may then hold a command back on
+/// its first poll, and the store sends the `WAIT` after the write's
+/// reply).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wait_goes_after_its_write() {
+    use fred::prelude::{Blocking, Builder, ClientLike, Config};
+
+    let (master, replica) = master_and_replica();
+    let own = RedisStore::builder()
+        .durability(durable(1))
+        .connect(&master.url())
+        .await
+        .expect("connect");
+    let mut config = Config::from_url(&master.url()).expect("config");
+    config.blocking = Blocking::Interrupt;
+    let client = Builder::from_config(config).build().expect("a client");
+    client.init().await.expect("init");
+    let interrupting = RedisStore::builder().durability(durable(1)).build(client);
+    for store in [own, interrupting] {
+        let manager = SessionManager::new(store, SessionConfig::default());
+        let pair =
+            cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+        // Every write so far acknowledged: a `WAIT` sent ahead of the next
+        // write would answer at once that the replica has it.
+        wait_until_the_replica_acknowledged_everything(&master);
+        let request = manager.request();
+        request
+            .session([pair.as_bytes()])
+            .await
+            .expect("load")
+            .insert("k", &2)
+            .expect("insert");
+        replica.pause();
+        let result = request.save_changes().await;
+        replica.resume();
+        match result {
+            Err(Error::Store(message)) => {
+                assert!(message.to_string().contains("0 of the 1"), "{message}");
+            }
+            other => panic!("a save that no replica has was answered: {other:?}"),
+        }
+    }
+}
+
+/// Waits until the master's one replica has acknowledged every byte the
+/// master sent it (replicas acknowledge once a second).
+fn wait_until_the_replica_acknowledged_everything(master: &RedisServer) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let info = common::info(master, "replication");
+        let field = |name: &str| {
+            info.lines()
+                .find_map(|line| line.trim().strip_prefix(name))
+                .map(str::to_owned)
+        };
+        let master_offset = field("master_repl_offset:").expect("master_repl_offset");
+        // slave0:ip=…,port=…,state=online,offset=N,lag=…
+        let acknowledged = field("slave0:").and_then(|replica| {
+            replica
+                .split(',')
+                .find_map(|kv| kv.strip_prefix("offset="))
+                .map(str::to_owned)
+        });
+        if acknowledged.as_deref() == Some(master_offset.as_str()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the replica never caught up: {info}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
