@@ -229,20 +229,43 @@ impl RedisServer {
 
     /// Waits (at most `timeout`) until this server is a replica whose link
     /// to its master is up, i.e. it has the master's data and follows its
-    /// writes.
+    /// writes, and has acknowledged one to its master.
+    ///
+    /// The acknowledgement is for `WAIT`: right after a replica synced, a
+    /// first `WAIT` on its master took up to 540 ms (and often 70–330 ms)
+    /// where later ones took 2 ms, so a test's first durable write could
+    /// fail its limit. This makes the master write (a key set and
+    /// deleted) and waits until the replica acknowledged that.
     ///
     /// # Panics
     ///
     /// When it is not in sync by then.
     #[track_caller]
     pub fn wait_for_sync(&self, timeout: std::time::Duration) {
-        process::wait_for("a replica to sync", timeout, || {
+        let master_port = process::wait_for("a replica to sync", timeout, || {
             let info = self
                 .command(&["INFO", "replication"])
                 .map_err(|e| e.to_string())?
                 .text()
                 .unwrap_or_default();
-            if resp::info_fields(&info).any(|f| f == ("master_link_status", "up")) {
+            let link_up = resp::info_fields(&info).any(|f| f == ("master_link_status", "up"));
+            let master_port = resp::info_fields(&info)
+                .find(|(name, _)| *name == "master_port")
+                .and_then(|(_, port)| port.parse::<u16>().ok());
+            match master_port {
+                Some(port) if link_up => Ok(port),
+                _ => Err(info),
+            }
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let written = write_to_replicate(master_port).unwrap_or_else(|e| panic!("{e}"));
+        process::wait_for("a replica to acknowledge a write", timeout, || {
+            let info = resp::command(master_port, &["INFO", "replication"])
+                .map_err(|e| e.to_string())?
+                .text()
+                .unwrap_or_default();
+            let acknowledged = replica_offset(&info, self.port());
+            if acknowledged.is_some_and(|offset| offset >= written) {
                 Ok(())
             } else {
                 Err(info)
@@ -350,4 +373,85 @@ impl Tls {
             ca_pem: ca.pem(),
         })
     }
+}
+
+/// Makes the master on `port` write something its replicas must copy (a
+/// key set and deleted again), and returns its replication offset after
+/// that.
+fn write_to_replicate(port: u16) -> Result<u64, String> {
+    let key = key_owned_by(port)?;
+    for args in [&["SET", &key, "1"][..], &["DEL", &key][..]] {
+        match resp::command(port, args) {
+            Ok(Reply::Error(e)) => return Err(format!("{args:?} on {port}: {e}")),
+            Ok(_) => {}
+            Err(e) => return Err(format!("{args:?} on {port}: {e}")),
+        }
+    }
+    let info = resp::command(port, &["INFO", "replication"])
+        .map_err(|e| e.to_string())?
+        .text()
+        .unwrap_or_default();
+    let offset = resp::info_fields(&info)
+        .find(|(name, _)| *name == "master_repl_offset")
+        .and_then(|(_, offset)| offset.parse().ok());
+    offset.ok_or(info)
+}
+
+/// A key the server on `port` may write: on a cluster node, one of a slot
+/// it serves, found without sending a write it would refuse (tests count
+/// the `MOVED` errors a node answered).
+fn key_owned_by(port: u16) -> Result<String, String> {
+    let text = |args: &[&str]| -> Result<String, String> {
+        resp::command(port, args)
+            .map_err(|e| e.to_string())?
+            .text()
+            .ok_or_else(|| format!("{args:?} on {port}: not text"))
+    };
+    let key = |i: u32| format!("session-testing:replicated:{i}");
+    let info = text(&["INFO", "cluster"])?;
+    if !resp::info_fields(&info).any(|f| f == ("cluster_enabled", "1")) {
+        return Ok(key(0));
+    }
+    let nodes = text(&["CLUSTER", "NODES"])?;
+    let myself = nodes
+        .lines()
+        .find(|line| {
+            line.split_whitespace()
+                .nth(2)
+                .is_some_and(|f| f.contains("myself"))
+        })
+        .ok_or_else(|| format!("no `myself` in CLUSTER NODES on {port}"))?;
+    // Fields 9 and on: slots, `a-b` or `a` (`[…]` marks a migration).
+    let ranges: Vec<(i64, i64)> = myself
+        .split_whitespace()
+        .skip(8)
+        .filter(|range| !range.starts_with('['))
+        .filter_map(|range| match range.split_once('-') {
+            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
+            None => range.parse().ok().map(|slot| (slot, slot)),
+        })
+        .collect();
+    for i in 0..10_000 {
+        let candidate = key(i);
+        if let Ok(Reply::Integer(slot)) = resp::command(port, &["CLUSTER", "KEYSLOT", &candidate]) {
+            if ranges.iter().any(|&(a, b)| (a..=b).contains(&slot)) {
+                return Ok(candidate);
+            }
+        }
+    }
+    Err(format!("the node on {port} serves no slot"))
+}
+
+/// The offset the replica on `replica_port` acknowledged, from its
+/// master's `INFO replication` (`slave0:ip=…,port=…,state=…,offset=…`).
+fn replica_offset(master_info: &str, replica_port: u16) -> Option<u64> {
+    let port = format!("port={replica_port}");
+    resp::info_fields(master_info)
+        .filter(|(name, _)| name.starts_with("slave"))
+        .map(|(_, value)| value)
+        .find(|value| value.split(',').any(|field| field == port))?
+        .split(',')
+        .find_map(|field| field.strip_prefix("offset="))?
+        .parse()
+        .ok()
 }
