@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Error, SessionConfig, SessionManager};
+use session_core::{Error, RequestSession, SessionConfig, SessionManager};
 use session_redis::{Durability, RedisLayout, RedisStore};
 use session_testing::{RedisCluster, RedisServer, Reply};
 
@@ -46,6 +46,20 @@ async fn log_in_on(manager: &SessionManager, pair: &str) -> Result<Vec<String>, 
         .expect("load")
         .regenerate();
     request.save_changes().await
+}
+
+/// A request that loaded a new session of `manager` (saved with `k` = 1)
+/// and set `k` to 2, not saved yet.
+async fn an_unsaved_update(manager: &SessionManager) -> RequestSession {
+    let pair = cookie_pair(&visit(manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let request = manager.request();
+    request
+        .session([pair.as_bytes()])
+        .await
+        .expect("load")
+        .insert("k", &2)
+        .expect("insert");
+    request
 }
 
 /// A master and one replica of it, in sync.
@@ -133,14 +147,7 @@ const SLACK: Duration = Duration::from_secs(3);
 async fn a_script_sent_again_after_noscript_waits_as_long_as_the_first() {
     let (master, replica) = master_and_replica();
     let manager = durable_manager(&master.url(), 1).await;
-    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
-    let request = manager.request();
-    request
-        .session([pair.as_bytes()])
-        .await
-        .expect("load")
-        .insert("k", &2)
-        .expect("insert");
+    let request = an_unsaved_update(&manager).await;
     replica.pause();
     assert_eq!(
         master.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH"),
@@ -473,18 +480,11 @@ async fn the_wait_goes_after_its_write() {
     let interrupting = RedisStore::builder().durability(durable(1)).build(client);
     for store in [own, interrupting] {
         let manager = SessionManager::new(store, SessionConfig::default());
-        let pair =
-            cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
-        // Every write so far acknowledged: a `WAIT` sent ahead of the next
-        // write would answer at once that the replica has it.
-        wait_until_the_replica_acknowledged_everything(&master);
-        let request = manager.request();
-        request
-            .session([pair.as_bytes()])
-            .await
-            .expect("load")
-            .insert("k", &2)
-            .expect("insert");
+        let request = an_unsaved_update(&manager).await;
+        // Every write so far acknowledged (`wait_for_sync` waits for one
+        // written after them): a `WAIT` sent ahead of the next write would
+        // answer at once that the replica has it.
+        replica.wait_for_sync(Duration::from_secs(20));
         replica.pause();
         let result = request.save_changes().await;
         replica.resume();
@@ -494,35 +494,5 @@ async fn the_wait_goes_after_its_write() {
             }
             other => panic!("a save that no replica has was answered: {other:?}"),
         }
-    }
-}
-
-/// Waits until the master's one replica has acknowledged every byte the
-/// master sent it (replicas acknowledge once a second).
-fn wait_until_the_replica_acknowledged_everything(master: &RedisServer) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let info = common::info(master, "replication");
-        let field = |name: &str| {
-            info.lines()
-                .find_map(|line| line.trim().strip_prefix(name))
-                .map(str::to_owned)
-        };
-        let master_offset = field("master_repl_offset:").expect("master_repl_offset");
-        // slave0:ip=…,port=…,state=online,offset=N,lag=…
-        let acknowledged = field("slave0:").and_then(|replica| {
-            replica
-                .split(',')
-                .find_map(|kv| kv.strip_prefix("offset="))
-                .map(str::to_owned)
-        });
-        if acknowledged.as_deref() == Some(master_offset.as_str()) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the replica never caught up: {info}"
-        );
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
