@@ -48,9 +48,9 @@ async fn log_in_on(manager: &SessionManager, pair: &str) -> Result<Vec<String>, 
     request.save_changes().await
 }
 
-/// A request that loaded a new session of `manager` (saved with `k` = 1)
-/// and set `k` to 2, not saved yet.
-async fn an_unsaved_update(manager: &SessionManager) -> RequestSession {
+/// A new session of `manager`, saved with `k` = 1 (its cookie pair), and a
+/// request that loaded it and set `k` to 2, not saved yet.
+async fn an_unsaved_update(manager: &SessionManager) -> (String, RequestSession) {
     let pair = cookie_pair(&visit(manager, None, |s| s.insert("k", &1).expect("insert")).await);
     let request = manager.request();
     request
@@ -59,7 +59,7 @@ async fn an_unsaved_update(manager: &SessionManager) -> RequestSession {
         .expect("load")
         .insert("k", &2)
         .expect("insert");
-    request
+    (pair, request)
 }
 
 /// A master and one replica of it, in sync.
@@ -147,7 +147,7 @@ const SLACK: Duration = Duration::from_secs(3);
 async fn a_script_sent_again_after_noscript_waits_as_long_as_the_first() {
     let (master, replica) = master_and_replica();
     let manager = durable_manager(&master.url(), 1).await;
-    let request = an_unsaved_update(&manager).await;
+    let (_, request) = an_unsaved_update(&manager).await;
     replica.pause();
     assert_eq!(
         master.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH"),
@@ -200,17 +200,10 @@ async fn without_enough_replicas_a_save_fails_and_is_never_answered_as_done() {
 
     // One replica asked for, and it is down: loads still work, writes fail.
     let manager = durable_manager(&master.url(), 1).await;
-    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let (pair, request) = an_unsaved_update(&manager).await;
     replica.kill();
     let session = peek(&manager, &pair).await;
     assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
-    let request = manager.request();
-    request
-        .session([pair.as_bytes()])
-        .await
-        .expect("load")
-        .insert("k", &2)
-        .expect("insert");
     assert!(matches!(request.save_changes().await, Err(Error::Store(_))));
     // A login that its replica did not acknowledge fails, and leaves the
     // session where the client's cookie (the old one, kept on a 500)
@@ -480,7 +473,7 @@ async fn the_wait_goes_after_its_write() {
     let interrupting = RedisStore::builder().durability(durable(1)).build(client);
     for store in [own, interrupting] {
         let manager = SessionManager::new(store, SessionConfig::default());
-        let request = an_unsaved_update(&manager).await;
+        let (_, request) = an_unsaved_update(&manager).await;
         // Every write so far acknowledged (`wait_for_sync` waits for one
         // written after them): a `WAIT` sent ahead of the next write would
         // answer at once that the replica has it.
