@@ -1,6 +1,7 @@
 //! A local Redis Cluster of three masters, optionally each with replicas.
 
 use std::fmt;
+use std::ops::RangeInclusive;
 use std::process::Command;
 use std::time::Duration;
 
@@ -100,16 +101,18 @@ impl RedisClusterBuilder {
 }
 
 /// One line of `CLUSTER NODES`.
-struct NodeLine {
+pub(crate) struct NodeLine {
     id: String,
     master_id: Option<String>,
     port: u16,
-    flags: Vec<String>,
-    has_slots: bool,
+    pub(crate) flags: Vec<String>,
+    /// The slots the node serves, `a-b` or `a` (not those being migrated,
+    /// `[…]`).
+    pub(crate) slots: Vec<RangeInclusive<u16>>,
 }
 
 impl NodeLine {
-    fn parse(line: &str) -> Option<NodeLine> {
+    pub(crate) fn parse(line: &str) -> Option<NodeLine> {
         let mut fields = line.split_whitespace();
         let id = fields.next()?.to_owned();
         let addr = fields.next()?;
@@ -122,14 +125,21 @@ impl NodeLine {
             .ok()?;
         let flags = fields.next()?.split(',').map(str::to_owned).collect();
         let master_id = Some(fields.next()?.to_owned()).filter(|m| m != "-");
-        // ping-sent, pong-recv, config-epoch, link-state, slots...
-        let has_slots = fields.nth(4).is_some();
+        // ping-sent, pong-recv, config-epoch, link-state, then the slots.
+        let slots = fields
+            .skip(4)
+            .filter(|range| !range.starts_with('['))
+            .filter_map(|range| match range.split_once('-') {
+                Some((a, b)) => Some(a.parse().ok()?..=b.parse().ok()?),
+                None => range.parse().ok().map(|slot| slot..=slot),
+            })
+            .collect();
         Some(NodeLine {
             id,
             master_id,
             port,
             flags,
-            has_slots,
+            slots,
         })
     }
 
@@ -264,7 +274,9 @@ impl RedisCluster {
     #[must_use]
     pub fn master_indexes(&self) -> Vec<usize> {
         let lines = self.node_lines().unwrap_or_default();
-        self.indexes_where(&lines, |line| line.is_live_master() && line.has_slots)
+        self.indexes_where(&lines, |line| {
+            line.is_live_master() && !line.slots.is_empty()
+        })
     }
 
     /// The indexes of the nodes that are replicas now.

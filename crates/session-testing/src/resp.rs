@@ -117,6 +117,14 @@ fn invalid(what: &str) -> io::Error {
     )
 }
 
+/// `INFO section` of the server on `127.0.0.1:port`, as text.
+pub(crate) fn info(port: u16, section: &str) -> Result<String, String> {
+    command(port, &["INFO", section])
+        .map_err(|e| e.to_string())?
+        .text()
+        .ok_or_else(|| "INFO gave no text".to_owned())
+}
+
 /// The `key:value` lines of an `INFO` reply, as pairs.
 pub(crate) fn info_fields(info: &str) -> impl Iterator<Item = (&str, &str)> {
     info.lines()

@@ -83,14 +83,7 @@ impl RedisSentinel {
             servers.push(replica);
         }
         for replica in &servers[1..] {
-            process::wait_for("the replica to sync", SETTLE_TIMEOUT, || {
-                let info = info(replica.port(), "replication")?;
-                if resp::info_fields(&info).any(|f| f == ("master_link_status", "up")) {
-                    Ok(())
-                } else {
-                    Err(info)
-                }
-            })?;
+            replica.try_wait_for_sync(SETTLE_TIMEOUT)?;
         }
         let master = &servers[0];
         let replica_count = replicas;
@@ -309,7 +302,7 @@ impl RedisSentinel {
                 target = port;
             }
             let target = target.ok_or("no sentinel")?;
-            let role = info(target, "replication")?;
+            let role = resp::info(target, "replication")?;
             if resp::info_fields(&role).any(|f| f == ("role", "master")) {
                 Ok(target)
             } else {
@@ -323,13 +316,6 @@ impl RedisSentinel {
             )
         })
     }
-}
-
-fn info(port: u16, section: &str) -> Result<String, String> {
-    resp::command(port, &["INFO", section])
-        .map_err(|e| e.to_string())?
-        .text()
-        .ok_or_else(|| "INFO gave no text".to_owned())
 }
 
 impl fmt::Debug for RedisSentinel {

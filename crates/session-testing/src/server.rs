@@ -6,6 +6,7 @@ use std::path::Path;
 
 use tempfile::TempDir;
 
+use crate::cluster::NodeLine;
 use crate::process::{self, Instance};
 use crate::resp::{self, Reply};
 
@@ -242,12 +243,15 @@ impl RedisServer {
     /// When it is not in sync by then.
     #[track_caller]
     pub fn wait_for_sync(&self, timeout: std::time::Duration) {
+        self.try_wait_for_sync(timeout)
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    /// [`wait_for_sync`](Self::wait_for_sync), answering why not instead
+    /// of panicking.
+    pub(crate) fn try_wait_for_sync(&self, timeout: std::time::Duration) -> Result<(), String> {
         let master_port = process::wait_for("a replica to sync", timeout, || {
-            let info = self
-                .command(&["INFO", "replication"])
-                .map_err(|e| e.to_string())?
-                .text()
-                .unwrap_or_default();
+            let info = resp::info(self.port(), "replication")?;
             let link_up = resp::info_fields(&info).any(|f| f == ("master_link_status", "up"));
             let master_port = resp::info_fields(&info)
                 .find(|(name, _)| *name == "master_port")
@@ -256,14 +260,10 @@ impl RedisServer {
                 Some(port) if link_up => Ok(port),
                 _ => Err(info),
             }
-        })
-        .unwrap_or_else(|e| panic!("{e}"));
-        let written = write_to_replicate(master_port).unwrap_or_else(|e| panic!("{e}"));
+        })?;
+        let written = write_to_replicate(master_port)?;
         process::wait_for("a replica to acknowledge a write", timeout, || {
-            let info = resp::command(master_port, &["INFO", "replication"])
-                .map_err(|e| e.to_string())?
-                .text()
-                .unwrap_or_default();
+            let info = resp::info(master_port, "replication")?;
             let acknowledged = replica_offset(&info, self.port());
             if acknowledged.is_some_and(|offset| offset >= written) {
                 Ok(())
@@ -271,7 +271,6 @@ impl RedisServer {
                 Err(info)
             }
         })
-        .unwrap_or_else(|e| panic!("{e}"));
     }
 
     /// The server's role as `INFO replication` reports it: `master` or
@@ -387,10 +386,7 @@ fn write_to_replicate(port: u16) -> Result<u64, String> {
             Err(e) => return Err(format!("{args:?} on {port}: {e}")),
         }
     }
-    let info = resp::command(port, &["INFO", "replication"])
-        .map_err(|e| e.to_string())?
-        .text()
-        .unwrap_or_default();
+    let info = resp::info(port, "replication")?;
     let offset = resp::info_fields(&info)
         .find(|(name, _)| *name == "master_repl_offset")
         .and_then(|(_, offset)| offset.parse().ok());
@@ -401,40 +397,26 @@ fn write_to_replicate(port: u16) -> Result<u64, String> {
 /// it serves, found without sending a write it would refuse (tests count
 /// the `MOVED` errors a node answered).
 fn key_owned_by(port: u16) -> Result<String, String> {
-    let text = |args: &[&str]| -> Result<String, String> {
-        resp::command(port, args)
-            .map_err(|e| e.to_string())?
-            .text()
-            .ok_or_else(|| format!("{args:?} on {port}: not text"))
-    };
     let key = |i: u32| format!("session-testing:replicated:{i}");
-    let info = text(&["INFO", "cluster"])?;
+    let info = resp::info(port, "cluster")?;
     if !resp::info_fields(&info).any(|f| f == ("cluster_enabled", "1")) {
         return Ok(key(0));
     }
-    let nodes = text(&["CLUSTER", "NODES"])?;
+    let nodes = resp::command(port, &["CLUSTER", "NODES"])
+        .map_err(|e| e.to_string())?
+        .text()
+        .unwrap_or_default();
     let myself = nodes
         .lines()
-        .find(|line| {
-            line.split_whitespace()
-                .nth(2)
-                .is_some_and(|f| f.contains("myself"))
-        })
-        .ok_or_else(|| format!("no `myself` in CLUSTER NODES on {port}"))?;
-    // Fields 9 and on: slots, `a-b` or `a` (`[…]` marks a migration).
-    let ranges: Vec<(i64, i64)> = myself
-        .split_whitespace()
-        .skip(8)
-        .filter(|range| !range.starts_with('['))
-        .filter_map(|range| match range.split_once('-') {
-            Some((a, b)) => Some((a.parse().ok()?, b.parse().ok()?)),
-            None => range.parse().ok().map(|slot| (slot, slot)),
-        })
-        .collect();
+        .filter_map(NodeLine::parse)
+        .find(|line| line.flags.iter().any(|flag| flag == "myself"))
+        .ok_or_else(|| format!("no `myself` in CLUSTER NODES on {port}: {nodes}"))?;
     for i in 0..10_000 {
         let candidate = key(i);
         if let Ok(Reply::Integer(slot)) = resp::command(port, &["CLUSTER", "KEYSLOT", &candidate]) {
-            if ranges.iter().any(|&(a, b)| (a..=b).contains(&slot)) {
+            let served = u16::try_from(slot)
+                .is_ok_and(|slot| myself.slots.iter().any(|range| range.contains(&slot)));
+            if served {
                 return Ok(candidate);
             }
         }
