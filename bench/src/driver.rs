@@ -378,12 +378,11 @@ async fn measure(
         .map_err(|e| format!("setup: {e}"))?;
 
     let server_cpu = || cpu::process_cpu_time(process.child.id()).map_err(|e| e.to_string());
-    let client_cpu = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
     let redis_before = redis.map(RedisSample::take).transpose()?;
     let postgres_before = postgres.map(postgres_cpu_seconds);
-    let (server_before, client_before) = (server_cpu()?, client_cpu()?);
+    let (server_before, client_before) = (server_cpu()?, cpu::own_cpu_time());
     let mut measurement = load::measure(prepared, config).await;
-    let (server_after, client_after) = (server_cpu()?, client_cpu()?);
+    let (server_after, client_after) = (server_cpu()?, cpu::own_cpu_time());
     let redis_after = redis.map(RedisSample::take).transpose()?;
     let postgres_after = postgres.map(postgres_cpu_seconds);
 

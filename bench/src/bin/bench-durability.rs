@@ -56,7 +56,7 @@ async fn measure(
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
     let busy_ns = Arc::new(AtomicU64::new(0));
-    let cpu_before = cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string())?;
+    let cpu_before = cpu::own_cpu_time();
     let started = Instant::now();
     let tasks: Vec<_> = cookies
         .iter()
@@ -92,7 +92,7 @@ async fn measure(
         task.await.map_err(|e| e.to_string())??;
     }
     let elapsed = started.elapsed();
-    let cpu = cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string())? - cpu_before;
+    let cpu = cpu::own_cpu_time() - cpu_before;
     let operations = done.load(Ordering::Relaxed).max(1) as f64;
     Ok(Figures {
         per_second: operations / elapsed.as_secs_f64(),

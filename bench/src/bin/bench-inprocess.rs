@@ -5,8 +5,17 @@
 //! difference to bare axum.
 //!
 //! ```text
-//! bench-inprocess [--requests N] [--rounds N] [--servers a,b] [--scenarios read,counter]
+//! bench-inprocess [--requests N] [--rounds N] [--servers a,b] [--scenarios read,counter,read@5000]
 //! ```
+//!
+//! A scenario `route@N` rotates through N distinct sessions, as the HTTP
+//! benchmark's do: N setup requests first, then each measured request
+//! presents the next session's cookie. It shows what a store's memory
+//! costs when its entries are no longer all in the processor's caches.
+//! Part of that difference is this driver's: it copies each session's
+//! cookie into its request, from memory the caches may no longer hold
+//! either (over HTTP, the kernel's copy of the request takes its place).
+//! CPU time is the process's own clock, to the nanosecond.
 //!
 //! Over HTTP, the kernel's TCP work dominates a request (about 8 µs here,
 //! three quarters of it in the kernel) and hides differences of a few
@@ -28,7 +37,7 @@ use std::process::ExitCode;
 use axum::body::Body;
 use axum::http::{Request, header};
 use clap::Parser;
-use session_bench::scenario::Route as Scenario;
+use session_bench::scenario::{Route, Scenario};
 use session_bench::servers::{self, AxumApp, AxumAppUser};
 use session_bench::stats::median;
 use session_bench::{Server, cpu};
@@ -48,7 +57,8 @@ struct Args {
     /// run only when named].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<Server>,
-    /// Comma-separated scenarios [default: all].
+    /// Comma-separated scenarios, `route` or `route@N` [default: the four
+    /// single-session ones, then `read@5000` and `counter@5000`].
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
 }
@@ -96,22 +106,38 @@ async fn request<A: AxumApp>(
     Ok(())
 }
 
-/// Nanoseconds per request of `scenario` on a fresh client of `app`.
-async fn measure<A: AxumApp>(mut app: A, scenario: Scenario, requests: u32) -> Result<f64, String> {
-    let mut cookie = String::new();
-    request(&mut app, scenario.setup_path(), &mut cookie).await?;
-    // Warm-up: a tenth of the requests, unmeasured.
-    for _ in 0..requests / 10 {
-        request(&mut app, scenario.path(), &mut cookie).await?;
+/// Requests `path` once per turn of `turns`, turn `t` with the cookie of
+/// session `t` modulo their number.
+async fn rotate<A: AxumApp>(
+    app: &mut A,
+    path: &'static str,
+    cookies: &mut [String],
+    turns: std::ops::Range<u32>,
+) -> Result<(), String> {
+    for turn in turns {
+        let index = turn as usize % cookies.len();
+        request(app, path, &mut cookies[index]).await?;
     }
+    Ok(())
+}
+
+/// Nanoseconds per request of `scenario` on fresh clients of `app`: one,
+/// or one per distinct session, presented in turn.
+async fn measure<A: AxumApp>(mut app: A, scenario: Scenario, requests: u32) -> Result<f64, String> {
+    let mut cookies = vec![String::new(); scenario.sessions.unwrap_or(1)];
+    for cookie in &mut cookies {
+        request(&mut app, scenario.setup_path(), cookie).await?;
+    }
+    // Warm-up: a tenth of the requests, and a whole turn of the sessions,
+    // unmeasured.
+    let warm_up = (requests / 10).max(u32::try_from(cookies.len()).unwrap_or(u32::MAX));
+    rotate(&mut app, scenario.path(), &mut cookies, 0..warm_up).await?;
     // CPU time rather than wall time: a preemption by other work on a shared
     // machine then does not count.
-    let cpu_time = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
-    let started = cpu_time()?;
-    for _ in 0..requests {
-        request(&mut app, scenario.path(), &mut cookie).await?;
-    }
-    let spent = cpu_time()? - started;
+    let started = cpu::own_cpu_time();
+    let measured = warm_up..warm_up.saturating_add(requests);
+    rotate(&mut app, scenario.path(), &mut cookies, measured).await?;
+    let spent = cpu::own_cpu_time() - started;
     Ok(spent.as_nanos() as f64 / f64::from(requests))
 }
 
@@ -153,7 +179,8 @@ async fn run(args: &Args) -> Result<(), String> {
     };
     let redis_url = redis.as_ref().map(RedisServer::url);
     let scenarios = if args.scenarios.is_empty() {
-        Scenario::ALL.to_vec()
+        let distinct = [Route::ReadKey, Route::Counter].map(|r| Scenario::distinct(r, 5_000));
+        Scenario::SINGLE.into_iter().chain(distinct).collect()
     } else {
         args.scenarios.clone()
     };
@@ -186,7 +213,7 @@ async fn run(args: &Args) -> Result<(), String> {
         "In process, one thread; CPU ns per request, median of {} rounds of {} requests (+ difference to axum-bare).\n",
         args.rounds, args.requests
     );
-    let names: Vec<&str> = scenarios.iter().map(|s| s.name()).collect();
+    let names: Vec<String> = scenarios.iter().map(|s| s.name()).collect();
     println!("| server | {} |", names.join(" | "));
     println!("|---|{}", "---:|".repeat(names.len()));
     let bare: Vec<f64> = times[0]

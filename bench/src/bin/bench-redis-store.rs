@@ -232,11 +232,10 @@ async fn measure(
     };
     // Warm-up: a tenth, unmeasured.
     run(per_task / 10).await?;
-    let cpu_time = || cpu::process_cpu_time(std::process::id()).map_err(|e| e.to_string());
     let redis_before = RedisSample::take(redis)?;
-    let started = cpu_time()?;
+    let started = cpu::own_cpu_time();
     run(per_task).await?;
-    let spent = cpu_time()? - started;
+    let spent = cpu::own_cpu_time() - started;
     let redis_after = RedisSample::take(redis)?;
     let done = f64::from(per_task * task_count);
     Ok(Measured {
