@@ -57,8 +57,8 @@ struct Args {
     /// run only when named].
     #[arg(long, value_delimiter = ',')]
     servers: Vec<Server>,
-    /// Comma-separated scenarios, `route` or `route@N` [default: the four
-    /// single-session ones, then `read@5000` and `counter@5000`].
+    /// Comma-separated scenarios, `route` or `route@N` (by default the four
+    /// single-session ones, then `read@5000` and `counter@5000`).
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<Scenario>,
 }
