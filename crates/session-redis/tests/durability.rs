@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use session_core::{Error, RequestSession, SessionConfig, SessionManager};
 use session_redis::{Durability, RedisLayout, RedisStore};
-use session_testing::{RedisCluster, RedisServer, Reply};
+use session_testing::{AnswerLosingProxy, RedisCluster, RedisServer, Reply};
 
 use common::{cookie_pair, cookie_value, peek, redis_key, visit};
 
@@ -326,6 +326,70 @@ async fn log_in_while_the_old_sessions_replica_is_frozen(
         }
     }
     panic!("no login's new id landed on another shard than the frozen one");
+}
+
+/// A login moves the session with two writes where one script cannot
+/// (here durability; on a cluster, the two keys' slots): a create under
+/// the new id, then a delete of the old. When the delete runs but its
+/// answer is lost (a master that dies right after replicating it, a
+/// connection that closes), the login sends it again, and must tell its
+/// own delete from a logout's: the old key is gone either way. Answering
+/// "gone" (or an error) would leave the client the old cookie of a deleted
+/// session, and the session under an id it never got. The first delete
+/// leaves a mark of the new id, which the second finds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_whose_delete_answer_is_lost_still_moves_the_session() {
+    let (master, _replica) = master_and_replica();
+    // A login straight to Redis first, so that the server has the delete
+    // script: the lost answer must be of a delete that ran, not of a call
+    // refused with NOSCRIPT.
+    let direct = durable_manager(&master.url(), 1).await;
+    let first = cookie_pair(&visit(&direct, None, |s| s.insert("k", &0).expect("insert")).await);
+    log_in_on(&direct, &first).await.expect("a login");
+    // The login's delete names the mark's key, `{session:<id>}:moved`.
+    let proxy = AnswerLosingProxy::start(master.port(), b"}:moved");
+    let manager = durable_manager(&proxy.url(), 1).await;
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let logged_in = log_in_on(&manager, &pair).await;
+    assert_eq!(proxy.cuts(), 1, "the delete's answer was lost");
+    let new_pair = cookie_pair(&logged_in.expect("the login answers its new cookie"));
+    assert_ne!(new_pair, pair);
+    let session = peek(&manager, &new_pair).await;
+    assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
+    assert!(!exists(&master, &redis_key(&pair)), "the old id is gone");
+    assert!(peek(&manager, &pair).await.is_new());
+}
+
+/// A logout between a login's create and its delete: the delete finds
+/// nothing and no mark of its own, and the login answers gone (the new
+/// session is deleted again), as it did before the mark.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_after_a_logout_is_gone_even_with_the_mark() {
+    let (master, _replica) = master_and_replica();
+    let manager = durable_manager(&master.url(), 1).await;
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+    let request = manager.request();
+    request
+        .session([pair.as_bytes()])
+        .await
+        .expect("load")
+        .regenerate();
+    // The logout comes after the login loaded the session.
+    let logout = manager.request();
+    logout
+        .session([pair.as_bytes()])
+        .await
+        .expect("load")
+        .invalidate();
+    logout.save_changes().await.expect("logout");
+    let set_cookies = request.save_changes().await.expect("the login answers");
+    assert!(
+        set_cookies.iter().all(|c| c.contains("Max-Age=0")),
+        "a removal cookie: {set_cookies:?}"
+    );
+    assert!(!exists(&master, &redis_key(&pair)));
+    let keys = master.command(&["DBSIZE"]).expect("DBSIZE");
+    assert_eq!(keys, Reply::Integer(0), "no session, and no mark, is left");
 }
 
 /// The replica of the master that holds `key` (which answers `EXISTS`;

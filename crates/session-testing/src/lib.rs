@@ -26,6 +26,9 @@
 //!   [`restart`](PostgresServer::restart), [`pause`](PostgresServer::pause)
 //!   and [`resume`](PostgresServer::resume); [`PostgresServer::shared`]
 //!   lets the tests of one process share one;
+//! * [`AnswerLosingProxy`]: a TCP proxy in front of one of those servers
+//!   that lets a command run and closes its connection before the answer
+//!   (a reply lost with a dying server, on demand).
 //!
 //! It never touches a system-wide Redis service (port 6379 is never picked)
 //! and depends on no session crate, so any test can use it (the property
@@ -69,6 +72,7 @@
 mod cluster;
 mod postgres;
 mod process;
+mod proxy;
 mod resp;
 mod sentinel;
 mod server;
@@ -76,6 +80,7 @@ mod server;
 pub use cluster::{RedisCluster, RedisClusterBuilder};
 pub use postgres::{POSTGRES_USER, PostgresServer, reap_postgres_orphans};
 pub use process::reap_orphans;
+pub use proxy::AnswerLosingProxy;
 pub use resp::Reply;
 pub use sentinel::{RedisSentinel, SERVICE_NAME};
 pub use server::{RedisServer, RedisServerBuilder};

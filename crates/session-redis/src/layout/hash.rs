@@ -10,6 +10,7 @@
 //! | field `d:{name}` | the JSON value of session key `name` |
 //! | key expiry | the same deadline (`PEXPIREAT`), always set together with `e`; none for a session without one |
 //! | key `{prefix}user:{user}` | the user's sessions: a sorted set of ids scored by deadline (see [user-bound sessions](#user-bound-sessions)) |
+//! | key `{{prefix}{id}}:moved` | where a login in two steps deleted the session: the new id, for four command timeouts and at least a minute (a prefix with a hash tag keeps it: `{prefix}{id}:moved`) |
 //!
 //! Data fields carry the `d:` prefix so that no session key (not `""`, not
 //! `"m"`) can collide with the metadata. A hash keeps one field per session
@@ -63,6 +64,9 @@
 //!   deleted, and if that deletes nothing (a logout came first) the new key
 //!   is deleted again and the answer is gone. There, a key a concurrent
 //!   request wrote to the old id during the regenerate is not carried over.
+//!   The delete leaves a mark holding the new id, so that a delete whose
+//!   answer was lost can be sent again and tell its own work from a
+//!   logout's (see the table above).
 //! * A **delete** is `DEL`, and tells whether the key existed. A request
 //!   that changes nothing sends nothing.
 //! * **Saves that wait at the same time go together.** On one server or
@@ -184,6 +188,35 @@ const META_FIELD: &str = "m";
 
 /// What every data field's name starts with.
 const DATA_PREFIX: &str = "d:";
+
+/// How many times a login sends its delete of the old session, the first
+/// included, while the answer is an error. Each waits for the command
+/// timeout at most: three cover the seconds a cluster takes to promote a
+/// replica (fred answers nothing meanwhile; OPERATIONS.md).
+const MOVE_OUT_ATTEMPTS: u32 = 3;
+
+/// The shortest time a login's mark stays: longer than its retries.
+const MIN_MARK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The key of the mark a login leaves where it deleted the session at
+/// `key`: in the same cluster slot, so that one script writes both. A key
+/// with a hash tag keeps it (`:moved` is added after); otherwise the whole
+/// key becomes the tag, which hashes as the key does. `None` for a key
+/// whose braces neither form a tag nor can be wrapped in one (from the
+/// application's prefix: ids have none).
+fn moved_mark_key(key: &str) -> Option<String> {
+    let tagged = key
+        .find('{')
+        .and_then(|open| key[open + 1..].find('}'))
+        .is_some_and(|len| len > 0);
+    if tagged {
+        Some(format!("{key}:moved"))
+    } else if key.contains('{') || key.contains('}') {
+        None
+    } else {
+        Some(format!("{{{key}}}:moved"))
+    }
+}
 
 /// The Lua functions the save and regenerate scripts share.
 ///
@@ -648,7 +681,6 @@ impl HashLayout {
     pub(crate) async fn regenerate(
         &self,
         redis: &Redis,
-        store: &crate::RedisStore,
         regenerate: Regenerate<'_>,
     ) -> Result<Written, Error> {
         // With durability on, too: one script would move the session
@@ -660,14 +692,12 @@ impl HashLayout {
         // own WAIT falls short (a master just promoted, without its
         // replica yet): an error then left the client the cookie of a
         // deleted session, and the session under an id it never got.
-        if redis.is_clustered() || redis.durability() != Durability::Master {
-            let (cookie, now) = (regenerate.cookie, regenerate.now);
-            let delete_old = self.delete(redis, cookie, now, Shortfall::Answers);
-            return regenerate.create_then_delete_with(store, delete_old).await;
-        }
         let Some(old) = self.key(regenerate.cookie.value) else {
             return Ok(Written::Gone);
         };
+        if redis.is_clustered() || redis.durability() != Durability::Master {
+            return self.create_then_move_out(redis, regenerate, &old).await;
+        }
         let old = Value::from(old);
         let index = regenerate
             .record
@@ -700,6 +730,92 @@ impl HashLayout {
         Err(super::no_free_id())
     }
 
+    /// A login in two steps, where one script cannot move the session (its
+    /// two keys in different slots of a cluster, or a move that must not
+    /// happen before replicas have the new session): the session is
+    /// created under a new id, then the old key (`old`) is deleted; if that
+    /// deletes nothing (a logout came first), the new key is deleted again
+    /// and the answer is gone.
+    ///
+    /// The delete leaves a short-lived mark holding the new id, so that it
+    /// can be sent again when its answer is lost (a timeout, a connection
+    /// that closed, a master that died after replicating it): a second run
+    /// that finds its own mark knows the session was moved, where an
+    /// answer "nothing to delete" would have been read as a logout, and the
+    /// client would have lost the session with the login.
+    async fn create_then_move_out(
+        &self,
+        redis: &Redis,
+        regenerate: Regenerate<'_>,
+        old: &str,
+    ) -> Result<Written, Error> {
+        let name = regenerate.cookie.name;
+        let new_id = self
+            .create(redis, Create::new(name, regenerate.record, regenerate.now))
+            .await?;
+        let mut attempt = 1;
+        let moved = loop {
+            let moved = self
+                .move_out(redis, old, regenerate.cookie, &new_id, regenerate.now)
+                .await;
+            match moved {
+                Err(error) if attempt < MOVE_OUT_ATTEMPTS => {
+                    tracing::warn!(
+                        %error,
+                        attempt,
+                        "a login's delete of the old session failed; sending it again"
+                    );
+                    attempt += 1;
+                }
+                moved => break moved?,
+            }
+        };
+        if moved {
+            return Ok(Written::Cookie(new_id));
+        }
+        let new_cookie = SessionCookie::new(name, &new_id);
+        self.delete(redis, new_cookie, regenerate.now, Shortfall::Fails)
+            .await?;
+        Ok(Written::Gone)
+    }
+
+    /// One run of the login's delete script (`MOVE_OUT_LUA`): deletes the
+    /// session at `old`, which a login moved to `new_id`, and answers
+    /// whether it (or an earlier run for the same login) did. Where the
+    /// layout's prefix keeps the mark from sharing the session's slot, a
+    /// plain delete, whose answer cannot be asked for again.
+    async fn move_out(
+        &self,
+        redis: &Redis,
+        old: &str,
+        cookie: SessionCookie<'_>,
+        new_id: &str,
+        now: SystemTime,
+    ) -> Result<bool, Error> {
+        let Some(mark) = moved_mark_key(old) else {
+            return self.delete(redis, cookie, now, Shortfall::Answers).await;
+        };
+        let keys = [Value::from(old), Value::from(mark)];
+        let lifetime = redis.timeout().saturating_mul(MOVE_OUT_ATTEMPTS + 1);
+        let lifetime =
+            i64::try_from(lifetime.max(MIN_MARK_LIFETIME).as_millis()).unwrap_or(i64::MAX);
+        let reply = redis
+            .eval_with(
+                &self.users.move_out,
+                2,
+                redis.timeout(),
+                Shortfall::Answers,
+                |full| {
+                    full.extend(keys.iter().cloned());
+                    full.push(new_id.into());
+                    full.push(Value::Integer(lifetime));
+                },
+            )
+            .await
+            .map_err(Error::store)?;
+        self.deleted(cookie, now, redis, &reply).await
+    }
+
     /// One script deletes the session and answers its metadata, so that a
     /// session bound to a user leaves its user's index too.
     pub(crate) async fn delete(
@@ -719,7 +835,20 @@ impl HashLayout {
             })
             .await
             .map_err(Error::store)?;
-        let (deleted, metadata) = match &reply {
+        self.deleted(cookie, now, redis, &reply).await
+    }
+
+    /// Reads the reply of a delete script (whether it deleted the session
+    /// of `cookie`, and its metadata) and takes the session's id out of its
+    /// user's index.
+    async fn deleted(
+        &self,
+        cookie: SessionCookie<'_>,
+        now: SystemTime,
+        redis: &Redis,
+        reply: &Value,
+    ) -> Result<bool, Error> {
+        let (deleted, metadata) = match reply {
             Value::Array(reply) if reply.len() == 2 => (
                 reply[0].as_i64().is_some_and(|deleted| deleted > 0),
                 json::<Metadata<'static>>(&reply[1]),
@@ -1007,6 +1136,24 @@ mod tests {
 
     fn reply(fields: &[&str]) -> Value {
         Value::Array(fields.iter().map(|f| bulk(f)).collect())
+    }
+
+    #[test]
+    fn a_logins_mark_hashes_to_its_sessions_slot() {
+        // No tag: the whole key becomes one, which Redis hashes as the key.
+        assert_eq!(
+            moved_mark_key("session:abc").as_deref(),
+            Some("{session:abc}:moved")
+        );
+        // A tag in the prefix is kept: the first `{...}` decides the slot.
+        assert_eq!(
+            moved_mark_key("{app}session:abc").as_deref(),
+            Some("{app}session:abc:moved")
+        );
+        // Braces that form no tag cannot be wrapped in one.
+        for key in ["a}b:abc", "x{}y:abc", "x{y:abc"] {
+            assert_eq!(moved_mark_key(key), None, "{key}");
+        }
     }
 
     #[test]

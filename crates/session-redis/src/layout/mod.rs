@@ -108,7 +108,7 @@ impl Layout {
         regenerate: Regenerate<'_>,
     ) -> Result<Written, Error> {
         match self {
-            Layout::Hash(layout) => Box::pin(layout.regenerate(redis, store, regenerate)).await,
+            Layout::Hash(layout) => Box::pin(layout.regenerate(redis, regenerate)).await,
             Layout::Aiohttp(layout) => Box::pin(layout.regenerate(redis, store, regenerate)).await,
         }
     }

@@ -38,11 +38,31 @@ local deleted = redis.call('DEL', KEYS[1])
 return {deleted, meta or ''}
 ";
 
+/// A login's delete of the session it moved (`KEYS[1]`) to the new id
+/// `ARGV[1]`: as [`DELETE_LUA`], and where it deletes the session it
+/// leaves the mark `KEYS[2]` (in the same slot), holding the new id, for
+/// `ARGV[2]` ms. Run again by the same login after its answer was lost, it
+/// finds its own mark and answers as the first run did, without the
+/// metadata (the old id then stays in its user's index until a listing
+/// drops it): the session was moved, not taken by a logout.
+const MOVE_OUT_LUA: &str = r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  return {1, ''}
+end
+local meta = redis.call('HGET', KEYS[1], 'm')
+local deleted = redis.call('DEL', KEYS[1])
+if deleted == 1 then
+  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+end
+return {deleted, meta or ''}
+";
+
 /// The scripts of the user index.
 pub(super) struct UserScripts {
     index: Script,
     list: Script,
     pub(super) delete: Script,
+    pub(super) move_out: Script,
 }
 
 impl UserScripts {
@@ -51,6 +71,7 @@ impl UserScripts {
             index: Script::new(INDEX_LUA),
             list: Script::new(LIST_LUA),
             delete: Script::new(DELETE_LUA),
+            move_out: Script::new(MOVE_OUT_LUA),
         }
     }
 }
