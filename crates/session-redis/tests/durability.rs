@@ -39,13 +39,19 @@ async fn durable_manager_in(url: &str, replicas: u32, layout: RedisLayout) -> Se
 /// A login (a regenerate) of the session behind the cookie `pair`: its
 /// `Set-Cookie` values, or the save's error.
 async fn log_in_on(manager: &SessionManager, pair: &str) -> Result<Vec<String>, Error> {
+    a_login(manager, pair).await.save_changes().await
+}
+
+/// A request that loaded the session behind `pair` and regenerated it, not
+/// saved yet.
+async fn a_login(manager: &SessionManager, pair: &str) -> RequestSession {
     let request = manager.request();
     request
         .session([pair.as_bytes()])
         .await
         .expect("load")
         .regenerate();
-    request.save_changes().await
+    request
 }
 
 /// A new session of `manager`, saved with `k` = 1 (its cookie pair), and a
@@ -368,12 +374,7 @@ async fn a_login_after_a_logout_is_gone_even_with_the_mark() {
     let (master, _replica) = master_and_replica();
     let manager = durable_manager(&master.url(), 1).await;
     let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
-    let request = manager.request();
-    request
-        .session([pair.as_bytes()])
-        .await
-        .expect("load")
-        .regenerate();
+    let request = a_login(&manager, &pair).await;
     // The logout comes after the login loaded the session.
     let logout = manager.request();
     logout
