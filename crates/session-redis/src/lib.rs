@@ -235,7 +235,7 @@ impl SessionStore for RedisStore {
     }
 
     async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
-        self.layout.regenerate(&self.redis, self, regenerate).await
+        self.layout.regenerate(&self.redis, regenerate).await
     }
 
     async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {

@@ -345,24 +345,35 @@ async fn log_in_while_the_old_sessions_replica_is_frozen(
 /// leaves a mark of the new id, which the second finds.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_whose_delete_answer_is_lost_still_moves_the_session() {
+    lose_a_logins_delete_answer(RedisLayout::Hash, redis_key).await;
+    lose_a_logins_delete_answer(RedisLayout::Aiohttp { max_age: None }, |pair| {
+        format!("session_{}", cookie_value(pair))
+    })
+    .await;
+}
+
+/// Logs in a session of `layout`, whose keys `key_of` a cookie pair names,
+/// losing the answer of the login's delete; checks that the login moved
+/// the session all the same.
+async fn lose_a_logins_delete_answer(layout: RedisLayout, key_of: impl Fn(&str) -> String) {
     let (master, _replica) = master_and_replica();
     // A login straight to Redis first, so that the server has the delete
     // script: the lost answer must be of a delete that ran, not of a call
     // refused with NOSCRIPT.
-    let direct = durable_manager(&master.url(), 1).await;
+    let direct = durable_manager_in(&master.url(), 1, layout).await;
     let first = cookie_pair(&visit(&direct, None, |s| s.insert("k", &0).expect("insert")).await);
     log_in_on(&direct, &first).await.expect("a login");
-    // The login's delete names the mark's key, `{session:<id>}:moved`.
+    // The login's delete names the mark's key, `{<old key>}:moved`.
     let proxy = AnswerLosingProxy::start(master.port(), b"}:moved");
-    let manager = durable_manager(&proxy.url(), 1).await;
+    let manager = durable_manager_in(&proxy.url(), 1, layout).await;
     let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
     let logged_in = log_in_on(&manager, &pair).await;
-    assert_eq!(proxy.cuts(), 1, "the delete's answer was lost");
+    assert_eq!(proxy.cuts(), 1, "the delete's answer was lost ({layout:?})");
     let new_pair = cookie_pair(&logged_in.expect("the login answers its new cookie"));
     assert_ne!(new_pair, pair);
     let session = peek(&manager, &new_pair).await;
-    assert_eq!(session.get::<i32>("k").expect("get"), Some(1));
-    assert!(!exists(&master, &redis_key(&pair)), "the old id is gone");
+    assert_eq!(session.get::<i32>("k").expect("get"), Some(1), "{layout:?}");
+    assert!(!exists(&master, &key_of(&pair)), "the old id is gone");
     assert!(peek(&manager, &pair).await.is_new());
 }
 
@@ -371,26 +382,32 @@ async fn a_login_whose_delete_answer_is_lost_still_moves_the_session() {
 /// session is deleted again), as it did before the mark.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_after_a_logout_is_gone_even_with_the_mark() {
-    let (master, _replica) = master_and_replica();
-    let manager = durable_manager(&master.url(), 1).await;
-    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
-    let request = a_login(&manager, &pair).await;
-    // The logout comes after the login loaded the session.
-    let logout = manager.request();
-    logout
-        .session([pair.as_bytes()])
-        .await
-        .expect("load")
-        .invalidate();
-    logout.save_changes().await.expect("logout");
-    let set_cookies = request.save_changes().await.expect("the login answers");
-    assert!(
-        set_cookies.iter().all(|c| c.contains("Max-Age=0")),
-        "a removal cookie: {set_cookies:?}"
-    );
-    assert!(!exists(&master, &redis_key(&pair)));
-    let keys = master.command(&["DBSIZE"]).expect("DBSIZE");
-    assert_eq!(keys, Reply::Integer(0), "no session, and no mark, is left");
+    for layout in [RedisLayout::Hash, RedisLayout::Aiohttp { max_age: None }] {
+        let (master, _replica) = master_and_replica();
+        let manager = durable_manager_in(&master.url(), 1, layout).await;
+        let pair =
+            cookie_pair(&visit(&manager, None, |s| s.insert("k", &1).expect("insert")).await);
+        let request = a_login(&manager, &pair).await;
+        // The logout comes after the login loaded the session.
+        let logout = manager.request();
+        logout
+            .session([pair.as_bytes()])
+            .await
+            .expect("load")
+            .invalidate();
+        logout.save_changes().await.expect("logout");
+        let set_cookies = request.save_changes().await.expect("the login answers");
+        assert!(
+            set_cookies.iter().all(|c| c.contains("Max-Age=0")),
+            "a removal cookie ({layout:?}): {set_cookies:?}"
+        );
+        let keys = master.command(&["DBSIZE"]).expect("DBSIZE");
+        assert_eq!(
+            keys,
+            Reply::Integer(0),
+            "no session, and no mark, is left ({layout:?})"
+        );
+    }
 }
 
 /// The replica of the master that holds `key` (which answers `EXISTS`;

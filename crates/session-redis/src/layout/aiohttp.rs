@@ -67,6 +67,25 @@ redis.call('DEL', KEYS[1])
 return 'saved'
 ";
 
+/// A login's delete of the session it moved (`KEYS[1]`) to the new id
+/// `ARGV[1]`: answers 1 when it deleted a session (not aiohttp_session's
+/// logged-out `{}`), and then leaves the mark `KEYS[2]` (in the same
+/// slot; Python never reads it), holding the new id, for `ARGV[2]` ms.
+/// Run again by the same login after its answer was lost, it finds its
+/// own mark and answers 1 again: the session was moved, not taken by a
+/// logout.
+const MOVE_OUT_LUA: &str = r"
+if redis.call('GET', KEYS[2]) == ARGV[1] then
+  return 1
+end
+local current = redis.call('GETDEL', KEYS[1])
+if not current or current == '{}' then
+  return 0
+end
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return 1
+";
+
 /// aiohttp_session's `RedisStorage` layout.
 pub(crate) struct AiohttpLayout {
     /// `max_age` in whole seconds (at least one), or `None` for sessions
@@ -74,6 +93,7 @@ pub(crate) struct AiohttpLayout {
     max_age_secs: Option<u64>,
     update: Script,
     regenerate: Script,
+    move_out: Script,
 }
 
 impl std::fmt::Debug for AiohttpLayout {
@@ -90,6 +110,7 @@ impl AiohttpLayout {
             max_age_secs: max_age.map(whole_seconds),
             update: Script::new(UPDATE_LUA),
             regenerate: Script::new(REGENERATE_LUA),
+            move_out: Script::new(MOVE_OUT_LUA),
         }
     }
 
@@ -202,7 +223,6 @@ impl AiohttpLayout {
     pub(crate) async fn regenerate(
         &self,
         redis: &Redis,
-        store: &crate::RedisStore,
         regenerate: Regenerate<'_>,
     ) -> Result<Written, Error> {
         // With durability on, too: one script would move the session
@@ -212,14 +232,22 @@ impl AiohttpLayout {
         // leaves the old session as it was. Once the old session is
         // deleted, the login answers its new cookie even if the delete's
         // own WAIT falls short, as the hash layout's does.
-        if redis.is_clustered() || redis.durability() != Durability::Master {
-            let delete_old = self.delete(redis, regenerate.cookie, Shortfall::Answers);
-            return regenerate.create_then_delete_with(store, delete_old).await;
-        }
         let cookie = regenerate.cookie;
         let Some(old) = key(cookie.name, cookie.value) else {
             return Ok(Written::Gone);
         };
+        if redis.is_clustered() || redis.durability() != Durability::Master {
+            // A create under a new id, then the old key moved out (see
+            // `moved_out`).
+            let create = Create::new(cookie.name, regenerate.record, regenerate.now);
+            let new_id = self.create(redis, create).await?;
+            if super::moved_out(|| self.move_out(redis, &old, cookie, &new_id)).await? {
+                return Ok(Written::Cookie(new_id));
+            }
+            let new_cookie = SessionCookie::new(cookie.name, &new_id);
+            self.delete(redis, new_cookie, Shortfall::Fails).await?;
+            return Ok(Written::Gone);
+        }
         let value = RedisValue::from(self.value(cookie.name, regenerate.record, regenerate.now)?);
         let expiry = self.expiry_arg();
         for _ in 0..MAX_ID_ATTEMPTS {
@@ -248,6 +276,29 @@ impl AiohttpLayout {
         Err(Error::store(
             "could not find an unused session id: the random source looks broken",
         ))
+    }
+
+    /// One run of [`MOVE_OUT_LUA`]: deletes the session at `old`, which a
+    /// login moved to `new_id`, and answers whether it (or an earlier run
+    /// for the same login) did. Where the cookie's name keeps the mark
+    /// from sharing the session's slot, a plain delete.
+    async fn move_out(
+        &self,
+        redis: &Redis,
+        old: &str,
+        cookie: SessionCookie<'_>,
+        new_id: &str,
+    ) -> Result<bool, Error> {
+        let Some(reply) = super::run_move_out(redis, &self.move_out, old, new_id).await else {
+            return self.delete(redis, cookie, Shortfall::Answers).await;
+        };
+        let reply = reply?;
+        match reply.as_i64() {
+            Some(moved) => Ok(moved == 1),
+            None => Err(Error::store(format!(
+                "unexpected reply from the login's delete script: {reply:?}"
+            ))),
+        }
     }
 
     /// `GETDEL`, so that a value aiohttp_session left as logged out (`{}`)

@@ -189,35 +189,6 @@ const META_FIELD: &str = "m";
 /// What every data field's name starts with.
 const DATA_PREFIX: &str = "d:";
 
-/// How many times a login sends its delete of the old session, the first
-/// included, while the answer is an error. Each waits for the command
-/// timeout at most: three cover the seconds a cluster takes to promote a
-/// replica (fred answers nothing meanwhile; OPERATIONS.md).
-const MOVE_OUT_ATTEMPTS: u32 = 3;
-
-/// The shortest time a login's mark stays: longer than its retries.
-const MIN_MARK_LIFETIME: std::time::Duration = std::time::Duration::from_secs(60);
-
-/// The key of the mark a login leaves where it deleted the session at
-/// `key`: in the same cluster slot, so that one script writes both. A key
-/// with a hash tag keeps it (`:moved` is added after); otherwise the whole
-/// key becomes the tag, which hashes as the key does. `None` for a key
-/// whose braces neither form a tag nor can be wrapped in one (from the
-/// application's prefix: ids have none).
-fn moved_mark_key(key: &str) -> Option<String> {
-    let tagged = key
-        .find('{')
-        .and_then(|open| key[open + 1..].find('}'))
-        .is_some_and(|len| len > 0);
-    if tagged {
-        Some(format!("{key}:moved"))
-    } else if key.contains('{') || key.contains('}') {
-        None
-    } else {
-        Some(format!("{{{key}}}:moved"))
-    }
-}
-
 /// The Lua functions the save and regenerate scripts share.
 ///
 /// * `live(key, now)`: whether `key` holds a session that has not expired
@@ -730,51 +701,24 @@ impl HashLayout {
         Err(super::no_free_id())
     }
 
-    /// A login in two steps, where one script cannot move the session (its
-    /// two keys in different slots of a cluster, or a move that must not
-    /// happen before replicas have the new session): the session is
-    /// created under a new id, then the old key (`old`) is deleted; if that
-    /// deletes nothing (a logout came first), the new key is deleted again
-    /// and the answer is gone.
+    /// A login in two steps: a create under a new id, then
+    /// [`move_out`](Self::move_out) of the old key (see [`moved_out`]).
     ///
-    /// The delete leaves a short-lived mark holding the new id, so that it
-    /// can be sent again when its answer is lost (a timeout, a connection
-    /// that closed, a master that died after replicating it): a second run
-    /// that finds its own mark knows the session was moved, where an
-    /// answer "nothing to delete" would have been read as a logout, and the
-    /// client would have lost the session with the login.
+    /// [`moved_out`]: super::moved_out
     async fn create_then_move_out(
         &self,
         redis: &Redis,
         regenerate: Regenerate<'_>,
         old: &str,
     ) -> Result<Written, Error> {
-        let name = regenerate.cookie.name;
-        let new_id = self
-            .create(redis, Create::new(name, regenerate.record, regenerate.now))
-            .await?;
-        let mut attempt = 1;
-        let moved = loop {
-            let moved = self
-                .move_out(redis, old, regenerate.cookie, &new_id, regenerate.now)
-                .await;
-            match moved {
-                Err(error) if attempt < MOVE_OUT_ATTEMPTS => {
-                    tracing::warn!(
-                        %error,
-                        attempt,
-                        "a login's delete of the old session failed; sending it again"
-                    );
-                    attempt += 1;
-                }
-                moved => break moved?,
-            }
-        };
-        if moved {
+        let (cookie, now) = (regenerate.cookie, regenerate.now);
+        let create = Create::new(cookie.name, regenerate.record, now);
+        let new_id = self.create(redis, create).await?;
+        if super::moved_out(|| self.move_out(redis, old, cookie, &new_id, now)).await? {
             return Ok(Written::Cookie(new_id));
         }
-        let new_cookie = SessionCookie::new(name, &new_id);
-        self.delete(redis, new_cookie, regenerate.now, Shortfall::Fails)
+        let new_cookie = SessionCookie::new(cookie.name, &new_id);
+        self.delete(redis, new_cookie, now, Shortfall::Fails)
             .await?;
         Ok(Written::Gone)
     }
@@ -792,27 +736,11 @@ impl HashLayout {
         new_id: &str,
         now: SystemTime,
     ) -> Result<bool, Error> {
-        let Some(mark) = moved_mark_key(old) else {
+        let Some(reply) = super::run_move_out(redis, &self.users.move_out, old, new_id).await
+        else {
             return self.delete(redis, cookie, now, Shortfall::Answers).await;
         };
-        let keys = [Value::from(old), Value::from(mark)];
-        let lifetime = redis.timeout().saturating_mul(MOVE_OUT_ATTEMPTS + 1);
-        let lifetime =
-            i64::try_from(lifetime.max(MIN_MARK_LIFETIME).as_millis()).unwrap_or(i64::MAX);
-        let reply = redis
-            .eval_with(
-                &self.users.move_out,
-                2,
-                redis.timeout(),
-                Shortfall::Answers,
-                |full| {
-                    full.extend(keys.iter().cloned());
-                    full.push(new_id.into());
-                    full.push(Value::Integer(lifetime));
-                },
-            )
-            .await
-            .map_err(Error::store)?;
+        let reply = reply?;
         self.deleted(cookie, now, redis, &reply).await
     }
 
@@ -1136,24 +1064,6 @@ mod tests {
 
     fn reply(fields: &[&str]) -> Value {
         Value::Array(fields.iter().map(|f| bulk(f)).collect())
-    }
-
-    #[test]
-    fn a_logins_mark_hashes_to_its_sessions_slot() {
-        // No tag: the whole key becomes one, which Redis hashes as the key.
-        assert_eq!(
-            moved_mark_key("session:abc").as_deref(),
-            Some("{session:abc}:moved")
-        );
-        // A tag in the prefix is kept: the first `{...}` decides the slot.
-        assert_eq!(
-            moved_mark_key("{app}session:abc").as_deref(),
-            Some("{app}session:abc:moved")
-        );
-        // Braces that form no tag cannot be wrapped in one.
-        for key in ["a}b:abc", "x{}y:abc", "x{y:abc"] {
-            assert_eq!(moved_mark_key(key), None, "{key}");
-        }
     }
 
     #[test]

@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use session_core::{Create, Error, Record, Refresh, Regenerate, SessionCookie, Update, Written};
 
-use crate::connection::{Redis, Shortfall};
+use crate::connection::{Redis, Script, Shortfall};
 
 /// How a [`RedisStore`](crate::RedisStore) lays sessions out in Redis:
 /// chosen with [`RedisStoreBuilder::layout`](crate::RedisStoreBuilder::layout).
@@ -45,6 +45,101 @@ fn id_taken() {
 /// The error after [`MAX_ID_ATTEMPTS`] taken ids in a row.
 fn no_free_id() -> Error {
     Error::store("could not find an unused session id: the random source looks broken")
+}
+
+/// How many times a login in two steps sends its delete of the old
+/// session, the first included, while the answer is an error. Each waits
+/// for the command timeout at most: three cover the seconds a cluster
+/// takes to promote a replica (fred answers nothing meanwhile;
+/// OPERATIONS.md).
+const MOVE_OUT_ATTEMPTS: u32 = 3;
+
+/// The shortest time a login's mark stays: longer than its retries.
+const MIN_MARK_LIFETIME: Duration = Duration::from_secs(60);
+
+/// How long a login's mark stays, in ms: four command timeouts, and at
+/// least [`MIN_MARK_LIFETIME`].
+fn mark_lifetime_ms(redis: &Redis) -> i64 {
+    let lifetime = redis.timeout().saturating_mul(MOVE_OUT_ATTEMPTS + 1);
+    i64::try_from(lifetime.max(MIN_MARK_LIFETIME).as_millis()).unwrap_or(i64::MAX)
+}
+
+/// The key of the mark a login leaves where it deleted the session at
+/// `key`: in the same cluster slot, so that one script writes both. A key
+/// with a hash tag keeps it (`:moved` is added after); otherwise the whole
+/// key becomes the tag, which hashes as the key does. `None` for a key
+/// whose braces neither form a tag nor can be wrapped in one (from the
+/// application's prefix: ids have none).
+fn moved_mark_key(key: &str) -> Option<String> {
+    let tagged = key
+        .find('{')
+        .and_then(|open| key[open + 1..].find('}'))
+        .is_some_and(|len| len > 0);
+    if tagged {
+        Some(format!("{key}:moved"))
+    } else if key.contains('{') || key.contains('}') {
+        None
+    } else {
+        Some(format!("{{{key}}}:moved"))
+    }
+}
+
+/// Runs a layout's login delete `script` (`KEYS`: the old key `old` and its
+/// mark; `ARGV`: `new_id` and the mark's lifetime in ms) and answers its
+/// reply; `None` when `old`'s braces leave the mark no key in its slot
+/// (the caller then deletes as a logout does).
+async fn run_move_out(
+    redis: &Redis,
+    script: &Script,
+    old: &str,
+    new_id: &str,
+) -> Option<Result<fred::types::Value, Error>> {
+    let mark = moved_mark_key(old)?;
+    let lifetime = mark_lifetime_ms(redis);
+    let reply = redis
+        .eval_with(script, 2, redis.timeout(), Shortfall::Answers, |args| {
+            args.push(old.into());
+            args.push(mark.as_str().into());
+            args.push(new_id.into());
+            args.push(fred::types::Value::Integer(lifetime));
+        })
+        .await
+        .map_err(Error::store);
+    Some(reply)
+}
+
+/// The delete step of a login in two steps, where one script cannot move
+/// the session (its two keys in different slots of a cluster, or a move
+/// that must not happen before replicas have the new session): the
+/// session is created under a new id, then `move_out` deletes the old key;
+/// if that deletes nothing (a logout came first), the login deletes the
+/// new key again and answers gone.
+///
+/// `move_out` leaves a short-lived mark holding the new id where it
+/// deletes the session, so that it can be sent again when its answer is
+/// lost (a timeout, a connection that closed, a master that died after
+/// replicating it): a run that finds its own mark knows the session was
+/// moved, where an answer "nothing to delete" would have been read as a
+/// logout, and the client would have lost the session with the login. It
+/// is sent up to [`MOVE_OUT_ATTEMPTS`] times while it answers an error.
+async fn moved_out<F>(mut move_out: impl FnMut() -> F) -> Result<bool, Error>
+where
+    F: Future<Output = Result<bool, Error>>,
+{
+    let mut attempt = 1;
+    loop {
+        match move_out().await {
+            Err(error) if attempt < MOVE_OUT_ATTEMPTS => {
+                tracing::warn!(
+                    %error,
+                    attempt,
+                    "a login's delete of the old session failed; sending it again"
+                );
+                attempt += 1;
+            }
+            moved => return moved,
+        }
+    }
 }
 
 /// The layouts a store can use.
@@ -104,12 +199,11 @@ impl Layout {
     pub(crate) async fn regenerate(
         &self,
         redis: &Redis,
-        store: &crate::RedisStore,
         regenerate: Regenerate<'_>,
     ) -> Result<Written, Error> {
         match self {
             Layout::Hash(layout) => Box::pin(layout.regenerate(redis, regenerate)).await,
-            Layout::Aiohttp(layout) => Box::pin(layout.regenerate(redis, store, regenerate)).await,
+            Layout::Aiohttp(layout) => Box::pin(layout.regenerate(redis, regenerate)).await,
         }
     }
 
@@ -127,6 +221,29 @@ impl Layout {
             Layout::Aiohttp(layout) => {
                 Box::pin(layout.delete(redis, cookie, Shortfall::Fails)).await
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_logins_mark_hashes_to_its_sessions_slot() {
+        // No tag: the whole key becomes one, which Redis hashes as the key.
+        assert_eq!(
+            moved_mark_key("session:abc").as_deref(),
+            Some("{session:abc}:moved")
+        );
+        // A tag in the prefix is kept: the first `{...}` decides the slot.
+        assert_eq!(
+            moved_mark_key("{app}session:abc").as_deref(),
+            Some("{app}session:abc:moved")
+        );
+        // Braces that form no tag cannot be wrapped in one.
+        for key in ["a}b:abc", "x{}y:abc", "x{y:abc"] {
+            assert_eq!(moved_mark_key(key), None, "{key}");
         }
     }
 }
