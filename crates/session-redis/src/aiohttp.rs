@@ -81,6 +81,12 @@
 //!   where aiohttp_session sets only `HttpOnly`. Change them on the
 //!   [`SessionConfig`] if you must (over plain http, `Secure` cookies are
 //!   dropped by browsers).
+//! * **A login leaves a mark.** Where it moves a session to a new id, it
+//!   leaves the key `{{cookie_name}_{id}}:moved` holding the new key, for a
+//!   minute or more, so that a login whose answer was lost can be sent
+//!   again and tell its own move from a logout (the
+//!   [hash layout](crate::hash) does the same). aiohttp_session never reads
+//!   it.
 //! * **Ids are checked.** Only cookie values shaped like a uuid4 in hex (what
 //!   aiohttp_session's default `key_factory` makes) are looked up; anything
 //!   else is a new session, and a new session always gets an id of ours.

@@ -47,10 +47,16 @@ return 'saved'
 ";
 
 /// Moves a session to a new key, only if it still exists: `KEYS` are the
-/// old key and the new one, `ARGV` the value and `max_age` in seconds
-/// (empty: none). Answers `gone` (the old key is missing or logged out),
-/// `taken` (the new key exists) or `saved`.
+/// old key, the new one and the login's mark (a key Python never reads),
+/// `ARGV` the value, `max_age` in seconds (empty: none) and the mark's
+/// lifetime in ms. Answers `gone` (the old key is missing or logged out),
+/// `taken` (the new key exists) or `saved`, having left the mark holding
+/// the new key. Sent again after its answer was lost, it finds its own
+/// mark and answers `saved` again.
 const REGENERATE_LUA: &str = r"
+if redis.call('GET', KEYS[3]) == KEYS[2] then
+  return 'saved'
+end
 local current = redis.call('GET', KEYS[1])
 if not current or current == '{}' then
   return 'gone'
@@ -64,6 +70,7 @@ else
   redis.call('SET', KEYS[2], ARGV[1], 'EX', ARGV[2])
 end
 redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[3], KEYS[2], 'PX', ARGV[3])
 return 'saved'
 ";
 
@@ -238,10 +245,10 @@ impl AiohttpLayout {
         };
         if redis.is_clustered() || redis.durability() != Durability::Master {
             // A create under a new id, then the old key moved out (see
-            // `moved_out`).
+            // `send_until_answered`).
             let create = Create::new(cookie.name, regenerate.record, regenerate.now);
             let new_id = self.create(redis, create).await?;
-            if super::moved_out(|| self.move_out(redis, &old, cookie, &new_id)).await? {
+            if super::send_until_answered(|| self.move_out(redis, &old, cookie, &new_id)).await? {
                 return Ok(Written::Cookie(new_id));
             }
             let new_cookie = SessionCookie::new(cookie.name, &new_id);
@@ -250,18 +257,27 @@ impl AiohttpLayout {
         }
         let value = RedisValue::from(self.value(cookie.name, regenerate.record, regenerate.now)?);
         let expiry = self.expiry_arg();
+        // One server: any key name will do for the mark.
+        let mark = super::moved_mark_key(&old).unwrap_or_else(|| format!("{old}:moved"));
+        let lifetime = RedisValue::Integer(super::mark_lifetime_ms(redis));
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = new_id();
             let new = format!("{}_{id}", cookie.name);
-            let reply = redis
-                .eval(&self.regenerate, 2, redis.timeout(), |args| {
-                    args.push(old.as_str().into());
-                    args.push(new.as_str().into());
-                    args.push(value.clone());
-                    args.push(expiry.clone());
-                })
-                .await
-                .map_err(Error::store)?;
+            // Sent again with the same id while its answer is an error.
+            let reply = super::send_until_answered(|| async {
+                redis
+                    .eval(&self.regenerate, 3, redis.timeout(), |args| {
+                        args.push(old.as_str().into());
+                        args.push(new.as_str().into());
+                        args.push(mark.as_str().into());
+                        args.push(value.clone());
+                        args.push(expiry.clone());
+                        args.push(lifetime.clone());
+                    })
+                    .await
+                    .map_err(Error::store)
+            })
+            .await?;
             match reply.as_str().as_deref() {
                 Some("saved") => return Ok(Written::Cookie(id)),
                 Some("gone") => return Ok(Written::Gone),

@@ -10,7 +10,7 @@
 //! | field `d:{name}` | the JSON value of session key `name` |
 //! | key expiry | the same deadline (`PEXPIREAT`), always set together with `e`; none for a session without one |
 //! | key `{prefix}user:{user}` | the user's sessions: a sorted set of ids scored by deadline (see [user-bound sessions](#user-bound-sessions)) |
-//! | key `{{prefix}{id}}:moved` | where a login in two steps deleted the session: the new id, for four command timeouts and at least a minute (a prefix with a hash tag keeps it: `{prefix}{id}:moved`) |
+//! | key `{{prefix}{id}}:moved` | where a login moved the session from: the new id, for four command timeouts and at least a minute (a prefix with a hash tag keeps it: `{prefix}{id}:moved`) |
 //!
 //! Data fields carry the `d:` prefix so that no session key (not `""`, not
 //! `"m"`) can collide with the metadata. A hash keeps one field per session
@@ -55,8 +55,11 @@
 //!   a session that still exists, and answers gone for one that is not.
 //! * A **regenerate** (login) is one script on one server or behind
 //!   Sentinel: if the old key still exists, `RENAME` it to a fresh id's key
-//!   (so keys concurrent requests wrote come along) and apply the delta;
-//!   if a logout deleted it first, answer gone and write nothing. On a
+//!   (so keys concurrent requests wrote come along), apply the delta and
+//!   leave the login's mark (the new id, under the old key's mark key);
+//!   if a logout deleted it first, answer gone and write nothing. A login
+//!   whose answer was lost is sent again with the same id, and finds its
+//!   mark. On a
 //!   cluster the two keys live in different slots, which one script may
 //!   not touch (and with [durability](crate::RedisStoreBuilder::durability)
 //!   on, where a login must not move the session before its replicas have
@@ -393,16 +396,20 @@ return replies
 "#;
 
 /// Moves a session to a new key, only if it still exists: `KEYS` are the
-/// old key, the new one and, for a session bound to a user, the user's
-/// index; `ARGV` the deadline in Unix ms (empty: none), the application's
-/// now in Unix ms, the new id, the old id, the new id's score in the index
-/// (its deadline, or `+inf`), then the delta (see [`shared_lua`]).
+/// old key, the new one, the login's mark (see below) and, for a session
+/// bound to a user, the user's index; `ARGV` the deadline in Unix ms
+/// (empty: none), the application's now in Unix ms, the new id, the old
+/// id, the new id's score in the index (its deadline, or `+inf`), the
+/// mark's lifetime in ms, then the delta (see [`shared_lua`]).
 ///
 /// Answers `gone` when the old session is no longer there (a logout came
 /// first: nothing is written), `taken` when the new key exists (another id
 /// is drawn), else renames the old key to the new one, which keeps every
-/// field concurrent requests wrote, applies the delta, sets the deadline
-/// and puts the new id in the user's index in place of the old: `saved`.
+/// field concurrent requests wrote, applies the delta, sets the deadline,
+/// puts the new id in the user's index in place of the old, and leaves the
+/// mark holding the new id: `saved`. Sent again with the same new id after
+/// its answer was lost, it finds its own mark and answers `saved` again,
+/// where it would otherwise have found the old session gone.
 ///
 /// The index is changed in the same script, and checked before anything is
 /// written: a login whose index write failed after the move (Redis dying
@@ -415,11 +422,15 @@ const REGENERATE_LUA: &str = concat!(
     shared_lua!(),
     index_lua!(),
     r#"
-if #KEYS == 3 then
-  local kind = redis.call('TYPE', KEYS[3])['ok']
+local index = KEYS[4]
+if index then
+  local kind = redis.call('TYPE', index)['ok']
   if kind ~= 'zset' and kind ~= 'none' then
-    return redis.error_reply('WRONGTYPE the user index ' .. KEYS[3] .. ' is not a sorted set')
+    return redis.error_reply('WRONGTYPE the user index ' .. index .. ' is not a sorted set')
   end
+end
+if redis.call('GET', KEYS[3]) == ARGV[3] then
+  return 'saved'
 end
 if not live(KEYS[1], ARGV[2]) then
   return 'gone'
@@ -428,10 +439,11 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return 'taken'
 end
 redis.call('RENAME', KEYS[1], KEYS[2])
-write_delta(KEYS[2], 6, #ARGV)
+write_delta(KEYS[2], 7, #ARGV)
 set_deadline(KEYS[2], ARGV[1])
-if #KEYS == 3 then
-  change_index(KEYS[3], ARGV[3], ARGV[5], ARGV[2], 4, 4)
+redis.call('SET', KEYS[3], ARGV[3], 'PX', ARGV[6])
+if index then
+  change_index(index, ARGV[3], ARGV[5], ARGV[2], 4, 4)
 end
 return 'saved'
 "#
@@ -669,28 +681,35 @@ impl HashLayout {
         if redis.is_clustered() || redis.durability() != Durability::Master {
             return self.create_then_move_out(redis, regenerate, &old).await;
         }
-        let old = Value::from(old);
+        // One server: any key name will do for the mark.
+        let mark = super::moved_mark_key(&old).unwrap_or_else(|| format!("{old}:moved"));
+        let (old, mark) = (Value::from(old), Value::from(mark));
         let index = regenerate
             .record
             .user
             .as_deref()
             .map(|user| self.user_key(user));
-        let key_count = if index.is_some() { 3 } else { 2 };
+        let key_count = if index.is_some() { 4 } else { 3 };
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = SessionId::generate().into_string();
-            let mut args = vec![old.clone(), self.key_of(&id).into()];
+            let mut args = vec![old.clone(), self.key_of(&id).into(), mark.clone()];
             args.extend(index.iter().map(|index| Value::from(index.as_str())));
             args.extend(deadline_args(regenerate.record, regenerate.now));
             args.push(id.as_str().into());
             args.push(regenerate.cookie.value.into());
             args.push(index_score(regenerate.record.expires_at));
+            args.push(Value::Integer(super::mark_lifetime_ms(redis)));
             push_delta(&mut args, regenerate.record, regenerate.changes, true)?;
-            let reply = redis
-                .eval(&self.regenerate, key_count, redis.timeout(), |full| {
-                    full.extend(args.iter().cloned());
-                })
-                .await
-                .map_err(Error::store)?;
+            // Sent again with the same id while its answer is an error.
+            let reply = super::send_until_answered(|| async {
+                redis
+                    .eval(&self.regenerate, key_count, redis.timeout(), |full| {
+                        full.extend(args.iter().cloned());
+                    })
+                    .await
+                    .map_err(Error::store)
+            })
+            .await?;
             match applied(&reply)? {
                 // The user's index was changed by the same script.
                 Applied::Saved => return Ok(Written::Cookie(id)),
@@ -702,9 +721,10 @@ impl HashLayout {
     }
 
     /// A login in two steps: a create under a new id, then
-    /// [`move_out`](Self::move_out) of the old key (see [`moved_out`]).
+    /// [`move_out`](Self::move_out) of the old key (see
+    /// [`send_until_answered`]).
     ///
-    /// [`moved_out`]: super::moved_out
+    /// [`send_until_answered`]: super::send_until_answered
     async fn create_then_move_out(
         &self,
         redis: &Redis,
@@ -714,7 +734,7 @@ impl HashLayout {
         let (cookie, now) = (regenerate.cookie, regenerate.now);
         let create = Create::new(cookie.name, regenerate.record, now);
         let new_id = self.create(redis, create).await?;
-        if super::moved_out(|| self.move_out(redis, old, cookie, &new_id, now)).await? {
+        if super::send_until_answered(|| self.move_out(redis, old, cookie, &new_id, now)).await? {
             return Ok(Written::Cookie(new_id));
         }
         let new_cookie = SessionCookie::new(cookie.name, &new_id);

@@ -108,36 +108,34 @@ async fn run_move_out(
     Some(reply)
 }
 
-/// The delete step of a login in two steps, where one script cannot move
-/// the session (its two keys in different slots of a cluster, or a move
-/// that must not happen before replicas have the new session): the
-/// session is created under a new id, then `move_out` deletes the old key;
-/// if that deletes nothing (a logout came first), the login deletes the
-/// new key again and answers gone.
+/// Sends a login's move of its session (`send`) until it is answered, up to
+/// [`MOVE_OUT_ATTEMPTS`] times while the answer is an error.
 ///
-/// `move_out` leaves a short-lived mark holding the new id where it
-/// deletes the session, so that it can be sent again when its answer is
-/// lost (a timeout, a connection that closed, a master that died after
-/// replicating it): a run that finds its own mark knows the session was
-/// moved, where an answer "nothing to delete" would have been read as a
-/// logout, and the client would have lost the session with the login. It
-/// is sent up to [`MOVE_OUT_ATTEMPTS`] times while it answers an error.
-async fn moved_out<F>(mut move_out: impl FnMut() -> F) -> Result<bool, Error>
+/// Both layouts' logins leave a short-lived mark holding the new id where
+/// they move a session from, so that a move whose answer was lost (a
+/// timeout, a connection that closed, a master that died after
+/// replicating it) can be sent again: a run that finds its own mark knows
+/// the session was moved, where "the old session is gone" would have been
+/// read as a logout, and the client would have lost the session with the
+/// login. In one script on one server; on a cluster, or with durability,
+/// a create under the new id and then a delete of the old key, which is
+/// what is sent again.
+async fn send_until_answered<T, F>(mut send: impl FnMut() -> F) -> Result<T, Error>
 where
-    F: Future<Output = Result<bool, Error>>,
+    F: Future<Output = Result<T, Error>>,
 {
     let mut attempt = 1;
     loop {
-        match move_out().await {
+        match send().await {
             Err(error) if attempt < MOVE_OUT_ATTEMPTS => {
                 tracing::warn!(
                     %error,
                     attempt,
-                    "a login's delete of the old session failed; sending it again"
+                    "a login's move of the session failed; sending it again"
                 );
                 attempt += 1;
             }
-            moved => return moved,
+            answer => return answer,
         }
     }
 }
