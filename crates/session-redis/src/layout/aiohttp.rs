@@ -257,8 +257,7 @@ impl AiohttpLayout {
         }
         let value = RedisValue::from(self.value(cookie.name, regenerate.record, regenerate.now)?);
         let expiry = self.expiry_arg();
-        // One server: any key name will do for the mark.
-        let mark = super::moved_mark_key(&old).unwrap_or_else(|| format!("{old}:moved"));
+        let mark = super::one_server_mark_key(&old);
         let lifetime = RedisValue::Integer(super::mark_lifetime_ms(redis));
         for _ in 0..MAX_ID_ATTEMPTS {
             let id = new_id();
@@ -305,10 +304,10 @@ impl AiohttpLayout {
         cookie: SessionCookie<'_>,
         new_id: &str,
     ) -> Result<bool, Error> {
-        let Some(reply) = super::run_move_out(redis, &self.move_out, old, new_id).await else {
+        let Some(mark) = super::moved_mark_key(old) else {
             return self.delete(redis, cookie, Shortfall::Answers).await;
         };
-        let reply = reply?;
+        let reply = super::run_move_out(redis, &self.move_out, old, &mark, new_id).await?;
         match reply.as_i64() {
             Some(moved) => Ok(moved == 1),
             None => Err(Error::store(format!(

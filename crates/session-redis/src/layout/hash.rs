@@ -681,9 +681,9 @@ impl HashLayout {
         if redis.is_clustered() || redis.durability() != Durability::Master {
             return self.create_then_move_out(redis, regenerate, &old).await;
         }
-        // One server: any key name will do for the mark.
-        let mark = super::moved_mark_key(&old).unwrap_or_else(|| format!("{old}:moved"));
-        let (old, mark) = (Value::from(old), Value::from(mark));
+        let mark = Value::from(super::one_server_mark_key(&old));
+        let old = Value::from(old);
+        let lifetime = Value::Integer(super::mark_lifetime_ms(redis));
         let index = regenerate
             .record
             .user
@@ -698,7 +698,7 @@ impl HashLayout {
             args.push(id.as_str().into());
             args.push(regenerate.cookie.value.into());
             args.push(index_score(regenerate.record.expires_at));
-            args.push(Value::Integer(super::mark_lifetime_ms(redis)));
+            args.push(lifetime.clone());
             push_delta(&mut args, regenerate.record, regenerate.changes, true)?;
             // Sent again with the same id while its answer is an error.
             let reply = super::send_until_answered(|| async {
@@ -756,12 +756,11 @@ impl HashLayout {
         new_id: &str,
         now: SystemTime,
     ) -> Result<bool, Error> {
-        let Some(reply) = super::run_move_out(redis, &self.users.move_out, old, new_id).await
-        else {
+        let Some(mark) = super::moved_mark_key(old) else {
             return self.delete(redis, cookie, now, Shortfall::Answers).await;
         };
-        let reply = reply?;
-        self.deleted(cookie, now, redis, &reply).await
+        let reply = super::run_move_out(redis, &self.users.move_out, old, &mark, new_id).await?;
+        self.deleted(redis, cookie, now, &reply).await
     }
 
     /// One script deletes the session and answers its metadata, so that a
@@ -783,7 +782,7 @@ impl HashLayout {
             })
             .await
             .map_err(Error::store)?;
-        self.deleted(cookie, now, redis, &reply).await
+        self.deleted(redis, cookie, now, &reply).await
     }
 
     /// Reads the reply of a delete script (whether it deleted the session
@@ -791,9 +790,9 @@ impl HashLayout {
     /// user's index.
     async fn deleted(
         &self,
+        redis: &Redis,
         cookie: SessionCookie<'_>,
         now: SystemTime,
-        redis: &Redis,
         reply: &Value,
     ) -> Result<bool, Error> {
         let (deleted, metadata) = match reply {

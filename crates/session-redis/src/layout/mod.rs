@@ -84,28 +84,32 @@ fn moved_mark_key(key: &str) -> Option<String> {
     }
 }
 
+/// The mark's key for a login on one server, where no slot constrains it:
+/// the same as on a cluster where [`moved_mark_key`] has one.
+fn one_server_mark_key(key: &str) -> String {
+    moved_mark_key(key).unwrap_or_else(|| format!("{key}:moved"))
+}
+
 /// Runs a layout's login delete `script` (`KEYS`: the old key `old` and its
-/// mark; `ARGV`: `new_id` and the mark's lifetime in ms) and answers its
-/// reply; `None` when `old`'s braces leave the mark no key in its slot
-/// (the caller then deletes as a logout does).
+/// `mark`; `ARGV`: `new_id` and the mark's lifetime in ms) and answers its
+/// reply.
 async fn run_move_out(
     redis: &Redis,
     script: &Script,
     old: &str,
+    mark: &str,
     new_id: &str,
-) -> Option<Result<fred::types::Value, Error>> {
-    let mark = moved_mark_key(old)?;
+) -> Result<fred::types::Value, Error> {
     let lifetime = mark_lifetime_ms(redis);
-    let reply = redis
+    redis
         .eval_with(script, 2, redis.timeout(), Shortfall::Answers, |args| {
             args.push(old.into());
-            args.push(mark.as_str().into());
+            args.push(mark.into());
             args.push(new_id.into());
             args.push(fred::types::Value::Integer(lifetime));
         })
         .await
-        .map_err(Error::store);
-    Some(reply)
+        .map_err(Error::store)
 }
 
 /// Sends a login's move of its session (`send`) until it is answered, up to
