@@ -13,7 +13,7 @@ use fred::prelude::{
     Blocking, Builder, Client, ClientLike, Config, Error as FredError, HashesInterface,
     KeysInterface, Options, Pool, ReconnectPolicy,
 };
-use fred::types::{ClusterHash, CustomCommand, Expiration, SetOptions, Value};
+use fred::types::{ClusterHash, CustomCommand, Expiration, Map, SetOptions, Value};
 use fred::util::redis_keyslot;
 use session_core::Error;
 
@@ -493,30 +493,13 @@ impl Redis {
         expire_secs: Option<i64>,
     ) -> Result<bool, Error> {
         let expire = expire_secs.map(Expiration::EX);
-        let reply: Value = match self.durability {
-            Durability::Master => self
-                .connection
-                .client()
-                .with_options(&Self::options(self.timeout))
-                .set(key, value, expire, Some(SetOptions::NX), false)
-                .await
-                .map_err(Error::store)?,
-            Durability::Replicas { count, timeout } => self
-                .write_and_wait(
-                    self.timeout,
-                    redis_keyslot(key.as_bytes()),
-                    count,
-                    timeout,
-                    Shortfall::Fails,
-                    async |client| {
-                        client
-                            .set(key, value, expire, Some(SetOptions::NX), false)
-                            .await
-                    },
-                )
-                .await
-                .map_err(Error::store)?,
-        };
+        let reply = self
+            .write(key.as_bytes(), Shortfall::Fails, async |client| {
+                client
+                    .set(key, value, expire, Some(SetOptions::NX), false)
+                    .await
+            })
+            .await?;
         Ok(!matches!(reply, Value::Null))
     }
 
@@ -528,27 +511,81 @@ impl Redis {
         key: &str,
         shortfall: Shortfall,
     ) -> Result<Option<Vec<u8>>, Error> {
-        let value: Value = match self.durability {
-            Durability::Master => self
-                .connection
-                .client()
-                .with_options(&Self::options(self.timeout))
-                .getdel(key)
-                .await
-                .map_err(Error::store)?,
-            Durability::Replicas { count, timeout } => self
-                .write_and_wait(
+        let value = self
+            .write(key.as_bytes(), shortfall, async |client| {
+                client.getdel(key).await
+            })
+            .await?;
+        bytes_of(value, "GETDEL")
+    }
+
+    /// `HSET key field value [field value ...]`: how many of the fields
+    /// were new.
+    pub(crate) async fn hset(&self, key: &str, fields: Map) -> Result<i64, Error> {
+        // fred's own command, not a custom one: fred writes a custom
+        // command to the socket at once, and its own commands many to a
+        // write.
+        let reply = self
+            .write(key.as_bytes(), Shortfall::Fails, async |client| {
+                client.hset(key, fields).await
+            })
+            .await?;
+        reply
+            .as_i64()
+            .ok_or_else(|| Error::store(format!("unexpected reply to HSET: {reply:?}")))
+    }
+
+    /// `HEXISTS key field`.
+    pub(crate) async fn hexists(&self, key: &str, field: &str) -> Result<bool, Error> {
+        self.read(async |client| client.hexists(key, field).await)
+            .await
+    }
+
+    /// `DEL key`, for a key whose deletion need not be waited for: under
+    /// [`Durability::Replicas`], a shortfall is answered.
+    pub(crate) async fn del(&self, key: &str) -> Result<(), Error> {
+        self.write(key.as_bytes(), Shortfall::Answers, async |client| {
+            client.del(key).await
+        })
+        .await
+        .map(drop)
+    }
+
+    /// Sends `write`, a command on `key`, with the store's command timeout,
+    /// and under [`Durability::Replicas`] waits for its replicas (see
+    /// [`write_and_wait`](Self::write_and_wait)).
+    ///
+    /// fred's own timeout, not the [watchdog](crate::watchdog) a read has:
+    /// fred then drops a write that timed out before it was sent, rather
+    /// than send it once Redis is back, after its request was answered.
+    async fn write(
+        &self,
+        key: &[u8],
+        shortfall: Shortfall,
+        write: impl AsyncFnOnce(&WithOptions<Client>) -> Result<Value, FredError>,
+    ) -> Result<Value, Error> {
+        // Boxed, as a read is: fred's future is several kilobytes.
+        match self.durability {
+            Durability::Master => {
+                let client = self
+                    .connection
+                    .client()
+                    .with_options(&Self::options(self.timeout));
+                Box::pin(write(&client)).await
+            }
+            Durability::Replicas { count, timeout } => {
+                Box::pin(self.write_and_wait(
                     self.timeout,
-                    redis_keyslot(key.as_bytes()),
+                    redis_keyslot(key),
                     count,
                     timeout,
                     shortfall,
-                    async |client| client.getdel(key).await,
-                )
+                    write,
+                ))
                 .await
-                .map_err(Error::store)?,
-        };
-        bytes_of(value, "GETDEL")
+            }
+        }
+        .map_err(Error::store)
     }
 }
 

@@ -10,8 +10,8 @@ use std::time::{Duration, SystemTime};
 use serde_json::{Value, json};
 use session_core::unix_millis;
 use session_core::{
-    Changes, Clock, Expiry, ManualClock, Record, Refresh, Rolling, Session, SessionConfig,
-    SessionCookie, SessionManager, SessionStore, Update, Written,
+    Changes, Clock, Expiry, ManualClock, Record, Refresh, Regenerate, Rolling, Session,
+    SessionConfig, SessionCookie, SessionManager, SessionStore, Update, Written,
 };
 use session_redis::RedisStore;
 use session_testing::{RedisServer, Reply, info_fields};
@@ -353,6 +353,70 @@ async fn a_data_only_write_is_its_own_liveness_check() {
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 
+/// What a data write's `HSET` makes of a session that is gone, a hash
+/// without metadata or expiry (until that write deletes it again, or, when
+/// it could not, until a load does), is no session to anything: a load, a
+/// save, a refresh, a login, a logout and the user index all find none,
+/// and delete it. A data write that finds its field there (one racing the
+/// same logout as the write that made the hash) is answered saved, as
+/// having come before the logout; its data is never seen.
+#[tokio::test]
+async fn a_hash_a_data_write_made_of_a_gone_session_is_no_session() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let now = SystemTime::now();
+    let id = "G".repeat(32);
+    let key = format!("session:{id}");
+    let cookie = SessionCookie::new("session", &id);
+    let leave_a_leftover = || {
+        server.command(&["HSET", &key, "d:k", "1"]).expect("HSET");
+    };
+    let gone = || integer(server.command(&["EXISTS", &key])) == 0;
+    let mut record = Record::new(now);
+    record.expires_at = Some(now + IDLE);
+    record.data.insert("k".into(), json!(2));
+    record.user = Some("ada".into());
+    let record = Arc::new(record);
+    let mut writing_k = Changes::default();
+    writing_k.record_write("k");
+
+    // A write of the field it has: saved, and gone at the next load.
+    leave_a_leftover();
+    let update = Update::new(cookie, &record, &writing_k, now).with_data_only(true);
+    let written = store.update(update).await.expect("update");
+    assert_eq!(written, Written::Cookie(id.clone()));
+    assert!(store.load(cookie).await.expect("load").is_none());
+    assert!(gone(), "the load deleted it");
+
+    // A full save (with metadata, and bound to a user): gone.
+    leave_a_leftover();
+    let update = Update::new(cookie, &record, &writing_k, now);
+    assert_eq!(store.update(update).await.expect("update"), Written::Gone);
+    assert!(gone());
+    assert_eq!(integer(server.command(&["EXISTS", "session:user:ada"])), 0);
+
+    // A rolling refresh: gone.
+    leave_a_leftover();
+    let refresh = Refresh::new(cookie, &record, now);
+    assert_eq!(
+        store.refresh(refresh).await.expect("refresh"),
+        Written::Gone
+    );
+    assert!(gone());
+
+    // A login: gone, and nothing written under a new id.
+    leave_a_leftover();
+    let login = Regenerate::new(cookie, &record, &writing_k, now);
+    assert_eq!(store.regenerate(login).await.expect("login"), Written::Gone);
+    assert!(gone());
+    assert_eq!(integer(server.command(&["DBSIZE"])), 0);
+
+    // A logout: nothing to log out.
+    leave_a_leftover();
+    assert!(!store.delete(cookie).await.expect("delete"));
+    assert!(gone());
+}
+
 /// A save of more fields than Lua's `unpack` takes at once (some 8,000
 /// values) goes in chunks, in both scripts: a write of data keys alone and
 /// a full update, each writing and removing thousands of keys.
@@ -573,8 +637,9 @@ fn paused_request(
 
 /// With Redis stopped, one save is on its way and others wait behind it;
 /// once Redis runs again, the waiting saves go in one call of their script
-/// (the data writes' here, as every save is a write of a data key), each
-/// gets its own answer, and one that fails leaves the others saved.
+/// (the data writes' here, as every save writes a data key and removes
+/// another), each gets its own answer, and one that fails leaves the
+/// others saved.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
     const SESSIONS: usize = 20;
@@ -582,17 +647,20 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
     let server = RedisServer::start();
     let manager = SessionManager::new(store(&server).await, SessionConfig::default());
     let mut pairs = Vec::new();
+    let two_keys = |s: &Session| {
+        s.insert("n", &0).expect("insert");
+        s.insert("x", &0).expect("insert");
+    };
     for _ in 0..SESSIONS {
-        pairs.push(cookie_pair(
-            &visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await,
-        ));
+        pairs.push(cookie_pair(&visit(&manager, None, two_keys).await));
     }
     // One more session, whose write goes first; written once already, so
     // that Redis has the data write's script cached before calls count.
-    let first_pair =
-        cookie_pair(&visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await);
+    let first_pair = cookie_pair(&visit(&manager, None, two_keys).await);
     visit(&manager, Some(&first_pair), |s| {
         s.insert("n", &1).expect("insert");
+        s.remove("x");
+        s.insert("y", &0).expect("insert");
     })
     .await;
     let loaded = Arc::new(Barrier::new(SESSIONS + 2));
@@ -600,12 +668,14 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
     let stopped = Arc::new(Barrier::new(SESSIONS + 1));
     let first = paused_request(&manager, &first_pair, [&loaded, &first_goes], |s| {
         s.insert("n", &2).expect("insert");
+        s.remove("y");
     });
     let requests: Vec<_> = pairs
         .iter()
         .map(|pair| {
             paused_request(&manager, pair, [&loaded, &stopped], |s| {
                 s.insert("n", &1).expect("insert");
+                s.remove("x");
             })
         })
         .collect();
@@ -644,6 +714,7 @@ async fn saves_that_wait_together_go_in_one_script_call_and_fail_alone() {
                 Some(1),
                 "session {i}"
             );
+            assert_eq!(session.get::<i32>("x").expect("get"), None, "session {i}");
         }
     }
     let calls = command_calls(&server);
@@ -686,6 +757,41 @@ async fn a_logout_beats_fifty_slow_writes() {
     let replayed = peek(&manager, &pair).await;
     assert!(replayed.is_new() && replayed.is_empty());
     assert_eq!(integer(server.command(&["EXISTS", &redis_key(&pair)])), 0);
+}
+
+/// Fifty writes of the same key, which the session has, race a logout:
+/// the first `HSET` after the logout makes a hash of the gone session that
+/// the others may find (and be answered as having come before the
+/// logout), but none brings the session back or leaves anything behind,
+/// and none sends the client its cookie again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_logout_beats_fifty_slow_writes_of_one_key() {
+    let server = RedisServer::start();
+    let manager = SessionManager::new(store(&server).await, SessionConfig::default());
+    let pair = cookie_pair(&visit(&manager, None, |s| s.insert("n", &0).expect("insert")).await);
+    let loaded = Arc::new(Barrier::new(51));
+    let logged_out = Arc::new(Barrier::new(51));
+    let writers: Vec<_> = (0..50)
+        .map(|i| {
+            paused_request(&manager, &pair, [&loaded, &logged_out], move |s| {
+                s.insert("n", &i).expect("insert");
+            })
+        })
+        .collect();
+    loaded.wait().await;
+    let logout = visit(&manager, Some(&pair), |s| s.invalidate()).await;
+    assert!(cookie_pair(&logout).ends_with('='), "{logout:?}");
+    logged_out.wait().await;
+    for writer in writers {
+        let set = writer.await.expect("writer").expect("save_changes");
+        assert!(
+            set.iter().all(|cookie| cookie.contains("Max-Age=0")),
+            "a write racing the logout never sets the cookie again: {set:?}"
+        );
+    }
+    let replayed = peek(&manager, &pair).await;
+    assert!(replayed.is_new() && replayed.is_empty());
+    assert_eq!(integer(server.command(&["DBSIZE"])), 0);
 }
 
 #[tokio::test]

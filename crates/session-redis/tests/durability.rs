@@ -154,6 +154,11 @@ async fn a_script_sent_again_after_noscript_waits_as_long_as_the_first() {
     let (master, replica) = master_and_replica();
     let manager = durable_manager(&master.url(), 1).await;
     let (_, request) = an_unsaved_update(&manager).await;
+    // A write that also removes a key goes through a script (one that
+    // only sets keys is an HSET).
+    let session = request.session([]).await.expect("the loaded session");
+    session.remove("k");
+    session.insert("j", &2).expect("insert");
     replica.pause();
     assert_eq!(
         master.command(&["SCRIPT", "FLUSH"]).expect("SCRIPT FLUSH"),

@@ -33,22 +33,38 @@
 //!   common write) applies the delta to the data fields and leaves the
 //!   metadata and the key's expiry as stored (concurrent requests' changes
 //!   to them included): no metadata to encode, no `PEXPIREAT`. While the
-//!   deadline the request loaded is ahead and the delta writes a key, it
-//!   runs a short script of its own, which needs no liveness check: the
-//!   `HSET` adds no field to a live session whose keys it only changes,
-//!   and recreates a key that is gone, which the script then finds
-//!   without metadata and deletes at once, answering gone. One command in
-//!   the script on the common write, and less than half the Redis CPU of
-//!   the save script. Removals alone, and a loaded deadline that has passed
-//!   (a concurrent refresh may have moved the stored one), run the save
-//!   script in its `data` mode, which asks Redis for the stored deadline
-//!   first. Either is answered and kept final as an update is.
+//!   deadline the request loaded is ahead:
+//!   * one that only writes keys (a counter, a cart) is a plain `HSET`, no
+//!     script, which costs Redis what a `SET` does. The `HSET` is its own
+//!     liveness check: a field that was there already means the key was.
+//!     When every field is new (keys the request added, or a session that
+//!     is gone, which the `HSET` recreates), the store asks for the
+//!     metadata (`HEXISTS`); a hash without it is deleted (`DEL`) and the
+//!     request answered gone.
+//!   * one that also removes keys runs a short script of its own, with the
+//!     same check done in the script, and the `HDEL` after it.
+//!
+//!   Removals alone, and a loaded deadline that has passed (a concurrent
+//!   refresh may have moved the stored one), run the save script in its
+//!   `data` mode, which asks Redis for the stored deadline first. Each is
+//!   answered and kept final as an update is.
+//! * **A hash without metadata is no session.** Between the `HSET` that
+//!   recreated a gone session's key and that write's `DEL`, the key is a
+//!   hash of data fields alone, without an expiry. Everything that checks
+//!   that a session is there checks for the metadata: a load finds no
+//!   session (and deletes the hash, should its write have failed to), and
+//!   the scripts' saves, refreshes, logins and logouts, and the user
+//!   index, treat it as gone (and delete it). A data write racing the same
+//!   logout that finds its field in that hash is answered saved, as having
+//!   come before the logout, which its request overlapped: its data goes
+//!   with the session, and it sends no cookie.
 //! * A **create** never overwrites an existing key: the script refuses,
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
-//!   answers [`Written::Gone`] and creates nothing, so a slow request that
+//!   answers [`Written::Gone`] and leaves nothing, so a slow request that
 //!   finishes after a logout cannot bring the session back; the client
-//!   gets a removal cookie.
+//!   gets a removal cookie (but see above for data writes that race one
+//!   another and a logout).
 //! * A **rolling refresh** runs the same script with no delta: it moves the
 //!   deadline (the metadata's `e`, rewritten in place so that the rest of
 //!   the metadata stays as the last save left it, and the key's expiry) of
@@ -72,7 +88,9 @@
 //!   logout's (see the table above).
 //! * A **delete** is `DEL`, and tells whether the key existed. A request
 //!   that changes nothing sends nothing.
-//! * **Saves that wait at the same time go together.** On one server or
+//! * **Saves that wait at the same time go together.** Data writes that
+//!   are one `HSET` go as fred pipelines every command, many to a socket
+//!   write. For the scripts: on one server or
 //!   behind Sentinel, the saves of concurrent requests that queue while an
 //!   earlier call is with Redis go as one call of the script, which applies
 //!   each atomically and answers each on its own (one that fails, say on a
@@ -135,7 +153,7 @@ use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use fred::types::Value;
+use fred::types::{Map, Value};
 use serde::{Deserialize, Serialize};
 use session_core::{
     Changes, Create, Error, Expiry, Record, Refresh, Regenerate, SessionCookie, SessionId, Update,
@@ -213,7 +231,10 @@ local function live(key, now)
   if deadline == -2 then
     return false
   end
-  if deadline >= 0 and deadline <= tonumber(now) then
+  -- A hash without an expiry may be what a data write's HSET made of a
+  -- session that was gone: a session has its metadata.
+  if (deadline >= 0 and deadline <= tonumber(now))
+    or (deadline == -1 and redis.call('HEXISTS', key, 'm') == 0) then
     redis.call('DEL', key)
     return false
   end
@@ -270,9 +291,10 @@ end
 /// `update` and `data`, the delta (see [`shared_lua`]), which for `data`
 /// has no metadata: a `data` save writes the data fields alone, leaving the
 /// metadata and the key's expiry as they are stored (its deadline argument
-/// is not used). Most writes of data keys alone come not here but to
-/// [`DATA_LUA`]; the `data` mode takes those that cannot tell from their
-/// own `HSET` whether the session is there. A `touch` has nothing more: it
+/// is not used). Most writes of data keys alone come not here but are an
+/// `HSET` (`HashLayout::set_data`) or, with removals, [`DATA_LUA`]; the
+/// `data` mode takes those that cannot tell from their own `HSET` whether
+/// the session is there. A `touch` has nothing more: it
 /// only moves the deadline, in the stored metadata and in the key's
 /// expiry.
 ///
@@ -343,10 +365,12 @@ return replies
 "#
 );
 
-/// Writes of data keys alone that write at least one key, while the
-/// deadline each request loaded is ahead by the application's clock (the
-/// common write: a counter, a cart), each atomically: one per key of
-/// `KEYS`, in order, sent in batches as the save script is.
+/// Writes of data keys alone that write at least one key and remove
+/// others, while the deadline each request loaded is ahead by the
+/// application's clock, each atomically: one per key of `KEYS`, in order,
+/// sent in batches as the save script is. (Those that remove nothing are
+/// one `HSET` without a script, `HashLayout::set_data`, which checks the
+/// same way.)
 ///
 /// `ARGV` holds, for each key in turn, the number of its arguments and then
 /// its delta without metadata (see [`shared_lua`]; never a clear). The
@@ -361,8 +385,7 @@ return replies
 /// A script of its own rather than a mode of the save script: Redis runs
 /// it in less than half the time (a few lines of Lua against the save
 /// script's functions and dispatch, and three arguments per key besides
-/// the fields instead of six), about what a `SET` costs it once the calls
-/// carry a few saves each.
+/// the fields instead of six).
 const DATA_LUA: &str = r#"
 local replies = {}
 local at = 1
@@ -568,6 +591,15 @@ impl HashLayout {
         if is_empty(&fields) {
             return Ok(None);
         }
+        if !has_field(&fields, META_FIELD) {
+            // What a data write made of a session that was gone, left when
+            // it could not delete it itself (see `set_data`): never a
+            // session again.
+            if let Err(error) = Box::pin(redis.del(&key)).await {
+                tracing::debug!(%error, "a gone session's leftover hash could not be deleted");
+            }
+            return Ok(None);
+        }
         let record = decode(fields);
         if record.is_none() {
             tracing::debug!(
@@ -607,11 +639,15 @@ impl HashLayout {
         // A write of data keys alone (the common one: within the rolling
         // step, nothing but data changed) leaves the metadata, the key's
         // expiry and the user's index as they are: no metadata to encode,
-        // and, when it writes a key, the data writes' own script, whose
-        // `HSET` is also the liveness check. Clearing drops the whole
-        // hash, metadata included: a full update.
+        // and, when it writes a key, an `HSET` that is also the liveness
+        // check (in the data writes' own script when it removes keys too).
+        // Clearing drops the whole hash, metadata included: a full update.
         let data_only = update.data_only && !update.changes.cleared();
         if data_only && writes_while_live(update.record, update.changes, update.now) {
+            if let Some(fields) = fields_set(update.record, update.changes)? {
+                let applied = self.set_data(redis, &key, fields).await?;
+                return Ok(applied.written(update.cookie.value));
+            }
             let mut args = Vec::new();
             push_delta(&mut args, update.record, update.changes, false)?;
             let applied = self.run(&self.data_writes, redis, key, args).await?;
@@ -626,6 +662,31 @@ impl HashLayout {
             Box::pin(self.indexed_write(redis, id, update.record, update.now)).await?;
         }
         Ok(applied.written(update.cookie.value))
+    }
+
+    /// A write of data keys that only sets fields (it removes none), while
+    /// the deadline the request loaded is ahead: one `HSET`, no script.
+    ///
+    /// The `HSET` is the liveness check. When one of its fields was there
+    /// already, so was the key: the session, or the hash another write
+    /// racing the same logout made of it (see [a hash without metadata is
+    /// no session](self#atomicity-and-merging)), and this request, which
+    /// loaded the session before that logout, is answered as having come
+    /// before it. When every field was new (keys the request added, or a
+    /// session that is gone), the metadata is asked for: a hash without it
+    /// is what the `HSET` made of a session that is gone, which is deleted,
+    /// and the request answered gone.
+    ///
+    /// Not batched as the scripts are: fred pipelines plain commands by
+    /// itself.
+    async fn set_data(&self, redis: &Redis, key: &str, fields: Map) -> Result<Applied, Error> {
+        let field_count = i64::try_from(fields.len()).unwrap_or(i64::MAX);
+        let added = redis.hset(key, fields).await?;
+        if added < field_count || redis.hexists(key, META_FIELD).await? {
+            return Ok(Applied::Saved);
+        }
+        redis.del(key).await?;
+        Ok(Applied::Gone)
     }
 
     pub(crate) async fn refresh(
@@ -996,6 +1057,24 @@ fn writes_while_live(record: &Record, changes: &Changes, now: SystemTime) -> boo
     writes && record.expires_at.is_none_or(|deadline| deadline > now)
 }
 
+/// The field/value pairs of a delta that only writes keys, or `None` when
+/// it also removes some.
+fn fields_set(record: &Record, changes: &Changes) -> Result<Option<Map>, Error> {
+    if changes.removed().next().is_some() {
+        return Ok(None);
+    }
+    let mut fields = Map::new();
+    for key in changes.written() {
+        // A key written, then removed, is a removal.
+        let Some(value) = record.data.get(key) else {
+            return Ok(None);
+        };
+        let value = serde_json::to_string(value).map_err(Error::Value)?;
+        fields.insert(data_field(key).into(), value.into());
+    }
+    Ok(Some(fields))
+}
+
 fn data_field(key: &str) -> String {
     let mut field = String::with_capacity(DATA_PREFIX.len() + key.len());
     field.push_str(DATA_PREFIX);
@@ -1009,6 +1088,19 @@ fn is_empty(fields: &Value) -> bool {
         Value::Array(fields) => fields.is_empty(),
         Value::Map(fields) => fields.is_empty(),
         Value::Null => true,
+        _ => false,
+    }
+}
+
+/// Whether the reply to `HGETALL` has the field `name`.
+fn has_field(fields: &Value, name: &str) -> bool {
+    match fields {
+        Value::Array(fields) => fields
+            .chunks_exact(2)
+            .any(|pair| pair[0].as_bytes() == Some(name.as_bytes())),
+        Value::Map(fields) => fields
+            .keys()
+            .any(|field| field.as_bytes() == name.as_bytes()),
         _ => false,
     }
 }

@@ -15,7 +15,7 @@ const INDEX_LUA: &str = concat!(
     index_lua!(),
     r"
 local add = ARGV[1]
-if add ~= '' and #KEYS == 2 and redis.call('EXISTS', KEYS[2]) == 0 then
+if add ~= '' and #KEYS == 2 and redis.call('HEXISTS', KEYS[2], 'm') == 0 then
   add = ''
 end
 change_index(KEYS[1], add, ARGV[2], ARGV[3], 4, #ARGV)
@@ -30,12 +30,17 @@ redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
 return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. ARGV[1], '+inf')
 ";
 
-/// Deletes a session (`KEYS[1]`), answering whether it existed and its
-/// metadata (empty when none).
+/// Deletes a session (`KEYS[1]`), answering whether it was there and its
+/// metadata (empty when none). A hash without metadata is no session (what
+/// a data write's `HSET` made of one that was gone): deleted, and answered
+/// as none.
 const DELETE_LUA: &str = r"
 local meta = redis.call('HGET', KEYS[1], 'm')
-local deleted = redis.call('DEL', KEYS[1])
-return {deleted, meta or ''}
+redis.call('DEL', KEYS[1])
+if not meta then
+  return {0, ''}
+end
+return {1, meta}
 ";
 
 /// A login's delete of the session it moved (`KEYS[1]`) to the new id
@@ -50,11 +55,12 @@ if redis.call('GET', KEYS[2]) == ARGV[1] then
   return {1, ''}
 end
 local meta = redis.call('HGET', KEYS[1], 'm')
-local deleted = redis.call('DEL', KEYS[1])
-if deleted == 1 then
-  redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('DEL', KEYS[1])
+if not meta then
+  return {0, ''}
 end
-return {deleted, meta or ''}
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return {1, meta}
 ";
 
 /// The scripts of the user index.
