@@ -11,9 +11,11 @@ HTTP client with one cookie jar can drive both:
     python app.py --port 8081 --storage simple --max-age 3600
 
 `--secret` is the 32-byte secret as `base64.urlsafe_b64encode` prints it
-(the demo's `--key`). EncryptedCookieStorage gets the 32 bytes, or with
-`--fernet-key-string` the Fernet key string itself: aiohttp_session accepts
-both. Prints "listening on <port>" once it serves.
+(the demo's `--key`); give it as `--secret=...` when it starts with `-`
+(one key in 64), which argparse would otherwise take for an option.
+EncryptedCookieStorage gets the 32 bytes, or with `--fernet-key-string` the
+Fernet key string itself: aiohttp_session accepts both. Prints "listening
+on <port>" once it serves.
 """
 
 import argparse

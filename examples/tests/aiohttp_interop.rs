@@ -704,8 +704,10 @@ impl CookieSides {
         let key = Key::generate();
         let mut args = vec!["--storage".to_owned(), storage.python_name().to_owned()];
         if storage.has_key() {
-            // base64.urlsafe_b64encode(secret), as the demo's --key takes it.
-            args.extend(["--secret".to_owned(), fernet_key(&key)]);
+            // base64.urlsafe_b64encode(secret), as the demo's --key takes it;
+            // joined by `=`: one key in 64 starts with `-`, which argparse
+            // would take for an option.
+            args.push(format!("--secret={}", fernet_key(&key)));
         }
         if fernet_key_string {
             args.push("--fernet-key-string".to_owned());
