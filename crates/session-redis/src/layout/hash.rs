@@ -86,12 +86,13 @@
 //!   The delete leaves a mark holding the new id, so that a delete whose
 //!   answer was lost can be sent again and tell its own work from a
 //!   logout's (see the table above).
-//! * A **delete** is `DEL`, and tells whether the key existed. A request
-//!   that changes nothing sends nothing.
-//! * **Saves that wait at the same time go together.** Data writes that
-//!   are one `HSET` go as fred pipelines every command, many to a socket
-//!   write. For the scripts: on one server or
-//!   behind Sentinel, the saves of concurrent requests that queue while an
+//! * A **delete** is `DEL` (in a script that answers the metadata, for the
+//!   user index), and tells whether a session was there: a hash with its
+//!   metadata. A request that changes nothing sends nothing.
+//! * **Saves that wait at the same time go together.** A data write that
+//!   is one `HSET` needs nothing of ours for that: fred writes its own
+//!   commands to the socket many at a time. For the scripts: on one server
+//!   or behind Sentinel, the saves of concurrent requests that queue while an
 //!   earlier call is with Redis go as one call of the script, which applies
 //!   each atomically and answers each on its own (one that fails, say on a
 //!   key that is no longer a hash, does not fail the others). fred writes
