@@ -353,6 +353,33 @@ async fn a_data_only_write_is_its_own_liveness_check() {
     assert_eq!(integer(server.command(&["EXISTS", &key])), 0);
 }
 
+/// A data write's plain `HSET` on a key that is not a hash (written by
+/// something else under the store's prefix) fails with Redis's error and
+/// leaves the key as it was.
+#[tokio::test]
+async fn a_data_write_to_a_key_that_is_not_a_hash_fails_and_changes_nothing() {
+    let server = RedisServer::start();
+    let store = store(&server).await;
+    let now = SystemTime::now();
+    let id = "W".repeat(32);
+    let key = format!("session:{id}");
+    server.command(&["SET", &key, "not a hash"]).expect("SET");
+    let mut record = Record::new(now);
+    record.expires_at = Some(now + IDLE);
+    record.data.insert("k".into(), json!(1));
+    let record = Arc::new(record);
+    let mut changes = Changes::default();
+    changes.record_write("k");
+    let cookie = SessionCookie::new("session", &id);
+    let update = Update::new(cookie, &record, &changes, now).with_data_only(true);
+    let error = store.update(update).await.expect_err("not a hash");
+    assert!(error.to_string().contains("WRONGTYPE"), "{error}");
+    assert_eq!(
+        server.command(&["GET", &key]).expect("GET").text(),
+        Some("not a hash".to_owned())
+    );
+}
+
 /// What a data write's `HSET` makes of a session that is gone, a hash
 /// without metadata or expiry (until that write deletes it again, or, when
 /// it could not, until a load does), is no session to anything: a load, a
