@@ -466,7 +466,7 @@ pub mod fuzzing {
     /// The hash layout's decoder of a load's reply (to `HGETALL`).
     #[must_use]
     pub fn hash_reply(reply: Value) -> Option<Record> {
-        crate::layout::hash::decode(reply)
+        crate::layout::hash::decode(&reply)
     }
 
     /// The aiohttp layout's decoder of a stored value, with aiohttp's

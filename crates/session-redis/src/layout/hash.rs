@@ -592,21 +592,19 @@ impl HashLayout {
         if is_empty(&fields) {
             return Ok(None);
         }
-        if !has_field(&fields, META_FIELD) {
-            // What a data write made of a session that was gone, left when
-            // it could not delete it itself (see `set_data`): never a
-            // session again.
-            if let Err(error) = Box::pin(redis.del(&key)).await {
+        let record = decode(&fields);
+        if record.is_none() {
+            if has_field(&fields, META_FIELD) {
+                tracing::debug!(
+                    cookie = cookie.name,
+                    "malformed session hash in Redis; ignored"
+                );
+            } else if let Err(error) = redis.del(&key).await {
+                // What a data write made of a session that was gone, left
+                // when it could not delete it itself (see `set_data`):
+                // never a session again.
                 tracing::debug!(%error, "a gone session's leftover hash could not be deleted");
             }
-            return Ok(None);
-        }
-        let record = decode(fields);
-        if record.is_none() {
-            tracing::debug!(
-                cookie = cookie.name,
-                "malformed session hash in Redis; ignored"
-            );
         }
         Ok(record)
     }
@@ -931,7 +929,7 @@ impl HashLayout {
         for id in self.indexed(redis, user, now).await? {
             let key = self.key_of(&id);
             let fields = redis.hgetall(&key).await?;
-            match decode(fields) {
+            match decode(&fields) {
                 Some(record) if record.user.as_deref() == Some(user) => {
                     sessions.push(BoundSession::new(id, Arc::new(record)));
                 }
@@ -1114,7 +1112,7 @@ fn deadline_millis(t: SystemTime) -> i64 {
 /// The record in the reply to `HGETALL` (an array of fields and values, or
 /// a map under RESP3), or `None` when anything about it is off: values from
 /// Redis are untrusted too.
-pub(crate) fn decode(fields: Value) -> Option<Record> {
+pub(crate) fn decode(fields: &Value) -> Option<Record> {
     let mut metadata = None;
     let mut data = serde_json::Map::new();
     let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
@@ -1134,8 +1132,8 @@ pub(crate) fn decode(fields: Value) -> Option<Record> {
             }
         }
         Value::Map(fields) => {
-            for (name, value) in fields.inner() {
-                field(Some(name.as_bytes()), &value)?;
+            for (name, value) in fields.iter() {
+                field(Some(name.as_bytes()), value)?;
             }
         }
         _ => return None,
@@ -1196,7 +1194,7 @@ mod tests {
 
     #[test]
     fn decodes_a_well_formed_hash() {
-        let record = decode(reply(&[
+        let record = decode(&reply(&[
             "m",
             r#"{"e":1700000060000,"c":1700000000000}"#,
             "d:",
@@ -1217,14 +1215,14 @@ mod tests {
         );
         // No deadline: `null`, or absent (metadata written by hand).
         for meta in [r#"{"e":null,"c":5}"#, r#"{"c":5}"#] {
-            let persistent = decode(reply(&["m", meta])).expect("decodes");
+            let persistent = decode(&reply(&["m", meta])).expect("decodes");
             assert_eq!(persistent.expires_at, None, "{meta}");
         }
         // RESP3 answers HGETALL with a map; fred gives text as strings.
         let mut map = fred::types::Map::new();
         let _ = map.insert("m".into(), Value::String(r#"{"e":0,"c":5}"#.into()));
         let _ = map.insert("d:k".into(), Value::String("2".into()));
-        let record = decode(Value::Map(map)).expect("decodes");
+        let record = decode(&Value::Map(map)).expect("decodes");
         assert_eq!(record.expires_at.map(unix_millis), Some(0));
         assert_eq!(
             serde_json::Value::Object(record.data),
@@ -1256,7 +1254,7 @@ mod tests {
         };
         let bound = serde_json::to_string(&bound).expect("serializes");
         assert_eq!(bound, r#"{"e":9,"c":5,"u":"ada","l":"laptop","s":7}"#);
-        let record = decode(reply(&["m", &bound])).expect("decodes");
+        let record = decode(&reply(&["m", &bound])).expect("decodes");
         assert_eq!(record.user.as_deref(), Some("ada"));
         assert_eq!(record.label.as_deref(), Some("laptop"));
         assert_eq!(record.last_seen.map(unix_millis), Some(7));
@@ -1283,7 +1281,7 @@ mod tests {
             reply(&["m", r#"{"e":99999999999999999999999,"c":1}"#]),
             reply(&["m", r#"{"e":1,"c":1,"e":2}"#]),
         ] {
-            assert!(decode(bad.clone()).is_none(), "{bad:?}");
+            assert!(decode(&bad).is_none(), "{bad:?}");
         }
     }
 }
