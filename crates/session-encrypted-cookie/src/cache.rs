@@ -27,8 +27,9 @@
 //! sketch of 4-bit-like saturating counters, halved as it fills, so that it
 //! forgets old popularity) counts every lookup, and when the cache is full,
 //! a new entry takes the proposed victim's place only if its cookie was
-//! looked up more often than the victim's. Until the cache is full every
-//! entry is admitted. This keeps a useful hit rate where a recency-only
+//! looked up more often than the victim's; a victim that wins stays, and
+//! the hand moves on to the next one. Until the cache is full every entry
+//! is admitted. This keeps a useful hit rate where a recency-only
 //! cache keeps none:
 //!
 //! * a cyclic pattern over more cookies than the cache holds (many active
@@ -37,7 +38,10 @@
 //!   cookies already cached win ties, so a stable part of the cycle stays
 //!   cached and hits on every turn (about capacity ÷ cycle of the lookups);
 //! * a scan (a burst of cookies seen once) cannot push out cookies that
-//!   are asked for repeatedly.
+//!   are asked for repeatedly;
+//! * when the sessions in use give way to new ones (the users of one hour
+//!   to those of the next), the new set takes the idle one's place within
+//!   a few of its turns, as the idle entries' counts fade.
 //!
 //! A cookie that replaces another (a session saved with new data) takes
 //! over its predecessor's frequency (the count moves; it is not counted
@@ -488,7 +492,13 @@ impl Shard {
                 let newcomer = self.sketch.frequency(hash);
                 let resident = self.sketch.frequency(victim);
                 if newcomer <= resident.saturating_add(ADMISSION_MARGIN) {
-                    self.clock.push_front(victim);
+                    // The resident stays, and the hand moves past it: the
+                    // next newcomer faces the next resident. Held on one
+                    // resident whose estimate shares its counters with
+                    // popular cookies (which never fades), the hand would
+                    // turn away every newcomer of the shard for good,
+                    // however long the others had been idle.
+                    self.clock.push_back(victim);
                     return;
                 }
                 admitted = true;
@@ -969,6 +979,39 @@ mod tests {
             settled.iter().all(|&rate| rate >= 0.9),
             "hit rates per turn of the new set: {rates:.2?}"
         );
+    }
+
+    #[test]
+    fn new_sessions_that_only_read_take_over_from_idle_ones() {
+        // A population of readers that fits, then goes idle while a new one
+        // of the same size arrives (sessions created, then only read), as
+        // when the users of one hour give way to those of the next. Some of
+        // the idle entries share both their sketch counters with active
+        // cookies, so their estimates never fade: the hand must not stay
+        // on them (it did, and the new set settled at a third of hits).
+        let budget = 4 << 20;
+        let cache = OpenedCookies::new(budget);
+        let sealed = |i: usize| format!("{i:0>128}");
+        let capacity = cache.entries_budget / charge_of("session=".len() + 128);
+        let sessions = capacity * 4 / 5;
+        let mut rates = Vec::new();
+        for population in 0..3 {
+            let first = population * 1_000_000;
+            for i in first..first + sessions {
+                cache.insert_sealed("session", &sealed(i), &Arc::new(record("ada")), None);
+            }
+            rates.clear();
+            for _ in 0..16 {
+                let hits = (first..first + sessions)
+                    .filter(|&i| load(&cache, &sealed(i)))
+                    .count();
+                rates.push(hits as f64 / sessions as f64);
+            }
+            assert!(
+                rates[10..].iter().all(|&rate| rate >= 0.95),
+                "hit rates per turn of population {population}: {rates:.2?}"
+            );
+        }
     }
 
     #[test]
