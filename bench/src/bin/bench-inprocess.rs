@@ -15,7 +15,9 @@
 //! Part of that difference is this driver's: it copies each session's
 //! cookie into its request, from memory the caches may no longer hold
 //! either (over HTTP, the kernel's copy of the request takes its place).
-//! CPU time is the process's own clock, to the nanosecond.
+//! CPU time is the process's own clock, to the nanosecond. Every
+//! measurement builds its server's app afresh, so that its store starts
+//! empty, as an HTTP measurement's server process does.
 //!
 //! Over HTTP, the kernel's TCP work dominates a request (about 8 µs here,
 //! three quarters of it in the kernel) and hides differences of a few
@@ -141,18 +143,46 @@ async fn measure<A: AxumApp>(mut app: A, scenario: Scenario, requests: u32) -> R
     Ok(spent.as_nanos() as f64 / f64::from(requests))
 }
 
-/// Measures one scenario of one app: [`measure`] on a clone of the app.
+/// Measures one scenario on a fresh app of one server: its store starts
+/// empty for every measurement, as each HTTP measurement's server process
+/// does. Shared between measurements, an encrypted cookie cache still full
+/// of the sessions of an earlier one would make this one's a mix of hits
+/// and misses that depends on the order of the scenarios.
 type Measurer = Box<dyn Fn(Scenario, u32) -> Pin<Box<dyn Future<Output = Result<f64, String>>>>>;
 
-/// Turns each server's app, whatever its type, into its [`Measurer`].
-struct MakeMeasurer;
+/// [`measure`] of one scenario, on the app it is given.
+struct MeasureOn {
+    scenario: Scenario,
+    requests: u32,
+}
 
-impl AxumAppUser for MakeMeasurer {
-    type Output = Measurer;
+impl AxumAppUser for MeasureOn {
+    type Output = Result<f64, String>;
 
-    async fn with_app<A: AxumApp>(self, app: A) -> Measurer {
-        Box::new(move |scenario, requests| Box::pin(measure(app.clone(), scenario, requests)))
+    async fn with_app<A: AxumApp>(self, app: A) -> Result<f64, String> {
+        measure(app, self.scenario, self.requests).await
     }
+}
+
+/// The [`Measurer`] of `server`, whose Redis (for the Redis servers) is at
+/// `store_url`.
+fn measurer(server: Server, store_url: Option<String>) -> Measurer {
+    Box::new(move |scenario, requests| {
+        let store_url = store_url.clone();
+        Box::pin(async move {
+            let user = MeasureOn { scenario, requests };
+            servers::with_axum_app(server, store_url.as_deref(), user)
+                .await
+                .map_err(|e| format!("{server}: {e}"))?
+        })
+    })
+}
+
+/// The [`Measurer`] of bare axum under an empty layer.
+fn empty_layer_measurer() -> Measurer {
+    Box::new(|scenario, requests| {
+        Box::pin(MeasureOn { scenario, requests }.with_app(servers::axum_bare_with_empty_layer()))
+    })
 }
 
 async fn run(args: &Args) -> Result<(), String> {
@@ -187,17 +217,11 @@ async fn run(args: &Args) -> Result<(), String> {
     let mut apps = Vec::new();
     for &server in &servers {
         let store_url = redis_url
-            .as_deref()
+            .clone()
             .filter(|_| REDIS_SERVERS.contains(&server));
-        let measurer = servers::with_axum_app(server, store_url, MakeMeasurer)
-            .await
-            .map_err(|e| format!("{server}: {e}"))?;
-        apps.push((server.name(), measurer));
+        apps.push((server.name(), measurer(server, store_url)));
         if server == Server::AxumBare {
-            let measurer = MakeMeasurer
-                .with_app(servers::axum_bare_with_empty_layer())
-                .await;
-            apps.push((EMPTY_LAYER, measurer));
+            apps.push((EMPTY_LAYER, empty_layer_measurer()));
         }
     }
     // times[server][scenario] over rounds.
