@@ -1093,15 +1093,30 @@ fn is_empty(fields: &Value) -> bool {
 
 /// Whether the reply to `HGETALL` has the field `name`.
 fn has_field(fields: &Value, name: &str) -> bool {
-    match fields {
-        Value::Array(fields) => fields
-            .chunks_exact(2)
-            .any(|pair| pair[0].as_bytes() == Some(name.as_bytes())),
-        Value::Map(fields) => fields
-            .keys()
-            .any(|field| field.as_bytes() == name.as_bytes()),
-        _ => false,
-    }
+    field_pairs(fields)
+        .is_some_and(|mut pairs| pairs.any(|(field, _)| field == Some(name.as_bytes())))
+}
+
+/// The names and values of the fields in the reply to `HGETALL`: an array
+/// of fields and values, or a map under RESP3; `None` for anything else.
+/// A name is `None` when it is neither text nor bytes.
+fn field_pairs(fields: &Value) -> Option<impl Iterator<Item = (Option<&[u8]>, &Value)>> {
+    // One iterator type for both shapes: the one the reply does not have
+    // is empty.
+    let (array, map): (&[Value], _) = match fields {
+        Value::Array(fields) => (fields, None),
+        Value::Map(fields) => (&[], Some(fields)),
+        _ => return None,
+    };
+    let from_array = array
+        .chunks_exact(2)
+        .map(|pair| (pair[0].as_bytes(), &pair[1]));
+    let from_map = map.into_iter().flat_map(|fields| {
+        fields
+            .iter()
+            .map(|(name, value)| (Some(name.as_bytes()), value))
+    });
+    Some(from_array.chain(from_map))
 }
 
 /// Unix milliseconds as Redis takes them.
@@ -1115,7 +1130,7 @@ fn deadline_millis(t: SystemTime) -> i64 {
 pub(crate) fn decode(fields: &Value) -> Option<Record> {
     let mut metadata = None;
     let mut data = serde_json::Map::new();
-    let mut field = |name: Option<&[u8]>, value: &Value| -> Option<()> {
+    for (name, value) in field_pairs(fields)? {
         let name = std::str::from_utf8(name?).ok()?;
         if name == META_FIELD {
             metadata = Some(json::<Metadata<'static>>(value)?);
@@ -1123,20 +1138,6 @@ pub(crate) fn decode(fields: &Value) -> Option<Record> {
             data.insert(key.to_owned(), json(value)?);
         }
         // Other fields are not ours to interpret: ignored.
-        Some(())
-    };
-    match fields {
-        Value::Array(fields) => {
-            for pair in fields.chunks_exact(2) {
-                field(pair[0].as_bytes(), &pair[1])?;
-            }
-        }
-        Value::Map(fields) => {
-            for (name, value) in fields.iter() {
-                field(Some(name.as_bytes()), value)?;
-            }
-        }
-        _ => return None,
     }
     let metadata: Metadata<'_> = metadata?;
     let mut record = Record::new(from_unix_millis(metadata.created)?);
