@@ -3,11 +3,20 @@
 //!
 //! A cookie value is only ever cached together with the record it was
 //! sealed from (on a save) or opened into (on a load), under the cookie name
-//! it was sealed for: a hit therefore needs the exact bytes of a cookie that
-//! already opened, under the same name (the whole value is compared, not
-//! only its hash), and gives exactly what opening it again would give.
+//! it was sealed for: a hit therefore needs a cookie that already opened,
+//! under the same name, and gives exactly what opening it again would give.
 //! Nothing that did not open is cached. Timeouts are unaffected: they are
 //! checked on the record, by the core, on every load.
+//!
+//! The cache does not keep the cookies themselves: it keeps a 128-bit
+//! digest of each `name=value` pair, SipHash-1-3 under a secret key drawn
+//! for each cache, and compares digests. Another cookie hits only if its
+//! digest is the same, a chance of 2⁻¹²⁸ per cached cookie that no
+//! knowledge of cookies improves (the key never leaves the process, and no
+//! digest is ever shown). Kept to be compared in full, the cookies took a
+//! quarter of what the entries are charged: the same budget now holds a
+//! third more sessions, and a rotation over more sessions than it holds
+//! hits about a quarter more often.
 //!
 //! The memory is bounded by a byte budget. The entries are spread over
 //! shards (each behind its own lock, so that threads rarely wait for each
@@ -54,25 +63,21 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use session_core::Record;
+use siphasher::sip128::{Hasher128, SipHasher13};
 
 /// Shards of the cache. Enough that the threads of a server seldom contend
 /// for one, few enough that each still holds a useful share of the budget.
 const SHARDS: usize = 16;
-
-/// How many bytes at the end of a value are hashed: the 16-byte tag is the
-/// last 22 characters of a sealed value, and its last 16 carry 96 of the
-/// tag's bits.
-const HASHED_END_LEN: usize = 16;
 
 /// What an entry is charged beside its cookie's length: the map's slot, its
 /// place in the clock and the record's fixed part.
 const ENTRY_OVERHEAD: usize = 128;
 
 /// How many bytes of budget each byte of the cookie pair (`name=value`) is
-/// charged: one for the pair itself, and an estimate of the record it
-/// decodes to (whose JSON is three quarters of the value, and whose maps
-/// and strings take two to four times their JSON in memory).
-const CHARGE_PER_BYTE: usize = 4;
+/// charged: an estimate of the record it decodes to, whose JSON is three
+/// quarters of the value, and whose maps and strings take two to four times
+/// their JSON in memory. The pair itself is not kept.
+const CHARGE_PER_BYTE: usize = 3;
 
 /// One sketch counter for every this many bytes of a shard's share: some
 /// four counters per entry of the smallest cookies, as TinyLFU wants.
@@ -100,8 +105,8 @@ enum Count {
 
 /// Opened cookies and their records, bounded by a byte budget.
 pub(crate) struct OpenedCookies {
-    /// The hash's secret key, chosen at random for each cache.
-    seeds: [u64; 2],
+    /// The digest's secret key, chosen at random for each cache.
+    key: [u64; 2],
     shards: Vec<Mutex<Shard>>,
     /// The most memory all entries and sketches together are charged.
     budget: usize,
@@ -112,10 +117,20 @@ pub(crate) struct OpenedCookies {
     charged: AtomicUsize,
 }
 
-/// Keyed by the hash of the cookie pair, computed once per lookup: the
-/// entry keeps the pair, so a hash that collides is a miss, never a wrong
-/// record.
+/// Keyed by one half of the cookie pair's digest, computed once per
+/// lookup: the entry keeps the other half, so that a key that collides is
+/// a miss, never a wrong record.
 type ByHash = HashMap<u64, Entry, BuildHasherDefault<PrehashedKey>>;
+
+/// The 128-bit digest of a cookie pair, in two halves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Digest {
+    /// Spreads the entries over shards and map slots, picks the sketch's
+    /// counters, and keys the map.
+    hash: u64,
+    /// Kept in the entry, and compared on a hit.
+    check: u64,
+}
 
 struct Shard {
     entries: ByHash,
@@ -127,8 +142,10 @@ struct Shard {
 }
 
 struct Entry {
-    /// `name=value`, as the cookie is sent.
-    pair: Box<str>,
+    /// The half of the cookie pair's digest that the map's key is not.
+    check: u64,
+    /// What the entry is charged against the budget.
+    charge: usize,
     /// Shared with the sessions loaded from it, which copy it only to write.
     record: Arc<Record>,
     /// Hit since the clock's hand last passed.
@@ -136,16 +153,8 @@ struct Entry {
 }
 
 impl Entry {
-    fn is_for(&self, cookie_name: &str, value: &str) -> bool {
-        let pair = self.pair.as_bytes();
-        pair.len() == cookie_name.len() + 1 + value.len()
-            && pair.starts_with(cookie_name.as_bytes())
-            && pair[cookie_name.len()] == b'='
-            && pair.ends_with(value.as_bytes())
-    }
-
-    fn charge(&self) -> usize {
-        charge_of(self.pair.len())
+    fn is_for(&self, digest: Digest) -> bool {
+        self.check == digest.check
     }
 }
 
@@ -154,6 +163,11 @@ impl Entry {
 /// the entries it probes, which the shard's must not fix.
 fn shard_index(hash: u64) -> usize {
     (hash >> 40) as usize % SHARDS
+}
+
+/// The length of the cookie pair `cookie_name=value`.
+fn pair_len(cookie_name: &str, value: &str) -> usize {
+    cookie_name.len() + 1 + value.len()
 }
 
 /// What an entry whose cookie pair is `pair_len` bytes long is charged.
@@ -182,7 +196,10 @@ impl OpenedCookies {
             (entries_budget, counters)
         };
         OpenedCookies {
-            seeds: {
+            // The standard library's random hasher keys, drawn from the
+            // operating system's generator; what they hash here is theirs
+            // to know only.
+            key: {
                 let random = RandomState::new();
                 [random.hash_one(0_u8), random.hash_one(1_u8)]
             },
@@ -206,49 +223,54 @@ impl OpenedCookies {
         self.budget
     }
 
-    /// The record that `value`, sealed for the cookie `cookie_name`, opened
-    /// into or was sealed from, if it is still cached. Counts the lookup,
-    /// hit or miss, in the frequency sketch.
-    pub(crate) fn get(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
-        self.lookup(cookie_name, value, Count::Always)
-    }
-
-    /// As [`get`](OpenedCookies::get), but a miss is not counted: for a
-    /// lookup that, when it misses, is followed by a `get` of the same
-    /// cookie, which counts it (a lookup is counted once).
-    pub(crate) fn get_if_hit(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
-        self.lookup(cookie_name, value, Count::Hits)
-    }
-
-    fn lookup(&self, cookie_name: &str, value: &str, count: Count) -> Option<Arc<Record>> {
-        if self.entries_budget == 0 {
-            return None;
+    /// The record of `value`, sealed for the cookie `cookie_name`: the one
+    /// it opened into or was sealed from, if it is still cached, otherwise
+    /// what `open` gives, which is cached (shared, not copied). Counts the
+    /// lookup, hit or miss, in the frequency sketch. When the cache is full,
+    /// an opened record is kept only if the cookie was looked up more often
+    /// than the entry it would evict. The cache is not locked while `open`
+    /// runs, and the cookie is digested once.
+    pub(crate) fn get_or_open<E>(
+        &self,
+        cookie_name: &str,
+        value: &str,
+        open: impl FnOnce() -> Result<Record, E>,
+    ) -> Result<Arc<Record>, E> {
+        let Some(digest) = self.digest(cookie_name, value) else {
+            return open().map(Arc::new);
+        };
+        if let Some(record) = self.lookup(digest, Count::Always) {
+            return Ok(record);
         }
-        let hash = self.hash(value);
-        let mut shard = self.shard(hash);
+        let record = Arc::new(open()?);
+        let pair_len = pair_len(cookie_name, value);
+        self.insert_replacing(digest, pair_len, &record, None);
+        Ok(record)
+    }
+
+    /// The cached record of `value`, for the cookie `cookie_name`, if there
+    /// is one. Counts only a hit: a lookup that misses is followed by a
+    /// [`get_or_open`](OpenedCookies::get_or_open) of the same cookie, which
+    /// counts it (a lookup is counted once).
+    pub(crate) fn get_if_hit(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
+        self.lookup(self.digest(cookie_name, value)?, Count::Hits)
+    }
+
+    fn lookup(&self, digest: Digest, count: Count) -> Option<Arc<Record>> {
+        let mut shard = self.shard(digest.hash);
         if count == Count::Always {
-            shard.sketch.increment(hash, 1);
+            shard.sketch.increment(digest.hash, 1);
         }
         let entry = shard
             .entries
-            .get_mut(&hash)
-            .filter(|entry| entry.is_for(cookie_name, value))?;
+            .get_mut(&digest.hash)
+            .filter(|entry| entry.is_for(digest))?;
         entry.referenced = true;
         let record = Arc::clone(&entry.record);
         if count == Count::Hits {
-            shard.sketch.increment(hash, 1);
+            shard.sketch.increment(digest.hash, 1);
         }
         Some(record)
-    }
-
-    /// Remembers that `value`, for the cookie `cookie_name`, holds `record`
-    /// (shared, not copied): a cookie that just opened, after a [`get`]
-    /// that missed. When the cache is full, it is kept only if the cookie
-    /// was looked up more often than the entry it would evict.
-    ///
-    /// [`get`]: OpenedCookies::get
-    pub(crate) fn insert(&self, cookie_name: &str, value: &str, record: &Arc<Record>) {
-        self.insert_replacing(cookie_name, value, record, None);
     }
 
     /// Remembers `value`, just sealed for the cookie `cookie_name` from
@@ -262,86 +284,81 @@ impl OpenedCookies {
         record: &Arc<Record>,
         replacing: Option<&str>,
     ) {
-        self.insert_replacing(cookie_name, value, record, Some(replacing));
+        let Some(digest) = self.digest(cookie_name, value) else {
+            return;
+        };
+        let replacing = replacing.and_then(|previous| self.digest(cookie_name, previous));
+        let pair_len = pair_len(cookie_name, value);
+        self.insert_replacing(digest, pair_len, record, Some(replacing));
     }
 
-    /// [`insert`](OpenedCookies::insert) (`sealed` is `None`) or
-    /// [`insert_sealed`](OpenedCookies::insert_sealed).
+    /// Caches `record` under `digest`, the digest of a cookie pair of
+    /// `pair_len` bytes: one that opened (`sealed` is `None`), or one just
+    /// sealed (`sealed` holds the digest of the cookie it replaces, if any).
     fn insert_replacing(
         &self,
-        cookie_name: &str,
-        value: &str,
+        digest: Digest,
+        pair_len: usize,
         record: &Arc<Record>,
-        sealed: Option<Option<&str>>,
+        sealed: Option<Option<Digest>>,
     ) {
-        if self.entries_budget == 0 {
-            return;
-        }
         let mut evicted = Vec::new();
         let mut successor = false;
+        // The count moves: left behind, the old cookie's count would linger
+        // in counters that new cookies share.
+        let mut inherited = 0;
         if let Some(Some(previous)) = sealed {
-            let previous_hash = self.hash(previous);
-            let mut shard = self.shard(previous_hash);
-            // The count moves: left behind, the old cookie's count would
-            // linger in counters that new cookies share.
-            let count = shard.sketch.take(previous_hash);
-            if let Some(removed) =
-                shard.remove(previous_hash, cookie_name, previous, &self.entries_total())
-            {
+            let mut shard = self.shard(previous.hash);
+            inherited = shard.sketch.take(previous.hash);
+            if let Some(removed) = shard.remove(previous, &self.entries_total()) {
                 successor = true;
                 evicted.push(removed);
             }
-            drop(shard);
-            // Counted in the new cookie's shard below.
-            self.add_frequency(value, count);
         }
-        let pair_len = cookie_name.len() + 1 + value.len();
+        let charge = charge_of(pair_len);
         // An entry larger than a shard's share would push everything else
         // out of its shard.
-        if charge_of(pair_len) > self.entries_budget / SHARDS {
+        if charge > self.entries_budget / SHARDS {
             return;
         }
-        let mut pair = String::with_capacity(pair_len);
-        pair.push_str(cookie_name);
-        pair.push('=');
-        pair.push_str(value);
         let entry = Entry {
-            pair: pair.into_boxed_str(),
+            check: digest.check,
+            charge,
             record: Arc::clone(record),
             referenced: false,
         };
-        let hash = self.hash(value);
-        let mut shard = self.shard(hash);
+        let mut shard = self.shard(digest.hash);
+        shard.sketch.inherit(digest.hash, inherited);
         if sealed == Some(None) {
             // A new session's first cookie: the client is about to send it,
             // as good as a lookup. A successor only inherits: counting its
             // seal too would make every session that was just saved look
             // more popular than the ones the cycle has not reached yet, and
             // evict them in its favour, as LRU does.
-            shard.sketch.increment(hash, 1);
+            shard.sketch.increment(digest.hash, 1);
         }
-        shard.insert(hash, entry, &self.entries_total(), successor, &mut evicted);
+        shard.insert(
+            digest.hash,
+            entry,
+            &self.entries_total(),
+            successor,
+            &mut evicted,
+        );
         drop(shard);
         // Dropped after the lock is released.
         drop(evicted);
-    }
-
-    fn add_frequency(&self, value: &str, count: u8) {
-        let hash = self.hash(value);
-        self.shard(hash).sketch.inherit(hash, count);
     }
 
     /// Forgets `value`, for the cookie `cookie_name`: a cookie that its
     /// client has replaced. Its memory is freed at once, to be reused by the
     /// entry of the new cookie.
     pub(crate) fn remove(&self, cookie_name: &str, value: &str) {
-        if self.entries_budget == 0 {
+        let Some(digest) = self.digest(cookie_name, value) else {
             return;
-        }
-        let hash = self.hash(value);
+        };
         let removed = self
-            .shard(hash)
-            .remove(hash, cookie_name, value, &self.entries_total());
+            .shard(digest.hash)
+            .remove(digest, &self.entries_total());
         drop(removed);
     }
 
@@ -353,32 +370,23 @@ impl OpenedCookies {
         }
     }
 
-    /// Hashes the end of the value only: every value in the cache was
-    /// sealed by the store, and ends with its AEAD tag, which is
-    /// unpredictable and different on every seal. A value that shares its
-    /// end with a cached one (which only the holder of that cookie can
-    /// make) is told apart by the full comparison, and is a miss. The
-    /// cookie name is left out: a value opens only under the name it was
-    /// sealed for, so its tag already tells the pairs apart.
-    ///
-    /// The end's two 64-bit halves, each mixed with a secret random seed,
-    /// are multiplied, and the product's halves folded (the mix `foldhash`
-    /// uses): some 15 instructions, where SipHash took 150. The hash only
-    /// spreads the entries and picks the sketch's counters; it never
-    /// decides a hit, and only cookies that opened are ever stored, so a
-    /// value made to collide can only miss.
-    fn hash(&self, value: &str) -> u64 {
-        let value = value.as_bytes();
-        let tail = &value[value.len().saturating_sub(HASHED_END_LEN)..];
-        let mut end = [0_u8; HASHED_END_LEN];
-        end[HASHED_END_LEN - tail.len()..].copy_from_slice(tail);
-        let (low, high) = end.split_at(HASHED_END_LEN / 2);
-        let word = |half: &[u8], seed: u64| {
-            u64::from_le_bytes(half.try_into().expect("half of 16 bytes")) ^ seed
-        };
-        let product = u128::from(word(low, self.seeds[0])) * u128::from(word(high, self.seeds[1]));
-        // The product's low and high halves.
-        (product as u64) ^ ((product >> 64) as u64)
+    /// The digest of the pair `cookie_name=value`, or `None` for a cache
+    /// that keeps nothing. The name's length goes first, so that a pair
+    /// split elsewhere (`session=` and `AAA` against `session` and `=AAA`)
+    /// is another pair.
+    fn digest(&self, cookie_name: &str, value: &str) -> Option<Digest> {
+        if self.entries_budget == 0 {
+            return None;
+        }
+        let mut hasher = SipHasher13::new_with_keys(self.key[0], self.key[1]);
+        hasher.write_usize(cookie_name.len());
+        hasher.write(cookie_name.as_bytes());
+        hasher.write(value.as_bytes());
+        let digest = hasher.finish128();
+        Some(Digest {
+            hash: digest.h1,
+            check: digest.h2,
+        })
     }
 
     fn shard(&self, hash: u64) -> std::sync::MutexGuard<'_, Shard> {
@@ -391,6 +399,22 @@ impl OpenedCookies {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
+    /// A lookup that counts, hit or miss, as
+    /// [`get_or_open`](OpenedCookies::get_or_open)'s; for tests.
+    #[cfg(test)]
+    fn get(&self, cookie_name: &str, value: &str) -> Option<Arc<Record>> {
+        self.lookup(self.digest(cookie_name, value)?, Count::Always)
+    }
+
+    /// Caches `record` as what `value` opened into, without a lookup; for
+    /// tests.
+    #[cfg(test)]
+    fn insert(&self, cookie_name: &str, value: &str, record: &Arc<Record>) {
+        if let Some(digest) = self.digest(cookie_name, value) {
+            self.insert_replacing(digest, pair_len(cookie_name, value), record, None);
+        }
+    }
+
     /// What the cache's entries and sketches are charged in all, for tests.
     #[cfg(test)]
     fn charged(&self) -> usize {
@@ -399,7 +423,7 @@ impl OpenedCookies {
             .iter()
             .map(|shard| {
                 let shard = shard.lock().unwrap_or_else(PoisonError::into_inner);
-                let entries: usize = shard.entries.values().map(Entry::charge).sum();
+                let entries: usize = shard.entries.values().map(|entry| entry.charge).sum();
                 (entries, shard.sketch.counters.len())
             })
             .fold((0, 0), |(e, s), (entries, sketch)| {
@@ -422,21 +446,15 @@ impl OpenedCookies {
 }
 
 impl Shard {
-    /// Removes the entry of `value`, for the cookie `cookie_name`, whose
-    /// hash is `hash`, if it is there (and not another value's with the
-    /// same hash). Returns it, for the caller to drop outside the lock.
-    fn remove(
-        &mut self,
-        hash: u64,
-        cookie_name: &str,
-        value: &str,
-        budget: &Budget<'_>,
-    ) -> Option<Entry> {
-        if !self.entries.get(&hash)?.is_for(cookie_name, value) {
+    /// Removes the entry of the cookie pair whose digest is `digest`, if
+    /// it is there (and not another pair's whose digest has the same
+    /// `hash`). Returns it, for the caller to drop outside the lock.
+    fn remove(&mut self, digest: Digest, budget: &Budget<'_>) -> Option<Entry> {
+        if !self.entries.get(&digest.hash)?.is_for(digest) {
             return None;
         }
-        let removed = self.entries.remove(&hash)?;
-        budget.release(removed.charge());
+        let removed = self.entries.remove(&digest.hash)?;
+        budget.release(removed.charge);
         self.compact_clock();
         Some(removed)
     }
@@ -455,11 +473,12 @@ impl Shard {
         admit: bool,
         evicted: &mut Vec<Entry>,
     ) {
-        let charge = entry.charge();
+        let charge = entry.charge;
         if let Some(existing) = self.entries.get_mut(&hash) {
-            // The same value again (or, rarely, another with the same
-            // hash): replaced in place, keeping its place in the clock.
-            let old_charge = existing.charge();
+            // The same pair again (or, rarely, another whose digest has the
+            // same `hash`): replaced in place, keeping its place in the
+            // clock.
+            let old_charge = existing.charge;
             if charge > old_charge && !budget.reserve(charge - old_charge) {
                 return;
             }
@@ -504,7 +523,7 @@ impl Shard {
                 admitted = true;
             }
             if let Some(gone) = self.entries.remove(&victim) {
-                budget.release(gone.charge());
+                budget.release(gone.charge);
                 evicted.push(gone);
             }
         }
@@ -731,7 +750,7 @@ mod tests {
                 .iter()
                 .map(|&b| char::from(alphabet[usize::from(b % 64)]))
                 .collect();
-            let hash = cache.hash(&value);
+            let hash = cache.digest("session", &value).unwrap().hash;
             let shard = shard_index(hash);
             shards[shard] += 1;
             slots[(hash % 64) as usize] += 1;
@@ -758,29 +777,45 @@ mod tests {
     }
 
     #[test]
-    fn values_that_end_alike_are_told_apart() {
+    fn values_one_byte_apart_are_told_apart() {
         let cache = OpenedCookies::new(1 << 20);
-        let end = "T".repeat(HASHED_END_LEN);
-        cache.insert("session", &format!("A{end}"), &Arc::new(record("ada")));
-        assert!(cache.get("session", &format!("B{end}")).is_none());
-        assert!(cache.get("session", &end).is_none());
-        // A miss on a value that ends alike takes nothing away.
-        assert_eq!(
-            user(&cache.get("session", &format!("A{end}")).unwrap()),
-            "ada"
-        );
-        cache.remove("session", &format!("B{end}"));
-        assert_eq!(
-            user(&cache.get("session", &format!("A{end}")).unwrap()),
-            "ada"
-        );
-        // Values that are not ASCII are hashed by their bytes.
-        assert!(cache.get("session", &"é".repeat(HASHED_END_LEN)).is_none());
+        let cached = "A".repeat(200);
+        cache.insert("session", &cached, &Arc::new(record("ada")));
+        for at in [0, 1, 100, 198, 199] {
+            let mut other = cached.clone().into_bytes();
+            other[at] = b'B';
+            let other = String::from_utf8(other).unwrap();
+            assert!(cache.get("session", &other).is_none(), "byte {at}");
+            // A miss, or the removal of another value, takes nothing away.
+            cache.remove("session", &other);
+            assert_eq!(user(&cache.get("session", &cached).unwrap()), "ada");
+        }
+        assert!(cache.get("session", &cached[1..]).is_none());
+        assert!(cache.get("session", &format!("{cached}A")).is_none());
+        // Values that are not ASCII are digested by their bytes.
+        assert!(cache.get("session", &"é".repeat(100)).is_none());
+    }
+
+    #[test]
+    fn an_entry_answers_only_the_whole_digest() {
+        let cache = OpenedCookies::new(1 << 20);
+        cache.insert("session", "AAAA", &Arc::new(record("ada")));
+        let digest = cache.digest("session", "AAAA").unwrap();
+        // Another pair whose digest shares the half that keys the map.
+        let impostor = Digest {
+            hash: digest.hash,
+            check: digest.check ^ 1,
+        };
+        let mut shard = cache.shard(digest.hash);
+        assert!(!shard.entries[&digest.hash].is_for(impostor));
+        assert!(shard.remove(impostor, &cache.entries_total()).is_none());
+        drop(shard);
+        assert_eq!(user(&cache.get("session", "AAAA").unwrap()), "ada");
     }
 
     #[test]
     fn a_value_under_another_cookie_name_is_a_miss() {
-        // The name is not hashed: the full comparison tells the pairs apart.
+        // The name is digested with the value.
         let cache = OpenedCookies::new(1 << 20);
         cache.insert("session", "AAAA", &Arc::new(record("ada")));
         assert!(cache.get("other", "AAAA").is_none());
@@ -800,9 +835,14 @@ mod tests {
     #[test]
     fn an_entry_larger_than_a_shard_is_not_kept() {
         let cache = OpenedCookies::new(SHARDS * 4 * 1024);
-        cache.insert("session", &"A".repeat(1024), &Arc::new(record("ada")));
-        assert!(cache.get("session", &"A".repeat(1024)).is_none());
+        let large = "A".repeat(cache.entries_budget / SHARDS / CHARGE_PER_BYTE);
+        cache.insert("session", &large, &Arc::new(record("ada")));
+        assert!(cache.get("session", &large).is_none());
         assert_eq!(cache.entries_charged(), 0);
+        // One a little smaller is kept.
+        let smaller = &large[..large.len() / 2];
+        cache.insert("session", smaller, &Arc::new(record("ada")));
+        assert!(cache.get("session", smaller).is_some());
     }
 
     #[test]
@@ -814,21 +854,24 @@ mod tests {
     }
 
     /// What a request's load does: the lookup of `load_from_memory`, and
-    /// on a miss, `load`'s lookup and the insert of the opened cookie.
+    /// on a miss, `load`'s `get_or_open`, which opens and caches it.
     /// Whether it hit.
     fn load(cache: &OpenedCookies, value: &str) -> bool {
         if cache.get_if_hit("session", value).is_some() {
             return true;
         }
-        if cache.get("session", value).is_some() {
-            return true;
-        }
-        cache.insert("session", value, &Arc::new(record("ada")));
-        false
+        let mut opened = false;
+        cache
+            .get_or_open("session", value, || {
+                opened = true;
+                Ok::<_, ()>(record("ada"))
+            })
+            .unwrap();
+        !opened
     }
 
     fn frequency(cache: &OpenedCookies, value: &str) -> u8 {
-        let hash = cache.hash(value);
+        let hash = cache.digest("session", value).unwrap().hash;
         cache.shard(hash).sketch.frequency(hash)
     }
 

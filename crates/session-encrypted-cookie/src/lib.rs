@@ -129,16 +129,21 @@
 //! changes, and opening it (base64, the AEAD, the record's JSON) is most of
 //! what a read costs. The store therefore remembers the record of every
 //! cookie it seals (the client's next request brings it back) or opens, and
-//! serves a cookie from that cache when its value is byte for byte one it
-//! sealed or opened under the same cookie name. That is exactly the record
-//! opening it again would give, so nothing above changes: tampered, forged,
-//! moved or unknown-key cookies never match, and the timeouts are checked on
-//! the record on every load. A hit hands out the cached record itself,
+//! serves a cookie from that cache when it is one it sealed or opened under
+//! the same cookie name. The cache keeps a 128-bit digest of each cookie
+//! under a secret key of its own (SipHash-1-3), not the cookie, and a
+//! cookie matches when its digest does: another cookie matches with a
+//! chance of 2⁻¹²⁸ per cached one, which no knowledge of cookies raises.
+//! A match gives exactly the record opening the cookie again would give, so
+//! nothing above changes: tampered, forged, moved or unknown-key cookies
+//! never match, and the timeouts are checked on the record on every load. A hit hands out the cached record itself,
 //! which the session shares until the request writes to it (a write goes
 //! to a copy of its own), so a read copies nothing. The cache is per store
 //! (per process), bounded
 //! by [`EncryptedCookieStore::with_cache_size`] (4 MiB by default, `0` turns
-//! it off), and forgets the cookies not seen for longest first; servers
+//! it off). When it is full it keeps the cookies sent most often, so that
+//! a part of a rotation over more sessions than it holds still hits, and a
+//! burst of cookies seen once does not push out those in use; servers
 //! behind a load balancer each keep their own, and need no coordination.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
