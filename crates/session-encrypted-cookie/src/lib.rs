@@ -136,12 +136,12 @@
 //! chance of 2⁻¹²⁸ per cached one, which no knowledge of cookies raises.
 //! A match gives exactly the record opening the cookie again would give, so
 //! nothing above changes: tampered, forged, moved or unknown-key cookies
-//! never match, and the timeouts are checked on the record on every load. A hit hands out the cached record itself,
-//! which the session shares until the request writes to it (a write goes
-//! to a copy of its own), so a read copies nothing. The cache is per store
-//! (per process), bounded
-//! by [`EncryptedCookieStore::with_cache_size`] (4 MiB by default, `0` turns
-//! it off). When it is full it keeps the cookies sent most often, so that
+//! never match, and the timeouts are checked on the record on every load.
+//! A hit hands out the cached record itself, which the session shares
+//! until the request writes to it (a write goes to a copy of its own), so a
+//! read copies nothing. The cache is per store (per process), bounded by
+//! [`EncryptedCookieStore::with_cache_size`] (8 MiB by default, as the
+//! allocator counts it; `0` turns it off). When it is full it keeps the cookies sent most often, so that
 //! a part of a rotation over more sessions than it holds still hits, and a
 //! burst of cookies seen once does not push out those in use; servers
 //! behind a load balancer each keep their own, and need no coordination.

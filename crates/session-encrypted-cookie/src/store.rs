@@ -47,9 +47,9 @@ pub struct EncryptedCookieStore {
 
 impl EncryptedCookieStore {
     /// The memory the store spends by default on the records of recent
-    /// cookies: 4 MiB, some 7,000 sessions of a few keys each (cookies of
-    /// about 150 bytes).
-    pub const DEFAULT_CACHE_SIZE: usize = 4 << 20;
+    /// cookies, as the allocator counts it: 8 MiB, some 8,000 sessions of a
+    /// few short keys each, or 4,000 of 1 KB.
+    pub const DEFAULT_CACHE_SIZE: usize = 8 << 20;
 
     /// A store sealing with `ring`'s keys and the default cipher,
     /// XChaCha20-Poly1305.
@@ -69,13 +69,15 @@ impl EncryptedCookieStore {
     /// the store recently sealed or opened; `0` turns the cache off, so that
     /// every load opens its cookie.
     ///
-    /// A cookie is served from the cache only when its value is, byte for
-    /// byte, one that this store sealed or opened under the same cookie
-    /// name, and it gives the record that opening it would: tampered,
-    /// forged and expired cookies fare exactly as without a cache (the
-    /// timeouts are checked on the record, on every load). Each entry is
-    /// charged four times its cookie's length plus 128 bytes, an estimate of
-    /// the cookie and its decoded record in memory. When the budget is used
+    /// A cookie is served from the cache only when it is one that this
+    /// store sealed or opened under the same cookie name (its keyed 128-bit
+    /// digest is that cookie's), and it gives the record that opening it
+    /// would: tampered, forged and expired cookies fare exactly as without
+    /// a cache (the timeouts are checked on the record, on every load).
+    /// Each entry is charged the heap memory it keeps alive, estimated from
+    /// its record (its strings, maps and arrays, as the allocator rounds
+    /// them) and its slot; with the allocator counting, the cache holds
+    /// 0.78 to 0.97 of its budget in the tests. When the budget is used
     /// up, a new cookie replaces a cached one only if it was asked for more
     /// often (CLOCK eviction with TinyLFU admission), so that a burst of
     /// cookies seen once, or a cycle over more clients than fit, does not
