@@ -256,9 +256,10 @@ impl OpenedCookies {
             (entries_budget, counters)
         };
         OpenedCookies {
-            // The standard library's random hasher keys, drawn from the
-            // operating system's generator; what they hash here is theirs
-            // to know only.
+            // Two outputs of the standard library's SipHash under its
+            // random keys (drawn from the operating system once per
+            // thread): unpredictable outside the process, and no call to
+            // make that can fail.
             key: {
                 let random = RandomState::new();
                 [random.hash_one(0_u8), random.hash_one(1_u8)]

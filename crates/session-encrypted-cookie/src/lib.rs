@@ -141,10 +141,11 @@
 //! until the request writes to it (a write goes to a copy of its own), so a
 //! read copies nothing. The cache is per store (per process), bounded by
 //! [`EncryptedCookieStore::with_cache_size`] (8 MiB by default, as the
-//! allocator counts it; `0` turns it off). When it is full it keeps the cookies sent most often, so that
-//! a part of a rotation over more sessions than it holds still hits, and a
-//! burst of cookies seen once does not push out those in use; servers
-//! behind a load balancer each keep their own, and need no coordination.
+//! allocator counts it; `0` turns it off). When it is full it keeps the
+//! cookies sent most often, so that a part of a rotation over more sessions
+//! than it holds still hits, and a burst of cookies seen once does not push
+//! out those in use; servers behind a load balancer each keep their own,
+//! and need no coordination.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]
