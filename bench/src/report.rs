@@ -6,7 +6,7 @@ use crate::driver::{Cell, Figures, Options, RedisFigures};
 use crate::scenario::Route;
 use crate::server::Library;
 use crate::server::StoreKind;
-use crate::stats::median;
+use crate::stats::{median, range};
 use crate::{Scenario, Server};
 
 /// One server on one scenario, over all rounds.
@@ -39,6 +39,10 @@ pub struct Ratios {
     /// itself. On a machine shared with other work this is the steadier
     /// figure, and the one the targets are checked on.
     pub capacity: f64,
+    /// The lowest and highest per-round [`capacity`](Ratios::capacity):
+    /// the run-to-run scatter, against which a change between two runs,
+    /// or a median near a target, is to be read.
+    pub capacity_range: (f64, f64),
     /// Their Redis or Postgres CPU time per request ÷ ours, when both
     /// servers use one: how many more requests the same database serves
     /// for ours.
@@ -84,6 +88,7 @@ pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
         Some(Ratios {
             throughput: median(&throughput)?,
             capacity: median(&capacity)?,
+            capacity_range: range(&capacity)?,
             store_capacity: median(&store_capacity),
         })
     };
@@ -170,9 +175,11 @@ pub struct TargetCheck {
     pub description: String,
     /// The measured capacity ratio (see [`Ratios::capacity`]).
     pub measured: f64,
+    /// The lowest and highest per-round capacity ratio.
+    pub range: (f64, f64),
     /// The throughput ratio, for comparison.
     pub throughput: f64,
-    /// Whether it was met.
+    /// Whether it was met, by the median.
     pub met: bool,
 }
 
@@ -201,6 +208,7 @@ pub fn check_targets(summaries: &[Summary]) -> Vec<TargetCheck> {
         let mut check = |against: Server, ratio: Option<Ratios>, minimum: f64| {
             if let Some(Ratios {
                 capacity: measured,
+                capacity_range: range,
                 throughput,
                 ..
             }) = ratio
@@ -208,6 +216,7 @@ pub fn check_targets(summaries: &[Summary]) -> Vec<TargetCheck> {
                 checks.push(TargetCheck {
                     description: format!("{server} / {against} >= {minimum:.2} on {scenario}"),
                     measured,
+                    range,
                     throughput,
                     met: measured >= minimum,
                 });
@@ -312,6 +321,19 @@ fn summary_table(summaries: &[Summary], options: &Options) -> String {
     out
 }
 
+/// A capacity ratio for a scenario's table, with the range of its rounds
+/// when they differ: `0.85 (0.80–0.89)`.
+fn capacity_with_range(ratios: Option<Ratios>) -> String {
+    ratios.map_or_else(String::new, |r| {
+        let (low, high) = r.capacity_range;
+        if format!("{low:.2}") == format!("{high:.2}") {
+            format!("{:.2}", r.capacity)
+        } else {
+            format!("{:.2} ({low:.2}–{high:.2})", r.capacity)
+        }
+    })
+}
+
 /// The report in Markdown: settings, one table per scenario, the target
 /// checks and any failures.
 #[must_use]
@@ -336,7 +358,9 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
         out,
         "Medians over rounds. Ratios are medians of per-round ratios: \"req/s\" divides \
          throughputs, \"CPU\" divides server CPU time per request the other way round \
-         (requests per core-second); targets are checked on the CPU ratio."
+         (requests per core-second); targets are checked on the CPU ratio. In the \
+         scenarios' tables, a CPU ratio is followed by the lowest and highest of its \
+         rounds: the scatter a difference between two runs is to be read against."
     );
     if options.scenarios.iter().any(|s| s.sessions.is_some()) {
         let _ = writeln!(
@@ -383,9 +407,9 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
                         f.server_cpu_us,
                         f.server_cpu_share * 100.0,
                         ratio(bare.map(|r| r.throughput)),
-                        ratio(bare.map(|r| r.capacity)),
+                        capacity_with_range(bare),
                         ratio(peer.map(|r| r.throughput)),
-                        ratio(peer.map(|r| r.capacity)),
+                        capacity_with_range(peer),
                         f.redis
                             .as_ref()
                             .map_or_else(String::new, |r| format!("{:.1}", r.cpu_us)),
@@ -414,10 +438,12 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
         for check in &checks {
             let _ = writeln!(
                 out,
-                "- {} {}: {:.2} (req/s ratio {:.2})",
+                "- {} {}: {:.2} (rounds {:.2} to {:.2}; req/s ratio {:.2})",
                 if check.met { "met" } else { "MISSED" },
                 check.description,
                 check.measured,
+                check.range.0,
+                check.range.1,
                 check.throughput
             );
         }
@@ -435,4 +461,99 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+    use std::time::Duration;
+
+    use super::*;
+
+    fn options(scenario: Scenario) -> Options {
+        Options {
+            rounds: 3,
+            connections: 32,
+            warmup: Duration::from_secs(1),
+            duration: Duration::from_secs(2),
+            max_requests: 1_000,
+            distinct_rounds: 3,
+            distinct_warmup: Duration::from_secs(1),
+            distinct_duration: Duration::from_secs(2),
+            servers: vec![Server::AxumBare, Server::AxumOursCookie],
+            scenarios: vec![scenario],
+            server_bin: PathBuf::from("bench-server"),
+            pin: false,
+        }
+    }
+
+    fn cell(server: Server, scenario: Scenario, round: usize, cpu_us: f64) -> Cell {
+        Cell {
+            server,
+            scenario,
+            round,
+            outcome: Ok(Figures {
+                requests_per_second: 100_000.0,
+                p50_us: 200.0,
+                p99_us: 300.0,
+                server_cpu_us: cpu_us,
+                server_cpu_share: 1.0,
+                client_cpu_us: 5.0,
+                redis: None,
+            }),
+        }
+    }
+
+    #[test]
+    fn ratios_carry_the_range_of_their_rounds() {
+        let scenario = DISTINCT_TARGET;
+        let options = options(scenario);
+        // Bare at 8 µs a request in every round; ours at 10, 9 and 8.
+        let cells: Vec<Cell> = [10.0, 9.0, 8.0]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(round, ours)| {
+                [
+                    cell(Server::AxumBare, scenario, round, 8.0),
+                    cell(Server::AxumOursCookie, scenario, round, ours),
+                ]
+            })
+            .collect();
+        let summaries = summarize(&cells, &options);
+        let ours = summaries
+            .iter()
+            .find(|s| s.server == Server::AxumOursCookie)
+            .unwrap();
+        let ratios = ours.vs_bare.unwrap();
+        assert!((ratios.capacity - 8.0 / 9.0).abs() < 1e-9);
+        assert_eq!(ratios.capacity_range, (0.8, 1.0));
+
+        let check = check_targets(&summaries)
+            .into_iter()
+            .find(|c| c.description.contains("axum-bare"))
+            .unwrap();
+        assert!(check.met, "the median, 0.89, is the verdict");
+        assert_eq!(check.range, (0.8, 1.0));
+
+        let report = markdown(&summaries, &options);
+        assert!(report.contains("| 0.89 (0.80–1.00) |"), "{report}");
+        assert!(report.contains(": 0.89 (rounds 0.80 to 1.00;"), "{report}");
+    }
+
+    #[test]
+    fn rounds_that_agree_show_no_range() {
+        let scenario = Scenario::single(Route::ReadKey);
+        let options = options(scenario);
+        let cells: Vec<Cell> = (0..3)
+            .flat_map(|round| {
+                [
+                    cell(Server::AxumBare, scenario, round, 8.0),
+                    cell(Server::AxumOursCookie, scenario, round, 10.0),
+                ]
+            })
+            .collect();
+        let report = markdown(&summarize(&cells, &options), &options);
+        assert!(report.contains("| 0.80 |"), "{report}");
+        assert!(!report.contains("0.80 (0.80"), "{report}");
+    }
 }

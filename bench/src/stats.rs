@@ -57,6 +57,15 @@ pub fn median(values: &[f64]) -> Option<f64> {
     })
 }
 
+/// The lowest and the highest of `values`: how far apart rounds fell;
+/// `None` when empty.
+#[must_use]
+pub fn range(values: &[f64]) -> Option<(f64, f64)> {
+    let low = values.iter().copied().min_by(f64::total_cmp)?;
+    let high = values.iter().copied().max_by(f64::total_cmp)?;
+    Some((low, high))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,5 +86,12 @@ mod tests {
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
         assert_eq!(median(&[]), None);
+    }
+
+    #[test]
+    fn ranges() {
+        assert_eq!(range(&[0.9, 0.8, 1.1]), Some((0.8, 1.1)));
+        assert_eq!(range(&[0.9]), Some((0.9, 0.9)));
+        assert_eq!(range(&[]), None);
     }
 }
