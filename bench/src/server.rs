@@ -2,6 +2,11 @@
 
 use std::fmt;
 
+/// How many sessions the `-redis-cached` servers' client cache holds: more
+/// than the largest rotation of distinct sessions (50,000), so that what is
+/// measured is the cache's cost, not its size.
+pub const CLIENT_CACHE_SESSIONS: usize = 100_000;
+
 /// The web framework a server runs on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Framework {
@@ -56,6 +61,9 @@ pub enum Server {
     AxumOursMemory,
     /// Ours on axum, `RedisStore`.
     AxumOursRedis,
+    /// Ours on axum, `RedisStore` with its client cache
+    /// ([`CLIENT_CACHE_SESSIONS`] sessions).
+    AxumOursRedisCached,
     /// Ours on axum, session-sqlx's `PostgresStore`.
     AxumOursPostgres,
     /// Ours on actix-web, encrypted cookie store with its default cipher,
@@ -67,6 +75,9 @@ pub enum Server {
     ActixOursMemory,
     /// Ours on actix-web, `RedisStore`.
     ActixOursRedis,
+    /// Ours on actix-web, `RedisStore` with its client cache
+    /// ([`CLIENT_CACHE_SESSIONS`] sessions).
+    ActixOursRedisCached,
     /// tower-sessions 0.15 with its `MemoryStore`, on axum.
     AxumTowerSessionsMemory,
     /// tower-sessions 0.14 with tower-sessions-redis-store 0.16, on axum.
@@ -82,12 +93,13 @@ pub enum Server {
 
 impl Server {
     /// Every server, in report order: for each framework, bare, ours, peers.
-    pub const ALL: [Server; 16] = [
+    pub const ALL: [Server; 18] = [
         Server::AxumBare,
         Server::AxumOursCookie,
         Server::AxumOursCookieAes,
         Server::AxumOursMemory,
         Server::AxumOursRedis,
+        Server::AxumOursRedisCached,
         Server::AxumOursPostgres,
         Server::AxumTowerSessionsMemory,
         Server::AxumTowerSessionsRedis,
@@ -97,6 +109,7 @@ impl Server {
         Server::ActixOursCookieAes,
         Server::ActixOursMemory,
         Server::ActixOursRedis,
+        Server::ActixOursRedisCached,
         Server::ActixSessionCookie,
         Server::ActixSessionRedis,
     ];
@@ -111,11 +124,13 @@ impl Server {
             Server::AxumOursCookieAes => "axum-ours-cookie-aes",
             Server::AxumOursMemory => "axum-ours-memory",
             Server::AxumOursRedis => "axum-ours-redis",
+            Server::AxumOursRedisCached => "axum-ours-redis-cached",
             Server::AxumOursPostgres => "axum-ours-postgres",
             Server::ActixOursCookie => "actix-ours-cookie",
             Server::ActixOursCookieAes => "actix-ours-cookie-aes",
             Server::ActixOursMemory => "actix-ours-memory",
             Server::ActixOursRedis => "actix-ours-redis",
+            Server::ActixOursRedisCached => "actix-ours-redis-cached",
             Server::AxumTowerSessionsMemory => "axum-tower-sessions-memory",
             Server::AxumTowerSessionsRedis => "axum-tower-sessions-redis",
             Server::AxumTowerSessionsPostgres => "axum-tower-sessions-postgres",
@@ -133,6 +148,7 @@ impl Server {
             | Server::AxumOursCookieAes
             | Server::AxumOursMemory
             | Server::AxumOursRedis
+            | Server::AxumOursRedisCached
             | Server::AxumOursPostgres
             | Server::AxumTowerSessionsMemory
             | Server::AxumTowerSessionsRedis
@@ -142,6 +158,7 @@ impl Server {
             | Server::ActixOursCookieAes
             | Server::ActixOursMemory
             | Server::ActixOursRedis
+            | Server::ActixOursRedisCached
             | Server::ActixSessionCookie
             | Server::ActixSessionRedis => Framework::Actix,
         }
@@ -156,11 +173,13 @@ impl Server {
             | Server::AxumOursCookieAes
             | Server::AxumOursMemory
             | Server::AxumOursRedis
+            | Server::AxumOursRedisCached
             | Server::AxumOursPostgres
             | Server::ActixOursCookie
             | Server::ActixOursCookieAes
             | Server::ActixOursMemory
-            | Server::ActixOursRedis => Library::Ours,
+            | Server::ActixOursRedis
+            | Server::ActixOursRedisCached => Library::Ours,
             Server::AxumTowerSessionsMemory
             | Server::AxumTowerSessionsRedis
             | Server::AxumTowerSessionsPostgres => Library::TowerSessions,
@@ -182,7 +201,9 @@ impl Server {
                 StoreKind::Memory
             }
             Server::AxumOursRedis
+            | Server::AxumOursRedisCached
             | Server::ActixOursRedis
+            | Server::ActixOursRedisCached
             | Server::AxumTowerSessionsRedis
             | Server::ActixSessionRedis => StoreKind::Redis,
             Server::AxumOursPostgres | Server::AxumTowerSessionsPostgres => StoreKind::Postgres,
@@ -194,6 +215,15 @@ impl Server {
     #[must_use]
     pub fn uses_aes_gcm(self) -> bool {
         matches!(self, Server::AxumOursCookieAes | Server::ActixOursCookieAes)
+    }
+
+    /// Whether our Redis store has its client cache on.
+    #[must_use]
+    pub fn uses_client_cache(self) -> bool {
+        matches!(
+            self,
+            Server::AxumOursRedisCached | Server::ActixOursRedisCached
+        )
     }
 
     /// Whether it needs `--redis-url`.
@@ -289,6 +319,14 @@ mod tests {
         );
         assert_eq!(
             Server::ActixOursRedis.peer(),
+            Some(Server::ActixSessionRedis)
+        );
+        assert_eq!(
+            Server::AxumOursRedisCached.peer(),
+            Some(Server::AxumTowerSessionsRedis)
+        );
+        assert_eq!(
+            Server::ActixOursRedisCached.peer(),
             Some(Server::ActixSessionRedis)
         );
         assert_eq!(

@@ -49,9 +49,12 @@ fn memory() -> Backend {
 }
 
 async fn redis(layout: session_redis::RedisLayout) -> Backend {
+    redis_with(session_redis::RedisStore::builder().layout(layout)).await
+}
+
+async fn redis_with(builder: session_redis::RedisStoreBuilder) -> Backend {
     let redis = session_testing::RedisServer::start();
-    let store = session_redis::RedisStore::builder()
-        .layout(layout)
+    let store = builder
         .connect(&redis.url())
         .await
         .expect("connect to the test redis-server");
@@ -107,6 +110,12 @@ async fn sqlite() -> Backend {
 
 async fn redis_hash() -> Backend {
     redis(session_redis::RedisLayout::Hash).await
+}
+
+/// The hash layout with the client cache: loads answered from memory while
+/// Redis says the session did not change.
+async fn redis_hash_cached() -> Backend {
+    redis_with(session_redis::RedisStore::builder().client_cache(1_000)).await
 }
 
 async fn redis_aiohttp() -> Backend {
@@ -640,6 +649,15 @@ races! {
         revocation::a_revoked_device_is_logged_out_even_mid_request,
         revocation::a_session_is_revoked_by_its_handle,
     ]
+    redis_hash_cached => redis_hash_cached().await; [
+        cases::a_login_held_back_during_a_logout_brings_nothing_back,
+        cases::a_write_held_back_during_a_logout_brings_nothing_back,
+        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        cases::regenerating_never_restarts_the_absolute_timeout,
+        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
+        revocation::a_revoked_device_is_logged_out_even_mid_request,
+        revocation::a_session_is_revoked_by_its_handle,
+    ]
     postgres => postgres().await; [
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
@@ -674,4 +692,85 @@ races! {
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
     ]
+}
+
+/// Two application servers on one Redis, each with the client cache, as
+/// when a fleet shares it: what one answers, the other's next request
+/// sees, though it had the session in memory.
+mod two_servers {
+    use super::*;
+
+    async fn cached_store(redis: &session_testing::RedisServer) -> Backend {
+        let store = session_redis::RedisStore::builder()
+            .client_cache(1_000)
+            .connect(&redis.url())
+            .await
+            .expect("connect to the test redis-server");
+        Backend {
+            store: Arc::new(store),
+            _servers: None,
+        }
+    }
+
+    async fn a_logout_on_one_server_is_final_on_the_other(framework: Framework) {
+        let redis = session_testing::RedisServer::start();
+        let config = SessionConfig::default();
+        let a = Case::start(framework, &cached_store(&redis).await, config.clone()).await;
+        let b = Case::start(framework, &cached_store(&redis).await, config).await;
+        for round in 0..40 {
+            let cookie = a.session_with_a_secret().await;
+            // Read twice on A: the second load is answered from A's cache.
+            for _ in 0..2 {
+                let seen = session_seen_with(&a.server, &cookie).await;
+                assert_eq!(seen["data"]["secret"], json!("s3cr3t"), "round {round}");
+            }
+            let loads_before = a.loads.loads();
+            let write = request(
+                &b.server,
+                "PUT",
+                "/api/session/from-b",
+                Some(&cookie),
+                json!("written on B"),
+            )
+            .await;
+            assert_eq!(write.status, 200, "{write:?}");
+            let seen = session_seen_with(&a.server, &cookie).await;
+            assert_eq!(
+                seen["data"]["from-b"],
+                json!("written on B"),
+                "round {round}: A sees B's write at once"
+            );
+            assert!(a.loads.loads() > loads_before);
+            b.logout(&cookie).await;
+            a.assert_logged_out(&cookie, &format!("round {round}: B's logout is final on A"))
+                .await;
+        }
+        // A revocation on B reaches A's cache too.
+        let laptop = b.log_in("ada").await;
+        let phone = a.log_in("ada").await;
+        assert_eq!(a.sessions(&phone).await.len(), 2);
+        let revoked = request(
+            &b.server,
+            "POST",
+            "/api/user/sessions/revoke-others",
+            Some(&laptop),
+            json!({}),
+        )
+        .await;
+        assert_eq!(json_of(&revoked), json!({ "revoked": 1 }));
+        a.assert_logged_out(&phone, "revoked on B, logged out on A")
+            .await;
+        a.stop().await;
+        b.stop().await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn axum() {
+        a_logout_on_one_server_is_final_on_the_other(Framework::Axum).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn actix() {
+        a_logout_on_one_server_is_final_on_the_other(Framework::Actix).await;
+    }
 }

@@ -9,7 +9,6 @@ use actix_web::web::{self, ServiceConfig};
 use actix_web::{App, HttpServer, ResponseError};
 
 use session_core::{SessionConfig, SessionManager};
-use session_redis::RedisStore;
 
 use super::{BoxError, HandlerError, our_manager, ours};
 use crate::scenario::{
@@ -83,15 +82,16 @@ pub(super) fn serve(
             Server::ActixOursCookie
             | Server::ActixOursCookieAes
             | Server::ActixOursMemory
-            | Server::ActixOursRedis => {
+            | Server::ActixOursRedis
+            | Server::ActixOursRedisCached => {
                 // Each worker's session manager. On Redis, one store per
                 // worker, made in the factory on the worker's own runtime, as
                 // session-redis recommends for actix-web; the others share one.
                 let worker_manager: Arc<dyn Fn() -> SessionManager + Send + Sync> =
-                    if server == Server::ActixOursRedis {
+                    if server.needs_redis() {
                         let url = redis_url.ok_or("no Redis URL")?;
                         Arc::new(move || {
-                            let store = RedisStore::builder()
+                            let store = super::redis_store(server)
                                 .connect_lazy(&url)
                                 .expect("a valid Redis URL");
                             SessionManager::new(store, SessionConfig::default())

@@ -139,6 +139,7 @@ pub(super) async fn with_app<U: AxumAppUser>(
         | Server::AxumOursCookieAes
         | Server::AxumOursMemory
         | Server::AxumOursRedis
+        | Server::AxumOursRedisCached
         | Server::AxumOursPostgres => {
             let layer = session_axum::SessionLayer::new(our_manager(server, store_url).await?);
             user.with_app(layer.layer(our_routes())).await

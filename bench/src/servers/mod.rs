@@ -129,7 +129,7 @@ async fn our_manager(server: Server, store_url: Option<&str>) -> Result<SessionM
         StoreKind::Memory => SessionManager::new(MemoryStore::new(), config),
         StoreKind::Redis => {
             let url = store_url.ok_or("no Redis URL")?;
-            SessionManager::new(RedisStore::from_url(url).await?, config)
+            SessionManager::new(redis_store(server).connect(url).await?, config)
         }
         StoreKind::Postgres => {
             let url = store_url.ok_or("no Postgres URL")?;
@@ -139,6 +139,17 @@ async fn our_manager(server: Server, store_url: Option<&str>) -> Result<SessionM
         }
         StoreKind::None => return Err(format!("{server} has no sessions").into()),
     })
+}
+
+/// The options of `server`'s Redis store: the defaults, with the client
+/// cache on for the `-redis-cached` variants.
+fn redis_store(server: Server) -> session_redis::RedisStoreBuilder {
+    let builder = RedisStore::builder();
+    if server.uses_client_cache() {
+        builder.client_cache(crate::server::CLIENT_CACHE_SESSIONS)
+    } else {
+        builder
+    }
 }
 
 /// Our handlers' bodies, on the framework-independent session handle that

@@ -10,8 +10,8 @@ use std::time::Duration;
 use fred::clients::WithOptions;
 use fred::error::ErrorKind;
 use fred::prelude::{
-    Blocking, Builder, Client, ClientLike, Config, Error as FredError, HashesInterface,
-    KeysInterface, Options, Pool, ReconnectPolicy,
+    Blocking, Builder, Client, ClientInterface, ClientLike, Config, Error as FredError,
+    HashesInterface, KeysInterface, Options, Pool, ReconnectPolicy,
 };
 use fred::types::{ClusterHash, CustomCommand, Expiration, Map, SetOptions, Value};
 use fred::util::redis_keyslot;
@@ -535,6 +535,56 @@ impl Redis {
             .ok_or_else(|| Error::store(format!("unexpected reply to HSET: {reply:?}")))
     }
 
+    /// The [client cache](crate::RedisStoreBuilder::client_cache)'s
+    /// barrier, `CLIENT TRACKINGINFO` and `GET epoch_key` in one round
+    /// trip: whether this connection has client tracking on (off on one we
+    /// have not turned it on for, a new one after a reconnect above all),
+    /// and the value of `epoch_key`, if any.
+    pub(crate) async fn tracking_barrier(
+        &self,
+        epoch_key: &str,
+    ) -> Result<(bool, Option<Vec<u8>>), Error> {
+        let replies: Vec<Value> = self
+            .read(async |client| {
+                let pipeline = client.pipeline();
+                let () = pipeline.client_trackinginfo().await?;
+                let () = pipeline.get(epoch_key).await?;
+                pipeline.all().await
+            })
+            .await?;
+        let [info, epoch] = <[Value; 2]>::try_from(replies).map_err(|replies| {
+            Error::store(format!(
+                "unexpected replies to the cache's barrier: {replies:?}"
+            ))
+        })?;
+        let on = tracking_flags(&info).is_some_and(|flags| {
+            flags
+                .iter()
+                .any(|flag| flag.as_bytes() == Some(b"on".as_slice()))
+        });
+        Ok((on, bytes_of(epoch, "GET")?))
+    }
+
+    /// `CLIENT TRACKING ON`: Redis remembers the keys this connection reads
+    /// and tells it (on the same connection, under RESP3) when one changes.
+    pub(crate) async fn start_tracking(&self) -> Result<(), Error> {
+        self.read(async |client| {
+            client
+                .client_tracking::<Value, _, _>(
+                    "on",
+                    None,
+                    Vec::<String>::new(),
+                    false,
+                    false,
+                    false,
+                    false,
+                )
+                .await
+        })
+        .await
+        .map(drop)
+    }
+
     /// `HEXISTS key field`.
     pub(crate) async fn hexists(&self, key: &str, field: &str) -> Result<bool, Error> {
         self.read(async |client| client.hexists(key, field).await)
@@ -592,6 +642,26 @@ impl Redis {
 /// Polls `future` once: its output if it is ready.
 async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
     poll_fn(|context| Poll::Ready(future.as_mut().poll(context))).await
+}
+
+/// The `flags` of a reply to `CLIENT TRACKINGINFO`: a map under RESP3, a
+/// flat array of names and values under RESP2.
+fn tracking_flags(reply: &Value) -> Option<&[Value]> {
+    let flags = match reply {
+        Value::Map(map) => map
+            .iter()
+            .find(|(name, _)| name.as_bytes() == b"flags")
+            .map(|(_, value)| value),
+        Value::Array(items) => items
+            .chunks_exact(2)
+            .find(|pair| pair[0].as_bytes() == Some(b"flags".as_slice()))
+            .map(|pair| &pair[1]),
+        _ => None,
+    }?;
+    match flags {
+        Value::Array(flags) => Some(flags),
+        _ => None,
+    }
 }
 
 /// The bytes of a reply to `command` that answers a string or nothing.

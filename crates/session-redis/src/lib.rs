@@ -87,6 +87,7 @@
 
 pub mod aiohttp;
 mod batch;
+mod client_cache;
 mod connection;
 mod layout;
 mod watchdog;
@@ -97,8 +98,8 @@ use std::time::{Duration, SystemTime};
 
 use session_core::user::{BoundSession, UserIndex};
 use session_core::{
-    Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update, Written,
-    async_trait,
+    Create, Error, Record, Refresh, Regenerate, SessionCookie, SessionId, SessionStore, Update,
+    Written, async_trait,
 };
 
 pub use connection::{Durability, RedisConnection};
@@ -107,6 +108,7 @@ pub use fred;
 pub use layout::RedisLayout;
 pub use layout::hash;
 
+use client_cache::ClientCache;
 use connection::Redis;
 use layout::Layout;
 use layout::aiohttp::AiohttpLayout;
@@ -160,6 +162,7 @@ pub const MAX_QUEUED_COMMANDS: usize = 4096;
 pub struct RedisStore {
     redis: Redis,
     layout: std::sync::Arc<Layout>,
+    cache: Option<ClientCache>,
 }
 
 impl RedisStore {
@@ -204,6 +207,19 @@ impl RedisStore {
     pub fn connection(&self) -> &RedisConnection {
         self.redis.connection()
     }
+
+    /// Tells the client cache, if any, that this process wrote (or tried
+    /// to write) session `id`: whether or not the write was applied, what
+    /// it holds of the session may be stale. Redis would tell it too; this
+    /// only spares the next load of the session a wait and a read on the
+    /// cache's connection.
+    fn wrote(&self, id: &str) {
+        if let Some(cache) = &self.cache {
+            if SessionId::is_well_formed(id) {
+                cache.written(id);
+            }
+        }
+    }
 }
 
 impl fmt::Debug for RedisStore {
@@ -212,6 +228,7 @@ impl fmt::Debug for RedisStore {
             .field("layout", &self.layout)
             .field("command_timeout", &self.redis.timeout())
             .field("durability", &self.redis.durability())
+            .field("client_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -219,7 +236,18 @@ impl fmt::Debug for RedisStore {
 #[async_trait]
 impl SessionStore for RedisStore {
     async fn load(&self, cookie: SessionCookie<'_>) -> Result<Option<Arc<Record>>, Error> {
-        Ok(self.layout.load(&self.redis, cookie).await?.map(Arc::new))
+        match &self.cache {
+            // Only for ids we could have issued: a request never makes us
+            // keep anything under arbitrary input.
+            Some(cache) if SessionId::is_well_formed(cookie.value) => {
+                cache
+                    .load(cookie.value, &self.redis, async |redis| {
+                        self.layout.load(redis, cookie).await
+                    })
+                    .await
+            }
+            _ => Ok(self.layout.load(&self.redis, cookie).await?.map(Arc::new)),
+        }
     }
 
     async fn create(&self, create: Create<'_>) -> Result<String, Error> {
@@ -227,19 +255,30 @@ impl SessionStore for RedisStore {
     }
 
     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
-        self.layout.update(&self.redis, update).await
+        let id = update.cookie.value;
+        let written = self.layout.update(&self.redis, update).await;
+        self.wrote(id);
+        written
     }
 
     async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
-        self.layout.refresh(&self.redis, refresh).await
+        let id = refresh.cookie.value;
+        let written = self.layout.refresh(&self.redis, refresh).await;
+        self.wrote(id);
+        written
     }
 
     async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
-        self.layout.regenerate(&self.redis, regenerate).await
+        let id = regenerate.cookie.value;
+        let written = self.layout.regenerate(&self.redis, regenerate).await;
+        self.wrote(id);
+        written
     }
 
     async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
-        self.layout.delete(&self.redis, cookie).await
+        let deleted = self.layout.delete(&self.redis, cookie).await;
+        self.wrote(cookie.value);
+        deleted
     }
 
     /// The hash layout keeps an index of each user's sessions; aiohttp_session's
@@ -272,6 +311,7 @@ pub struct RedisStoreBuilder {
     command_timeout: Duration,
     layout: RedisLayout,
     durability: Durability,
+    client_cache: usize,
 }
 
 impl Default for RedisStoreBuilder {
@@ -281,6 +321,7 @@ impl Default for RedisStoreBuilder {
             command_timeout: DEFAULT_COMMAND_TIMEOUT,
             layout: RedisLayout::Hash,
             durability: Durability::Master,
+            client_cache: 0,
         }
     }
 }
@@ -375,15 +416,93 @@ impl RedisStoreBuilder {
         self
     }
 
+    /// Keep up to `max_sessions` sessions this process read in memory,
+    /// and answer loads of one that Redis has not changed since without
+    /// reading it again (default 0: off). Redis itself says what changed
+    /// ([client tracking](https://redis.io/docs/latest/develop/reference/client-side-caching/)),
+    /// so a load still answers the session as Redis holds it when the load
+    /// begins: a logout or a write by any process, answered before, is
+    /// seen, as without the cache.
+    ///
+    /// What it costs and saves: every load still makes a round trip, a
+    /// `CLIENT TRACKINGINFO` on a connection of the cache's own, but the
+    /// loads that begin while one is waiting to be sent share it, so under
+    /// load one round trip serves many requests, and a load of an unchanged
+    /// session decodes nothing. A session that changes on every request
+    /// (a counter) gains nothing: each write invalidates it, and its next
+    /// load reads it again. Redis keeps, per cached session, a few dozen
+    /// bytes in its tracking table (bounded by its
+    /// `tracking-table-max-keys`); this process keeps the sessions
+    /// themselves.
+    ///
+    /// For the [hash layout](crate::hash) on one server or behind
+    /// Sentinel; ignored (with a warning in the log) for the aiohttp layout
+    /// and on a cluster, where one barrier cannot vouch for every node.
+    /// Needs Redis 6 or later for RESP3, which the cache's connection
+    /// speaks whatever the store's own does. How it stays exact is in
+    /// SECURITY.md.
+    ///
+    /// ```no_run
+    /// use session_redis::RedisStore;
+    ///
+    /// # async fn run() -> Result<(), session_core::Error> {
+    /// let store = RedisStore::builder()
+    ///     .client_cache(10_000)
+    ///     .connect("redis://127.0.0.1:6379")
+    ///     .await?;
+    /// # drop(store);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn client_cache(mut self, max_sessions: usize) -> Self {
+        self.client_cache = max_sessions;
+        self
+    }
+
     /// The store on a fred client or pool you connected yourself.
+    ///
+    /// With a [client cache](Self::client_cache), the cache's connection is
+    /// made like the first of `connection`'s clients (its configuration,
+    /// reconnect policy and timeouts, in RESP3), on the runtime of the
+    /// first load.
     pub fn build(self, connection: impl Into<RedisConnection>) -> RedisStore {
+        let connection = connection.into();
+        let cache = self.cache_for(&connection);
         let layout = match self.layout {
             RedisLayout::Hash => Layout::Hash(HashLayout::new(self.key_prefix)),
             RedisLayout::Aiohttp { max_age } => Layout::Aiohttp(AiohttpLayout::new(max_age)),
         };
         RedisStore {
-            redis: Redis::new(connection.into(), self.command_timeout, self.durability),
+            redis: Redis::new(connection, self.command_timeout, self.durability),
             layout: std::sync::Arc::new(layout),
+            cache,
+        }
+    }
+
+    /// The client cache this builder asks for, if it can have one.
+    fn cache_for(&self, connection: &RedisConnection) -> Option<ClientCache> {
+        if self.client_cache == 0 {
+            return None;
+        }
+        if !matches!(self.layout, RedisLayout::Hash) {
+            tracing::warn!("the Redis client cache is for the hash layout; not used");
+            return None;
+        }
+        match ClientCache::new(
+            connection,
+            self.command_timeout,
+            &self.key_prefix,
+            self.client_cache,
+        ) {
+            Ok(Some(cache)) => Some(cache),
+            Ok(None) => {
+                tracing::warn!("the Redis client cache does not work on a cluster; not used");
+                None
+            }
+            Err(error) => {
+                tracing::warn!(%error, "the Redis client cache's connection could not be made; not used");
+                None
+            }
         }
     }
 

@@ -32,6 +32,31 @@ async fn standalone_connected_lazily() {
     passes_on(store).await;
 }
 
+/// With the client cache: every check loads through it, across the
+/// suite's own writes, logouts and logins.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn standalone_with_the_client_cache() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .client_cache(1_000)
+        .connect(&server.url())
+        .await
+        .expect("connect");
+    passes_on(store).await;
+}
+
+/// The same on a current-thread runtime, connected lazily, as on an
+/// actix-web worker.
+#[tokio::test(flavor = "current_thread")]
+async fn standalone_with_the_client_cache_connected_lazily() {
+    let server = RedisServer::start();
+    let store = RedisStore::builder()
+        .client_cache(1_000)
+        .connect_lazy(&server.url())
+        .expect("a valid URL");
+    passes_on(store).await;
+}
+
 /// Through a client of the application's that speaks RESP3, where Redis
 /// answers `HGETALL` with a map rather than an array.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -72,6 +97,17 @@ async fn through_sentinel() {
         ),
         "the sessions are on the master the sentinels named"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn through_sentinel_with_the_client_cache() {
+    let sentinel = RedisSentinel::start();
+    let store = RedisStore::builder()
+        .client_cache(1_000)
+        .connect(&sentinel.url())
+        .await
+        .expect("connect");
+    passes_on(store).await;
 }
 
 /// The aiohttp_session layout keeps less than a full record: whole seconds,

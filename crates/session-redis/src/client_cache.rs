@@ -1,0 +1,707 @@
+//! The client-side cache ([`RedisStoreBuilder::client_cache`]): sessions
+//! this process read, kept in memory while Redis says they have not
+//! changed, so that a load of an unchanged session needs no `HGETALL`.
+//!
+//! # How it stays exact
+//!
+//! The cache reads through a connection of its own, in RESP3 with
+//! [client tracking](https://redis.io/docs/latest/develop/reference/client-side-caching/)
+//! on: Redis remembers the keys that connection read, and pushes an
+//! invalidation on it when one of them changes (written, deleted, expired,
+//! evicted), whoever changed it. Redis writes that push to the connection
+//! before its reply to any command it processes after the change, and
+//! fred hands pushes over, in order, before it answers the replies that
+//! follow them.
+//!
+//! So a load that finds its session cached first waits for a **barrier**:
+//! `CLIENT TRACKINGINFO` and a `GET` (below), sent on that connection after
+//! the load began, and it answers from memory only once the barrier's
+//! reply is in and every invalidation received before it applied. Redis
+//! processed the barrier after every write answered before the request
+//! arrived (another process's logout included), so the cache answers what
+//! an `HGETALL` sent then would have, and a logout is as final as without
+//! it. The round trip is shared: the loads that begin while a barrier is
+//! still waiting to be sent all wait for that one, so under load one
+//! barrier serves many requests, and Redis decodes and sends no session.
+//!
+//! * **A load that finds nothing cached** reads at once, on the cache's
+//!   connection (so that Redis tracks the key from then on), and keeps what
+//!   it read unless an invalidation of its key, or an emptying, came while
+//!   it did. A read sent after the load began needs no barrier.
+//! * **A new connection** (after a reconnect, or a Redis restart) has
+//!   tracking off, and the invalidations of the old one are lost: the
+//!   barrier says so, and the cache is emptied and tracking turned on
+//!   before the loads waiting for it go on.
+//! * **A flush** (`FLUSHALL`, `FLUSHDB`) makes Redis forget what every
+//!   connection read and tell each with an invalidation that names no
+//!   key, which fred 10.1 drops. So the barrier also reads an epoch key,
+//!   `{prefix}cache-epoch`, holding a random value that a cache finding it
+//!   missing writes: a value other than the one the last barrier read
+//!   (gone with a flush, or written again since) empties the cache. A
+//!   session id is 32 characters, so no session's key is the epoch key.
+//! * **A session this process wrote** is read next time through the
+//!   store's own connection, untracked, and not kept: its next change
+//!   would most likely come from here again (a counter, a cart), and
+//!   tracking it would only cost Redis an invalidation per write and this
+//!   process a read it makes anyway. The load after that reads it tracked
+//!   again, and the loads after are answered from memory.
+//! * **A key past its Redis expiry** that Redis has not deleted yet may
+//!   still be cached, but the record's deadline, which the store keeps
+//!   equal to the key's, is past too, and the core treats it as gone.
+//! * When a barrier fails (the cache's connection is down, or timed out),
+//!   or the cache's connection is not up, a load reads through the store's
+//!   own connection, uncached, as if there were no cache.
+//!
+//! [`RedisStoreBuilder::client_cache`]: crate::RedisStoreBuilder::client_cache
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard, Once};
+
+use fred::prelude::{Builder, ClientLike, ReconnectPolicy, TrackingInterface};
+use fred::types::RespVersion;
+use fred::types::client::Invalidation;
+use session_core::{Error, Record};
+use tokio::sync::{broadcast, watch};
+
+use crate::connection::{Redis, RedisConnection};
+
+/// How many invalidations may wait between two barriers before the
+/// cache, having missed some, must empty itself.
+const INVALIDATIONS_BUFFERED: usize = 4096;
+
+/// Sessions read through a tracked connection; cheap to clone.
+#[derive(Clone)]
+pub(crate) struct ClientCache(Arc<Shared>);
+
+struct Shared {
+    /// The cache's own connection, tracked.
+    redis: Redis,
+    /// What session keys start with: the cache is keyed by session id.
+    key_prefix: String,
+    epoch_key: String,
+    /// Its connection task starts with the first load, on that load's
+    /// runtime (a store may be built outside one).
+    connecting: Once,
+    capacity: usize,
+    state: Mutex<State>,
+    /// The newest barriers that passed and that failed.
+    barriers: watch::Sender<Barriers>,
+}
+
+#[derive(Clone, Copy, Default)]
+struct Barriers {
+    passed: u64,
+    failed: u64,
+}
+
+struct State {
+    /// The barrier loads may still join: not sent yet.
+    open: Option<u64>,
+    /// The last barrier started.
+    started: u64,
+    invalidations: broadcast::Receiver<Invalidation>,
+    /// By session id.
+    entries: HashMap<String, Entry>,
+    /// Ids in the order they were entered, with the insertion each was
+    /// (an entry since invalidated or entered again is skipped): the
+    /// oldest goes first when the cache is full.
+    order: VecDeque<(u64, String)>,
+    insertions: u64,
+    /// Ids being read through the cache's connection, and whether an
+    /// invalidation came while they were.
+    loading: HashMap<String, Loading>,
+    /// How many times the cache was emptied.
+    emptied: u64,
+    /// The epoch key's value at the last barrier.
+    epoch: Option<Vec<u8>>,
+    /// Whether the last barrier passed: until one has, Redis is not
+    /// tracking what the cache's connection reads, and a read there would
+    /// be kept for nothing.
+    tracking: bool,
+}
+
+struct Entry {
+    state: EntryState,
+    insertion: u64,
+}
+
+enum EntryState {
+    /// The session as Redis held it when read, tracked since.
+    Cached(Arc<Record>),
+    /// Written by this process: the next load reads it untracked.
+    Written,
+}
+
+/// What a load does next, as what the cache holds of its session says.
+enum Route {
+    /// Answers the session from memory.
+    Answer(Arc<Record>),
+    /// Waits for a barrier, then asks again.
+    Barrier,
+    /// Reads it on the cache's connection, and keeps it.
+    ReadTracked,
+    /// Reads it on the store's own connection, and keeps nothing.
+    ReadUntracked,
+}
+
+#[derive(Default)]
+struct Loading {
+    count: usize,
+    invalidated: bool,
+}
+
+impl ClientCache {
+    /// A cache of at most `capacity` sessions, reading through a new
+    /// connection configured as `connection` is, but in RESP3; `None` on a
+    /// cluster, where one barrier cannot vouch for every node.
+    pub(crate) fn new(
+        connection: &RedisConnection,
+        timeout: std::time::Duration,
+        key_prefix: &str,
+        capacity: usize,
+    ) -> Result<Option<Self>, Error> {
+        let base = connection.client();
+        if base.is_clustered() {
+            return Ok(None);
+        }
+        let mut config = base.client_config();
+        config.version = RespVersion::RESP3;
+        // A first connection that fails is retried: loads fall back to the
+        // store's connection meanwhile.
+        config.fail_fast = false;
+        let mut performance = base.perf_config();
+        performance.broadcast_channel_capacity = INVALIDATIONS_BUFFERED;
+        let policy = base
+            .client_reconnect_policy()
+            .unwrap_or_else(|| ReconnectPolicy::new_exponential(0, 50, 1_000, 2));
+        let client = Builder::from_config(config)
+            .set_performance_config(performance)
+            .set_connection_config(base.connection_config().clone())
+            .set_policy(policy)
+            .build()
+            .map_err(Error::store)?;
+        let invalidations = client.invalidation_rx();
+        let redis = Redis::new(client.into(), timeout, crate::Durability::Master);
+        Ok(Some(ClientCache(Arc::new(Shared {
+            redis,
+            key_prefix: key_prefix.to_owned(),
+            epoch_key: format!("{key_prefix}cache-epoch"),
+            connecting: Once::new(),
+            capacity,
+            state: Mutex::new(State {
+                open: None,
+                started: 0,
+                invalidations,
+                entries: HashMap::new(),
+                order: VecDeque::new(),
+                insertions: 0,
+                loading: HashMap::new(),
+                emptied: 0,
+                epoch: None,
+                tracking: false,
+            }),
+            barriers: watch::channel(Barriers::default()).0,
+        }))))
+    }
+
+    /// The session `id`, from the cache when Redis has not changed it
+    /// since it was cached, else read by `read` (given the connection to
+    /// read through) and cached. `uncached` is the store's own connection,
+    /// read through when the cache's cannot vouch for it.
+    pub(crate) async fn load(
+        &self,
+        id: &str,
+        uncached: &Redis,
+        read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
+    ) -> Result<Option<Arc<Record>>, Error> {
+        let shared = &*self.0;
+        let client = shared.redis.connection().client();
+        shared.connecting.call_once(|| {
+            // The connection task runs as long as the client lives; the
+            // client is the cache's, which nothing else closes.
+            drop(client.connect());
+        });
+        let mut passed_barrier = false;
+        loop {
+            let route = shared.lock().route(id, passed_barrier);
+            match route {
+                Route::Answer(record) => return Ok(Some(record)),
+                Route::Barrier => {
+                    if !self.barrier().await {
+                        break;
+                    }
+                    passed_barrier = true;
+                }
+                Route::ReadTracked if client.is_connected() => {
+                    return Box::pin(self.read_tracked(id, read)).await;
+                }
+                Route::ReadTracked | Route::ReadUntracked => break,
+            }
+        }
+        Box::pin(read(uncached))
+            .await
+            .map(|record| record.map(Arc::new))
+    }
+
+    /// Reads session `id` on the cache's connection, which Redis then
+    /// tracks, and keeps it unless an invalidation or an emptying came
+    /// while it was read.
+    async fn read_tracked(
+        &self,
+        id: &str,
+        read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
+    ) -> Result<Option<Arc<Record>>, Error> {
+        let emptied = {
+            let mut state = self.0.lock();
+            // Invalidations already in are of writes before this read:
+            // applied now, they cannot be taken for ones that raced it.
+            // (Without invalidations to come, the read is not kept: the
+            // mark is already taken as invalidated.)
+            let intact = state.apply_invalidations(&self.0.key_prefix);
+            let loading = state.loading.entry(id.to_owned()).or_default();
+            loading.count += 1;
+            loading.invalidated |= !intact;
+            state.emptied
+        };
+        let mut loading = LoadingGuard {
+            cache: &self.0,
+            id,
+            done: false,
+        };
+        let record = read(&self.0.redis).await?.map(Arc::new);
+        let mut state = self.0.lock();
+        let invalidated = loading.finish(&mut state);
+        match &record {
+            Some(record) if !invalidated && state.emptied == emptied => {
+                state.enter(id, EntryState::Cached(Arc::clone(record)), self.0.capacity);
+            }
+            _ => {}
+        }
+        Ok(record)
+    }
+
+    /// Session `id` was just written (or deleted) by this process: what
+    /// the cache holds of it is stale, and its next load reads it
+    /// untracked.
+    pub(crate) fn written(&self, id: &str) {
+        let mut state = self.0.lock();
+        state.invalidate(id);
+        state.enter(id, EntryState::Written, self.0.capacity);
+    }
+
+    /// Waits for a barrier sent after this call: whether it passed, every
+    /// invalidation Redis sent before it applied.
+    async fn barrier(&self) -> bool {
+        let shared = &self.0;
+        let barrier = {
+            let mut state = shared.lock();
+            match state.open {
+                Some(open) => open,
+                None => {
+                    state.started += 1;
+                    let barrier = state.started;
+                    state.open = Some(barrier);
+                    tokio::spawn(Arc::clone(shared).send_barrier(barrier));
+                    barrier
+                }
+            }
+        };
+        let mut barriers = shared.barriers.subscribe();
+        match barriers
+            .wait_for(|b| b.passed >= barrier || b.failed >= barrier)
+            .await
+        {
+            Ok(barriers) => barriers.passed >= barrier,
+            // The sender lives as long as `shared`, which we hold.
+            Err(_) => false,
+        }
+    }
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        // A panic while the lock was held cannot have left the cache
+        // inconsistent in a way that matters more than losing it.
+        self.state.lock().unwrap_or_else(|poisoned| {
+            let mut state = poisoned.into_inner();
+            state.empty();
+            state
+        })
+    }
+
+    async fn send_barrier(self: Arc<Self>, barrier: u64) {
+        {
+            let mut state = self.lock();
+            if state.open == Some(barrier) {
+                state.open = None;
+            }
+        }
+        let passed = self.pass_barrier().await;
+        self.lock().tracking = passed;
+        self.barriers.send_modify(|barriers| {
+            if passed {
+                barriers.passed = barriers.passed.max(barrier);
+            } else {
+                barriers.failed = barriers.failed.max(barrier);
+            }
+        });
+    }
+}
+
+impl Shared {
+    /// Sends a barrier and brings the cache up to it: whether it can vouch
+    /// for what it holds.
+    async fn pass_barrier(&self) -> bool {
+        let (tracking, epoch) = match self.redis.tracking_barrier(&self.epoch_key).await {
+            Ok(reply) => reply,
+            Err(error) => {
+                tracing::debug!(%error, "client cache barrier failed; reading uncached");
+                return false;
+            }
+        };
+        if !tracking {
+            // A connection we have not tracked on: what the cache holds
+            // was read on another, whose invalidations are lost.
+            self.lock().empty();
+            if let Err(error) = self.redis.start_tracking().await {
+                tracing::debug!(%error, "client tracking could not be turned on; reading uncached");
+                return false;
+            }
+        }
+        {
+            let mut state = self.lock();
+            if !state.apply_invalidations(&self.key_prefix) {
+                return false;
+            }
+            if !tracking || epoch.is_none() || state.epoch != epoch {
+                // Also drops what reads from before tracking was on, or
+                // from before a flush, would still insert.
+                state.empty();
+                state.epoch.clone_from(&epoch);
+            }
+        }
+        if epoch.is_none() {
+            // Written before the loads waiting for this barrier go on, so
+            // that a flush after it is one the next barrier sees.
+            let value = uuid::Uuid::new_v4().simple().to_string();
+            match self
+                .redis
+                .set_new(&self.epoch_key, value.clone(), None)
+                .await
+            {
+                Ok(true) => self.lock().epoch = Some(value.into_bytes()),
+                // Another process's cache made it first: the next barrier
+                // reads it, and empties this cache once more.
+                Ok(false) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "the client cache's epoch key could not be written");
+                }
+            }
+        }
+        true
+    }
+}
+
+impl State {
+    /// What a load of session `id` does next, once it has passed a
+    /// barrier or before.
+    fn route(&mut self, id: &str, passed_barrier: bool) -> Route {
+        match self.entries.get(id).map(|entry| &entry.state) {
+            Some(EntryState::Cached(record)) if passed_barrier => Route::Answer(Arc::clone(record)),
+            Some(EntryState::Cached(_)) => Route::Barrier,
+            Some(EntryState::Written) => {
+                // Read untracked this once: tracked next time.
+                self.entries.remove(id);
+                Route::ReadUntracked
+            }
+            None if self.tracking || passed_barrier => Route::ReadTracked,
+            None => Route::Barrier,
+        }
+    }
+
+    /// Drops what the invalidations received so far name: whether the
+    /// cache can still vouch for what it keeps.
+    fn apply_invalidations(&mut self, key_prefix: &str) -> bool {
+        loop {
+            match self.invalidations.try_recv() {
+                Ok(invalidation) if invalidation.keys.is_empty() => self.empty(),
+                Ok(invalidation) => {
+                    for key in &invalidation.keys {
+                        // Keys that are not a session's have no entry.
+                        if let Some(id) = key.as_str().and_then(|k| k.strip_prefix(key_prefix)) {
+                            self.invalidate(id);
+                        }
+                    }
+                }
+                Err(broadcast::error::TryRecvError::Empty) => return true,
+                Err(broadcast::error::TryRecvError::Lagged(_)) => self.empty(),
+                Err(broadcast::error::TryRecvError::Closed) => {
+                    self.empty();
+                    return false;
+                }
+            }
+        }
+    }
+
+    /// Drops what the cache holds of session `id`. A mark that this
+    /// process wrote it stays: the invalidation is most likely of that
+    /// very write.
+    fn invalidate(&mut self, id: &str) {
+        if let Some(Entry {
+            state: EntryState::Cached(_),
+            ..
+        }) = self.entries.get(id)
+        {
+            self.entries.remove(id);
+        }
+        if let Some(loading) = self.loading.get_mut(id) {
+            loading.invalidated = true;
+        }
+    }
+
+    fn empty(&mut self) {
+        self.entries.clear();
+        self.order.clear();
+        self.emptied += 1;
+    }
+
+    fn enter(&mut self, id: &str, entry: EntryState, capacity: usize) {
+        while self.entries.len() >= capacity {
+            let Some((insertion, oldest)) = self.order.pop_front() else {
+                break;
+            };
+            if self
+                .entries
+                .get(&oldest)
+                .is_some_and(|entry| entry.insertion == insertion)
+            {
+                self.entries.remove(&oldest);
+            }
+        }
+        if capacity == 0 {
+            return;
+        }
+        self.insertions += 1;
+        let insertion = self.insertions;
+        self.entries.insert(
+            id.to_owned(),
+            Entry {
+                state: entry,
+                insertion,
+            },
+        );
+        self.order.push_back((insertion, id.to_owned()));
+        // Invalidations leave stale keys in `order`; past twice the
+        // capacity, they go, so that `order` stays bounded too.
+        if self.order.len() > capacity.saturating_mul(2) {
+            let entries = &self.entries;
+            self.order.retain(|(insertion, key)| {
+                entries
+                    .get(key)
+                    .is_some_and(|entry| entry.insertion == *insertion)
+            });
+        }
+    }
+}
+
+/// A load's mark in [`State::loading`], taken off when the load finishes
+/// or is dropped (its request cancelled).
+struct LoadingGuard<'a> {
+    cache: &'a Shared,
+    id: &'a str,
+    done: bool,
+}
+
+impl LoadingGuard<'_> {
+    /// Takes the mark off: whether the key was invalidated meanwhile.
+    fn finish(&mut self, state: &mut State) -> bool {
+        self.done = true;
+        let Some(loading) = state.loading.get_mut(self.id) else {
+            return true;
+        };
+        let invalidated = loading.invalidated;
+        loading.count -= 1;
+        if loading.count == 0 {
+            state.loading.remove(self.id);
+        }
+        invalidated
+    }
+}
+
+impl Drop for LoadingGuard<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            let mut state = self.cache.lock();
+            self.finish(&mut state);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::{Duration, SystemTime};
+
+    use session_testing::RedisServer;
+
+    use super::*;
+
+    const TIMEOUT: Duration = Duration::from_secs(2);
+
+    async fn cache(server: &RedisServer, capacity: usize) -> (ClientCache, Redis) {
+        let connection = RedisConnection::connect(&server.url(), TIMEOUT)
+            .await
+            .expect("connect");
+        let cache = ClientCache::new(&connection, TIMEOUT, "session:", capacity)
+            .expect("a client")
+            .expect("not a cluster");
+        (
+            cache,
+            Redis::new(connection, TIMEOUT, crate::Durability::Master),
+        )
+    }
+
+    /// Loads session `id` through the cache with a read that tracks its
+    /// key (an `HGETALL` on the connection it is given), counting reads in
+    /// `reads`, and doing `meanwhile` before it answers.
+    async fn load(
+        cache: &ClientCache,
+        uncached: &Redis,
+        id: &str,
+        reads: &AtomicUsize,
+        meanwhile: impl AsyncFnOnce(),
+    ) -> Option<Arc<Record>> {
+        cache
+            .load(id, uncached, async |redis| {
+                reads.fetch_add(1, Ordering::SeqCst);
+                redis.hgetall(&format!("session:{id}")).await?;
+                meanwhile().await;
+                Ok(Some(Record::new(SystemTime::UNIX_EPOCH)))
+            })
+            .await
+            .expect("load")
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_an_invalidation_of_its_key_is_not_kept() {
+        let server = RedisServer::start();
+        let (cache, uncached) = cache(&server, 10).await;
+        let reads = AtomicUsize::new(0);
+        // While the read is out, the key changes, and another load's
+        // barrier applies the invalidation before the read answers.
+        load(&cache, &uncached, "a", &reads, async || {
+            server
+                .command(&["HSET", "session:a", "d:x", "1"])
+                .expect("HSET");
+            assert!(cache.barrier().await);
+        })
+        .await;
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "not kept: read again");
+        // Kept this time: nothing happened while it was read.
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_an_emptying_is_not_kept() {
+        let server = RedisServer::start();
+        let (cache, uncached) = cache(&server, 10).await;
+        let reads = AtomicUsize::new(0);
+        load(&cache, &uncached, "a", &reads, async || {
+            server.command(&["FLUSHALL"]).expect("FLUSHALL");
+            assert!(cache.barrier().await);
+        })
+        .await;
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "not kept: read again");
+    }
+
+    #[tokio::test]
+    async fn a_cancelled_read_leaves_no_mark() {
+        let server = RedisServer::start();
+        let (cache, uncached) = cache(&server, 10).await;
+        let reads = AtomicUsize::new(0);
+        let cancelled = tokio::time::timeout(
+            Duration::from_millis(50),
+            load(&cache, &uncached, "a", &reads, async || {
+                std::future::pending::<()>().await;
+            }),
+        )
+        .await;
+        assert!(cancelled.is_err());
+        assert!(cache.0.lock().loading.is_empty());
+    }
+
+    #[tokio::test]
+    async fn the_cache_holds_at_most_its_capacity() {
+        let server = RedisServer::start();
+        let (cache, uncached) = cache(&server, 3).await;
+        let reads = AtomicUsize::new(0);
+        for round in 0..4 {
+            for i in 0..10 {
+                let key = format!("session:{i}");
+                load(&cache, &uncached, &i.to_string(), &reads, async || {}).await;
+                // Changes to cached keys leave stale names in the order.
+                server
+                    .command(&["HSET", &key, "d:round", &round.to_string()])
+                    .expect("HSET");
+                let state = cache.0.lock();
+                assert!(state.entries.len() <= 3, "{}", state.entries.len());
+                assert!(state.order.len() <= 6, "{}", state.order.len());
+            }
+        }
+        // Unchanged, the newest three stay and the older ones went.
+        for i in 0..10 {
+            load(&cache, &uncached, &i.to_string(), &reads, async || {}).await;
+        }
+        let before = reads.load(Ordering::SeqCst);
+        for i in 7..10 {
+            load(&cache, &uncached, &i.to_string(), &reads, async || {}).await;
+        }
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            before,
+            "the newest three kept"
+        );
+        load(&cache, &uncached, "0", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), before + 1, "the oldest went");
+    }
+
+    #[test]
+    fn lagging_behind_the_invalidations_empties_the_cache() {
+        let (sender, receiver) = broadcast::channel(2);
+        let mut state = State {
+            open: None,
+            started: 0,
+            invalidations: receiver,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            insertions: 0,
+            loading: HashMap::new(),
+            emptied: 0,
+            epoch: None,
+            tracking: true,
+        };
+        let record = Arc::new(Record::new(SystemTime::UNIX_EPOCH));
+        state.enter("a", EntryState::Cached(Arc::clone(&record)), 10);
+        state.enter("b", EntryState::Cached(record), 10);
+        let server = fred::types::config::Server::new("127.0.0.1", 6379);
+        for key in ["session:x", "session:y", "session:z"] {
+            sender
+                .send(Invalidation {
+                    keys: vec![key.into()],
+                    server: server.clone(),
+                })
+                .expect("a receiver");
+        }
+        assert!(state.apply_invalidations("session:"));
+        assert!(state.entries.is_empty(), "one was missed: all go");
+        assert_eq!(state.emptied, 1);
+        drop(sender);
+        assert!(
+            !state.apply_invalidations("session:"),
+            "no more invalidations: cannot vouch"
+        );
+    }
+}

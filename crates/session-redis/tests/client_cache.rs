@@ -1,0 +1,314 @@
+//! The client cache ([`RedisStoreBuilder::client_cache`]) against a real
+//! Redis: it saves the reads it promises to save, and a load still answers
+//! the session as Redis holds it when the load begins, whoever changed it
+//! and however: another process (through a connection that delivers
+//! Redis's answers late), a command by hand, a flush, a lost connection, a
+//! restarted server.
+//!
+//! [`RedisStoreBuilder::client_cache`]: session_redis::RedisStoreBuilder::client_cache
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::sync::Arc;
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use session_core::{SessionConfig, SessionManager};
+use session_redis::RedisStore;
+use session_testing::RedisServer;
+
+use common::{calls_where, command_calls, cookie_pair, peek, redis_key, visit};
+
+async fn cached(url: &str) -> SessionManager {
+    let store = RedisStore::builder()
+        .client_cache(1_000)
+        .connect(url)
+        .await
+        .expect("connect");
+    SessionManager::new(store, SessionConfig::default())
+}
+
+async fn uncached(url: &str) -> SessionManager {
+    let store = RedisStore::from_url(url).await.expect("connect");
+    SessionManager::new(store, SessionConfig::default())
+}
+
+/// A new session holding `{"k": value}`: its cookie pair.
+async fn session_with(manager: &SessionManager, value: &str) -> String {
+    cookie_pair(
+        &visit(manager, None, |session| {
+            session.insert("k", value).expect("insert");
+        })
+        .await,
+    )
+}
+
+/// What `k` holds in the session `cookie` loads, or `None` when it loads
+/// a new session.
+async fn k_seen(manager: &SessionManager, cookie: &str) -> Option<String> {
+    let session = peek(manager, cookie).await;
+    if session.is_new() {
+        return None;
+    }
+    session.get("k").expect("a string")
+}
+
+async fn set_k(manager: &SessionManager, cookie: &str, value: &str) {
+    visit(manager, Some(cookie), |session| {
+        session.insert("k", value).expect("insert");
+    })
+    .await;
+}
+
+fn hgetalls(server: &RedisServer) -> u64 {
+    calls_where(&command_calls(server), |name| name == "hgetall")
+}
+
+#[tokio::test]
+async fn an_unchanged_session_is_read_from_redis_once() {
+    let server = RedisServer::start();
+    let manager = cached(&server.url()).await;
+    let cookie = session_with(&manager, "v1").await;
+    let before = hgetalls(&server);
+    for _ in 0..5 {
+        assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v1"));
+    }
+    assert_eq!(
+        hgetalls(&server) - before,
+        1,
+        "one read, four answered from memory"
+    );
+
+    // The store's own write: the next load reads it on the store's
+    // connection, the one after on the cache's (tracked), and the rest are
+    // answered from memory.
+    set_k(&manager, &cookie, "v2").await;
+    let before = hgetalls(&server);
+    for _ in 0..4 {
+        assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v2"));
+    }
+    assert_eq!(hgetalls(&server) - before, 2);
+
+    // Without the cache, every load reads.
+    let plain = uncached(&server.url()).await;
+    let before = hgetalls(&server);
+    for _ in 0..3 {
+        assert_eq!(k_seen(&plain, &cookie).await.as_deref(), Some("v2"));
+    }
+    assert_eq!(hgetalls(&server) - before, 3);
+}
+
+/// Another process writes and logs out, and the cached process hears of it
+/// 100 ms late: each of its loads still sees the change at once, because
+/// it waits for a barrier that comes back behind the invalidation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn another_process_s_changes_are_seen_at_once_even_when_redis_answers_late() {
+    let server = RedisServer::start();
+    let late = LateProxy::start(server.port(), Duration::from_millis(100));
+    let here = cached(&late.url()).await;
+    let there = uncached(&server.url()).await;
+    for round in 0..5 {
+        let cookie = session_with(&there, "before").await;
+        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("before"));
+        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("before"));
+        set_k(&there, &cookie, "after").await;
+        assert_eq!(
+            k_seen(&here, &cookie).await.as_deref(),
+            Some("after"),
+            "round {round}: the write is seen"
+        );
+        visit(&there, Some(&cookie), |session| session.invalidate()).await;
+        assert_eq!(
+            k_seen(&here, &cookie).await,
+            None,
+            "round {round}: the logout is final"
+        );
+    }
+}
+
+/// Loads race writes: many tasks load one session over and over while
+/// another process writes it; each load that begins after a write was
+/// answered sees that write or a later one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_racing_writes_never_go_back_to_an_older_value() {
+    let server = RedisServer::start();
+    let late = LateProxy::start(server.port(), Duration::from_millis(2));
+    let here = Arc::new(cached(&late.url()).await);
+    let there = uncached(&server.url()).await;
+    let cookie = session_with(&there, "0").await;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let racers: Vec<_> = (0..8)
+        .map(|_| {
+            let (here, cookie, stop) = (Arc::clone(&here), cookie.clone(), Arc::clone(&stop));
+            tokio::spawn(async move {
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    k_seen(&here, &cookie).await;
+                }
+            })
+        })
+        .collect();
+    for written in 1..=200_u32 {
+        set_k(&there, &cookie, &written.to_string()).await;
+        let seen: u32 = k_seen(&here, &cookie)
+            .await
+            .expect("the session")
+            .parse()
+            .expect("a number");
+        assert!(seen >= written, "wrote {written}, then loaded {seen}");
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for racer in racers {
+        racer.await.expect("a racer");
+    }
+}
+
+#[tokio::test]
+async fn changes_by_hand_and_flushes_are_seen() {
+    let server = RedisServer::start();
+    let manager = cached(&server.url()).await;
+    let cookie = session_with(&manager, "v1").await;
+    assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v1"));
+    server
+        .command(&["HSET", &redis_key(&cookie), "d:k", "\"by hand\""])
+        .expect("HSET");
+    assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("by hand"));
+    server.command(&["FLUSHALL"]).expect("FLUSHALL");
+    assert_eq!(k_seen(&manager, &cookie).await, None);
+}
+
+/// A lost connection loses the invalidations Redis would have sent on it:
+/// the cache starts again empty on the next one.
+#[tokio::test]
+async fn a_lost_connection_empties_the_cache() {
+    let server = RedisServer::start();
+    let manager = cached(&server.url()).await;
+    for round in 0..3 {
+        let cookie = session_with(&manager, "v1").await;
+        assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v1"));
+        server
+            .command(&["CLIENT", "KILL", "TYPE", "normal"])
+            .expect("CLIENT KILL");
+        server
+            .command(&["HSET", &redis_key(&cookie), "d:k", "\"while away\""])
+            .expect("HSET");
+        assert_eq!(
+            k_seen(&manager, &cookie).await.as_deref(),
+            Some("while away"),
+            "round {round}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_redis_is_not_answered_from_memory() {
+    let mut server = RedisServer::start();
+    let manager = cached(&server.url()).await;
+    let cookie = session_with(&manager, "v1").await;
+    assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v1"));
+    // Without persistence: the session went with the process.
+    server.restart();
+    let mut seen = Err(());
+    for _ in 0..100 {
+        let request = manager.request();
+        match request.session([cookie.as_bytes()]).await {
+            Ok(session) => {
+                seen = Ok(session.is_new());
+                break;
+            }
+            // Reconnecting.
+            Err(_) => tokio::time::sleep(Duration::from_millis(50)).await,
+        }
+    }
+    assert_eq!(seen, Ok(true), "the session is gone with the restart");
+}
+
+/// When the cache's connection may not track (here an ACL forbids the
+/// `CLIENT` commands), loads go to the store's own connection, every time.
+#[tokio::test]
+async fn a_cache_that_cannot_track_reads_through_the_store() {
+    let server = RedisServer::start();
+    server
+        .command(&[
+            "ACL", "SETUSER", "app", "on", ">pw", "~*", "+@all", "-client",
+        ])
+        .expect("ACL SETUSER");
+    let url = format!("redis://app:pw@127.0.0.1:{}", server.port());
+    let manager = cached(&url).await;
+    let cookie = session_with(&manager, "v1").await;
+    let before = hgetalls(&server);
+    for _ in 0..3 {
+        assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v1"));
+    }
+    assert_eq!(hgetalls(&server) - before, 3);
+    set_k(&manager, &cookie, "v2").await;
+    assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v2"));
+}
+
+/// A TCP proxy that hands the client what the server sends `delay` late
+/// (and what the client sends at once), as a congested link would.
+struct LateProxy {
+    port: u16,
+}
+
+impl LateProxy {
+    fn start(upstream: u16, delay: Duration) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
+        let port = listener.local_addr().expect("local address").port();
+        thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
+                    continue;
+                };
+                let _ = relay(client, server, delay);
+            }
+        });
+        LateProxy { port }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+}
+
+fn relay(client: TcpStream, server: TcpStream, delay: Duration) -> std::io::Result<()> {
+    let _ = client.set_nodelay(true);
+    let _ = server.set_nodelay(true);
+    let (mut client_in, mut server_out) = (client.try_clone()?, server.try_clone()?);
+    thread::spawn(move || {
+        let _ = std::io::copy(&mut client_in, &mut server_out);
+        let _ = server_out.shutdown(Shutdown::Write);
+    });
+    let (arrivals, late) = mpsc::channel::<(Instant, Vec<u8>)>();
+    let mut server_in = server;
+    thread::spawn(move || {
+        let mut buffer = [0_u8; 16 * 1024];
+        loop {
+            match server_in.read(&mut buffer) {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if arrivals
+                        .send((Instant::now(), buffer[..n].to_vec()))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+            }
+        }
+    });
+    let mut client_out = client;
+    thread::spawn(move || {
+        for (arrived, bytes) in late {
+            thread::sleep((arrived + delay).saturating_duration_since(Instant::now()));
+            if client_out.write_all(&bytes).is_err() {
+                return;
+            }
+        }
+        let _ = client_out.shutdown(Shutdown::Write);
+    });
+    Ok(())
+}
