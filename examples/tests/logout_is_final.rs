@@ -608,21 +608,26 @@ mod revocation {
     }
 }
 
-/// Runs `cases` on both frameworks for each backend: `module => backend`.
+/// Runs each group's cases on both frameworks for each backend of the
+/// group: `[module => backend, ...] [cases]`.
 macro_rules! races {
-    ($($backend:ident => $make:expr; [$($module:ident::$case:ident),* $(,)?])*) => {$(
-        mod $backend {
-            use super::*;
-            races!(@framework $make; [$($module::$case),*]; axum Framework::Axum, actix Framework::Actix);
-        }
-    )*};
+    () => {};
+    ([$($backend:ident => $make:expr),+ $(,)?] $cases:tt $($rest:tt)*) => {
+        $(
+            mod $backend {
+                use super::*;
+                races!(@framework $make; $cases; axum Framework::Axum, actix Framework::Actix);
+            }
+        )+
+        races!($($rest)*);
+    };
     (@framework $make:expr; $cases:tt; $($framework:ident $value:expr),*) => {$(
         mod $framework {
             use super::*;
             races!(@cases $make, $value; $cases);
         }
     )*};
-    (@cases $make:expr, $framework:expr; [$($module:ident::$case:ident),*]) => {$(
+    (@cases $make:expr, $framework:expr; [$($module:ident::$case:ident),* $(,)?]) => {$(
         #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
         async fn $case() {
             $module::$case($framework, $make).await;
@@ -631,43 +636,13 @@ macro_rules! races {
 }
 
 races! {
-    memory => memory(); [
-        cases::a_login_held_back_during_a_logout_brings_nothing_back,
-        cases::a_write_held_back_during_a_logout_brings_nothing_back,
-        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
-        cases::regenerating_never_restarts_the_absolute_timeout,
-        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
-        revocation::a_revoked_device_is_logged_out_even_mid_request,
-        revocation::a_session_is_revoked_by_its_handle,
-    ]
-    redis_hash => redis_hash().await; [
-        cases::a_login_held_back_during_a_logout_brings_nothing_back,
-        cases::a_write_held_back_during_a_logout_brings_nothing_back,
-        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
-        cases::regenerating_never_restarts_the_absolute_timeout,
-        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
-        revocation::a_revoked_device_is_logged_out_even_mid_request,
-        revocation::a_session_is_revoked_by_its_handle,
-    ]
-    redis_hash_cached => redis_hash_cached().await; [
-        cases::a_login_held_back_during_a_logout_brings_nothing_back,
-        cases::a_write_held_back_during_a_logout_brings_nothing_back,
-        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
-        cases::regenerating_never_restarts_the_absolute_timeout,
-        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
-        revocation::a_revoked_device_is_logged_out_even_mid_request,
-        revocation::a_session_is_revoked_by_its_handle,
-    ]
-    postgres => postgres().await; [
-        cases::a_login_held_back_during_a_logout_brings_nothing_back,
-        cases::a_write_held_back_during_a_logout_brings_nothing_back,
-        cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
-        cases::regenerating_never_restarts_the_absolute_timeout,
-        cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
-        revocation::a_revoked_device_is_logged_out_even_mid_request,
-        revocation::a_session_is_revoked_by_its_handle,
-    ]
-    sqlite => sqlite().await; [
+    [
+        memory => memory(),
+        redis_hash => redis_hash().await,
+        redis_hash_cached => redis_hash_cached().await,
+        postgres => postgres().await,
+        sqlite => sqlite().await,
+    ] [
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
@@ -678,7 +653,7 @@ races! {
     ]
     // A cluster regenerates with a create and a checked delete, and keeps
     // each user's index in a slot of its own.
-    redis_cluster => redis_cluster().await; [
+    [redis_cluster => redis_cluster().await] [
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
         revocation::a_revoked_device_is_logged_out_even_mid_request,
@@ -687,7 +662,7 @@ races! {
     // aiohttp_session's format keeps `created` as the last write, no
     // per-session expiry and no user index, so the timeout and revocation
     // cases cannot apply to it (see session_redis::aiohttp); the races do.
-    redis_aiohttp => redis_aiohttp().await; [
+    [redis_aiohttp => redis_aiohttp().await] [
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,

@@ -128,8 +128,9 @@ struct Entry {
 enum EntryState {
     /// The session as Redis held it when read, tracked since.
     Cached(Arc<Record>),
-    /// Written by this process: the next load reads it untracked.
-    Written,
+    /// Written by this process: the next load reads it untracked
+    /// (`read_since` then), the one after tracked.
+    Written { read_since: bool },
 }
 
 /// What a load does next, as what the cache holds of its session says.
@@ -285,8 +286,13 @@ impl ClientCache {
     /// untracked.
     pub(crate) fn written(&self, id: &str) {
         let mut state = self.0.lock();
-        state.invalidate(id);
-        state.enter(id, EntryState::Written, self.0.capacity);
+        state.mark_loading_invalidated(id);
+        // In place of what the cache held of it.
+        state.enter(
+            id,
+            EntryState::Written { read_since: false },
+            self.0.capacity,
+        );
     }
 
     /// Waits for a barrier sent after this call: whether it passed, every
@@ -406,16 +412,25 @@ impl State {
     /// What a load of session `id` does next, once it has passed a
     /// barrier or before.
     fn route(&mut self, id: &str, passed_barrier: bool) -> Route {
-        match self.entries.get(id).map(|entry| &entry.state) {
-            Some(EntryState::Cached(record)) if passed_barrier => Route::Answer(Arc::clone(record)),
-            Some(EntryState::Cached(_)) => Route::Barrier,
-            Some(EntryState::Written) => {
-                // Read untracked this once: tracked next time.
-                self.entries.remove(id);
+        // Not cached, a session is read tracked once a barrier has vouched
+        // that Redis tracks what the cache's connection reads.
+        let tracked = self.tracking || passed_barrier;
+        let Some(entry) = self.entries.get_mut(id) else {
+            return if tracked {
+                Route::ReadTracked
+            } else {
+                Route::Barrier
+            };
+        };
+        match &mut entry.state {
+            EntryState::Cached(record) if passed_barrier => Route::Answer(Arc::clone(record)),
+            EntryState::Cached(_) => Route::Barrier,
+            EntryState::Written { read_since } if !*read_since => {
+                *read_since = true;
                 Route::ReadUntracked
             }
-            None if self.tracking || passed_barrier => Route::ReadTracked,
-            None => Route::Barrier,
+            EntryState::Written { .. } if tracked => Route::ReadTracked,
+            EntryState::Written { .. } => Route::Barrier,
         }
     }
 
@@ -454,6 +469,15 @@ impl State {
         {
             self.entries.remove(id);
         }
+        self.mark_loading_invalidated(id);
+    }
+
+    /// A read of session `id` under way, if any, must not be kept.
+    fn mark_loading_invalidated(&mut self, id: &str) {
+        // Without reads under way (the usual case), no hashing.
+        if self.loading.is_empty() {
+            return;
+        }
         if let Some(loading) = self.loading.get_mut(id) {
             loading.invalidated = true;
         }
@@ -465,7 +489,14 @@ impl State {
         self.emptied += 1;
     }
 
-    fn enter(&mut self, id: &str, entry: EntryState, capacity: usize) {
+    /// Enters `state` for session `id`: in place of what is there (which
+    /// keeps its place in the order of eviction), or as a new entry,
+    /// evicting the oldest when the cache is full.
+    fn enter(&mut self, id: &str, state: EntryState, capacity: usize) {
+        if let Some(entry) = self.entries.get_mut(id) {
+            entry.state = state;
+            return;
+        }
         while self.entries.len() >= capacity {
             let Some((insertion, oldest)) = self.order.pop_front() else {
                 break;
@@ -483,21 +514,18 @@ impl State {
         }
         self.insertions += 1;
         let insertion = self.insertions;
-        self.entries.insert(
-            id.to_owned(),
-            Entry {
-                state: entry,
-                insertion,
-            },
-        );
+        self.entries
+            .insert(id.to_owned(), Entry { state, insertion });
         self.order.push_back((insertion, id.to_owned()));
-        // Invalidations leave stale keys in `order`; past twice the
-        // capacity, they go, so that `order` stays bounded too.
-        if self.order.len() > capacity.saturating_mul(2) {
+        // Entries removed (invalidated) leave their ids in `order`; past
+        // twice the entries (and some), those go, so that `order` stays
+        // within a constant factor of what the cache holds, at a constant
+        // cost per entry.
+        if self.order.len() > self.entries.len().saturating_mul(2) + 64 {
             let entries = &self.entries;
-            self.order.retain(|(insertion, key)| {
+            self.order.retain(|(insertion, id)| {
                 entries
-                    .get(key)
+                    .get(id)
                     .is_some_and(|entry| entry.insertion == *insertion)
             });
         }
@@ -582,39 +610,40 @@ mod tests {
             .expect("load")
     }
 
-    #[tokio::test]
-    async fn a_read_that_raced_an_invalidation_of_its_key_is_not_kept() {
+    /// Whether a read of session `a` is kept when `command` runs on
+    /// Redis while it is out and another load's barrier passes before it
+    /// answers: the next two loads read it again, or not.
+    async fn kept_when_racing(command: &[&str]) -> bool {
         let server = RedisServer::start();
         let (cache, uncached) = cache(&server, 10).await;
         let reads = AtomicUsize::new(0);
-        // While the read is out, the key changes, and another load's
-        // barrier applies the invalidation before the read answers.
         load(&cache, &uncached, "a", &reads, async || {
-            server
-                .command(&["HSET", "session:a", "d:x", "1"])
-                .expect("HSET");
+            server.command(command).expect("the racing command");
             assert!(cache.barrier().await);
         })
         .await;
         load(&cache, &uncached, "a", &reads, async || {}).await;
-        assert_eq!(reads.load(Ordering::SeqCst), 2, "not kept: read again");
-        // Kept this time: nothing happened while it was read.
+        let kept = reads.load(Ordering::SeqCst) == 1;
+        // Kept in any case by a read that nothing raced.
         load(&cache, &uncached, "a", &reads, async || {}).await;
-        assert_eq!(reads.load(Ordering::SeqCst), 2);
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), if kept { 1 } else { 2 });
+        kept
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_an_invalidation_of_its_key_is_not_kept() {
+        assert!(!kept_when_racing(&["HSET", "session:a", "d:x", "1"]).await);
     }
 
     #[tokio::test]
     async fn a_read_that_raced_an_emptying_is_not_kept() {
-        let server = RedisServer::start();
-        let (cache, uncached) = cache(&server, 10).await;
-        let reads = AtomicUsize::new(0);
-        load(&cache, &uncached, "a", &reads, async || {
-            server.command(&["FLUSHALL"]).expect("FLUSHALL");
-            assert!(cache.barrier().await);
-        })
-        .await;
-        load(&cache, &uncached, "a", &reads, async || {}).await;
-        assert_eq!(reads.load(Ordering::SeqCst), 2, "not kept: read again");
+        assert!(!kept_when_racing(&["FLUSHALL"]).await);
+    }
+
+    #[tokio::test]
+    async fn a_read_that_raced_another_key_s_change_is_kept() {
+        assert!(kept_when_racing(&["HSET", "session:b", "d:x", "1"]).await);
     }
 
     #[tokio::test]
@@ -648,7 +677,11 @@ mod tests {
                     .expect("HSET");
                 let state = cache.0.lock();
                 assert!(state.entries.len() <= 3, "{}", state.entries.len());
-                assert!(state.order.len() <= 6, "{}", state.order.len());
+                assert!(
+                    state.order.len() <= 2 * state.entries.len() + 64,
+                    "{}",
+                    state.order.len()
+                );
             }
         }
         // Unchanged, the newest three stay and the older ones went.

@@ -251,7 +251,9 @@ impl SessionStore for RedisStore {
     }
 
     async fn create(&self, create: Create<'_>) -> Result<String, Error> {
-        self.layout.create(&self.redis, create).await
+        let id = self.layout.create(&self.redis, create).await?;
+        self.wrote(&id);
+        Ok(id)
     }
 
     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
@@ -424,23 +426,30 @@ impl RedisStoreBuilder {
     /// begins: a logout or a write by any process, answered before, is
     /// seen, as without the cache.
     ///
-    /// What it costs and saves: every load still makes a round trip, a
-    /// `CLIENT TRACKINGINFO` on a connection of the cache's own, but the
-    /// loads that begin while one is waiting to be sent share it, so under
-    /// load one round trip serves many requests, and a load of an unchanged
-    /// session decodes nothing. A session that changes on every request
-    /// (a counter) gains nothing: each write invalidates it, and its next
-    /// load reads it again. Redis keeps, per cached session, a few dozen
-    /// bytes in its tracking table (bounded by its
-    /// `tracking-table-max-keys`); this process keeps the sessions
-    /// themselves.
+    /// What it costs and saves: a load of a cached session still makes a
+    /// round trip, a barrier (`CLIENT TRACKINGINFO` and a `GET`) on a
+    /// connection of the cache's own, but the loads that begin while one
+    /// is waiting to be sent share it, so under load one round trip serves
+    /// many requests, and neither Redis nor this process encodes or
+    /// decodes the session. A load of one that is not cached reads it at
+    /// once, as without the cache; one that was cached but changed since
+    /// makes two round trips (the barrier, then the read). A session this
+    /// process wrote is read untracked next time, as without the cache, so
+    /// sessions written on every request (a counter) cost what they cost
+    /// without it. Redis keeps, per cached session, a few dozen bytes in
+    /// its tracking table (bounded by its `tracking-table-max-keys`); this
+    /// process keeps the sessions themselves, at most `max_sessions` of
+    /// them (and as many marks of sessions it wrote). The cache's
+    /// connection is one more per store (per actix-web worker, with
+    /// [`connect_lazy`](Self::connect_lazy) in the factory), and needs the
+    /// `CLIENT` commands if an ACL restricts the store's user: without
+    /// them, loads go uncached.
     ///
     /// For the [hash layout](crate::hash) on one server or behind
     /// Sentinel; ignored (with a warning in the log) for the aiohttp layout
     /// and on a cluster, where one barrier cannot vouch for every node.
-    /// Needs Redis 6 or later for RESP3, which the cache's connection
-    /// speaks whatever the store's own does. How it stays exact is in
-    /// SECURITY.md.
+    /// The cache's connection speaks RESP3, whatever the store's own does.
+    /// How the cache stays exact is in SECURITY.md.
     ///
     /// ```no_run
     /// use session_redis::RedisStore;

@@ -68,9 +68,12 @@ fn hgetalls(server: &RedisServer) -> u64 {
 }
 
 #[tokio::test]
-async fn an_unchanged_session_is_read_from_redis_once() {
+async fn an_unchanged_session_is_read_from_redis_twice() {
     let server = RedisServer::start();
     let manager = cached(&server.url()).await;
+    // Created here, then written here: each time, the next load reads it
+    // on the store's connection, the one after on the cache's (tracked),
+    // and the rest are answered from memory.
     let cookie = session_with(&manager, "v1").await;
     let before = hgetalls(&server);
     for _ in 0..5 {
@@ -78,13 +81,9 @@ async fn an_unchanged_session_is_read_from_redis_once() {
     }
     assert_eq!(
         hgetalls(&server) - before,
-        1,
-        "one read, four answered from memory"
+        2,
+        "two reads, three answered from memory"
     );
-
-    // The store's own write: the next load reads it on the store's
-    // connection, the one after on the cache's (tracked), and the rest are
-    // answered from memory.
     set_k(&manager, &cookie, "v2").await;
     let before = hgetalls(&server);
     for _ in 0..4 {
@@ -92,11 +91,27 @@ async fn an_unchanged_session_is_read_from_redis_once() {
     }
     assert_eq!(hgetalls(&server) - before, 2);
 
+    // A session written on every request (each visit loads it and writes
+    // it) is read untracked every time: Redis tracks nothing of it (but
+    // the cache's epoch key), so its writes send no invalidation.
+    for n in 0..5 {
+        set_k(&manager, &cookie, &format!("w{n}")).await;
+    }
+    let tracked_keys: u64 = common::info(&server, "stats")
+        .lines()
+        .find_map(|line| line.strip_prefix("tracking_total_keys:"))
+        .expect("tracking_total_keys")
+        .trim()
+        .parse()
+        .expect("a number");
+    assert!(tracked_keys <= 1, "{tracked_keys} keys tracked");
+    assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("w4"));
+
     // Without the cache, every load reads.
     let plain = uncached(&server.url()).await;
     let before = hgetalls(&server);
     for _ in 0..3 {
-        assert_eq!(k_seen(&plain, &cookie).await.as_deref(), Some("v2"));
+        assert_eq!(k_seen(&plain, &cookie).await.as_deref(), Some("w4"));
     }
     assert_eq!(hgetalls(&server) - before, 3);
 }
