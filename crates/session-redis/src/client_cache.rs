@@ -39,12 +39,13 @@
 //!   missing writes: a value other than the one the last barrier read
 //!   (gone with a flush, or written again since) empties the cache. A
 //!   session id is 32 characters, so no session's key is the epoch key.
-//! * **A session this process wrote** is read next time through the
-//!   store's own connection, untracked, and not kept: its next change
-//!   would most likely come from here again (a counter, a cart), and
-//!   tracking it would only cost Redis an invalidation per write and this
-//!   process a read it makes anyway. The load after that reads it tracked
-//!   again, and the loads after are answered from memory.
+//! * **A session this process created or wrote** is read next time
+//!   through the store's own connection, untracked, and not kept: its next
+//!   change would most likely come from here again (a counter, a cart),
+//!   and tracking it would only cost Redis an invalidation per write and
+//!   this process a read it makes anyway. The load after that reads it
+//!   tracked, and the loads after are answered from memory. The mark that
+//!   says so takes an entry of the cache, like a cached session.
 //! * **A key past its Redis expiry** that Redis has not deleted yet may
 //!   still be cached, but the record's deadline, which the store keeps
 //!   equal to the key's, is past too, and the core treats it as gone.

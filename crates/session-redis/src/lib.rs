@@ -208,11 +208,11 @@ impl RedisStore {
         self.redis.connection()
     }
 
-    /// Tells the client cache, if any, that this process wrote (or tried
-    /// to write) session `id`: whether or not the write was applied, what
-    /// it holds of the session may be stale. Redis would tell it too; this
-    /// only spares the next load of the session a wait and a read on the
-    /// cache's connection.
+    /// Tells the client cache, if any, that this process created, wrote
+    /// (or tried to write) or deleted session `id`: whether or not the
+    /// write was applied, what it holds of the session may be stale (Redis
+    /// tells it too, a moment later), and the next load reads it
+    /// untracked.
     fn wrote(&self, id: &str) {
         if let Some(cache) = &self.cache {
             if SessionId::is_well_formed(id) {
@@ -434,7 +434,7 @@ impl RedisStoreBuilder {
     /// decodes the session. A load of one that is not cached reads it at
     /// once, as without the cache; one that was cached but changed since
     /// makes two round trips (the barrier, then the read). A session this
-    /// process wrote is read untracked next time, as without the cache, so
+    /// process created or wrote is read untracked next time, as without the cache, so
     /// sessions written on every request (a counter) cost what they cost
     /// without it. Redis keeps, per cached session, a few dozen bytes in
     /// its tracking table (bounded by its `tracking-table-max-keys`); this
