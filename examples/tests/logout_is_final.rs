@@ -343,6 +343,19 @@ impl Case {
             .clone()
     }
 
+    /// `POST /api/user/sessions/revoke-others` with `cookie`: the answer.
+    async fn revoke_others(&self, cookie: &str) -> Value {
+        let revoked = request(
+            &self.server,
+            "POST",
+            "/api/user/sessions/revoke-others",
+            Some(cookie),
+            json!({}),
+        )
+        .await;
+        json_of(&revoked)
+    }
+
     /// A session holding `{"secret": "s3cr3t"}`: its cookie.
     async fn session_with_a_secret(&self) -> String {
         let response = request(
@@ -557,15 +570,7 @@ mod revocation {
         let in_flight = case
             .hold("PUT", "/api/session/late", &phone, json!("write"))
             .await;
-        let revoked = request(
-            &case.server,
-            "POST",
-            "/api/user/sessions/revoke-others",
-            Some(&laptop),
-            json!({}),
-        )
-        .await;
-        assert_eq!(json_of(&revoked), json!({ "revoked": 1 }));
+        assert_eq!(case.revoke_others(&laptop).await, json!({ "revoked": 1 }));
         let late = in_flight.release().await;
         assert!(
             late.removes_the_cookie(),
@@ -724,15 +729,7 @@ mod two_servers {
         let laptop = b.log_in("ada").await;
         let phone = a.log_in("ada").await;
         assert_eq!(a.sessions(&phone).await.len(), 2);
-        let revoked = request(
-            &b.server,
-            "POST",
-            "/api/user/sessions/revoke-others",
-            Some(&laptop),
-            json!({}),
-        )
-        .await;
-        assert_eq!(json_of(&revoked), json!({ "revoked": 1 }));
+        assert_eq!(b.revoke_others(&laptop).await, json!({ "revoked": 1 }));
         a.assert_logged_out(&phone, "revoked on B, logged out on A")
             .await;
         a.stop().await;

@@ -190,18 +190,7 @@ impl ClientCache {
             epoch_key: format!("{key_prefix}cache-epoch"),
             connecting: Once::new(),
             capacity,
-            state: Mutex::new(State {
-                open: None,
-                started: 0,
-                invalidations,
-                entries: HashMap::new(),
-                order: VecDeque::new(),
-                insertions: 0,
-                loading: HashMap::new(),
-                emptied: 0,
-                epoch: None,
-                tracking: false,
-            }),
+            state: Mutex::new(State::new(invalidations)),
             barriers: watch::channel(Barriers::default()).0,
         }))))
     }
@@ -282,9 +271,8 @@ impl ClientCache {
         Ok(record)
     }
 
-    /// Session `id` was just written (or deleted) by this process: what
-    /// the cache holds of it is stale, and its next load reads it
-    /// untracked.
+    /// Session `id` is being written (or created, or deleted) by this
+    /// process: its next load reads it untracked.
     pub(crate) fn written(&self, id: &str) {
         let mut state = self.0.lock();
         state.mark_loading_invalidated(id);
@@ -410,6 +398,23 @@ impl Shared {
 }
 
 impl State {
+    /// An empty cache, hearing of invalidations from `invalidations`, that
+    /// has passed no barrier yet.
+    fn new(invalidations: broadcast::Receiver<Invalidation>) -> Self {
+        State {
+            open: None,
+            started: 0,
+            invalidations,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+            insertions: 0,
+            loading: HashMap::new(),
+            emptied: 0,
+            epoch: None,
+            tracking: false,
+        }
+    }
+
     /// What a load of session `id` does next, once it has passed a
     /// barrier or before.
     fn route(&mut self, id: &str, passed_barrier: bool) -> Route {
@@ -705,18 +710,7 @@ mod tests {
     #[test]
     fn lagging_behind_the_invalidations_empties_the_cache() {
         let (sender, receiver) = broadcast::channel(2);
-        let mut state = State {
-            open: None,
-            started: 0,
-            invalidations: receiver,
-            entries: HashMap::new(),
-            order: VecDeque::new(),
-            insertions: 0,
-            loading: HashMap::new(),
-            emptied: 0,
-            epoch: None,
-            tracking: true,
-        };
+        let mut state = State::new(receiver);
         let record = Arc::new(Record::new(SystemTime::UNIX_EPOCH));
         state.enter("a", EntryState::Cached(Arc::clone(&record)), 10);
         state.enter("b", EntryState::Cached(record), 10);

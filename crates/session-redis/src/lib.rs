@@ -208,11 +208,12 @@ impl RedisStore {
         self.redis.connection()
     }
 
-    /// Tells the client cache, if any, that this process created, wrote
-    /// (or tried to write) or deleted session `id`: whether or not the
-    /// write was applied, what it holds of the session may be stale (Redis
-    /// tells it too, a moment later), and the next load reads it
-    /// untracked.
+    /// Tells the client cache, if any, that this process creates, writes
+    /// or deletes session `id`: the next load reads it untracked. Told
+    /// before the write, the cache may still keep a read that overlaps it,
+    /// as it may keep a read that overlaps another process's write: the
+    /// write's invalidation reaches the cache before the barrier of any
+    /// load that begins after the write was answered.
     fn wrote(&self, id: &str) {
         if let Some(cache) = &self.cache {
             if SessionId::is_well_formed(id) {
@@ -256,31 +257,26 @@ impl SessionStore for RedisStore {
         Ok(id)
     }
 
+    // The client cache hears of a write before it is sent: a save's future
+    // then holds nothing more across it (see `wrote`).
     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
-        let id = update.cookie.value;
-        let written = self.layout.update(&self.redis, update).await;
-        self.wrote(id);
-        written
+        self.wrote(update.cookie.value);
+        self.layout.update(&self.redis, update).await
     }
 
     async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
-        let id = refresh.cookie.value;
-        let written = self.layout.refresh(&self.redis, refresh).await;
-        self.wrote(id);
-        written
+        self.wrote(refresh.cookie.value);
+        self.layout.refresh(&self.redis, refresh).await
     }
 
     async fn regenerate(&self, regenerate: Regenerate<'_>) -> Result<Written, Error> {
-        let id = regenerate.cookie.value;
-        let written = self.layout.regenerate(&self.redis, regenerate).await;
-        self.wrote(id);
-        written
+        self.wrote(regenerate.cookie.value);
+        self.layout.regenerate(&self.redis, regenerate).await
     }
 
     async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
-        let deleted = self.layout.delete(&self.redis, cookie).await;
         self.wrote(cookie.value);
-        deleted
+        self.layout.delete(&self.redis, cookie).await
     }
 
     /// The hash layout keeps an index of each user's sessions; aiohttp_session's
