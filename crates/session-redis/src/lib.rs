@@ -430,9 +430,10 @@ impl RedisStoreBuilder {
     /// decodes the session. A load of one that is not cached reads it at
     /// once, as without the cache; one that was cached but changed since
     /// makes two round trips (the barrier, then the read). A session this
-    /// process created or wrote is read untracked next time, as without the cache, so
-    /// sessions written on every request (a counter) cost what they cost
-    /// without it. Redis keeps, per cached session, a few dozen bytes in
+    /// process created or wrote is read untracked next time, as without
+    /// the cache, so sessions written on every request (a counter) cost
+    /// about what they cost without it (the repository's BENCHMARKS.md
+    /// measures both). Redis keeps, per cached session, a few dozen bytes in
     /// its tracking table (bounded by its `tracking-table-max-keys`); this
     /// process keeps the sessions themselves, at most `max_sessions` of
     /// them (and as many marks of sessions it wrote). The cache's
