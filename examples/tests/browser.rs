@@ -38,6 +38,28 @@ impl ChromeDriver {
         let binary = find_on_path("chromedriver").expect(
             "chromedriver is not installed: run `cargo xtask test`, or apt-get install chromium chromium-driver",
         );
+        // Now and then chromedriver exits before it says its port (once in
+        // a `cargo xtask ci` run here, among four tests starting one each):
+        // started again, it comes up.
+        let mut failures = Vec::new();
+        for _ in 0..3 {
+            match Self::spawn(&binary) {
+                Ok((child, port)) => {
+                    return ChromeDriver {
+                        child,
+                        port,
+                        _profile: TempDir::new("chromium-profile"),
+                    };
+                }
+                Err(failure) => failures.push(failure),
+            }
+        }
+        panic!("chromedriver did not start: {failures:?}");
+    }
+
+    /// Starts chromedriver on a port it picks: the process and the port,
+    /// or why not.
+    fn spawn(binary: &std::path::Path) -> Result<(Child, u16), String> {
         // Port 0: chromedriver binds a free port itself and says which, so
         // that no other process can take the port between a pick and its
         // bind (then the WebDriver requests went to that process).
@@ -46,7 +68,7 @@ impl ChromeDriver {
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
-            .expect("start chromedriver");
+            .map_err(|error| format!("cannot run chromedriver: {error}"))?;
         let stdout = child.stdout.take().expect("chromedriver's stdout");
         let (port_sender, port) = mpsc::channel();
         // Reads on until chromedriver exits, so that its output never fills
@@ -64,15 +86,16 @@ impl ChromeDriver {
                 }
             }
         });
-        let mut driver = ChromeDriver {
-            child,
-            port: 0,
-            _profile: TempDir::new("chromium-profile"),
-        };
-        driver.port = port
-            .recv_timeout(Duration::from_secs(20))
-            .expect("chromedriver did not say within 20 s which port it listens on");
-        driver
+        match port.recv_timeout(Duration::from_secs(20)) {
+            Ok(port) => Ok((child, port)),
+            Err(error) => {
+                let _ = child.kill();
+                let status = child.wait().map(|status| status.to_string());
+                Err(format!(
+                    "no port within 20 s ({error}); chromedriver: {status:?}"
+                ))
+            }
+        }
     }
 
     async fn browser(&self) -> Client {
