@@ -49,14 +49,19 @@
 //! * **A key past its Redis expiry** that Redis has not deleted yet may
 //!   still be cached, but the record's deadline, which the store keeps
 //!   equal to the key's, is past too, and the core treats it as gone.
-//! * When a barrier fails (the cache's connection is down, or timed out),
-//!   or the cache's connection is not up, a load reads through the store's
-//!   own connection, uncached, as if there were no cache.
+//! * When the cache's connection is not up, or a barrier fails at once (an
+//!   ACL that forbids `CLIENT`, say), a load reads through the store's own
+//!   connection, uncached, as if there were no cache. A barrier that
+//!   failed only after half the command timeout or more (Redis not
+//!   answering) fails the loads that waited for it, with the store's
+//!   timeout error: reading elsewhere would take them past the command
+//!   timeout, which bounds every operation.
 //!
 //! [`RedisStoreBuilder::client_cache`]: crate::RedisStoreBuilder::client_cache
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, Once};
+use std::time::{Duration, Instant};
 
 use fred::prelude::{Builder, ClientLike, ReconnectPolicy, TrackingInterface};
 use fred::types::RespVersion;
@@ -93,6 +98,21 @@ struct Shared {
 struct Barriers {
     passed: u64,
     failed: u64,
+    /// The newest that failed only after half the command timeout or
+    /// more: no time is left for the loads that waited to read elsewhere.
+    timed_out: u64,
+}
+
+/// How a barrier went, for the loads that waited for it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Passage {
+    /// The cache can vouch for what it holds.
+    Passed,
+    /// It cannot, but there is time to read through the store's own
+    /// connection.
+    Failed,
+    /// It cannot, and the load's time is (about) up.
+    TimedOut,
 }
 
 struct State {
@@ -158,7 +178,7 @@ impl ClientCache {
     /// cluster, where one barrier cannot vouch for every node.
     pub(crate) fn new(
         connection: &RedisConnection,
-        timeout: std::time::Duration,
+        timeout: Duration,
         key_prefix: &str,
         capacity: usize,
     ) -> Result<Option<Self>, Error> {
@@ -207,22 +227,25 @@ impl ClientCache {
     ) -> Result<Option<Arc<Record>>, Error> {
         let shared = &*self.0;
         let client = shared.redis.connection().client();
-        shared.connecting.call_once(|| {
-            // The connection task runs as long as the client lives; the
-            // client is the cache's, which nothing else closes.
-            drop(client.connect());
-        });
+        self.start_connecting();
         let mut passed_barrier = false;
         loop {
             let route = shared.lock().route(id, passed_barrier);
             match route {
                 Route::Answer(record) => return Ok(Some(record)),
-                Route::Barrier => {
-                    if !self.barrier().await {
-                        break;
+                // Down, the cache's connection would only make the load
+                // wait its timeout before reading elsewhere.
+                Route::Barrier if !client.is_connected() => break,
+                Route::Barrier => match self.barrier().await {
+                    Passage::Passed => passed_barrier = true,
+                    Passage::Failed => break,
+                    Passage::TimedOut => {
+                        return Err(Error::store(format!(
+                            "Redis did not answer within {:?}",
+                            shared.redis.timeout()
+                        )));
                     }
-                    passed_barrier = true;
-                }
+                },
                 Route::ReadTracked if client.is_connected() => {
                     return Box::pin(self.read_tracked(id, read)).await;
                 }
@@ -232,6 +255,32 @@ impl ClientCache {
         Box::pin(read(uncached))
             .await
             .map(|record| record.map(Arc::new))
+    }
+
+    /// Starts the cache's connection task, on the current runtime, unless
+    /// it was started already.
+    fn start_connecting(&self) {
+        let client = self.0.redis.connection().client();
+        self.0.connecting.call_once(|| {
+            // The connection task runs as long as the client lives; the
+            // client is the cache's, which nothing else closes.
+            drop(client.connect());
+        });
+    }
+
+    /// Starts the cache's connection and waits, at most `timeout` (zero:
+    /// without a limit), for it to be up.
+    pub(crate) async fn connect(&self, timeout: Duration) {
+        self.start_connecting();
+        let up = self.0.redis.connection().client().wait_for_connect();
+        let up = if timeout.is_zero() {
+            Some(up.await)
+        } else {
+            crate::watchdog::within(timeout, up).await
+        };
+        if !matches!(up, Some(Ok(()))) {
+            tracing::debug!("the client cache's connection is not up yet; loads read uncached");
+        }
     }
 
     /// Reads session `id` on the cache's connection, which Redis then
@@ -284,9 +333,9 @@ impl ClientCache {
         );
     }
 
-    /// Waits for a barrier sent after this call: whether it passed, every
-    /// invalidation Redis sent before it applied.
-    async fn barrier(&self) -> bool {
+    /// Waits for a barrier sent after this call: whether it passed (every
+    /// invalidation Redis sent before it applied).
+    async fn barrier(&self) -> Passage {
         let shared = &self.0;
         let barrier = {
             let mut state = shared.lock();
@@ -306,9 +355,11 @@ impl ClientCache {
             .wait_for(|b| b.passed >= barrier || b.failed >= barrier)
             .await
         {
-            Ok(barriers) => barriers.passed >= barrier,
+            Ok(barriers) if barriers.passed >= barrier => Passage::Passed,
+            Ok(barriers) if barriers.timed_out >= barrier => Passage::TimedOut,
+            Ok(_) => Passage::Failed,
             // The sender lives as long as `shared`, which we hold.
-            Err(_) => false,
+            Err(_) => Passage::Failed,
         }
     }
 }
@@ -331,13 +382,19 @@ impl Shared {
                 state.open = None;
             }
         }
+        let sent = Instant::now();
         let passed = self.pass_barrier().await;
+        let timeout = self.redis.timeout();
+        let timed_out = !passed && !timeout.is_zero() && sent.elapsed() >= timeout / 2;
         self.lock().tracking = passed;
         self.barriers.send_modify(|barriers| {
             if passed {
                 barriers.passed = barriers.passed.max(barrier);
             } else {
                 barriers.failed = barriers.failed.max(barrier);
+            }
+            if timed_out {
+                barriers.timed_out = barriers.timed_out.max(barrier);
             }
         });
     }
@@ -589,6 +646,7 @@ mod tests {
         let cache = ClientCache::new(&connection, TIMEOUT, "session:", capacity)
             .expect("a client")
             .expect("not a cluster");
+        cache.connect(TIMEOUT).await;
         (
             cache,
             Redis::new(connection, TIMEOUT, crate::Durability::Master),
@@ -625,7 +683,7 @@ mod tests {
         let reads = AtomicUsize::new(0);
         load(&cache, &uncached, "a", &reads, async || {
             server.command(command).expect("the racing command");
-            assert!(cache.barrier().await);
+            assert_eq!(cache.barrier().await, Passage::Passed);
         })
         .await;
         load(&cache, &uncached, "a", &reads, async || {}).await;

@@ -440,7 +440,11 @@ impl RedisStoreBuilder {
     /// connection is one more per store (per actix-web worker, with
     /// [`connect_lazy`](Self::connect_lazy) in the factory), and needs the
     /// `CLIENT` commands if an ACL restricts the store's user: without
-    /// them, loads go uncached.
+    /// them, loads go uncached. While the cache's connection is not up,
+    /// loads go uncached too; a barrier that Redis does not answer fails
+    /// its loads within the command timeout, as a load without the cache
+    /// would. [`connect`](Self::connect) waits for the cache's connection
+    /// as for the store's (within the command timeout).
     ///
     /// For the [hash layout](crate::hash) on one server or behind
     /// Sentinel; ignored (with a warning in the log) for the aiohttp layout
@@ -522,8 +526,15 @@ impl RedisStoreBuilder {
     /// [`Error::Store`] when the URL is invalid, names TLS without the `tls`
     /// feature, or Redis cannot be reached.
     pub async fn connect(self, url: &str) -> Result<RedisStore, Error> {
-        let connection = RedisConnection::connect(url, self.command_timeout).await?;
-        Ok(self.build(connection))
+        let timeout = self.command_timeout;
+        let connection = RedisConnection::connect(url, timeout).await?;
+        let store = self.build(connection);
+        if let Some(cache) = &store.cache {
+            // Up from the first load on, if it comes up within the command
+            // timeout; loads read uncached until it does.
+            cache.connect(timeout).await;
+        }
+        Ok(store)
     }
 
     /// As [`connect`](Self::connect), but without waiting for the connection:

@@ -26,7 +26,16 @@ fn assert_store_error<T: std::fmt::Debug>(result: Result<T, Error>, started: Ins
 /// A store on the Redis at `url` with command timeout `timeout`, and the
 /// cookie of a session in it that holds `user = "ada"`.
 async fn a_session_on(url: &str, timeout: Duration) -> (SessionManager, String) {
-    let store = RedisStore::builder()
+    a_session_through(RedisStore::builder(), url, timeout).await
+}
+
+/// [`a_session_on`], with the store `builder` makes.
+async fn a_session_through(
+    builder: session_redis::RedisStoreBuilder,
+    url: &str,
+    timeout: Duration,
+) -> (SessionManager, String) {
+    let store = builder
         .command_timeout(timeout)
         .connect(url)
         .await
@@ -228,6 +237,40 @@ async fn a_redis_that_stops_answering_fails_loads_and_saves_in_time() {
     let loaded = manager.request().session([pair.as_bytes()]).await;
     assert_store_error(loaded, started, "load from a stopped Redis");
     assert_a_new_session_fails_to_save(&manager, "save to a stopped Redis").await;
+
+    drop(stopped);
+    let session = peek(&manager, &pair).await;
+    assert_eq!(
+        session.get::<String>("user").expect("get").as_deref(),
+        Some("ada")
+    );
+}
+
+/// With the client cache, a load of a cached session waits for a barrier
+/// on the cache's connection: when Redis stops answering, the load still
+/// fails within the command timeout (it does not then read elsewhere for
+/// as long again), and loads work again once Redis is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_that_stops_answering_fails_cached_loads_in_time() {
+    // Long enough that twice the timeout is past the slack.
+    const LONG: Duration = Duration::from_secs(5);
+    let server = RedisServer::start();
+    let builder = RedisStore::builder().client_cache(100);
+    let (manager, pair) = a_session_through(builder, &server.url(), LONG).await;
+    // Created here: read once untracked, once tracked, then cached.
+    for _ in 0..2 {
+        peek(&manager, &pair).await;
+    }
+    let hgetalls = || common::calls_where(&common::command_calls(&server), |c| c == "hgetall");
+    let before = hgetalls();
+    peek(&manager, &pair).await;
+    assert_eq!(hgetalls(), before, "answered from the cache");
+    let stopped = Stopped::new(&server);
+    let started = Instant::now();
+    let loaded = manager.request().session([pair.as_bytes()]).await;
+    let elapsed = started.elapsed();
+    assert!(matches!(loaded, Err(Error::Store(_))), "{loaded:?}");
+    assert!(elapsed <= LONG + SLACK, "a cached load took {elapsed:?}");
 
     drop(stopped);
     let session = peek(&manager, &pair).await;
