@@ -49,12 +49,9 @@ fn memory() -> Backend {
 }
 
 async fn redis(layout: session_redis::RedisLayout) -> Backend {
-    redis_with(session_redis::RedisStore::builder().layout(layout)).await
-}
-
-async fn redis_with(builder: session_redis::RedisStoreBuilder) -> Backend {
     let redis = session_testing::RedisServer::start();
-    let store = builder
+    let store = session_redis::RedisStore::builder()
+        .layout(layout)
         .connect(&redis.url())
         .await
         .expect("connect to the test redis-server");
@@ -115,7 +112,21 @@ async fn redis_hash() -> Backend {
 /// The hash layout with the client cache: loads answered from memory while
 /// Redis says the session did not change.
 async fn redis_hash_cached() -> Backend {
-    redis_with(session_redis::RedisStore::builder().client_cache(1_000)).await
+    let redis = session_testing::RedisServer::start();
+    Backend {
+        store: cached_store_on(&redis).await,
+        _servers: Some(Box::new(redis)),
+    }
+}
+
+/// A store with the client cache on `redis`, which the caller keeps.
+async fn cached_store_on(redis: &session_testing::RedisServer) -> Arc<dyn SessionStore> {
+    let store = session_redis::RedisStore::builder()
+        .client_cache(1_000)
+        .connect(&redis.url())
+        .await
+        .expect("connect to the test redis-server");
+    Arc::new(store)
 }
 
 async fn redis_aiohttp() -> Backend {
@@ -681,13 +692,8 @@ mod two_servers {
     use super::*;
 
     async fn cached_store(redis: &session_testing::RedisServer) -> Backend {
-        let store = session_redis::RedisStore::builder()
-            .client_cache(1_000)
-            .connect(&redis.url())
-            .await
-            .expect("connect to the test redis-server");
         Backend {
-            store: Arc::new(store),
+            store: cached_store_on(redis).await,
             _servers: None,
         }
     }

@@ -239,12 +239,8 @@ impl ClientCache {
                 Route::Barrier => match self.barrier().await {
                     Passage::Passed => passed_barrier = true,
                     Passage::Failed => break,
-                    Passage::TimedOut => {
-                        return Err(Error::store(format!(
-                            "Redis did not answer within {:?}",
-                            shared.redis.timeout()
-                        )));
-                    }
+                    // Of the same length as the store's connection's.
+                    Passage::TimedOut => return Err(shared.redis.timed_out()),
                 },
                 Route::ReadTracked if client.is_connected() => {
                     return Box::pin(self.read_tracked(id, read)).await;
@@ -411,10 +407,11 @@ impl Shared {
                 return false;
             }
         };
+        // A connection we have not tracked on: what the cache holds was
+        // read on another, whose invalidations are lost. It is emptied
+        // below, once tracking is on, which also drops what reads meanwhile
+        // would keep; until then no load passes a barrier.
         if !tracking {
-            // A connection we have not tracked on: what the cache holds
-            // was read on another, whose invalidations are lost.
-            self.lock().empty();
             if let Err(error) = self.redis.start_tracking().await {
                 tracing::debug!(%error, "client tracking could not be turned on; reading uncached");
                 return false;

@@ -279,11 +279,14 @@ impl Redis {
         }
         match watchdog::within(self.timeout, command).await {
             Some(result) => result.map_err(Error::store),
-            None => Err(Error::store(format!(
-                "Redis did not answer within {:?}",
-                self.timeout
-            ))),
+            None => Err(self.timed_out()),
         }
+    }
+
+    /// The error of an operation that Redis did not answer within the
+    /// command timeout.
+    pub(crate) fn timed_out(&self) -> Error {
+        Error::store(format!("Redis did not answer within {:?}", self.timeout))
     }
 
     /// Runs `script` on `key_count` keys within `timeout` (zero: no limit),
@@ -644,20 +647,31 @@ async fn poll_once<F: Future>(mut future: Pin<&mut F>) -> Poll<F::Output> {
     poll_fn(|context| Poll::Ready(future.as_mut().poll(context))).await
 }
 
-/// The `flags` of a reply to `CLIENT TRACKINGINFO`: a map under RESP3, a
-/// flat array of names and values under RESP2.
+/// The names and values in a reply of named fields (`HGETALL`,
+/// `CLIENT TRACKINGINFO`): a flat array of names and values under RESP2, a
+/// map under RESP3; `None` for anything else. A name is `None` when it is
+/// neither text nor bytes.
+pub(crate) fn pairs(reply: &Value) -> Option<impl Iterator<Item = (Option<&[u8]>, &Value)>> {
+    // One iterator type for both shapes: the one the reply does not have
+    // is empty.
+    let (array, map): (&[Value], _) = match reply {
+        Value::Array(items) => (items, None),
+        Value::Map(map) => (&[], Some(map)),
+        _ => return None,
+    };
+    let from_array = array
+        .chunks_exact(2)
+        .map(|pair| (pair[0].as_bytes(), &pair[1]));
+    let from_map = map.into_iter().flat_map(|map| {
+        map.iter()
+            .map(|(name, value)| (Some(name.as_bytes()), value))
+    });
+    Some(from_array.chain(from_map))
+}
+
+/// The `flags` of a reply to `CLIENT TRACKINGINFO`.
 fn tracking_flags(reply: &Value) -> Option<&[Value]> {
-    let flags = match reply {
-        Value::Map(map) => map
-            .iter()
-            .find(|(name, _)| name.as_bytes() == b"flags")
-            .map(|(_, value)| value),
-        Value::Array(items) => items
-            .chunks_exact(2)
-            .find(|pair| pair[0].as_bytes() == Some(b"flags".as_slice()))
-            .map(|pair| &pair[1]),
-        _ => None,
-    }?;
+    let (_, flags) = pairs(reply)?.find(|(name, _)| *name == Some(b"flags".as_slice()))?;
     match flags {
         Value::Array(flags) => Some(flags),
         _ => None,

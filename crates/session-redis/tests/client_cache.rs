@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use session_core::{SessionConfig, SessionManager};
 use session_redis::RedisStore;
-use session_testing::RedisServer;
+use session_testing::{RedisServer, info_fields};
 
 use common::{calls_where, command_calls, cookie_pair, peek, redis_key, visit};
 
@@ -97,11 +97,10 @@ async fn an_unchanged_session_is_read_from_redis_twice() {
     for n in 0..5 {
         set_k(&manager, &cookie, &format!("w{n}")).await;
     }
-    let tracked_keys: u64 = common::info(&server, "stats")
-        .lines()
-        .find_map(|line| line.strip_prefix("tracking_total_keys:"))
+    let tracked_keys: u64 = info_fields(&common::info(&server, "stats"))
+        .find(|(name, _)| *name == "tracking_total_keys")
         .expect("tracking_total_keys")
-        .trim()
+        .1
         .parse()
         .expect("a number");
     assert!(tracked_keys <= 1, "{tracked_keys} keys tracked");

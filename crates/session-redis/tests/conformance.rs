@@ -9,6 +9,15 @@ async fn passes(url: &str) {
     passes_on(RedisStore::from_url(url).await.expect("connect")).await;
 }
 
+async fn passes_with_the_client_cache(url: &str) {
+    let store = RedisStore::builder()
+        .client_cache(1_000)
+        .connect(url)
+        .await
+        .expect("connect");
+    passes_on(store).await;
+}
+
 async fn passes_on(store: RedisStore) {
     let report = conformance::run(store, StoreKind::ServerSide).await;
     assert!(report.skipped().is_empty(), "{:?}", report.skipped());
@@ -37,12 +46,7 @@ async fn standalone_connected_lazily() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn standalone_with_the_client_cache() {
     let server = RedisServer::start();
-    let store = RedisStore::builder()
-        .client_cache(1_000)
-        .connect(&server.url())
-        .await
-        .expect("connect");
-    passes_on(store).await;
+    passes_with_the_client_cache(&server.url()).await;
 }
 
 /// The same on a current-thread runtime, connected lazily, as on an
@@ -102,12 +106,7 @@ async fn through_sentinel() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn through_sentinel_with_the_client_cache() {
     let sentinel = RedisSentinel::start();
-    let store = RedisStore::builder()
-        .client_cache(1_000)
-        .connect(&sentinel.url())
-        .await
-        .expect("connect");
-    passes_on(store).await;
+    passes_with_the_client_cache(&sentinel.url()).await;
 }
 
 /// The aiohttp_session layout keeps less than a full record: whole seconds,

@@ -163,6 +163,7 @@ use session_core::{
 use session_core::{from_unix_millis, unix_millis};
 
 use super::MAX_ID_ATTEMPTS;
+use crate::connection::pairs;
 
 /// The Lua function that changes a user's index, which the index script
 /// and the regenerate script share.
@@ -1093,30 +1094,7 @@ fn is_empty(fields: &Value) -> bool {
 
 /// Whether the reply to `HGETALL` has the field `name`.
 fn has_field(fields: &Value, name: &str) -> bool {
-    field_pairs(fields)
-        .is_some_and(|mut pairs| pairs.any(|(field, _)| field == Some(name.as_bytes())))
-}
-
-/// The names and values of the fields in the reply to `HGETALL`: an array
-/// of fields and values, or a map under RESP3; `None` for anything else.
-/// A name is `None` when it is neither text nor bytes.
-fn field_pairs(fields: &Value) -> Option<impl Iterator<Item = (Option<&[u8]>, &Value)>> {
-    // One iterator type for both shapes: the one the reply does not have
-    // is empty.
-    let (array, map): (&[Value], _) = match fields {
-        Value::Array(fields) => (fields, None),
-        Value::Map(fields) => (&[], Some(fields)),
-        _ => return None,
-    };
-    let from_array = array
-        .chunks_exact(2)
-        .map(|pair| (pair[0].as_bytes(), &pair[1]));
-    let from_map = map.into_iter().flat_map(|fields| {
-        fields
-            .iter()
-            .map(|(name, value)| (Some(name.as_bytes()), value))
-    });
-    Some(from_array.chain(from_map))
+    pairs(fields).is_some_and(|mut pairs| pairs.any(|(field, _)| field == Some(name.as_bytes())))
 }
 
 /// Unix milliseconds as Redis takes them.
@@ -1130,7 +1108,7 @@ fn deadline_millis(t: SystemTime) -> i64 {
 pub(crate) fn decode(fields: &Value) -> Option<Record> {
     let mut metadata = None;
     let mut data = serde_json::Map::new();
-    for (name, value) in field_pairs(fields)? {
+    for (name, value) in pairs(fields)? {
         let name = std::str::from_utf8(name?).ok()?;
         if name == META_FIELD {
             metadata = Some(json::<Metadata<'static>>(value)?);
