@@ -131,6 +131,7 @@ pub struct Changes {
     written: BTreeSet<String>,
     removed: BTreeSet<String>,
     forced: bool,
+    adds_keys: bool,
 }
 
 impl Changes {
@@ -142,6 +143,7 @@ impl Changes {
             written: record.data.keys().cloned().collect(),
             removed: BTreeSet::new(),
             forced: true,
+            adds_keys: true,
         }
     }
 
@@ -171,6 +173,33 @@ impl Changes {
     pub fn record_write(&mut self, key: &str) {
         self.removed.remove(key);
         self.written.insert(key.to_owned());
+    }
+
+    /// Notes that `key`, which the session did not hold, was set: a
+    /// [write](Self::record_write) that [adds a key](Self::adds_keys).
+    ///
+    /// ```
+    /// use session_core::Changes;
+    /// let mut changes = Changes::default();
+    /// changes.record_write("counter");
+    /// assert!(!changes.adds_keys());
+    /// changes.record_addition("cart");
+    /// assert!(changes.adds_keys());
+    /// assert_eq!(changes.written().collect::<Vec<_>>(), ["cart", "counter"]);
+    /// ```
+    pub fn record_addition(&mut self, key: &str) {
+        self.record_write(key);
+        self.adds_keys = true;
+    }
+
+    /// Whether a key was written that the session did not hold when it
+    /// was written (and, for [`replace_all`](Self::replace_all), always).
+    /// A hint, for a store that can tell that a session still exists from
+    /// its write finding keys already there: when this is `false`, every
+    /// written key was there when the request loaded the session or since.
+    #[must_use]
+    pub fn adds_keys(&self) -> bool {
+        self.adds_keys
     }
 
     /// Notes that `key` was deleted.

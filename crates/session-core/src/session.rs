@@ -189,8 +189,13 @@ impl Session {
         if state.record.data.get(key) == Some(&value) {
             return Some(value);
         }
-        state.changes.record_write(key);
-        state.record_mut().data.insert(key.to_owned(), value)
+        let previous = state.record_mut().data.insert(key.to_owned(), value);
+        if previous.is_some() {
+            state.changes.record_write(key);
+        } else {
+            state.changes.record_addition(key);
+        }
+        previous
     }
 
     /// Removes `key`, returning its value.
@@ -573,6 +578,27 @@ mod tests {
         s.insert("a", &json!({"x": [1, 3]})).unwrap();
         assert!(s.is_changed());
         assert_eq!(s.lock().changes.written().collect::<Vec<_>>(), ["a"]);
+    }
+
+    #[test]
+    fn writing_a_key_the_session_lacks_adds_keys() {
+        let s = Session::from_record(
+            Arc::new({
+                let mut r = Record::new(SystemTime::now());
+                r.data.insert("a".into(), json!(1));
+                r
+            }),
+            false,
+        );
+        s.insert("a", &2).unwrap();
+        assert!(!s.lock().changes.adds_keys(), "an overwrite");
+        s.remove("a");
+        s.insert("a", &3).unwrap();
+        assert!(s.lock().changes.adds_keys(), "removed, then added again");
+
+        let s = Session::new_detached();
+        s.insert("b", &1).unwrap();
+        assert!(s.lock().changes.adds_keys());
     }
 
     #[test]

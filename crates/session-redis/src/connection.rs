@@ -538,6 +538,38 @@ impl Redis {
             .ok_or_else(|| Error::store(format!("unexpected reply to HSET: {reply:?}")))
     }
 
+    /// `HSET key field value [field value ...]`, then `HEXISTS key
+    /// checked`, in one round trip: how many of the fields were new, and
+    /// whether `checked` was there just after.
+    pub(crate) async fn hset_then_hexists(
+        &self,
+        key: &str,
+        fields: Map,
+        checked: &str,
+    ) -> Result<(i64, bool), Error> {
+        let reply = self
+            .write(key.as_bytes(), Shortfall::Fails, async |client| {
+                let pipeline = client.pipeline();
+                let () = pipeline.hset(key, fields).await?;
+                let () = pipeline.hexists(key, checked).await?;
+                pipeline.all().await
+            })
+            .await?;
+        let replies = match reply {
+            Value::Array(replies) => replies,
+            other => vec![other],
+        };
+        match replies.as_slice() {
+            [added, exists] => added.as_i64().zip(exists.as_bool()).ok_or(()),
+            _ => Err(()),
+        }
+        .map_err(|()| {
+            Error::store(format!(
+                "unexpected replies to HSET and HEXISTS: {replies:?}"
+            ))
+        })
+    }
+
     /// The [client cache](crate::RedisStoreBuilder::client_cache)'s
     /// barrier, `CLIENT TRACKINGINFO` and `GET epoch_key` in one round
     /// trip: whether this connection has client tracking on (off on one we

@@ -297,6 +297,15 @@ async fn a_data_only_write_is_its_own_liveness_check() {
         }
         changes
     };
+    // As a request that added the keys to its session writes them: the
+    // metadata is asked for in the HSET's round trip.
+    let adding = |keys: &[&str]| {
+        let mut changes = Changes::default();
+        for key in keys {
+            changes.record_addition(key);
+        }
+        changes
+    };
     let commands = ["hset", "hexists", "pexpiretime", "del", "hdel"];
     let data_only = async |changes: &Changes, now: SystemTime| {
         let update = Update::new(cookie, &record, changes, now).with_data_only(true);
@@ -326,6 +335,28 @@ async fn a_data_only_write_is_its_own_liveness_check() {
     let before = command_calls(&server);
     let written = data_only(&writing(&["k"]), now).await;
     assert_eq!(written, Written::Gone);
+    assert_eq!(ran_since(&server, &before, &commands), [1, 1, 0, 1, 0]);
+    assert_eq!(integer(server.command(&["DBSIZE"])), 0);
+
+    // The same, for requests that added their keys: the metadata is asked
+    // for with the HSET, whether or not the HSET finds a field there.
+    store_session();
+    for (changes, written) in [
+        (adding(&["new"]), Written::Cookie(id.clone())),
+        (adding(&["k", "new"]), Written::Cookie(id.clone())),
+    ] {
+        let before = command_calls(&server);
+        assert_eq!(data_only(&changes, now).await, written);
+        assert_eq!(ran_since(&server, &before, &commands), [1, 1, 0, 0, 0]);
+    }
+    let loaded = store.load(cookie).await.expect("load").expect("stored");
+    assert_eq!(
+        Value::Object(loaded.data.clone().into_iter().collect()),
+        json!({"k": 2, "new": 3})
+    );
+    server.command(&["DEL", &key]).expect("DEL");
+    let before = command_calls(&server);
+    assert_eq!(data_only(&adding(&["new"]), now).await, Written::Gone);
     assert_eq!(ran_since(&server, &before, &commands), [1, 1, 0, 1, 0]);
     assert_eq!(integer(server.command(&["DBSIZE"])), 0);
 

@@ -40,7 +40,8 @@
 //!     When every field is new (keys the request added, or a session that
 //!     is gone, which the `HSET` recreates), the store asks for the
 //!     metadata (`HEXISTS`); a hash without it is deleted (`DEL`) and the
-//!     request answered gone.
+//!     request answered gone. A request that added keys sends the
+//!     `HEXISTS` with the `HSET`, in one round trip.
 //!   * one that also removes keys runs a short script of its own, with the
 //!     same check done in the script, and the `HDEL` after it.
 //!
@@ -645,7 +646,8 @@ impl HashLayout {
         let data_only = update.data_only && !update.changes.cleared();
         if data_only && writes_while_live(update.record, update.changes, update.now) {
             if let Some(fields) = fields_set(update.record, update.changes)? {
-                let applied = self.set_data(redis, &key, fields).await?;
+                let adds_keys = update.changes.adds_keys();
+                let applied = self.set_data(redis, &key, fields, adds_keys).await?;
                 return Ok(applied.written(update.cookie.value));
             }
             let mut args = Vec::new();
@@ -675,14 +677,29 @@ impl HashLayout {
     /// before it. When every field was new (keys the request added, or a
     /// session that is gone), the metadata is asked for: a hash without it
     /// is what the `HSET` made of a session that is gone, which is deleted,
-    /// and the request answered gone.
+    /// and the request answered gone. A request that added keys
+    /// ([`Changes::adds_keys`]) sends that question with the `HSET`, in the
+    /// same round trip, rather than after its answer: all of its fields
+    /// may well be new.
     ///
     /// Not batched as the scripts are: fred pipelines plain commands by
     /// itself.
-    async fn set_data(&self, redis: &Redis, key: &str, fields: Map) -> Result<Applied, Error> {
+    async fn set_data(
+        &self,
+        redis: &Redis,
+        key: &str,
+        fields: Map,
+        adds_keys: bool,
+    ) -> Result<Applied, Error> {
         let field_count = i64::try_from(fields.len()).unwrap_or(i64::MAX);
-        let added = redis.hset(key, fields).await?;
-        if added < field_count || redis.hexists(key, META_FIELD).await? {
+        let live = if adds_keys {
+            let (added, has_meta) = redis.hset_then_hexists(key, fields, META_FIELD).await?;
+            added < field_count || has_meta
+        } else {
+            let added = redis.hset(key, fields).await?;
+            added < field_count || redis.hexists(key, META_FIELD).await?
+        };
+        if live {
             return Ok(Applied::Saved);
         }
         redis.del(key).await?;
