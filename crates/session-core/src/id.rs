@@ -37,6 +37,16 @@ const ID_LEN: usize = 32;
 pub struct SessionId(String);
 
 impl SessionId {
+    /// The length of an id's text, in bytes (base64url, no padding):
+    /// every issued id, and every value [`is_well_formed`](Self::is_well_formed)
+    /// accepts, is this long.
+    ///
+    /// ```
+    /// use session_core::SessionId;
+    /// assert_eq!(SessionId::generate().as_str().len(), SessionId::LEN);
+    /// ```
+    pub const LEN: usize = ID_LEN;
+
     /// Draws a fresh id from the OS CSPRNG.
     ///
     /// # Panics
