@@ -10,9 +10,6 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 /// floor and the 128 bits that this workspace promises.
 const ID_BYTES: usize = 24;
 
-/// The length of an id as text: 24 bytes in unpadded base64url.
-const ID_LEN: usize = 32;
-
 /// A session id drawn from the operating system's CSPRNG.
 ///
 /// Rendered as unpadded base64url (32 characters), which is a valid cookie
@@ -37,15 +34,15 @@ const ID_LEN: usize = 32;
 pub struct SessionId(String);
 
 impl SessionId {
-    /// The length of an id's text, in bytes (base64url, no padding):
-    /// every issued id, and every value [`is_well_formed`](Self::is_well_formed)
-    /// accepts, is this long.
+    /// The length of an id's text, in bytes: its 24 random bytes in
+    /// unpadded base64url. Every issued id, and every value
+    /// [`is_well_formed`](Self::is_well_formed) accepts, is this long.
     ///
     /// ```
     /// use session_core::SessionId;
     /// assert_eq!(SessionId::generate().as_str().len(), SessionId::LEN);
     /// ```
-    pub const LEN: usize = ID_LEN;
+    pub const LEN: usize = 32;
 
     /// Draws a fresh id from the OS CSPRNG.
     ///
@@ -71,7 +68,7 @@ impl SessionId {
     /// ```
     #[must_use]
     pub fn is_well_formed(value: &str) -> bool {
-        is_base64url_of_len::<ID_LEN>(value)
+        is_base64url_of_len::<{ Self::LEN }>(value)
     }
 
     /// The id as text.
@@ -183,7 +180,7 @@ mod tests {
     #[test]
     fn every_ascii_character_in_every_place_is_judged_by_the_alphabet() {
         let id = SessionId::generate().into_string();
-        for place in 0..ID_LEN {
+        for place in 0..SessionId::LEN {
             for c in (0u8..128).map(char::from) {
                 let mut candidate = id.clone();
                 candidate.replace_range(place..=place, c.encode_utf8(&mut [0; 4]));

@@ -555,19 +555,14 @@ impl Redis {
                 pipeline.all().await
             })
             .await?;
-        let replies = match reply {
-            Value::Array(replies) => replies,
-            other => vec![other],
-        };
-        match replies.as_slice() {
-            [added, exists] => added.as_i64().zip(exists.as_bool()).ok_or(()),
-            _ => Err(()),
+        match &reply {
+            Value::Array(replies) => match replies.as_slice() {
+                [added, exists] => added.as_i64().zip(exists.as_bool()),
+                _ => None,
+            },
+            _ => None,
         }
-        .map_err(|()| {
-            Error::store(format!(
-                "unexpected replies to HSET and HEXISTS: {replies:?}"
-            ))
-        })
+        .ok_or_else(|| Error::store(format!("unexpected replies to HSET and HEXISTS: {reply:?}")))
     }
 
     /// The [client cache](crate::RedisStoreBuilder::client_cache)'s
