@@ -130,7 +130,7 @@ struct State {
     insertions: u64,
     /// Ids being read through the cache's connection, and whether an
     /// invalidation came while they were.
-    loading: HashMap<String, Loading>,
+    loading: HashMap<CachedId, Loading>,
     /// How many times the cache was emptied.
     emptied: u64,
     /// The epoch key's value at the last barrier.
@@ -185,7 +185,7 @@ enum Route {
     /// Waits for a barrier, then asks again.
     Barrier,
     /// Reads it on the cache's connection, and keeps it.
-    ReadTracked,
+    ReadTracked(CachedId),
     /// Reads it on the store's own connection, and keeps nothing.
     ReadUntracked,
 }
@@ -266,10 +266,10 @@ impl ClientCache {
                     // Of the same length as the store's connection's.
                     Passage::TimedOut => return Err(shared.redis.timed_out()),
                 },
-                Route::ReadTracked if client.is_connected() => {
-                    return Box::pin(self.read_tracked(id, read)).await;
+                Route::ReadTracked(cached) if client.is_connected() => {
+                    return Box::pin(self.read_tracked(id, cached, read)).await;
                 }
-                Route::ReadTracked | Route::ReadUntracked => break,
+                Route::ReadTracked(_) | Route::ReadUntracked => break,
             }
         }
         Box::pin(read(uncached))
@@ -305,10 +305,11 @@ impl ClientCache {
 
     /// Reads session `id` on the cache's connection, which Redis then
     /// tracks, and keeps it unless an invalidation or an emptying came
-    /// while it was read.
+    /// while it was read. `cached` is `id` as the cache keeps it.
     async fn read_tracked(
         &self,
         id: &str,
+        cached: CachedId,
         read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
     ) -> Result<Option<Arc<Record>>, Error> {
         let emptied = {
@@ -318,14 +319,14 @@ impl ClientCache {
             // (Without invalidations to come, the read is not kept: the
             // mark is already taken as invalidated.)
             let intact = state.apply_invalidations(&self.0.key_prefix);
-            let loading = state.loading.entry(id.to_owned()).or_default();
+            let loading = state.loading.entry(cached).or_default();
             loading.count += 1;
             loading.invalidated |= !intact;
             state.emptied
         };
         let mut loading = LoadingGuard {
             cache: &self.0,
-            id,
+            id: cached,
             done: false,
         };
         let record = read(&self.0.redis).await?.map(Arc::new);
@@ -387,10 +388,14 @@ impl ClientCache {
 impl Shared {
     fn lock(&self) -> MutexGuard<'_, State> {
         // A panic while the lock was held cannot have left the cache
-        // inconsistent in a way that matters more than losing it.
+        // inconsistent in a way that matters more than losing it: what it
+        // holds goes (and the reads under way are not kept, the emptying
+        // tells them), once. The poison goes with it; left in place, it
+        // would empty the cache on every lock from then on.
         self.state.lock().unwrap_or_else(|poisoned| {
             let mut state = poisoned.into_inner();
             state.empty();
+            self.state.clear_poison();
             state
         })
     }
@@ -504,7 +509,7 @@ impl State {
         };
         let Some(entry) = self.entries.get_mut(&id) else {
             return if tracked {
-                Route::ReadTracked
+                Route::ReadTracked(id)
             } else {
                 Route::Barrier
             };
@@ -516,7 +521,7 @@ impl State {
                 *read_since = true;
                 Route::ReadUntracked
             }
-            EntryState::Written { .. } if tracked => Route::ReadTracked,
+            EntryState::Written { .. } if tracked => Route::ReadTracked(id),
             EntryState::Written { .. } => Route::Barrier,
         }
     }
@@ -567,7 +572,8 @@ impl State {
         if self.loading.is_empty() {
             return;
         }
-        if let Some(loading) = self.loading.get_mut(id) {
+        // An id the cache cannot keep is never read tracked.
+        if let Some(loading) = CachedId::new(id).and_then(|id| self.loading.get_mut(&id)) {
             loading.invalidated = true;
         }
     }
@@ -627,7 +633,7 @@ impl State {
 /// or is dropped (its request cancelled).
 struct LoadingGuard<'a> {
     cache: &'a Shared,
-    id: &'a str,
+    id: CachedId,
     done: bool,
 }
 
@@ -635,13 +641,13 @@ impl LoadingGuard<'_> {
     /// Takes the mark off: whether the key was invalidated meanwhile.
     fn finish(&mut self, state: &mut State) -> bool {
         self.done = true;
-        let Some(loading) = state.loading.get_mut(self.id) else {
+        let Some(loading) = state.loading.get_mut(&self.id) else {
             return true;
         };
         let invalidated = loading.invalidated;
         loading.count -= 1;
         if loading.count == 0 {
-            state.loading.remove(self.id);
+            state.loading.remove(&self.id);
         }
         invalidated
     }
@@ -791,6 +797,30 @@ mod tests {
         );
         load(&cache, &uncached, "0", &reads, async || {}).await;
         assert_eq!(reads.load(Ordering::SeqCst), before + 1, "the oldest went");
+    }
+
+    #[tokio::test]
+    async fn a_panic_under_the_lock_empties_the_cache_once() {
+        let server = RedisServer::start();
+        let (cache, uncached) = cache(&server, 10).await;
+        let reads = AtomicUsize::new(0);
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "cached");
+        let panicked = std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let _state = cache.0.state.lock();
+                    panic!("a panic while the cache is locked");
+                })
+                .join()
+        });
+        assert!(panicked.is_err() && cache.0.state.is_poisoned());
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "emptied");
+        assert!(!cache.0.state.is_poisoned());
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "cached again");
     }
 
     #[test]
