@@ -12,8 +12,8 @@
 //! * `bench`: the benchmarks.
 //! * `fuzz --seconds N`: every fuzz target for N seconds (cargo-fuzz).
 //! * `soak [--topology standalone|cluster|sentinel] [--apps N] --seconds N
-//!   [--wait-replicas N] [--debug]`: demo processes on Redis under load
-//!   through a failover.
+//!   [--wait-replicas N] [--client-cache N] [--debug]`: demo processes on
+//!   Redis under load through a failover.
 //!
 //! xtask has no dependencies, so that it builds in seconds on a fresh clone.
 
@@ -41,7 +41,7 @@ commands:
   msrv    cargo check the published crates on the toolchain of the workspace's rust-version
   bench   run the benchmarks
   fuzz    [--seconds N] run every fuzz target for N seconds (default 60), print executions
-  soak    [--topology standalone|cluster|sentinel] [--apps N] [--seconds N] [--wait-replicas N] [--debug] [--framework axum|actix]
+  soak    [--topology standalone|cluster|sentinel] [--apps N] [--seconds N] [--wait-replicas N] [--client-cache N] [--debug] [--framework axum|actix]
           demo processes on Redis under load through a failover (default: standalone, 2 processes, 30 s)";
 
 fn main() -> ExitCode {
@@ -109,9 +109,11 @@ fn test(extra: &[String]) -> Result {
     // Doc tests are not part of --all-targets.
     run(cargo().args(["test", "--workspace", "--all-features", "--doc"]))?;
     // Short soaks on the debug build: two demo processes (axum and
-    // actix-web) on one Redis through its restart, then on a cluster with
-    // replicas through a master's failover, with writes waiting for the
-    // replica (so that none may be lost).
+    // actix-web) on one Redis through its restart, without and with the
+    // client cache (each process then answers from memory sessions the
+    // other writes and logs out), then on a cluster with replicas through a
+    // master's failover, with writes waiting for the replica (so that none
+    // may be lost).
     let standalone = soak::Soak {
         seconds: SHORT_SOAK_SECONDS,
         debug: true,
@@ -119,8 +121,16 @@ fn test(extra: &[String]) -> Result {
         topology: Some("standalone".to_owned()),
         apps: Some(2),
         wait_replicas: None,
+        client_cache: None,
     };
     soak::run_soak(&standalone)?;
+    soak::build_and_run(
+        &soak::Soak {
+            client_cache: Some(SOAK_CLIENT_CACHE),
+            ..standalone.clone()
+        },
+        false,
+    )?;
     soak::build_and_run(
         &soak::Soak {
             topology: Some("cluster".to_owned()),
@@ -130,6 +140,10 @@ fn test(extra: &[String]) -> Result {
         false,
     )
 }
+
+/// The client cache of the cached soak, in sessions per process: more
+/// than the run's users ever have, so that what is read is kept.
+const SOAK_CLIENT_CACHE: usize = 1024;
 
 /// The length of each soak run that `cargo xtask test` includes
 /// (standalone, then cluster); `cargo xtask soak` runs longer ones. Fuzzing is not part of `test`: building the instrumented

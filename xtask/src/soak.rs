@@ -1,5 +1,6 @@
 //! `cargo xtask soak [--topology standalone|cluster|sentinel] [--apps N]
-//! [--seconds S] [--wait-replicas N] [--debug] [--framework axum|actix]`:
+//! [--seconds S] [--wait-replicas N] [--client-cache N] [--debug]
+//! [--framework axum|actix]`:
 //! demo processes on Redis under load through a failover
 //! (`examples/src/bin/soak.rs` says what it does and checks).
 //!
@@ -11,6 +12,7 @@
 use crate::{Result, TEST_BUILD, cargo, prerequisites, root, run};
 
 /// The options of `cargo xtask soak`.
+#[derive(Clone)]
 pub(crate) struct Soak {
     /// How long the load runs.
     pub(crate) seconds: u64,
@@ -26,6 +28,8 @@ pub(crate) struct Soak {
     pub(crate) apps: Option<usize>,
     /// The store's durability: writes wait for this many replicas.
     pub(crate) wait_replicas: Option<u32>,
+    /// The store's client cache: this many sessions per process.
+    pub(crate) client_cache: Option<usize>,
 }
 
 impl Soak {
@@ -37,6 +41,7 @@ impl Soak {
             topology: None,
             apps: None,
             wait_replicas: None,
+            client_cache: None,
         };
         let mut args = args.iter();
         while let Some(arg) = args.next() {
@@ -76,6 +81,13 @@ impl Soak {
                             .ok_or("--wait-replicas takes a number of replicas")?,
                     );
                 }
+                "--client-cache" => {
+                    soak.client_cache = Some(
+                        args.next()
+                            .and_then(|s| s.parse().ok())
+                            .ok_or("--client-cache takes a number of sessions")?,
+                    );
+                }
                 other => return Err(format!("soak: unknown option {other}")),
             }
         }
@@ -111,6 +123,9 @@ pub(crate) fn build_and_run(soak: &Soak, build_first: bool) -> Result {
     }
     if let Some(wait) = soak.wait_replicas {
         driver.args(["--wait-replicas", &wait.to_string()]);
+    }
+    if let Some(sessions) = soak.client_cache {
+        driver.args(["--client-cache", &sessions.to_string()]);
     }
     run(&mut driver)
 }

@@ -89,6 +89,13 @@ struct Options {
     #[arg(long, value_name = "MS", default_value_t = 500)]
     redis_wait_timeout_ms: u64,
 
+    /// With --store redis: keep up to this many sessions read in memory,
+    /// answered without an HGETALL while Redis says they have not changed
+    /// (RedisStoreBuilder::client_cache; one server or Sentinel, hash
+    /// layout). 0: off [default: 0].
+    #[arg(long, value_name = "SESSIONS", default_value_t = 0)]
+    redis_client_cache: usize,
+
     /// Exit when standard input closes: a test driver that gives the demo
     /// a pipe as its input never leaves it running, even when killed.
     #[arg(long)]
@@ -330,9 +337,11 @@ async fn redis_store(options: &Options) -> Result<Arc<dyn SessionStore>, String>
             timeout: Duration::from_millis(options.redis_wait_timeout_ms),
         },
     };
-    let store = RedisStore::builder()
-        .layout(layout)
-        .durability(durability)
+    let mut builder = RedisStore::builder().layout(layout).durability(durability);
+    if options.redis_client_cache > 0 {
+        builder = builder.client_cache(options.redis_client_cache);
+    }
+    let store = builder
         .connect(url)
         .await
         .map_err(|e| format!("--redis-url {url}: {e}"))?;

@@ -3,9 +3,9 @@
 //! through a failover of that topology and a restart of one process.
 //!
 //! `cargo xtask soak --topology standalone|cluster|sentinel --apps N
-//! --seconds S [--wait-replicas N]` builds the demo and this driver and
-//! runs it; by hand: `soak --demo target/release/demo --topology cluster
-//! --apps 4 --seconds 120`.
+//! --seconds S [--wait-replicas N] [--client-cache N]` builds the demo and
+//! this driver and runs it; by hand: `soak --demo target/release/demo
+//! --topology cluster --apps 4 --seconds 120`.
 //!
 //! What it does, all on loopback:
 //!
@@ -15,7 +15,10 @@
 //!    a master with two replicas and three sentinels;
 //! 2. starts `--apps` demo processes on it, alternating axum and
 //!    actix-web (`--framework` names the first), each told to exit when
-//!    this driver's pipe to it closes, so none outlives the driver;
+//!    this driver's pipe to it closes, so none outlives the driver; with
+//!    `--client-cache N`, each keeps up to N sessions in memory
+//!    (`RedisStoreBuilder::client_cache`), so that a process answers from
+//!    memory sessions that the others write and log out;
 //! 3. runs `--users` simulated users for `--seconds`, each sending every
 //!    request to a process picked at random (as a load balancer without
 //!    affinity would): logins (`POST /api/login`, a new id), reads
@@ -117,6 +120,12 @@ struct Options {
     /// many replicas have them (0: off). Not with `standalone`.
     #[arg(long, default_value_t = 0)]
     wait_replicas: u32,
+
+    /// The demo's `--redis-client-cache`: each process keeps up to this
+    /// many sessions in memory, answered while Redis says they have not
+    /// changed (0: off). Not with `cluster`, where the store has no cache.
+    #[arg(long, default_value_t = 0)]
+    client_cache: usize,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -1091,6 +1100,42 @@ impl Servers {
         }
     }
 
+    /// How many calls of each of `commands` (as `INFO commandstats` names
+    /// them: `hgetall`, `client|trackinginfo`) the servers that answer
+    /// counted, summed. A server counts from its last start.
+    fn command_calls<const N: usize>(&self, commands: [&str; N]) -> [u64; N] {
+        let servers = match self {
+            Servers::Standalone(server) => std::slice::from_ref(server),
+            Servers::Cluster(cluster, _) => cluster.nodes(),
+            Servers::Sentinel(sentinel) => sentinel.servers(),
+        };
+        let mut calls = [0; N];
+        for server in servers {
+            let Some(stats) = server
+                .command(&["INFO", "commandstats"])
+                .ok()
+                .and_then(|reply| reply.text())
+            else {
+                continue;
+            };
+            for (name, value) in session_testing::info_fields(&stats) {
+                // cmdstat_hgetall:calls=2,usec=5,...
+                let Some(index) = name
+                    .strip_prefix("cmdstat_")
+                    .and_then(|command| commands.iter().position(|c| *c == command))
+                else {
+                    continue;
+                };
+                calls[index] += value
+                    .split(',')
+                    .find_map(|field| field.strip_prefix("calls="))
+                    .and_then(|count| count.parse::<u64>().ok())
+                    .unwrap_or(0);
+            }
+        }
+        calls
+    }
+
     /// Kills the server, or a master; says which.
     fn kill(&mut self) -> String {
         match self {
@@ -1202,6 +1247,9 @@ async fn soak(options: Options) -> Result<(), String> {
     if options.topology == Topology::Standalone && options.wait_replicas > 0 {
         return Err("--wait-replicas needs replicas: --topology cluster or sentinel".to_owned());
     }
+    if options.topology == Topology::Cluster && options.client_cache > 0 {
+        return Err("--client-cache: the store has no client cache on a cluster".to_owned());
+    }
     let duration = Duration::from_secs(options.seconds.max(5));
     let apps = options.apps.max(1);
     let servers = Arc::new(Mutex::new(
@@ -1223,6 +1271,12 @@ async fn soak(options: Options) -> Result<(), String> {
         store_args.extend([
             "--redis-wait-replicas".to_owned(),
             options.wait_replicas.to_string(),
+        ]);
+    }
+    if options.client_cache > 0 {
+        store_args.extend([
+            "--redis-client-cache".to_owned(),
+            options.client_cache.to_string(),
         ]);
     }
     let other = if options.framework == "axum" {
@@ -1249,7 +1303,7 @@ async fn soak(options: Options) -> Result<(), String> {
     }
     let frameworks: Vec<&str> = demos.iter().map(|d| d.framework.as_str()).collect();
     println!(
-        "soak: topology {described}; {apps} demo processes ({}); {} users; {} s; durability: {}",
+        "soak: topology {described}; {apps} demo processes ({}); {} users; {} s; durability: {}; client cache: {}",
         frameworks.join(", "),
         options.users,
         duration.as_secs(),
@@ -1257,6 +1311,11 @@ async fn soak(options: Options) -> Result<(), String> {
             format!("WAIT for {} replica(s), 500 ms", options.wait_replicas)
         } else {
             "off (answered once the master has it)".to_owned()
+        },
+        if options.client_cache > 0 {
+            format!("{} sessions per process", options.client_cache)
+        } else {
+            "off".to_owned()
         }
     );
 
@@ -1533,6 +1592,18 @@ async fn soak(options: Options) -> Result<(), String> {
     println!("soak: cross-user leaks: {}", leaks.len());
 
     let mut problems = Vec::new();
+    if options.client_cache > 0 {
+        let [barriers, reads] = lock(&servers).command_calls(["client|trackinginfo", "hgetall"]);
+        println!(
+            "soak: client cache: {barriers} barriers (CLIENT TRACKINGINFO) and {reads} session \
+             reads (HGETALL), as the servers counted them since they last started"
+        );
+        // Every load the cache serves passes a barrier first: without one,
+        // the run tested the store without its cache.
+        if barriers == 0 {
+            problems.push("the client cache sent no barrier: it served no load".to_owned());
+        }
+    }
     let rss = lock(&rss);
     let mut rss_report = Vec::new();
     for (slot, series) in rss.iter().enumerate() {
