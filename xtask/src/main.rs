@@ -146,8 +146,10 @@ fn test(extra: &[String]) -> Result {
 const SOAK_CLIENT_CACHE: usize = 1024;
 
 /// The length of each soak run that `cargo xtask test` includes
-/// (standalone, then cluster); `cargo xtask soak` runs longer ones. Fuzzing is not part of `test`: building the instrumented
-/// targets takes minutes, and the property tests cover the same decoders.
+/// (standalone without and with the client cache, then cluster); `cargo
+/// xtask soak` runs longer ones. Fuzzing is not part of `test`: building
+/// the instrumented targets takes minutes, and the property tests cover
+/// the same decoders.
 const SHORT_SOAK_SECONDS: u64 = 10;
 
 fn ci() -> Result {
