@@ -3,7 +3,7 @@
 //! the session as Redis holds it when the load begins, whoever changed it
 //! and however: another process (through a connection that delivers
 //! Redis's answers late), a command by hand, a flush, a lost connection, a
-//! restarted server.
+//! restarted server, a master that Sentinel demotes.
 //!
 //! [`RedisStoreBuilder::client_cache`]: session_redis::RedisStoreBuilder::client_cache
 
@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 
 use session_core::{SessionConfig, SessionManager};
 use session_redis::RedisStore;
-use session_testing::{RedisServer, info_fields};
+use session_testing::{RedisSentinel, RedisServer, Reply, info_fields};
 
-use common::{calls_where, command_calls, cookie_pair, peek, redis_key, visit};
+use common::{calls_where, command_calls, cookie_pair, integer, peek, redis_key, visit};
 
 async fn cached(url: &str) -> SessionManager {
     let store = RedisStore::builder()
@@ -237,6 +237,121 @@ async fn a_restarted_redis_is_not_answered_from_memory() {
         }
     }
     assert_eq!(seen, Ok(true), "the session is gone with the restart");
+}
+
+/// Behind Sentinel, a master taken for down while it is alive (frozen past
+/// the sentinels' timeout) is demoted once it answers again, and the
+/// server promoted meanwhile has what was written there since. Loads
+/// through the cache afterwards see those writes and that logout: Sentinel
+/// closes the demoted server's clients, the cache's connection among them,
+/// and the cache starts again empty on the next connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
+    let sentinel = RedisSentinel::start_with_replicas(2);
+    let url = sentinel.url();
+    let cache = cached(&url).await;
+    let before = uncached(&url).await;
+    let kept = session_with(&before, "v1").await;
+    let logged_out = session_with(&before, "v1").await;
+    let old_port = sentinel.current_master_port();
+    let old = sentinel
+        .servers()
+        .iter()
+        .find(|server| server.port() == old_port)
+        .expect("the master is one of the servers");
+    assert_eq!(
+        old.command(&["WAIT", "2", "5000"]).expect("WAIT"),
+        Reply::Integer(2),
+        "both replicas have the sessions"
+    );
+    for cookie in [&kept, &logged_out] {
+        // Read and kept, then answered from memory.
+        for _ in 0..2 {
+            assert_eq!(k_seen(&cache, cookie).await.as_deref(), Some("v1"));
+        }
+    }
+
+    old.pause();
+    let new_port = tokio::task::block_in_place(|| {
+        wait_for("another master", || {
+            let port = sentinel.current_master_port();
+            let promoted = sentinel.servers().iter().find(|s| s.port() == port);
+            (port != old_port && promoted.and_then(RedisServer::role).as_deref() == Some("master"))
+                .then_some(port)
+        })
+    });
+    // A process that connects now finds the new master.
+    let after = uncached(&url).await;
+    until_ok("a write on the new master", async || {
+        let request = after.request();
+        request
+            .session([kept.as_bytes()])
+            .await?
+            .insert("k", "v2")?;
+        request.save_changes().await.map(drop)
+    })
+    .await;
+    until_ok("a logout on the new master", async || {
+        let request = after.request();
+        request.session([logged_out.as_bytes()]).await?.invalidate();
+        request.save_changes().await.map(drop)
+    })
+    .await;
+    let new = sentinel
+        .servers()
+        .iter()
+        .find(|server| server.port() == new_port)
+        .expect("the new master is one of the servers");
+    assert_eq!(
+        integer(new.command(&["EXISTS", &redis_key(&logged_out)])),
+        0,
+        "logged out on the new master"
+    );
+
+    old.resume();
+    tokio::task::block_in_place(|| {
+        wait_for("the old master demoted", || {
+            (old.role().as_deref() == Some("slave")).then_some(())
+        });
+    });
+    let seen = until_ok("a load through the cache", async || {
+        let kept = cache.request().session([kept.as_bytes()]).await?;
+        let logged_out = cache.request().session([logged_out.as_bytes()]).await?;
+        Ok((kept.get::<String>("k")?, logged_out.is_new()))
+    })
+    .await;
+    assert_eq!(seen, (Some("v2".to_owned()), true));
+}
+
+/// What `attempt` gives once it succeeds, trying for at most 30 s: after a
+/// failover, a client reconnects in its own time.
+async fn until_ok<T>(
+    what: &str,
+    mut attempt: impl AsyncFnMut() -> Result<T, session_core::Error>,
+) -> T {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match attempt().await {
+            Ok(value) => return value,
+            Err(error) if Instant::now() < deadline => {
+                eprintln!("{what}, not yet: {error}");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(error) => panic!("{what}: {error}"),
+        }
+    }
+}
+
+/// What `check` gives once it gives something, polling for at most 60 s.
+fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if let Some(value) = check() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "waited 60 s for {what}");
+        thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// When the cache's connection may not track (here an ACL forbids the
