@@ -254,11 +254,7 @@ async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
     let kept = session_with(&before, "v1").await;
     let logged_out = session_with(&before, "v1").await;
     let old_port = sentinel.current_master_port();
-    let old = sentinel
-        .servers()
-        .iter()
-        .find(|server| server.port() == old_port)
-        .expect("the master is one of the servers");
+    let old = server_on(&sentinel, old_port).expect("the master is one of the servers");
     assert_eq!(
         old.command(&["WAIT", "2", "5000"]).expect("WAIT"),
         Reply::Integer(2),
@@ -275,13 +271,17 @@ async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
     let new_port = tokio::task::block_in_place(|| {
         wait_for("another master", || {
             let port = sentinel.current_master_port();
-            let promoted = sentinel.servers().iter().find(|s| s.port() == port);
-            (port != old_port && promoted.and_then(RedisServer::role).as_deref() == Some("master"))
-                .then_some(port)
+            let role = server_on(&sentinel, port).and_then(RedisServer::role);
+            (port != old_port && role.as_deref() == Some("master")).then_some(port)
         })
     });
-    // A process that connects now finds the new master.
-    let after = uncached(&url).await;
+    // A process that connects now finds the new master (the sentinels,
+    // busy with the failover, may take a while to answer it).
+    let after = until_ok("connecting after the failover", async || {
+        RedisStore::from_url(&url).await
+    })
+    .await;
+    let after = SessionManager::new(after, SessionConfig::default());
     until_ok("a write on the new master", async || {
         let request = after.request();
         request
@@ -297,11 +297,7 @@ async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
         request.save_changes().await.map(drop)
     })
     .await;
-    let new = sentinel
-        .servers()
-        .iter()
-        .find(|server| server.port() == new_port)
-        .expect("the new master is one of the servers");
+    let new = server_on(&sentinel, new_port).expect("the new master is one of the servers");
     assert_eq!(
         integer(new.command(&["EXISTS", &redis_key(&logged_out)])),
         0,
@@ -321,6 +317,14 @@ async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
     })
     .await;
     assert_eq!(seen, (Some("v2".to_owned()), true));
+}
+
+/// The server of `sentinel`'s deployment listening on `port`.
+fn server_on(sentinel: &RedisSentinel, port: u16) -> Option<&RedisServer> {
+    sentinel
+        .servers()
+        .iter()
+        .find(|server| server.port() == port)
 }
 
 /// What `attempt` gives once it succeeds, trying for at most 30 s: after a
