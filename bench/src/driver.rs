@@ -299,7 +299,7 @@ fn redis_info(redis: &RedisServer, section: &str, field: &str) -> Result<f64, St
 /// its CPU time.
 pub struct RedisSample {
     /// Calls so far, by command.
-    calls: BTreeMap<String, f64>,
+    calls: BTreeMap<String, u64>,
     cpu_seconds: f64,
 }
 
@@ -311,13 +311,8 @@ impl RedisSample {
     /// When `INFO` fails or lacks a counter.
     pub fn take(redis: &RedisServer) -> Result<RedisSample, String> {
         let stats = redis_info_text(redis, "commandstats")?;
-        let calls = session_testing::info_fields(&stats)
-            .filter_map(|(name, value)| {
-                // cmdstat_hgetall:calls=2,usec=5,...
-                let command = name.strip_prefix("cmdstat_")?;
-                let calls = value.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-                Some((command.to_owned(), calls.parse().ok()?))
-            })
+        let calls = session_testing::command_calls(&stats)
+            .map(|(command, calls)| (command.to_owned(), calls))
             .collect();
         Ok(RedisSample {
             calls,
@@ -335,8 +330,12 @@ impl RedisSample {
             // The driver's own INFO calls are not the server's.
             .filter(|(name, _)| *name != "info")
             .map(|(name, calls)| {
-                let earlier = before.calls.get(name).copied().unwrap_or(0.0);
-                (name.clone(), (calls - earlier) / requests)
+                // A counter that went back (Redis restarted) counts none.
+                let earlier = before.calls.get(name).copied().unwrap_or(0);
+                (
+                    name.clone(),
+                    calls.saturating_sub(earlier) as f64 / requests,
+                )
             })
             .filter(|(_, per_request)| *per_request >= 0.005)
             .collect();

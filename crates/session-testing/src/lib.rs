@@ -85,8 +85,8 @@ pub use resp::Reply;
 pub use sentinel::{RedisSentinel, SERVICE_NAME};
 pub use server::{RedisServer, RedisServerBuilder};
 
-/// The `key:value` fields of an `INFO` reply's text, e.g. to read
-/// `cmdstat_hset` from `INFO commandstats`.
+/// The `key:value` fields of an `INFO` reply's text, e.g. to read `role`
+/// from `INFO replication` ([`command_calls`] reads `INFO commandstats`).
 ///
 /// ```
 /// let info = "# Replication\r\nrole:master\r\nconnected_slaves:1\r\n";
@@ -95,4 +95,24 @@ pub use server::{RedisServer, RedisServerBuilder};
 /// ```
 pub fn info_fields(info: &str) -> impl Iterator<Item = (&str, &str)> {
     resp::info_fields(info)
+}
+
+/// The calls of each command in the text of an `INFO commandstats` reply,
+/// by the name Redis gives it there (`hgetall`, `client|trackinginfo`).
+/// Redis counts the commands a script runs too.
+///
+/// ```
+/// let stats = "# Commandstats\r\ncmdstat_hset:calls=3,usec=12,usec_per_call=4.00\r\n\
+///              cmdstat_client|trackinginfo:calls=1,usec=2,usec_per_call=2.00\r\n";
+/// let calls: Vec<_> = session_testing::command_calls(stats).collect();
+/// assert_eq!(calls, [("hset", 3), ("client|trackinginfo", 1)]);
+/// ```
+pub fn command_calls(commandstats: &str) -> impl Iterator<Item = (&str, u64)> {
+    resp::info_fields(commandstats).filter_map(|(name, stats)| {
+        let command = name.strip_prefix("cmdstat_")?;
+        let calls = stats
+            .split(',')
+            .find_map(|field| field.strip_prefix("calls="))?;
+        Some((command, calls.parse().ok()?))
+    })
 }

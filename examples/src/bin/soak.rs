@@ -1123,19 +1123,10 @@ impl Servers {
             else {
                 continue;
             };
-            for (name, value) in session_testing::info_fields(&stats) {
-                // cmdstat_hgetall:calls=2,usec=5,...
-                let Some(index) = name
-                    .strip_prefix("cmdstat_")
-                    .and_then(|command| commands.iter().position(|c| *c == command))
-                else {
-                    continue;
-                };
-                calls[index] += value
-                    .split(',')
-                    .find_map(|field| field.strip_prefix("calls="))
-                    .and_then(|count| count.parse::<u64>().ok())
-                    .unwrap_or(0);
+            for (command, count) in session_testing::command_calls(&stats) {
+                if let Some(index) = commands.iter().position(|c| *c == command) {
+                    calls[index] += count;
+                }
             }
         }
         calls

@@ -72,12 +72,8 @@ pub fn integer(reply: std::io::Result<Reply>) -> i64 {
 
 /// Calls per command since the last `CONFIG RESETSTAT`.
 pub fn command_calls(server: &RedisServer) -> Vec<(String, u64)> {
-    info_fields(&info(server, "commandstats"))
-        .filter_map(|(name, stats)| {
-            let command = name.strip_prefix("cmdstat_")?;
-            let calls = stats.split(',').find_map(|kv| kv.strip_prefix("calls="))?;
-            Some((command.to_owned(), calls.parse().ok()?))
-        })
+    session_testing::command_calls(&info(server, "commandstats"))
+        .map(|(command, calls)| (command.to_owned(), calls))
         .collect()
 }
 
