@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use session_core::{SessionConfig, SessionManager};
 use session_redis::RedisStore;
-use session_testing::{RedisSentinel, RedisServer, Reply, info_fields};
+use session_testing::{RedisSentinel, RedisServer, Reply, info_fields, wait_for};
 
 use common::{calls_where, command_calls, cookie_pair, integer, peek, redis_key, visit};
 
@@ -245,6 +245,10 @@ async fn a_restarted_redis_is_not_answered_from_memory() {
 /// through the cache afterwards see those writes and that logout: Sentinel
 /// closes the demoted server's clients, the cache's connection among them,
 /// and the cache starts again empty on the next connection.
+/// How long the sentinels may take to fail over, or to demote a master
+/// that is back.
+const FAILOVER: Duration = Duration::from_secs(60);
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
     let sentinel = RedisSentinel::start_with_replicas(2);
@@ -269,12 +273,19 @@ async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
 
     old.pause();
     let new_port = tokio::task::block_in_place(|| {
-        wait_for("another master", || {
+        wait_for("another master", FAILOVER, || {
             let port = sentinel.current_master_port();
             let role = server_on(&sentinel, port).and_then(RedisServer::role);
-            (port != old_port && role.as_deref() == Some("master")).then_some(port)
+            if port != old_port && role.as_deref() == Some("master") {
+                Ok(port)
+            } else {
+                Err(format!(
+                    "the sentinels report {port}, whose role is {role:?}"
+                ))
+            }
         })
-    });
+    })
+    .expect("a failover");
     // A process that connects now finds the new master (the sentinels,
     // busy with the failover, may take a while to answer it).
     let after = until_ok("connecting after the failover", async || {
@@ -306,10 +317,12 @@ async fn a_live_master_that_sentinel_demotes_is_not_answered_from_memory() {
 
     old.resume();
     tokio::task::block_in_place(|| {
-        wait_for("the old master demoted", || {
-            (old.role().as_deref() == Some("slave")).then_some(())
-        });
-    });
+        wait_for("the old master demoted", FAILOVER, || match old.role() {
+            Some(role) if role == "slave" => Ok(()),
+            role => Err(format!("its role is {role:?}")),
+        })
+    })
+    .expect("a demotion");
     let seen = until_ok("a load through the cache", async || {
         let kept = cache.request().session([kept.as_bytes()]).await?;
         let logged_out = cache.request().session([logged_out.as_bytes()]).await?;
@@ -343,18 +356,6 @@ async fn until_ok<T>(
             }
             Err(error) => panic!("{what}: {error}"),
         }
-    }
-}
-
-/// What `check` gives once it gives something, polling for at most 60 s.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(value) = check() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "waited 60 s for {what}");
-        thread::sleep(Duration::from_millis(100));
     }
 }
 

@@ -79,7 +79,7 @@ mod server;
 
 pub use cluster::{RedisCluster, RedisClusterBuilder};
 pub use postgres::{POSTGRES_USER, PostgresServer, reap_postgres_orphans};
-pub use process::reap_orphans;
+pub use process::{reap_orphans, wait_for};
 pub use proxy::AnswerLosingProxy;
 pub use resp::Reply;
 pub use sentinel::{RedisSentinel, SERVICE_NAME};

@@ -355,9 +355,26 @@ impl Drop for Instance {
     }
 }
 
-/// Polls `check` until it returns `Ok`, or fails after `timeout` with the
-/// last reason it gave.
-pub(crate) fn wait_for<T>(
+/// Polls `check` (every 50 ms) until it returns `Ok`, or fails after
+/// `timeout` with the last reason it gave: for a deployment's state that
+/// changes on its own (a failover, a replica catching up).
+///
+/// ```
+/// use std::time::Duration;
+///
+/// let mut polls = 0;
+/// let third = session_testing::wait_for("a third poll", Duration::from_secs(5), || {
+///     polls += 1;
+///     if polls == 3 { Ok(polls) } else { Err(format!("poll {polls}")) }
+/// });
+/// assert_eq!(third, Ok(3));
+/// ```
+///
+/// # Errors
+///
+/// When `timeout` passes without an `Ok`: the message names `what` and
+/// the last reason.
+pub fn wait_for<T>(
     what: &str,
     timeout: Duration,
     mut check: impl FnMut() -> Result<T, String>,
