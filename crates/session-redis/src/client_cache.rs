@@ -267,7 +267,7 @@ impl ClientCache {
                     Passage::TimedOut => return Err(shared.redis.timed_out()),
                 },
                 Route::ReadTracked(cached) if client.is_connected() => {
-                    return Box::pin(self.read_tracked(id, cached, read)).await;
+                    return Box::pin(self.read_tracked(cached, read)).await;
                 }
                 Route::ReadTracked(_) | Route::ReadUntracked => break,
             }
@@ -305,11 +305,10 @@ impl ClientCache {
 
     /// Reads session `id` on the cache's connection, which Redis then
     /// tracks, and keeps it unless an invalidation or an emptying came
-    /// while it was read. `cached` is `id` as the cache keeps it.
+    /// while it was read.
     async fn read_tracked(
         &self,
-        id: &str,
-        cached: CachedId,
+        id: CachedId,
         read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
     ) -> Result<Option<Arc<Record>>, Error> {
         let emptied = {
@@ -319,14 +318,14 @@ impl ClientCache {
             // (Without invalidations to come, the read is not kept: the
             // mark is already taken as invalidated.)
             let intact = state.apply_invalidations(&self.0.key_prefix);
-            let loading = state.loading.entry(cached).or_default();
+            let loading = state.loading.entry(id).or_default();
             loading.count += 1;
             loading.invalidated |= !intact;
             state.emptied
         };
         let mut loading = LoadingGuard {
             cache: &self.0,
-            id: cached,
+            id,
             done: false,
         };
         let record = read(&self.0.redis).await?.map(Arc::new);
@@ -344,6 +343,11 @@ impl ClientCache {
     /// Session `id` is being written (or created, or deleted) by this
     /// process: its next load reads it untracked.
     pub(crate) fn written(&self, id: &str) {
+        // An id the cache cannot keep has no entry, and is never read
+        // tracked.
+        let Some(id) = CachedId::new(id) else {
+            return;
+        };
         let mut state = self.0.lock();
         state.mark_loading_invalidated(id);
         // In place of what the cache held of it.
@@ -554,26 +558,28 @@ impl State {
     /// process wrote it stays: the invalidation is most likely of that
     /// very write.
     fn invalidate(&mut self, id: &str) {
-        if let Some(cached) = CachedId::new(id) {
-            if let Some(Entry {
-                state: EntryState::Cached(_),
-                ..
-            }) = self.entries.get(&cached)
-            {
-                self.entries.remove(&cached);
-            }
+        // An id the cache cannot keep has no entry, and is never read
+        // tracked.
+        let Some(id) = CachedId::new(id) else {
+            return;
+        };
+        if let Some(Entry {
+            state: EntryState::Cached(_),
+            ..
+        }) = self.entries.get(&id)
+        {
+            self.entries.remove(&id);
         }
         self.mark_loading_invalidated(id);
     }
 
     /// A read of session `id` under way, if any, must not be kept.
-    fn mark_loading_invalidated(&mut self, id: &str) {
+    fn mark_loading_invalidated(&mut self, id: CachedId) {
         // Without reads under way (the usual case), no hashing.
         if self.loading.is_empty() {
             return;
         }
-        // An id the cache cannot keep is never read tracked.
-        if let Some(loading) = CachedId::new(id).and_then(|id| self.loading.get_mut(&id)) {
+        if let Some(loading) = self.loading.get_mut(&id) {
             loading.invalidated = true;
         }
     }
@@ -587,10 +593,7 @@ impl State {
     /// Enters `state` for session `id`: in place of what is there (which
     /// keeps its place in the order of eviction), or as a new entry,
     /// evicting the oldest when the cache is full.
-    fn enter(&mut self, id: &str, state: EntryState, capacity: usize) {
-        let Some(id) = CachedId::new(id) else {
-            return;
-        };
+    fn enter(&mut self, id: CachedId, state: EntryState, capacity: usize) {
         if let Some(entry) = self.entries.get_mut(&id) {
             entry.state = state;
             return;
@@ -828,8 +831,9 @@ mod tests {
         let (sender, receiver) = broadcast::channel(2);
         let mut state = State::new(receiver);
         let record = Arc::new(Record::new(SystemTime::UNIX_EPOCH));
-        state.enter("a", EntryState::Cached(Arc::clone(&record)), 10);
-        state.enter("b", EntryState::Cached(record), 10);
+        let id = |id| CachedId::new(id).expect("short enough");
+        state.enter(id("a"), EntryState::Cached(Arc::clone(&record)), 10);
+        state.enter(id("b"), EntryState::Cached(record), 10);
         let server = fred::types::config::Server::new("127.0.0.1", 6379);
         for key in ["session:x", "session:y", "session:z"] {
             sender
