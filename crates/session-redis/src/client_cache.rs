@@ -20,9 +20,10 @@
 //! processed the barrier after every write answered before the request
 //! arrived (another process's logout included), so the cache answers what
 //! an `HGETALL` sent then would have, and a logout is as final as without
-//! it. The round trip is shared: the loads that begin while a barrier is
-//! still waiting to be sent all wait for that one, so under load one
-//! barrier serves many requests, and Redis decodes and sends no session.
+//! it. The round trip is shared, and one barrier is out at a time: the
+//! loads that begin while one is on its way all wait for the next, sent
+//! when it comes back, so under load one barrier serves many requests, and
+//! Redis decodes and sends no session.
 //!
 //! * **A load that finds nothing cached** reads at once, on the cache's
 //!   connection (so that Redis tracks the key from then on), and keeps what
@@ -51,11 +52,13 @@
 //!   equal to the key's, is past too, and the core treats it as gone.
 //! * When the cache's connection is not up, or a barrier fails at once (an
 //!   ACL that forbids `CLIENT`, say), a load reads through the store's own
-//!   connection, uncached, as if there were no cache. A barrier that
-//!   failed only after half the command timeout or more (Redis not
-//!   answering) fails the loads that waited for it, with the store's
-//!   timeout error: reading elsewhere would take them past the command
-//!   timeout, which bounds every operation.
+//!   connection, uncached, as if there were no cache. A load whose barrier
+//!   failed after it had waited half the command timeout or more (Redis
+//!   not answering) fails, with the store's timeout error: reading
+//!   elsewhere would take it past the command timeout, which bounds every
+//!   operation. A barrier out for more than a quarter of the timeout no
+//!   longer holds back the next, so a slow Redis delays a load's barrier
+//!   by that much at most.
 //!
 //! [`RedisStoreBuilder::client_cache`]: crate::RedisStoreBuilder::client_cache
 
@@ -98,9 +101,6 @@ struct Shared {
 struct Barriers {
     passed: u64,
     failed: u64,
-    /// The newest that failed only after half the command timeout or
-    /// more: no time is left for the loads that waited to read elsewhere.
-    timed_out: u64,
 }
 
 /// How a barrier went, for the loads that waited for it.
@@ -120,6 +120,9 @@ struct State {
     open: Option<u64>,
     /// The last barrier started.
     started: u64,
+    /// Whether a task is sending barriers (one at a time, until none is
+    /// open).
+    sending: bool,
     invalidations: broadcast::Receiver<Invalidation>,
     /// By session id.
     entries: HashMap<CachedId, Entry>,
@@ -362,29 +365,36 @@ impl ClientCache {
     /// invalidation Redis sent before it applied).
     async fn barrier(&self) -> Passage {
         let shared = &self.0;
+        let began = Instant::now();
         let barrier = {
             let mut state = shared.lock();
-            match state.open {
-                Some(open) => open,
-                None => {
-                    state.started += 1;
-                    let barrier = state.started;
-                    state.open = Some(barrier);
-                    tokio::spawn(Arc::clone(shared).send_barrier(barrier));
-                    barrier
-                }
+            let barrier = state.open.unwrap_or_else(|| {
+                state.started += 1;
+                state.open = Some(state.started);
+                state.started
+            });
+            if !state.sending {
+                state.sending = true;
+                tokio::spawn(Arc::clone(shared).send_barriers());
             }
+            barrier
         };
         let mut barriers = shared.barriers.subscribe();
-        match barriers
+        let passed = match barriers
             .wait_for(|b| b.passed >= barrier || b.failed >= barrier)
             .await
         {
-            Ok(barriers) if barriers.passed >= barrier => Passage::Passed,
-            Ok(barriers) if barriers.timed_out >= barrier => Passage::TimedOut,
-            Ok(_) => Passage::Failed,
+            Ok(barriers) => barriers.passed >= barrier,
             // The sender lives as long as `shared`, which we hold.
-            Err(_) => Passage::Failed,
+            Err(_) => false,
+        };
+        let timeout = shared.redis.timeout();
+        if passed {
+            Passage::Passed
+        } else if !timeout.is_zero() && began.elapsed() >= timeout / 2 {
+            Passage::TimedOut
+        } else {
+            Passage::Failed
         }
     }
 }
@@ -404,28 +414,82 @@ impl Shared {
         })
     }
 
-    async fn send_barrier(self: Arc<Self>, barrier: u64) {
-        {
-            let mut state = self.lock();
-            if state.open == Some(barrier) {
-                state.open = None;
+    /// Sends the open barrier, and then the one opened while it was on
+    /// its way, until none is open: one barrier at a time, so that the
+    /// loads that begin during a round trip share the next one.
+    ///
+    /// A barrier out for longer than a quarter of the command timeout
+    /// (Redis is slow, or down) no longer holds back the next: it is left
+    /// to finish on its own, and the next goes out. So a load waits at
+    /// most about a quarter of the timeout for its barrier to go out, and
+    /// the timeout for it to come back.
+    async fn send_barriers(self: Arc<Self>) {
+        let hold_back = self.redis.timeout() / 4;
+        let mut sending = Sending {
+            cache: &self,
+            done: false,
+        };
+        loop {
+            let barrier = {
+                let mut state = self.lock();
+                let Some(barrier) = state.open.take() else {
+                    state.sending = false;
+                    sending.done = true;
+                    return;
+                };
+                barrier
+            };
+            let mut passing = Box::pin(Arc::clone(&self).pass(barrier));
+            if hold_back.is_zero() {
+                passing.await;
+            } else if crate::watchdog::within(hold_back, passing.as_mut())
+                .await
+                .is_none()
+            {
+                tokio::spawn(passing);
             }
         }
-        let sent = Instant::now();
+    }
+
+    /// Sends `barrier`, and tells the loads waiting for it how it went.
+    async fn pass(self: Arc<Self>, barrier: u64) {
         let passed = self.pass_barrier().await;
-        let timeout = self.redis.timeout();
-        let timed_out = !passed && !timeout.is_zero() && sent.elapsed() >= timeout / 2;
         self.lock().tracking = passed;
+        self.publish(barrier, passed);
+    }
+
+    /// Tells the loads waiting for `barrier` (and any before) how it went.
+    fn publish(&self, barrier: u64, passed: bool) {
         self.barriers.send_modify(|barriers| {
             if passed {
                 barriers.passed = barriers.passed.max(barrier);
             } else {
                 barriers.failed = barriers.failed.max(barrier);
             }
-            if timed_out {
-                barriers.timed_out = barriers.timed_out.max(barrier);
-            }
         });
+    }
+}
+
+/// The barrier sender's mark: if its task is dropped before it is done
+/// (its runtime shut down), the barriers it would have sent fail, and the
+/// next load starts a sender of its own.
+struct Sending<'a> {
+    cache: &'a Shared,
+    done: bool,
+}
+
+impl Drop for Sending<'_> {
+    fn drop(&mut self) {
+        if self.done {
+            return;
+        }
+        let started = {
+            let mut state = self.cache.lock();
+            state.sending = false;
+            state.open = None;
+            state.started
+        };
+        self.cache.publish(started, false);
     }
 }
 
@@ -491,6 +555,7 @@ impl State {
         State {
             open: None,
             started: 0,
+            sending: false,
             invalidations,
             entries: HashMap::new(),
             order: VecDeque::new(),

@@ -424,16 +424,16 @@ impl RedisStoreBuilder {
     ///
     /// What it costs and saves: a load of a cached session still makes a
     /// round trip, a barrier (`CLIENT TRACKINGINFO` and a `GET`) on a
-    /// connection of the cache's own, but the loads that begin while one
-    /// is waiting to be sent share it, so under load one round trip serves
-    /// many requests, and neither Redis nor this process encodes or
-    /// decodes the session. A load of one that is not cached reads it at
-    /// once, as without the cache; one that was cached but changed since
-    /// makes two round trips (the barrier, then the read). A session this
-    /// process created or wrote is read untracked next time, as without
-    /// the cache, so sessions written on every request (a counter) cost
-    /// about what they cost without it (the repository's BENCHMARKS.md
-    /// measures both). Redis keeps, per cached session, a few dozen bytes in
+    /// connection of the cache's own, but one barrier is out at a time and
+    /// the loads that begin while it is share the next, so under load one
+    /// round trip serves many requests, and neither Redis nor this process
+    /// encodes or decodes the session. A load of one that is not cached
+    /// reads it at once, as without the cache; one that was cached but
+    /// changed since makes two round trips (the barrier, then the read).
+    /// A session this process created or wrote is read untracked next
+    /// time, as without the cache, so sessions written on every request
+    /// (a counter) cost about what they cost without it (the repository's
+    /// BENCHMARKS.md measures both). Redis keeps, per cached session, a few dozen bytes in
     /// its tracking table (bounded by its `tracking-table-max-keys`); this
     /// process keeps the sessions themselves, at most `max_sessions` of
     /// them (and as many marks of sessions it wrote). The cache's
@@ -443,7 +443,8 @@ impl RedisStoreBuilder {
     /// them, loads go uncached. While the cache's connection is not up,
     /// loads go uncached too; a barrier that Redis does not answer fails
     /// its loads within the command timeout, as a load without the cache
-    /// would. [`connect`](Self::connect) waits for the cache's connection
+    /// would (a quarter more for those that began while another barrier
+    /// was out: that long, it holds theirs back). [`connect`](Self::connect) waits for the cache's connection
     /// as for the store's (within the command timeout).
     ///
     /// For the [hash layout](crate::hash) on one server or behind

@@ -12,6 +12,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
@@ -158,7 +159,7 @@ async fn loads_racing_writes_never_go_back_to_an_older_value() {
         .map(|_| {
             let (here, cookie, stop) = (Arc::clone(&here), cookie.clone(), Arc::clone(&stop));
             tokio::spawn(async move {
-                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                while !stop.load(Ordering::Relaxed) {
                     k_seen(&here, &cookie).await;
                 }
             })
@@ -173,10 +174,110 @@ async fn loads_racing_writes_never_go_back_to_an_older_value() {
             .expect("a number");
         assert!(seen >= written, "wrote {written}, then loaded {seen}");
     }
-    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
     for racer in racers {
         racer.await.expect("a racer");
     }
+}
+
+fn barriers(server: &RedisServer) -> u64 {
+    calls_where(&command_calls(server), |name| name == "client|trackinginfo")
+}
+
+/// A cached store whose commands time out after `timeout`.
+async fn cached_within(url: &str, timeout: Duration) -> SessionManager {
+    let store = RedisStore::builder()
+        .client_cache(1_000)
+        .command_timeout(timeout)
+        .connect(url)
+        .await
+        .expect("connect");
+    SessionManager::new(store, SessionConfig::default())
+}
+
+/// Starts a load of session `cookie` through `manager`: what `k` holds,
+/// or the load's error.
+fn start_load(
+    manager: &Arc<SessionManager>,
+    cookie: &str,
+) -> tokio::task::JoinHandle<Result<Option<String>, session_core::Error>> {
+    let (manager, cookie) = (Arc::clone(manager), cookie.to_owned());
+    tokio::spawn(async move {
+        let session = manager.request().session([cookie.as_bytes()]).await?;
+        Ok(session.get("k").expect("a string"))
+    })
+}
+
+/// Loads that begin while a barrier is on its way cannot use it (a write
+/// answered after it was sent would be missed), and wait for the next one,
+/// sent when it comes back: however many begin during one round trip, they
+/// cost Redis one barrier.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loads_that_begin_during_a_barrier_share_the_next_one() {
+    let server = RedisServer::start();
+    let late = LateProxy::start(server.port(), Duration::from_millis(300));
+    let here = Arc::new(cached(&late.url()).await);
+    let there = uncached(&server.url()).await;
+    let cookie = session_with(&there, "v").await;
+    // Read tracked, then answered from memory: cached.
+    for _ in 0..2 {
+        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("v"));
+    }
+    let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
+    let mut loads = Vec::new();
+    for _ in 0..4 {
+        loads.push(start_load(&here, &cookie));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+    }
+    for load in loads {
+        let seen = load.await.expect("a load").expect("loaded");
+        assert_eq!(seen.as_deref(), Some("v"));
+    }
+    assert_eq!(
+        barriers(&server) - barriers_before,
+        2,
+        "one for the first load, one for the three that began while it was out"
+    );
+    assert_eq!(hgetalls(&server), hgetalls_before, "all from memory");
+}
+
+/// A barrier that Redis is slow to answer holds back the next one for a
+/// quarter of the command timeout at most: the loads that begin while it
+/// is out are still answered, from memory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_barrier_does_not_hold_back_the_next() {
+    let server = RedisServer::start();
+    // Quick to connect through, slow once the session is cached: a round
+    // trip takes most of the 2 s timeout.
+    let late = LateProxy::start(server.port(), Duration::ZERO);
+    let here = Arc::new(cached_within(&late.url(), Duration::from_secs(2)).await);
+    let there = uncached(&server.url()).await;
+    let cookie = session_with(&there, "v").await;
+    for _ in 0..2 {
+        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("v"));
+    }
+    let round_trip = Duration::from_millis(1_500);
+    late.set_delay(round_trip);
+    let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
+    let mut loads = Vec::new();
+    for _ in 0..3 {
+        let began = Instant::now();
+        let load = start_load(&here, &cookie);
+        loads.push(async move { (load.await, began.elapsed()) });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    for load in loads {
+        let (seen, took) = load.await;
+        assert_eq!(seen.expect("a load").expect("loaded").as_deref(), Some("v"));
+        // Held back half a second at most (a quarter of the timeout), where
+        // waiting for the barrier out to come back could take 1.5 s.
+        assert!(
+            took < round_trip + Duration::from_millis(800),
+            "a load took {took:?}"
+        );
+    }
+    assert_eq!(barriers(&server) - barriers_before, 3, "one for each");
+    assert_eq!(hgetalls(&server), hgetalls_before, "all from memory");
 }
 
 #[tokio::test]
@@ -385,22 +486,36 @@ async fn a_cache_that_cannot_track_reads_through_the_store() {
 /// (and what the client sends at once), as a congested link would.
 struct LateProxy {
     port: u16,
+    /// The delay, in milliseconds: it can change while connections are open.
+    delay: Arc<AtomicU64>,
 }
 
 impl LateProxy {
     fn start(upstream: u16, delay: Duration) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local address").port();
+        let proxy = LateProxy {
+            port,
+            delay: Arc::new(AtomicU64::new(0)),
+        };
+        proxy.set_delay(delay);
+        let delay = Arc::clone(&proxy.delay);
         thread::spawn(move || {
             for client in listener.incoming() {
                 let Ok(client) = client else { continue };
                 let Ok(server) = TcpStream::connect(("127.0.0.1", upstream)) else {
                     continue;
                 };
-                let _ = relay(client, server, delay);
+                let _ = relay(client, server, Arc::clone(&delay));
             }
         });
-        LateProxy { port }
+        proxy
+    }
+
+    /// Hands on what the server sends from now on `delay` late.
+    fn set_delay(&self, delay: Duration) {
+        let millis = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.delay.store(millis, Ordering::Relaxed);
     }
 
     fn url(&self) -> String {
@@ -408,7 +523,7 @@ impl LateProxy {
     }
 }
 
-fn relay(client: TcpStream, server: TcpStream, delay: Duration) -> std::io::Result<()> {
+fn relay(client: TcpStream, server: TcpStream, delay: Arc<AtomicU64>) -> std::io::Result<()> {
     let _ = client.set_nodelay(true);
     let _ = server.set_nodelay(true);
     let (mut client_in, mut server_out) = (client.try_clone()?, server.try_clone()?);
@@ -416,6 +531,7 @@ fn relay(client: TcpStream, server: TcpStream, delay: Duration) -> std::io::Resu
         let _ = std::io::copy(&mut client_in, &mut server_out);
         let _ = server_out.shutdown(Shutdown::Write);
     });
+    // What the server sent, with when it is due at the client.
     let (arrivals, late) = mpsc::channel::<(Instant, Vec<u8>)>();
     let mut server_in = server;
     thread::spawn(move || {
@@ -424,8 +540,9 @@ fn relay(client: TcpStream, server: TcpStream, delay: Duration) -> std::io::Resu
             match server_in.read(&mut buffer) {
                 Ok(0) | Err(_) => return,
                 Ok(n) => {
+                    let delay = Duration::from_millis(delay.load(Ordering::Relaxed));
                     if arrivals
-                        .send((Instant::now(), buffer[..n].to_vec()))
+                        .send((Instant::now() + delay, buffer[..n].to_vec()))
                         .is_err()
                     {
                         return;
@@ -436,8 +553,8 @@ fn relay(client: TcpStream, server: TcpStream, delay: Duration) -> std::io::Resu
     });
     let mut client_out = client;
     thread::spawn(move || {
-        for (arrived, bytes) in late {
-            thread::sleep((arrived + delay).saturating_duration_since(Instant::now()));
+        for (due, bytes) in late {
+            thread::sleep(due.saturating_duration_since(Instant::now()));
             if client_out.write_all(&bytes).is_err() {
                 return;
             }
