@@ -423,18 +423,16 @@ impl Shared {
     /// to finish on its own, and the next goes out. So a load waits at
     /// most about a quarter of the timeout for its barrier to go out, and
     /// the timeout for it to come back.
+    ///
+    /// The task lives as long as the runtime it was spawned on, as the
+    /// store's connections (fred's tasks) do: a store is not used past it.
     async fn send_barriers(self: Arc<Self>) {
         let hold_back = self.redis.timeout() / 4;
-        let mut sending = Sending {
-            cache: &self,
-            done: false,
-        };
         loop {
             let barrier = {
                 let mut state = self.lock();
                 let Some(barrier) = state.open.take() else {
                     state.sending = false;
-                    sending.done = true;
                     return;
                 };
                 barrier
@@ -451,15 +449,11 @@ impl Shared {
         }
     }
 
-    /// Sends `barrier`, and tells the loads waiting for it how it went.
+    /// Sends `barrier`, and tells the loads waiting for it (and for any
+    /// before it) how it went.
     async fn pass(self: Arc<Self>, barrier: u64) {
         let passed = self.pass_barrier().await;
         self.lock().tracking = passed;
-        self.publish(barrier, passed);
-    }
-
-    /// Tells the loads waiting for `barrier` (and any before) how it went.
-    fn publish(&self, barrier: u64, passed: bool) {
         self.barriers.send_modify(|barriers| {
             if passed {
                 barriers.passed = barriers.passed.max(barrier);
@@ -467,29 +461,6 @@ impl Shared {
                 barriers.failed = barriers.failed.max(barrier);
             }
         });
-    }
-}
-
-/// The barrier sender's mark: if its task is dropped before it is done
-/// (its runtime shut down), the barriers it would have sent fail, and the
-/// next load starts a sender of its own.
-struct Sending<'a> {
-    cache: &'a Shared,
-    done: bool,
-}
-
-impl Drop for Sending<'_> {
-    fn drop(&mut self) {
-        if self.done {
-            return;
-        }
-        let started = {
-            let mut state = self.cache.lock();
-            state.sending = false;
-            state.open = None;
-            state.started
-        };
-        self.cache.publish(started, false);
     }
 }
 
