@@ -195,6 +195,16 @@ async fn cached_within(url: &str, timeout: Duration) -> SessionManager {
     SessionManager::new(store, SessionConfig::default())
 }
 
+/// A new session holding `{"k": value}`, made through `there` and cached
+/// by `here` (read tracked, then answered from memory): its cookie pair.
+async fn cached_session(here: &SessionManager, there: &SessionManager, value: &str) -> String {
+    let cookie = session_with(there, value).await;
+    for _ in 0..2 {
+        assert_eq!(k_seen(here, &cookie).await.as_deref(), Some(value));
+    }
+    cookie
+}
+
 /// Starts a load of session `cookie` through `manager`: what `k` holds,
 /// or the load's error.
 fn start_load(
@@ -218,11 +228,7 @@ async fn loads_that_begin_during_a_barrier_share_the_next_one() {
     let late = LateProxy::start(server.port(), Duration::from_millis(300));
     let here = Arc::new(cached(&late.url()).await);
     let there = uncached(&server.url()).await;
-    let cookie = session_with(&there, "v").await;
-    // Read tracked, then answered from memory: cached.
-    for _ in 0..2 {
-        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("v"));
-    }
+    let cookie = cached_session(&here, &there, "v").await;
     let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
     let mut loads = Vec::new();
     for _ in 0..4 {
@@ -252,10 +258,7 @@ async fn a_slow_barrier_does_not_hold_back_the_next() {
     let late = LateProxy::start(server.port(), Duration::ZERO);
     let here = Arc::new(cached_within(&late.url(), Duration::from_secs(2)).await);
     let there = uncached(&server.url()).await;
-    let cookie = session_with(&there, "v").await;
-    for _ in 0..2 {
-        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("v"));
-    }
+    let cookie = cached_session(&here, &there, "v").await;
     let round_trip = Duration::from_millis(1_500);
     late.set_delay(round_trip);
     let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
