@@ -52,11 +52,11 @@
 //!   equal to the key's, is past too, and the core treats it as gone.
 //! * When the cache's connection is not up, or a barrier fails at once (an
 //!   ACL that forbids `CLIENT`, say), a load reads through the store's own
-//!   connection, uncached, as if there were no cache. A load whose barrier
-//!   failed after it had waited half the command timeout or more (Redis
-//!   not answering) fails, with the store's timeout error: reading
-//!   elsewhere would take it past the command timeout, which bounds every
-//!   operation. A barrier out for more than a quarter of the timeout no
+//!   connection, uncached, as if there were no cache. When a barrier fails
+//!   half the command timeout or more after its first load began to wait
+//!   (Redis not answering), its loads fail, with the store's timeout
+//!   error: reading elsewhere would take them past the command timeout,
+//!   which bounds every operation. A barrier out for more than a quarter of the timeout no
 //!   longer holds back the next, so a slow Redis delays a load's barrier
 //!   by that much at most.
 //!
@@ -116,8 +116,9 @@ enum Passage {
 }
 
 struct State {
-    /// The barrier loads may still join: not sent yet.
-    open: Option<u64>,
+    /// The barrier loads may still join, not sent yet, and when it was
+    /// opened (the first of its loads began to wait).
+    open: Option<(u64, Instant)>,
     /// The last barrier started.
     started: u64,
     /// Whether a task is sending barriers (one at a time, until none is
@@ -365,19 +366,21 @@ impl ClientCache {
     /// invalidation Redis sent before it applied).
     async fn barrier(&self) -> Passage {
         let shared = &self.0;
-        let began = Instant::now();
-        let barrier = {
+        let (barrier, opened) = {
             let mut state = shared.lock();
-            let barrier = state.open.unwrap_or_else(|| {
+            // One clock read per barrier, not per load: the loads that join
+            // it began to wait at most the hold-back later (see
+            // `Shared::send_barriers`).
+            let state = &mut *state;
+            let (barrier, opened) = *state.open.get_or_insert_with(|| {
                 state.started += 1;
-                state.open = Some(state.started);
-                state.started
+                (state.started, Instant::now())
             });
             if !state.sending {
                 state.sending = true;
                 tokio::spawn(Arc::clone(shared).send_barriers());
             }
-            barrier
+            (barrier, opened)
         };
         let mut barriers = shared.barriers.subscribe();
         let passed = match barriers
@@ -391,7 +394,7 @@ impl ClientCache {
         let timeout = shared.redis.timeout();
         if passed {
             Passage::Passed
-        } else if !timeout.is_zero() && began.elapsed() >= timeout / 2 {
+        } else if !timeout.is_zero() && opened.elapsed() >= timeout / 2 {
             Passage::TimedOut
         } else {
             Passage::Failed
@@ -431,7 +434,7 @@ impl Shared {
         loop {
             let barrier = {
                 let mut state = self.lock();
-                let Some(barrier) = state.open.take() else {
+                let Some((barrier, _)) = state.open.take() else {
                     state.sending = false;
                     return;
                 };
