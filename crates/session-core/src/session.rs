@@ -9,6 +9,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
 use crate::expiry::Rules;
+use crate::lifecycle::RequestInner;
 use crate::{Changes, Error, Expiry, Record, SessionHandle, SessionManager, UserSession};
 
 /// A user's session: a JSON object that survives between requests.
@@ -31,8 +32,16 @@ use crate::{Changes, Error, Expiry, Record, SessionHandle, SessionManager, UserS
 /// # handler(Session::new_detached()).unwrap();
 /// ```
 #[derive(Clone)]
-pub struct Session {
-    state: Arc<Mutex<State>>,
+pub struct Session(Handle);
+
+/// Where a session's state lives.
+#[derive(Clone)]
+enum Handle {
+    /// A request's: in the request's own allocation, beside what the
+    /// lifecycle keeps of it (its manager, the cookie it was loaded from).
+    Request(Arc<RequestInner>),
+    /// One attached to no request or store.
+    Detached(Arc<Mutex<State>>),
 }
 
 /// What happens to the session's identity when the response is sent.
@@ -88,45 +97,39 @@ pub(crate) struct State {
     pub(crate) is_new: bool,
     pub(crate) changes: Changes,
     pub(crate) renewal: Renewal,
-    /// The request the session belongs to: its manager, and the cookie
-    /// value it was loaded from. `None` for a detached session.
-    origin: Option<Origin>,
 }
 
-/// Where a session attached to a request came from.
-#[derive(Debug)]
-struct Origin {
-    manager: SessionManager,
-    /// `None` for a session new to this request.
-    cookie: Option<Arc<str>>,
+impl State {
+    /// Locks `state`.
+    pub(crate) fn lock(state: &Mutex<State>) -> MutexGuard<'_, State> {
+        // The state stays consistent at every await-free step, so a panic in
+        // another holder leaves nothing half-written worth refusing.
+        state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The state of a session loaded as `record`, unchanged yet; `is_new`:
+    /// the client had no session.
+    pub(crate) fn new(record: Arc<Record>, is_new: bool) -> Self {
+        State {
+            record,
+            is_new,
+            changes: Changes::default(),
+            renewal: Renewal::Keep,
+        }
+    }
 }
 
 impl Session {
     pub(crate) fn from_record(record: Arc<Record>, is_new: bool) -> Self {
-        Self::with_origin(record, is_new, None)
+        Session(Handle::Detached(Arc::new(Mutex::new(State::new(
+            record, is_new,
+        )))))
     }
 
-    /// A session of a request of `manager`, loaded from `cookie` (`None`:
-    /// new to this request).
-    pub(crate) fn of_request(
-        record: Arc<Record>,
-        cookie: Option<Arc<str>>,
-        manager: SessionManager,
-    ) -> Self {
-        let is_new = cookie.is_none();
-        Self::with_origin(record, is_new, Some(Origin { manager, cookie }))
-    }
-
-    fn with_origin(record: Arc<Record>, is_new: bool, origin: Option<Origin>) -> Self {
-        Session {
-            state: Arc::new(Mutex::new(State {
-                record,
-                is_new,
-                changes: Changes::default(),
-                renewal: Renewal::Keep,
-                origin,
-            })),
-        }
+    /// The session of `request`, which holds its state: made only once
+    /// the request's session is loaded.
+    pub(crate) fn of_request(request: Arc<RequestInner>) -> Self {
+        Session(Handle::Request(request))
     }
 
     /// A new, empty session attached to no request or store: for unit-testing
@@ -137,9 +140,20 @@ impl Session {
     }
 
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
-        // The state stays consistent at every await-free step, so a panic in
-        // another holder leaves nothing half-written worth refusing.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        match &self.0 {
+            Handle::Request(request) => State::lock(request.state()),
+            Handle::Detached(state) => State::lock(state),
+        }
+    }
+
+    /// The manager of the request the session belongs to, and the cookie
+    /// value it was loaded from (`None`: new to this request); `None` for
+    /// a detached session.
+    fn origin(&self) -> Option<(&SessionManager, Option<&str>)> {
+        match &self.0 {
+            Handle::Request(request) => Some((request.manager(), request.cookie())),
+            Handle::Detached(_) => None,
+        }
     }
 
     /// The value under `key`, deserialized as `T`. `Ok(None)` when absent;
@@ -348,51 +362,50 @@ impl Session {
     }
 }
 
-impl Session {
+impl State {
     /// What this request did to the session, as of `now`, for the
     /// lifecycle to save; `reissue` asks for the cookie of an unchanged
     /// session to be sent anew. A record to save gets its new deadline
     /// here, in the session's own record, which the store then shares
     /// rather than copies (a write has already made it the session's own);
     /// a later write goes to a copy, unsaved.
-    pub(crate) fn outcome(&self, rules: &Rules, now: SystemTime, reissue: bool) -> Outcome {
-        let mut state = self.lock();
-        match state.renewal {
+    pub(crate) fn outcome(&mut self, rules: &Rules, now: SystemTime, reissue: bool) -> Outcome {
+        match self.renewal {
             Renewal::Invalidate => {
-                let then = (!state.record.data.is_empty()).then(|| state.restart(rules, now));
+                let then = (!self.record.data.is_empty()).then(|| self.restart(rules, now));
                 Outcome::Invalidated { then }
             }
-            _ if state.is_new => {
-                if state.changes.is_empty() && state.renewal == Renewal::Keep {
+            _ if self.is_new => {
+                if self.changes.is_empty() && self.renewal == Renewal::Keep {
                     Outcome::Unchanged
                 } else {
-                    Outcome::Created(state.restart(rules, now))
+                    Outcome::Created(self.restart(rules, now))
                 }
             }
             Renewal::Regenerate => Outcome::Regenerated {
-                record: state.stamped(rules, now),
-                changes: state.changes.clone(),
+                record: self.stamped(rules, now),
+                changes: self.changes.clone(),
             },
-            Renewal::Keep if !state.changes.is_empty() => {
+            Renewal::Keep if !self.changes.is_empty() => {
                 let data_only =
-                    !state.changes.forced() && !rules.write_moves_deadline(&state.record, now);
+                    !self.changes.forced() && !rules.write_moves_deadline(&self.record, now);
                 Outcome::Changed {
                     record: if data_only {
-                        Arc::clone(&state.record)
+                        Arc::clone(&self.record)
                     } else {
-                        state.stamped(rules, now)
+                        self.stamped(rules, now)
                     },
-                    changes: state.changes.clone(),
+                    changes: self.changes.clone(),
                     data_only,
                 }
             }
-            Renewal::Keep if rules.refresh_due(&state.record, now) => Outcome::Refreshed {
-                record: state.stamped(rules, now),
+            Renewal::Keep if rules.refresh_due(&self.record, now) => Outcome::Refreshed {
+                record: self.stamped(rules, now),
                 restamped: true,
             },
             // Decided without a copy: a read-only request copies nothing.
             Renewal::Keep if reissue => Outcome::Refreshed {
-                record: Arc::clone(&state.record),
+                record: Arc::clone(&self.record),
                 restamped: false,
             },
             Renewal::Keep => Outcome::Unchanged,
@@ -447,9 +460,8 @@ impl Session {
     /// a cookie store's changes with every write.
     #[must_use]
     pub fn handle(&self) -> Option<SessionHandle> {
-        let state = self.lock();
-        let cookie = state.origin.as_ref()?.cookie.as_deref()?;
-        Some(SessionHandle::of(cookie))
+        let (_, cookie) = self.origin()?;
+        Some(SessionHandle::of(cookie?))
     }
 
     /// The live sessions of the user this session is bound to, this one
@@ -501,15 +513,11 @@ impl Session {
 
     /// The manager and the user, for a session bound to one.
     fn bound(&self) -> Result<Option<(SessionManager, String)>, Error> {
-        let state = self.lock();
-        let Some(origin) = &state.origin else {
+        let Some((manager, _)) = self.origin() else {
             return Err(Error::Unsupported("user sessions on a detached session"));
         };
-        Ok(state
-            .record
-            .user
-            .clone()
-            .map(|user| (origin.manager.clone(), user)))
+        let user = self.lock().record.user.clone();
+        Ok(user.map(|user| (manager.clone(), user)))
     }
 }
 

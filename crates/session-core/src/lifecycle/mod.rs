@@ -29,5 +29,6 @@ mod response;
 mod write;
 
 pub use manager::SessionManager;
+pub(crate) use request::RequestInner;
 pub use request::{LoadSession, RequestSession, SaveChanges};
 pub use response::WithSessionSaved;

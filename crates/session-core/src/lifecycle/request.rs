@@ -4,15 +4,15 @@
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
 use tokio::sync::OnceCell;
 
 use super::manager::{SessionManager, Shared};
 use super::write::Writer;
-use crate::session::Outcome;
+use crate::session::{Outcome, State};
 use crate::{CookieConfig, Error, Record, Session, SessionCookie};
 
 /// One request's session: loaded on first use, saved by
@@ -23,19 +23,48 @@ pub struct RequestSession {
     inner: Arc<RequestInner>,
 }
 
-struct RequestInner {
+/// What a request's handles share: one allocation per request, which also
+/// holds the session's state once loaded (the [`Session`]s handed out
+/// point here).
+pub(crate) struct RequestInner {
     manager: SessionManager,
     loaded: OnceCell<Loaded>,
     saved: AtomicBool,
 }
 
 struct Loaded {
-    session: Session,
+    state: Mutex<State>,
     /// The cookie value the session was loaded from; `None` for a new one.
-    cookie: Option<Arc<str>>,
+    cookie: Option<Box<str>>,
     /// Whether the store asked for that cookie to be replaced on this
     /// response even if the session is unchanged.
     reissue: bool,
+}
+
+impl RequestInner {
+    /// The loaded session's state.
+    ///
+    /// # Panics
+    ///
+    /// Before the session is loaded: a [`Session`] of the request is made
+    /// only after.
+    pub(crate) fn state(&self) -> &Mutex<State> {
+        &self
+            .loaded
+            .get()
+            .expect("a request's Session is made once its session is loaded")
+            .state
+    }
+
+    pub(crate) fn manager(&self) -> &SessionManager {
+        &self.manager
+    }
+
+    /// The cookie value the session was loaded from: `None` for a session
+    /// new to this request, or one not loaded yet.
+    pub(crate) fn cookie(&self) -> Option<&str> {
+        self.loaded.get()?.cookie.as_deref()
+    }
 }
 
 impl RequestSession {
@@ -69,8 +98,8 @@ impl RequestSession {
     /// missing, malformed, tampered, unknown or expired cookie gives a new,
     /// empty session.
     pub fn session<'a>(&self, cookie_headers: impl IntoIterator<Item = &'a [u8]>) -> LoadSession {
-        if let Some(loaded) = self.inner.loaded.get() {
-            return LoadSession::ready(loaded.session.clone());
+        if self.inner.loaded.initialized() {
+            return LoadSession::ready(self.loaded_session());
         }
         let mut values = self.inner.manager.candidates(cookie_headers).peekable();
         if let Some(session) = values.peek().and_then(|first| self.load_from_memory(first)) {
@@ -78,18 +107,17 @@ impl RequestSession {
         }
         // In place rather than in a `Vec`: there are at most a few, and
         // usually one, so this spares an allocation on every load.
-        let mut candidates: [Option<Arc<str>>; CookieConfig::MAX_CANDIDATES] = Default::default();
+        let mut candidates: [Option<Box<str>>; CookieConfig::MAX_CANDIDATES] = Default::default();
         for (slot, value) in candidates.iter_mut().zip(values) {
-            *slot = Some(Arc::from(value));
+            *slot = Some(Box::from(value));
         }
         let this = self.clone();
         LoadSession(Loading::Store(Box::pin(async move {
-            let loaded = this
-                .inner
+            this.inner
                 .loaded
                 .get_or_try_init(|| this.load(candidates.into_iter().flatten()))
                 .await?;
-            Ok(loaded.session.clone())
+            Ok(this.loaded_session())
         })))
     }
 
@@ -107,9 +135,14 @@ impl RequestSession {
         {
             return None;
         }
-        let loaded = self.loaded_from(record, Arc::from(value));
+        let loaded = self.loaded_from(record, Box::from(value));
         self.inner.loaded.set(loaded).ok()?;
-        self.inner.loaded.get().map(|loaded| loaded.session.clone())
+        Some(self.loaded_session())
+    }
+
+    /// A handle on the session, once loaded.
+    fn loaded_session(&self) -> Session {
+        Session::of_request(Arc::clone(&self.inner))
     }
 
     /// Whether a handler asked for the session.
@@ -118,7 +151,7 @@ impl RequestSession {
         self.inner.loaded.initialized()
     }
 
-    async fn load(&self, candidates: impl IntoIterator<Item = Arc<str>>) -> Result<Loaded, Error> {
+    async fn load(&self, candidates: impl IntoIterator<Item = Box<str>>) -> Result<Loaded, Error> {
         let Shared { store, config, .. } = self.inner.manager.shared();
         let name = config.cookie().name();
         let now = config.clock().now();
@@ -133,9 +166,8 @@ impl RequestSession {
                 None => tracing::debug!(cookie = name, "session cookie did not load"),
             }
         }
-        let manager = self.inner.manager.clone();
         Ok(Loaded {
-            session: Session::of_request(Arc::new(Record::new(now)), None, manager),
+            state: Mutex::new(State::new(Arc::new(Record::new(now)), true)),
             cookie: None,
             reissue: false,
         })
@@ -144,12 +176,11 @@ impl RequestSession {
     /// This request's session, loaded from `record` behind the cookie
     /// value `value`; the store says whether the cookie is to be issued
     /// again.
-    fn loaded_from(&self, record: Arc<Record>, value: Arc<str>) -> Loaded {
+    fn loaded_from(&self, record: Arc<Record>, value: Box<str>) -> Loaded {
         let Shared { store, config, .. } = self.inner.manager.shared();
         let reissue = store.needs_reissue(SessionCookie::new(config.cookie().name(), &value));
-        let manager = self.inner.manager.clone();
         Loaded {
-            session: Session::of_request(record, Some(Arc::clone(&value)), manager),
+            state: Mutex::new(State::new(record, false)),
             cookie: Some(value),
             reissue,
         }
@@ -183,9 +214,8 @@ impl RequestSession {
         }
         let config = &self.inner.manager.shared().config;
         let now = config.clock().now();
-        let outcome = loaded
-            .session
-            .outcome(&config.expiry_rules(), now, loaded.reissue);
+        let outcome =
+            State::lock(&loaded.state).outcome(&config.expiry_rules(), now, loaded.reissue);
         if matches!(outcome, Outcome::Unchanged) {
             return SaveChanges::nothing();
         }
