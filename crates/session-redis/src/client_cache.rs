@@ -56,9 +56,9 @@
 //!   half the command timeout or more after its first load began to wait
 //!   (Redis not answering), its loads fail, with the store's timeout
 //!   error: reading elsewhere would take them past the command timeout,
-//!   which bounds every operation. A barrier out for more than a quarter of the timeout no
-//!   longer holds back the next, so a slow Redis delays a load's barrier
-//!   by that much at most.
+//!   which bounds every operation. A barrier out for more than a quarter
+//!   of the timeout no longer holds back the next, so a slow Redis delays
+//!   a load's barrier by that much at most.
 //!
 //! [`RedisStoreBuilder::client_cache`]: crate::RedisStoreBuilder::client_cache
 

@@ -433,10 +433,11 @@ impl RedisStoreBuilder {
     /// A session this process created or wrote is read untracked next
     /// time, as without the cache, so sessions written on every request
     /// (a counter) cost about what they cost without it (the repository's
-    /// BENCHMARKS.md measures both). Redis keeps, per cached session, a few dozen bytes in
-    /// its tracking table (bounded by its `tracking-table-max-keys`); this
-    /// process keeps the sessions themselves, at most `max_sessions` of
-    /// them (and as many marks of sessions it wrote). The cache's
+    /// BENCHMARKS.md measures both). Redis keeps, per cached session, a
+    /// few dozen bytes in its tracking table (bounded by its
+    /// `tracking-table-max-keys`); this process keeps the sessions
+    /// themselves, at most `max_sessions` of them (and as many marks of
+    /// sessions it wrote). The cache's
     /// connection is one more per store (per actix-web worker, with
     /// [`connect_lazy`](Self::connect_lazy) in the factory), and needs the
     /// `CLIENT` commands if an ACL restricts the store's user: without
@@ -444,8 +445,9 @@ impl RedisStoreBuilder {
     /// loads go uncached too; a barrier that Redis does not answer fails
     /// its loads within the command timeout, as a load without the cache
     /// would (a quarter more for those that began while another barrier
-    /// was out: that long, it holds theirs back). [`connect`](Self::connect) waits for the cache's connection
-    /// as for the store's (within the command timeout).
+    /// was out: that long, it holds theirs back).
+    /// [`connect`](Self::connect) waits for the cache's connection as for
+    /// the store's (within the command timeout).
     ///
     /// For the [hash layout](crate::hash) on one server or behind
     /// Sentinel; ignored (with a warning in the log) for the aiohttp layout
