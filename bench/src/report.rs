@@ -24,6 +24,10 @@ pub struct Summary {
     pub vs_bare: Option<Ratios>,
     /// For ours, against the peer on the same framework and kind of store.
     pub vs_peer: Option<Ratios>,
+    /// For a Redis-backed session library (ours or a peer), against the
+    /// [floor](Library::Floor) on the same framework: how close it comes to
+    /// the least any Redis-backed session does.
+    pub vs_floor: Option<Ratios>,
     /// Why rounds failed, deduplicated.
     pub failures: Vec<String>,
 }
@@ -117,6 +121,7 @@ pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
                 vs_peer: ours
                     .then(|| ratio_to(server, server.peer(), scenario))
                     .flatten(),
+                vs_floor: ratio_to(server, server.floor(), scenario),
                 failures,
             });
         }
@@ -181,6 +186,11 @@ pub struct TargetCheck {
     pub throughput: f64,
     /// Whether it was met, by the median.
     pub met: bool,
+    /// For a target against a Redis-backed peer, the target restated
+    /// against the [floor](Library::Floor): the minimum times the peer's own
+    /// ratio to the floor in the same scenario. Above 1.0, the target asks
+    /// for more than one `GET` per request allows.
+    pub vs_floor: Option<f64>,
 }
 
 /// The untouched route may cost at most 3% of the bare framework's
@@ -203,6 +213,13 @@ pub const DISTINCT_COOKIE_READ_VS_PEER: f64 = 1.3;
 #[must_use]
 pub fn check_targets(summaries: &[Summary]) -> Vec<TargetCheck> {
     let mut checks = Vec::new();
+    let floor_ratio = |server: Server, scenario: Scenario| {
+        summaries
+            .iter()
+            .find(|s| s.server == server && s.scenario == scenario)
+            .and_then(|s| s.vs_floor)
+            .map(|r| r.capacity)
+    };
     for summary in summaries {
         let (server, scenario) = (summary.server, summary.scenario);
         let mut check = |against: Server, ratio: Option<Ratios>, minimum: f64| {
@@ -219,6 +236,7 @@ pub fn check_targets(summaries: &[Summary]) -> Vec<TargetCheck> {
                     range,
                     throughput,
                     met: measured >= minimum,
+                    vs_floor: floor_ratio(against, scenario).map(|peer| minimum * peer),
                 });
             }
         };
@@ -270,15 +288,17 @@ pub fn machine() -> String {
 /// The table a reader choosing a library looks at first: for each of ours,
 /// on every scenario, requests per core-second against the bare framework
 /// and against the peer, and the database's CPU per request against the
-/// peer's.
+/// peer's; for every Redis-backed session library, ours and the peers, the
+/// same two against the Redis floor, which bounds them all.
 fn summary_table(summaries: &[Summary], options: &Options) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n#### Summary: ours ÷ bare and ours ÷ peer (requests per core-second; \
-         for Redis and Postgres, also the database's CPU per request, theirs ÷ ours)\n"
+        "\n#### Summary: ours ÷ bare and ours ÷ peer, and Redis-backed sessions ÷ \
+         the Redis floor (requests per core-second; for Redis and Postgres, also the \
+         database's CPU per request, theirs ÷ ours)\n"
     );
-    let _ = write!(out, "| ours | against |");
+    let _ = write!(out, "| server | against |");
     for scenario in &options.scenarios {
         let _ = write!(out, " `{scenario}` |");
     }
@@ -305,16 +325,23 @@ fn summary_table(summaries: &[Summary], options: &Options) -> String {
         }
     };
     for &server in &options.servers {
-        if server.library() != Library::Ours {
-            continue;
+        if server.library() == Library::Ours {
+            row(server, server.bare().to_string(), &|s| {
+                s.vs_bare.map(|r| r.capacity)
+            });
+            if let Some(peer) = server.peer() {
+                row(server, peer.to_string(), &|s| s.vs_peer.map(|r| r.capacity));
+                row(server, format!("{peer}, database CPU"), &|s| {
+                    s.vs_peer.and_then(|r| r.store_capacity)
+                });
+            }
         }
-        row(server, server.bare().to_string(), &|s| {
-            s.vs_bare.map(|r| r.capacity)
-        });
-        if let Some(peer) = server.peer() {
-            row(server, peer.to_string(), &|s| s.vs_peer.map(|r| r.capacity));
-            row(server, format!("{peer}, database CPU"), &|s| {
-                s.vs_peer.and_then(|r| r.store_capacity)
+        if let Some(floor) = server.floor() {
+            row(server, floor.to_string(), &|s| {
+                s.vs_floor.map(|r| r.capacity)
+            });
+            row(server, format!("{floor}, database CPU"), &|s| {
+                s.vs_floor.and_then(|r| r.store_capacity)
             });
         }
     }
@@ -436,9 +463,12 @@ pub fn markdown(summaries: &[Summary], options: &Options) -> String {
     if !checks.is_empty() {
         let _ = writeln!(out, "\n#### Targets\n");
         for check in &checks {
+            let floor = check.vs_floor.map_or_else(String::new, |target| {
+                format!("; the target is {target:.2}× the Redis floor")
+            });
             let _ = writeln!(
                 out,
-                "- {} {}: {:.2} (rounds {:.2} to {:.2}; req/s ratio {:.2})",
+                "- {} {}: {:.2} (rounds {:.2} to {:.2}; req/s ratio {:.2}{floor})",
                 if check.met { "met" } else { "MISSED" },
                 check.description,
                 check.measured,
@@ -485,6 +515,59 @@ mod tests {
             server_bin: PathBuf::from("bench-server"),
             pin: false,
         }
+    }
+
+    #[test]
+    fn redis_backed_sessions_are_measured_against_the_floor() {
+        let scenario = Scenario::single(Route::ReadKey);
+        let mut options = options(scenario);
+        options.servers = vec![
+            Server::AxumOursRedis,
+            Server::AxumTowerSessionsRedis,
+            Server::AxumRedisFloor,
+        ];
+        // The floor at 10 µs a request, tower-sessions at 12.5, ours at 11.
+        let cells: Vec<Cell> = (0..3)
+            .flat_map(|round| {
+                [
+                    cell(Server::AxumRedisFloor, scenario, round, 10.0),
+                    cell(Server::AxumTowerSessionsRedis, scenario, round, 12.5),
+                    cell(Server::AxumOursRedis, scenario, round, 11.0),
+                ]
+            })
+            .collect();
+        let summaries = summarize(&cells, &options);
+        let floor_ratio = |server| {
+            summaries
+                .iter()
+                .find(|s| s.server == server)
+                .and_then(|s| s.vs_floor)
+                .map(|r| r.capacity)
+        };
+        assert_eq!(floor_ratio(Server::AxumTowerSessionsRedis), Some(0.8));
+        assert!((floor_ratio(Server::AxumOursRedis).unwrap() - 10.0 / 11.0).abs() < 1e-9);
+        assert_eq!(floor_ratio(Server::AxumRedisFloor), None);
+
+        let check = check_targets(&summaries)
+            .into_iter()
+            .find(|c| c.description.contains("axum-tower-sessions-redis"))
+            .unwrap();
+        // 1.2 × tower-sessions, which reaches 0.8 of the floor.
+        assert!((check.vs_floor.unwrap() - 0.96).abs() < 1e-9);
+
+        let report = markdown(&summaries, &options);
+        assert!(
+            report.contains("| axum-tower-sessions-redis | axum-redis-floor | 0.80 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("| axum-ours-redis | axum-redis-floor | 0.91 |"),
+            "{report}"
+        );
+        assert!(
+            report.contains("; the target is 0.96× the Redis floor)"),
+            "{report}"
+        );
     }
 
     fn cell(server: Server, scenario: Scenario, round: usize, cpu_us: f64) -> Cell {

@@ -27,6 +27,9 @@ pub enum Library {
     TowerSessions,
     /// actix-session (actix-web).
     ActixSession,
+    /// No library: the least any Redis-backed session must do, written by
+    /// hand (see [`Server::AxumRedisFloor`]). A bound, not a contender.
+    Floor,
 }
 
 /// Where the session data lives.
@@ -89,11 +92,18 @@ pub enum Server {
     ActixSessionCookie,
     /// actix-session 0.11 with its `RedisSessionStore`.
     ActixSessionRedis,
+    /// The floor of a Redis-backed session on axum, written by hand on the
+    /// same fred client as ours and tower-sessions-redis-store: the cookie
+    /// is the key of a Redis string, a read is one `GET` of it and nothing
+    /// else (no decoding, no expiry check), a write one `GET` and one `SET`.
+    /// Every Redis-backed session pays at least this, so its requests per
+    /// core-second bound what any of them can reach.
+    AxumRedisFloor,
 }
 
 impl Server {
     /// Every server, in report order: for each framework, bare, ours, peers.
-    pub const ALL: [Server; 18] = [
+    pub const ALL: [Server; 19] = [
         Server::AxumBare,
         Server::AxumOursCookie,
         Server::AxumOursCookieAes,
@@ -104,6 +114,7 @@ impl Server {
         Server::AxumTowerSessionsMemory,
         Server::AxumTowerSessionsRedis,
         Server::AxumTowerSessionsPostgres,
+        Server::AxumRedisFloor,
         Server::ActixBare,
         Server::ActixOursCookie,
         Server::ActixOursCookieAes,
@@ -136,6 +147,7 @@ impl Server {
             Server::AxumTowerSessionsPostgres => "axum-tower-sessions-postgres",
             Server::ActixSessionCookie => "actix-session-cookie",
             Server::ActixSessionRedis => "actix-session-redis",
+            Server::AxumRedisFloor => "axum-redis-floor",
         }
     }
 
@@ -152,7 +164,8 @@ impl Server {
             | Server::AxumOursPostgres
             | Server::AxumTowerSessionsMemory
             | Server::AxumTowerSessionsRedis
-            | Server::AxumTowerSessionsPostgres => Framework::Axum,
+            | Server::AxumTowerSessionsPostgres
+            | Server::AxumRedisFloor => Framework::Axum,
             Server::ActixBare
             | Server::ActixOursCookie
             | Server::ActixOursCookieAes
@@ -184,6 +197,7 @@ impl Server {
             | Server::AxumTowerSessionsRedis
             | Server::AxumTowerSessionsPostgres => Library::TowerSessions,
             Server::ActixSessionCookie | Server::ActixSessionRedis => Library::ActixSession,
+            Server::AxumRedisFloor => Library::Floor,
         }
     }
 
@@ -205,7 +219,8 @@ impl Server {
             | Server::ActixOursRedis
             | Server::ActixOursRedisCached
             | Server::AxumTowerSessionsRedis
-            | Server::ActixSessionRedis => StoreKind::Redis,
+            | Server::ActixSessionRedis
+            | Server::AxumRedisFloor => StoreKind::Redis,
             Server::AxumOursPostgres | Server::AxumTowerSessionsPostgres => StoreKind::Postgres,
         }
     }
@@ -252,6 +267,22 @@ impl Server {
             Framework::Axum => Server::AxumBare,
             Framework::Actix => Server::ActixBare,
         }
+    }
+
+    /// For a session library's Redis-backed server, the
+    /// [floor](Library::Floor) on the same framework, when there is one.
+    #[must_use]
+    pub fn floor(self) -> Option<Server> {
+        if !matches!(
+            self.library(),
+            Library::Ours | Library::TowerSessions | Library::ActixSession
+        ) || self.store() != StoreKind::Redis
+        {
+            return None;
+        }
+        Server::ALL.into_iter().find(|other| {
+            other.library() == Library::Floor && other.framework() == self.framework()
+        })
     }
 
     /// For one of ours, the peer on the same framework with the same kind
@@ -335,5 +366,29 @@ mod tests {
         );
         assert_eq!(Server::ActixOursMemory.peer(), None);
         assert_eq!(Server::ActixSessionRedis.peer(), None);
+        assert_eq!(Server::AxumRedisFloor.peer(), None);
+    }
+
+    #[test]
+    fn floors_bound_redis_backed_sessions_on_their_framework() {
+        for server in [
+            Server::AxumOursRedis,
+            Server::AxumOursRedisCached,
+            Server::AxumTowerSessionsRedis,
+        ] {
+            assert_eq!(server.floor(), Some(Server::AxumRedisFloor), "{server}");
+        }
+        for server in [
+            Server::AxumOursCookie,
+            Server::AxumTowerSessionsMemory,
+            Server::AxumRedisFloor,
+            Server::AxumBare,
+            Server::ActixOursRedis,
+            Server::ActixSessionRedis,
+        ] {
+            assert_eq!(server.floor(), None, "{server}");
+        }
+        assert!(Server::AxumRedisFloor.needs_redis());
+        assert!(Server::AxumRedisFloor.has_sessions());
     }
 }

@@ -135,6 +135,10 @@ pub(super) async fn with_app<U: AxumAppUser>(
             user.with_app(layer.layer(handlers_tower_sessions_014::routes()))
                 .await
         }
+        Server::AxumRedisFloor => {
+            let url = store_url.ok_or("no Redis URL")?;
+            user.with_app(redis_floor::routes(url).await?).await
+        }
         Server::AxumOursCookie
         | Server::AxumOursCookieAes
         | Server::AxumOursMemory
@@ -299,3 +303,120 @@ macro_rules! tower_sessions_handlers {
 
 tower_sessions_handlers!(handlers_tower_sessions_015, tower_sessions);
 tower_sessions_handlers!(handlers_tower_sessions_014, tower_sessions_014);
+
+/// [`Server::AxumRedisFloor`]: the least a Redis-backed session does, by
+/// hand. The cookie `id` names a Redis string holding the one value a route
+/// reads (the user, the payload or the counter); nothing is encoded or
+/// checked beyond what the load generator's answers need.
+mod redis_floor {
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::header::{COOKIE, SET_COOKIE};
+    use axum::http::{HeaderMap, HeaderValue};
+    use axum::routing::get;
+    use session_redis::fred::prelude::{Client, ClientLike, Config, KeysInterface};
+    use session_redis::fred::types::Expiration;
+
+    use super::{BoxError, HandlerError, untouched};
+    use crate::scenario::{
+        COUNTER, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL, UNTOUCHED, UNTOUCHED_BODY, USER,
+        payload,
+    };
+    use crate::servers::next_count;
+
+    /// How long a value lives, as a session's idle timeout would.
+    const LIFETIME_SECONDS: i64 = 24 * 60 * 60;
+
+    /// The routes, on one fred connection to `url` configured as
+    /// tower-sessions-redis-store's is in these benchmarks.
+    pub(super) async fn routes(url: &str) -> Result<Router, BoxError> {
+        let client = Client::new(Config::from_url(url)?, None, None, None);
+        client.init().await?;
+        Ok(Router::new()
+            .route(UNTOUCHED, get(untouched))
+            .route(
+                SETUP_SMALL,
+                get(async |State(redis): State<Client>| create(&redis, USER).await),
+            )
+            .route(
+                SETUP_LARGE,
+                get(async |State(redis): State<Client>| create(&redis, payload()).await),
+            )
+            .route(READ, get(read))
+            .route(COUNTER, get(counter))
+            .route(READ_LARGE, get(read_large))
+            .with_state(client))
+    }
+
+    /// The Redis key the request's cookie names, if it has one.
+    fn key(headers: &HeaderMap) -> Option<String> {
+        headers
+            .get_all(COOKIE)
+            .iter()
+            .filter_map(|header| header.to_str().ok())
+            .flat_map(|header| header.split(';'))
+            .find_map(|pair| pair.trim().strip_prefix("id="))
+            .map(|id| format!("floor:{id}"))
+    }
+
+    async fn value(redis: &Client, headers: &HeaderMap) -> Result<Option<String>, HandlerError> {
+        match key(headers) {
+            Some(key) => redis.get(key).await.map_err(HandlerError::new),
+            None => Ok(None),
+        }
+    }
+
+    async fn create(
+        redis: &Client,
+        value: &str,
+    ) -> Result<([(axum::http::HeaderName, HeaderValue); 1], &'static str), HandlerError> {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        redis
+            .set::<(), _, _>(
+                format!("floor:{id}"),
+                value,
+                Some(Expiration::EX(LIFETIME_SECONDS)),
+                None,
+                false,
+            )
+            .await
+            .map_err(HandlerError::new)?;
+        let cookie = HeaderValue::try_from(format!("id={id}; Path=/; HttpOnly"))
+            .map_err(HandlerError::new)?;
+        Ok(([(SET_COOKIE, cookie)], UNTOUCHED_BODY))
+    }
+
+    async fn read(State(redis): State<Client>, headers: HeaderMap) -> Result<String, HandlerError> {
+        Ok(value(&redis, &headers).await?.unwrap_or_default())
+    }
+
+    async fn read_large(
+        State(redis): State<Client>,
+        headers: HeaderMap,
+    ) -> Result<String, HandlerError> {
+        let payload = value(&redis, &headers).await?;
+        Ok(payload.map_or(0, |p| p.len()).to_string())
+    }
+
+    /// A `GET` and a `SET`, as a session's load and save: the setup's value
+    /// (not a number) counts as 0.
+    async fn counter(
+        State(redis): State<Client>,
+        headers: HeaderMap,
+    ) -> Result<String, HandlerError> {
+        let key = key(&headers).ok_or_else(|| HandlerError::new("no session cookie"))?;
+        let current: Option<String> = redis.get(&key).await.map_err(HandlerError::new)?;
+        let count = next_count(current.and_then(|c| c.parse().ok()));
+        redis
+            .set::<(), _, _>(
+                key,
+                count,
+                Some(Expiration::EX(LIFETIME_SECONDS)),
+                None,
+                false,
+            )
+            .await
+            .map_err(HandlerError::new)?;
+        Ok(count.to_string())
+    }
+}
