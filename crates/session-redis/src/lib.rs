@@ -425,8 +425,10 @@ impl RedisStoreBuilder {
     /// What it costs and saves: a load of a cached session still makes a
     /// round trip, a barrier (`CLIENT TRACKINGINFO` and a `GET`) on a
     /// connection of the cache's own, but one barrier is out at a time and
-    /// the loads that begin while it is share the next, so under load one
-    /// round trip serves many requests, and neither Redis nor this process
+    /// the loads that begin while it is share the next (sent once the
+    /// loads it released have had a turn of the runtime, so that those
+    /// tasks' next loads join it too), so under load one round trip serves
+    /// many requests, and neither Redis nor this process
     /// encodes or decodes the session. A load of one that is not cached
     /// reads it at once, as without the cache; one that was cached but
     /// changed since makes two round trips (the barrier, then the read).

@@ -247,6 +247,45 @@ async fn loads_that_begin_during_a_barrier_share_the_next_one() {
     assert_eq!(hgetalls(&server), hgetalls_before, "all from memory");
 }
 
+/// The next barrier goes out once the loads the last one released have
+/// had their turn: a task answered from memory that begins another load
+/// right away (a client's next request, on a busy server) joins it, with
+/// the loads that began while the last one was out, instead of waiting for
+/// one more.
+#[tokio::test]
+async fn loads_a_barrier_releases_can_join_the_next_one() {
+    let server = RedisServer::start();
+    let late = LateProxy::start(server.port(), Duration::from_millis(300));
+    let here = Arc::new(cached(&late.url()).await);
+    let there = uncached(&server.url()).await;
+    let cookie = cached_session(&here, &there, "v").await;
+    let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
+    let one_after_another = {
+        let (here, cookie) = (Arc::clone(&here), cookie.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            for _ in 0..2 {
+                let session = here.request().session([cookie.as_bytes()]).await?;
+                seen.push(session.get::<String>("k").expect("a string"));
+            }
+            Ok::<_, session_core::Error>(seen)
+        })
+    };
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    let while_out = start_load(&here, &cookie);
+    let seen = one_after_another.await.expect("loads").expect("loaded");
+    assert_eq!(seen, [Some("v".to_owned()), Some("v".to_owned())]);
+    let seen = while_out.await.expect("a load").expect("loaded");
+    assert_eq!(seen.as_deref(), Some("v"));
+    assert_eq!(
+        barriers(&server) - barriers_before,
+        2,
+        "one for the first load; one for the load that began while it was out \
+         and the load its task began when it was answered"
+    );
+    assert_eq!(hgetalls(&server), hgetalls_before, "all from memory");
+}
+
 /// A barrier that Redis is slow to answer holds back the next one for a
 /// quarter of the command timeout at most: the loads that begin while it
 /// is out are still answered, from memory.
