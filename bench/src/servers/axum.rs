@@ -371,16 +371,7 @@ mod redis_floor {
         value: &str,
     ) -> Result<([(axum::http::HeaderName, HeaderValue); 1], &'static str), HandlerError> {
         let id = uuid::Uuid::new_v4().simple().to_string();
-        redis
-            .set::<(), _, _>(
-                format!("floor:{id}"),
-                value,
-                Some(Expiration::EX(LIFETIME_SECONDS)),
-                None,
-                false,
-            )
-            .await
-            .map_err(HandlerError::new)?;
+        store(redis, format!("floor:{id}"), value).await?;
         let cookie = HeaderValue::try_from(format!("id={id}; Path=/; HttpOnly"))
             .map_err(HandlerError::new)?;
         Ok(([(SET_COOKIE, cookie)], UNTOUCHED_BODY))
@@ -407,16 +398,21 @@ mod redis_floor {
         let key = key(&headers).ok_or_else(|| HandlerError::new("no session cookie"))?;
         let current: Option<String> = redis.get(&key).await.map_err(HandlerError::new)?;
         let count = next_count(current.and_then(|c| c.parse().ok()));
+        store(&redis, key, &count.to_string()).await?;
+        Ok(count.to_string())
+    }
+
+    /// `SET key value EX lifetime`, as a session's save.
+    async fn store(redis: &Client, key: String, value: &str) -> Result<(), HandlerError> {
         redis
             .set::<(), _, _>(
                 key,
-                count,
+                value,
                 Some(Expiration::EX(LIFETIME_SECONDS)),
                 None,
                 false,
             )
             .await
-            .map_err(HandlerError::new)?;
-        Ok(count.to_string())
+            .map_err(HandlerError::new)
     }
 }

@@ -205,6 +205,20 @@ async fn cached_session(here: &SessionManager, there: &SessionManager, value: &s
     cookie
 }
 
+/// A redis-server, a proxy that delivers its answers `delay` late, a
+/// cached store through the proxy, and a session it has cached (made
+/// through a store of its own, without the proxy): its cookie pair.
+async fn cached_behind_late_proxy(
+    delay: Duration,
+) -> (RedisServer, LateProxy, Arc<SessionManager>, String) {
+    let server = RedisServer::start();
+    let late = LateProxy::start(server.port(), delay);
+    let here = Arc::new(cached(&late.url()).await);
+    let there = uncached(&server.url()).await;
+    let cookie = cached_session(&here, &there, "v").await;
+    (server, late, here, cookie)
+}
+
 /// Starts a load of session `cookie` through `manager`: what `k` holds,
 /// or the load's error.
 fn start_load(
@@ -224,11 +238,7 @@ fn start_load(
 /// cost Redis one barrier.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loads_that_begin_during_a_barrier_share_the_next_one() {
-    let server = RedisServer::start();
-    let late = LateProxy::start(server.port(), Duration::from_millis(300));
-    let here = Arc::new(cached(&late.url()).await);
-    let there = uncached(&server.url()).await;
-    let cookie = cached_session(&here, &there, "v").await;
+    let (server, _late, here, cookie) = cached_behind_late_proxy(Duration::from_millis(300)).await;
     let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
     let mut loads = Vec::new();
     for _ in 0..4 {
@@ -254,11 +264,7 @@ async fn loads_that_begin_during_a_barrier_share_the_next_one() {
 /// one more.
 #[tokio::test]
 async fn loads_a_barrier_releases_can_join_the_next_one() {
-    let server = RedisServer::start();
-    let late = LateProxy::start(server.port(), Duration::from_millis(300));
-    let here = Arc::new(cached(&late.url()).await);
-    let there = uncached(&server.url()).await;
-    let cookie = cached_session(&here, &there, "v").await;
+    let (server, _late, here, cookie) = cached_behind_late_proxy(Duration::from_millis(300)).await;
     let (barriers_before, hgetalls_before) = (barriers(&server), hgetalls(&server));
     let one_after_another = {
         let (here, cookie) = (Arc::clone(&here), cookie.clone());
