@@ -369,10 +369,10 @@ impl ClientCache {
         let shared = &self.0;
         let (barrier, opened) = {
             let mut state = shared.lock();
+            let state = &mut *state;
             // One clock read per barrier, not per load: the loads that join
             // it began to wait at most the hold-back later (see
             // `Shared::send_barriers`).
-            let state = &mut *state;
             let (barrier, opened) = *state.open.get_or_insert_with(|| {
                 state.started += 1;
                 (state.started, Instant::now())

@@ -428,18 +428,17 @@ impl RedisStoreBuilder {
     /// the loads that begin while it is share the next (sent once the
     /// loads it released have had a turn of the runtime, so that those
     /// tasks' next loads join it too), so under load one round trip serves
-    /// many requests, and neither Redis nor this process
-    /// encodes or decodes the session. A load of one that is not cached
-    /// reads it at once, as without the cache; one that was cached but
-    /// changed since makes two round trips (the barrier, then the read).
-    /// A session this process created or wrote is read untracked next
-    /// time, as without the cache, so sessions written on every request
-    /// (a counter) cost about what they cost without it (the repository's
-    /// BENCHMARKS.md measures both). Redis keeps, per cached session, a
-    /// few dozen bytes in its tracking table (bounded by its
-    /// `tracking-table-max-keys`); this process keeps the sessions
-    /// themselves, at most `max_sessions` of them (and as many marks of
-    /// sessions it wrote). The cache's
+    /// many requests, and neither Redis nor this process encodes or
+    /// decodes the session. A load of one that is not cached reads it at
+    /// once, as without the cache; one that was cached but changed since
+    /// makes two round trips (the barrier, then the read). A session this
+    /// process created or wrote is read untracked next time, as without
+    /// the cache, so sessions written on every request (a counter) cost
+    /// about what they cost without it (the repository's BENCHMARKS.md
+    /// measures both). Redis keeps, per cached session, a few dozen bytes
+    /// in its tracking table (bounded by its `tracking-table-max-keys`);
+    /// this process keeps the sessions themselves, at most `max_sessions`
+    /// of them (and as many marks of sessions it wrote). The cache's
     /// connection is one more per store (per actix-web worker, with
     /// [`connect_lazy`](Self::connect_lazy) in the factory), and needs the
     /// `CLIENT` commands if an ACL restricts the store's user: without

@@ -219,17 +219,23 @@ async fn cached_behind_late_proxy(
     (server, late, here, cookie)
 }
 
-/// Starts a load of session `cookie` through `manager`: what `k` holds,
-/// or the load's error.
+/// Loads session `cookie` through `manager`: what `k` holds, or the
+/// load's error.
+async fn load_k(
+    manager: &SessionManager,
+    cookie: &str,
+) -> Result<Option<String>, session_core::Error> {
+    let session = manager.request().session([cookie.as_bytes()]).await?;
+    Ok(session.get("k").expect("a string"))
+}
+
+/// Starts [`load_k`] on a task of its own.
 fn start_load(
     manager: &Arc<SessionManager>,
     cookie: &str,
 ) -> tokio::task::JoinHandle<Result<Option<String>, session_core::Error>> {
     let (manager, cookie) = (Arc::clone(manager), cookie.to_owned());
-    tokio::spawn(async move {
-        let session = manager.request().session([cookie.as_bytes()]).await?;
-        Ok(session.get("k").expect("a string"))
-    })
+    tokio::spawn(async move { load_k(&manager, &cookie).await })
 }
 
 /// Loads that begin while a barrier is on its way cannot use it (a write
@@ -269,12 +275,9 @@ async fn loads_a_barrier_releases_can_join_the_next_one() {
     let one_after_another = {
         let (here, cookie) = (Arc::clone(&here), cookie.clone());
         tokio::spawn(async move {
-            let mut seen = Vec::new();
-            for _ in 0..2 {
-                let session = here.request().session([cookie.as_bytes()]).await?;
-                seen.push(session.get::<String>("k").expect("a string"));
-            }
-            Ok::<_, session_core::Error>(seen)
+            let first = load_k(&here, &cookie).await?;
+            let second = load_k(&here, &cookie).await?;
+            Ok::<_, session_core::Error>([first, second])
         })
     };
     tokio::time::sleep(Duration::from_millis(30)).await;
