@@ -28,12 +28,14 @@
 //! three quarters of it in the kernel) and hides differences of a few
 //! hundred nanoseconds under the noise of a shared machine; in process they
 //! show. By default only the in-memory and cookie stores take part: Redis
-//! round trips are what the HTTP benchmark is for. The two axum Redis
-//! servers take part when named in `--servers` (a redis-server is started
-//! for them): one request at a time, each waits for its round trip, so
-//! their CPU time is mostly the wake-ups of a sequential client and says
-//! little; run under callgrind, their instruction counts show what the
-//! client side of a Redis-backed request costs, ours against the peer's.
+//! round trips are what the HTTP benchmark is for. The axum Redis servers
+//! (ours, tower-sessions-redis-store's and the Redis floor) take part when
+//! named in `--servers` (a redis-server is started for them): one request
+//! at a time, each waits for its round trip, so their CPU time is mostly
+//! the wake-ups of a sequential client and says little; run under
+//! callgrind, their instruction counts show what the client side of a
+//! Redis-backed request costs, ours against the peer's and against the
+//! floor's one command per round trip.
 //! actix-web is left out: its services are not callable without its test
 //! harness, which would add costs of its own.
 
@@ -81,7 +83,11 @@ const SERVERS: [Server; 5] = [
 
 /// The servers that run in process only when named, with a redis-server
 /// started for them.
-const REDIS_SERVERS: [Server; 2] = [Server::AxumOursRedis, Server::AxumTowerSessionsRedis];
+const REDIS_SERVERS: [Server; 3] = [
+    Server::AxumOursRedis,
+    Server::AxumTowerSessionsRedis,
+    Server::AxumRedisFloor,
+];
 
 /// The reference row: bare axum under a layer that only forwards, which
 /// shows what axum charges any layer before the layer does anything.
