@@ -1,6 +1,6 @@
 //! An in-process server-side store.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::SystemTime;
@@ -13,15 +13,19 @@ use crate::{
     Written,
 };
 
-/// Sweep expired sessions after this many writes.
-const SWEEP_EVERY: u32 = 256;
+/// At most this many sessions past their deadline are dropped by one write,
+/// so that a write never waits for a large sweep (when many sessions end at
+/// once); each write drops more than it can add, so they do not pile up.
+const SWEPT_PER_WRITE: usize = 64;
 
 /// Sessions kept in this process's memory, keyed by random id.
 ///
 /// For tests and single-process applications: sessions vanish on restart
 /// and are not shared between processes. Saves merge deltas like the Redis
 /// store does, so concurrent requests on one session keep all their changes.
-/// Expired sessions are swept every few hundred writes, or by
+/// Sessions past their deadline are dropped by the writes that follow it (a
+/// few at a time, in the order of their deadlines, at a cost that does not
+/// grow with the number of sessions held), or all at once by
 /// [`sweep`](MemoryStore::sweep).
 ///
 /// ```
@@ -37,14 +41,26 @@ pub struct MemoryStore {
 
 #[derive(Default)]
 struct Inner {
-    // Shared with the requests that loaded them: a write copies a record
-    // only while a request still holds it.
-    sessions: HashMap<String, Arc<Record>>,
+    sessions: HashMap<Arc<str>, Stored>,
+    /// The sessions with a deadline, by the deadline they had when entered
+    /// here, which is never later than the one they have: a sweep walks
+    /// this from the front and stops at the first deadline still ahead,
+    /// rather than looking at every session. A deadline that moves later
+    /// (every rolling refresh) leaves the entry as it is, to be moved when
+    /// the sweep reaches it; one that moves earlier moves it at once.
+    deadlines: BTreeSet<(SystemTime, Arc<str>)>,
     /// The ids of each user's sessions: every change of `sessions` goes
-    /// through a method of `Inner` that keeps this in step, under the same
-    /// lock, so it never holds a session that ended.
+    /// through a method of `Inner` that keeps this and `deadlines` in step,
+    /// under the same lock, so neither holds a session that ended.
     users: HashMap<String, HashSet<String>>,
-    writes_since_sweep: u32,
+}
+
+/// A session and where it is in [`Inner::deadlines`].
+struct Stored {
+    // Shared with the requests that loaded it: a write copies the record
+    // only while a request still holds it.
+    record: Arc<Record>,
+    indexed_at: Option<SystemTime>,
 }
 
 impl MemoryStore {
@@ -73,9 +89,7 @@ impl MemoryStore {
     /// Drops every session whose deadline has passed at `now`, returning how
     /// many were dropped.
     pub fn sweep(&self, now: SystemTime) -> usize {
-        let mut inner = self.lock();
-        inner.writes_since_sweep = 0;
-        inner.drop_expired(now)
+        self.lock().drop_expired(now, usize::MAX)
     }
 }
 
@@ -88,34 +102,47 @@ impl fmt::Debug for MemoryStore {
 }
 
 impl Inner {
-    /// Counts a write, and every [`SWEEP_EVERY`] writes drops the sessions
-    /// expired at `now`.
+    /// What every write does first: drops a few of the sessions whose
+    /// deadline has passed at `now`.
     fn tick(&mut self, now: SystemTime) {
-        self.writes_since_sweep += 1;
-        if self.writes_since_sweep >= SWEEP_EVERY {
-            self.writes_since_sweep = 0;
-            self.drop_expired(now);
-        }
+        self.drop_expired(now, SWEPT_PER_WRITE);
     }
 
-    /// Drops the sessions expired at `now`: how many.
-    fn drop_expired(&mut self, now: SystemTime) -> usize {
-        let expired: Vec<String> = self
-            .sessions
-            .iter()
-            .filter(|(_, record)| record.is_expired_at(now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in &expired {
-            self.remove(id);
+    /// Drops up to `limit` sessions whose deadline has passed at `now`,
+    /// earliest first: how many.
+    fn drop_expired(&mut self, now: SystemTime, limit: usize) -> usize {
+        let mut dropped = 0;
+        while dropped < limit {
+            let Some((deadline, id)) = self.deadlines.first().cloned() else {
+                break;
+            };
+            if deadline > now {
+                break;
+            }
+            let Some(stored) = self.sessions.get_mut(&id) else {
+                // Not reachable: `remove` takes a session's entry with it.
+                self.deadlines.pop_first();
+                continue;
+            };
+            if stored.record.is_expired_at(now) {
+                self.remove(&id);
+                dropped += 1;
+            } else {
+                // Its deadline moved later since it was entered.
+                self.deadlines.pop_first();
+                stored.indexed_at = stored.record.expires_at;
+                if let Some(deadline) = stored.indexed_at {
+                    self.deadlines.insert((deadline, id));
+                }
+            }
         }
-        expired.len()
+        dropped
     }
 
     /// The session stored under `id`, unless it has expired at `now` (then
     /// it is dropped): what a write may touch.
-    fn live(&mut self, id: &str, now: SystemTime) -> Option<&mut Arc<Record>> {
-        if self.sessions.get(id)?.is_expired_at(now) {
+    fn live(&mut self, id: &str, now: SystemTime) -> Option<&mut Stored> {
+        if self.sessions.get(id)?.record.is_expired_at(now) {
             self.remove(id);
             return None;
         }
@@ -126,20 +153,29 @@ impl Inner {
     fn insert_new(&mut self, record: Arc<Record>) -> String {
         let id = loop {
             let id = SessionId::generate().into_string();
-            if !self.sessions.contains_key(&id) {
+            if !self.sessions.contains_key(id.as_str()) {
                 break id;
             }
         };
         self.index(&id, None, record.user.as_deref());
-        self.sessions.insert(id.clone(), record);
+        let key: Arc<str> = Arc::from(id.as_str());
+        let indexed_at = record.expires_at;
+        if let Some(deadline) = indexed_at {
+            self.deadlines.insert((deadline, Arc::clone(&key)));
+        }
+        self.sessions.insert(key, Stored { record, indexed_at });
         id
     }
 
-    /// Removes the session `id`, and it from its user's index.
+    /// Removes the session `id`, and it from its user's index and from
+    /// `deadlines`.
     fn remove(&mut self, id: &str) -> Option<Arc<Record>> {
-        let record = self.sessions.remove(id)?;
-        self.index(id, record.user.as_deref(), None);
-        Some(record)
+        let (key, stored) = self.sessions.remove_entry(id)?;
+        if let Some(deadline) = stored.indexed_at {
+            self.deadlines.remove(&(deadline, key));
+        }
+        self.index(id, stored.record.user.as_deref(), None);
+        Some(stored.record)
     }
 
     /// Moves `id` in the user index from `before`'s sessions to `after`'s.
@@ -164,17 +200,39 @@ impl Inner {
     }
 
     /// Applies `change` to the live session `id`, keeping the user index
-    /// in step: `false` when there is no such session at `now`.
+    /// and `deadlines` in step: `false` when there is no such session at
+    /// `now`.
     fn change(&mut self, id: &str, now: SystemTime, change: impl FnOnce(&mut Record)) -> bool {
         let Some(stored) = self.live(id, now) else {
             return false;
         };
-        let record = Arc::make_mut(stored);
+        let record = Arc::make_mut(&mut stored.record);
         let before = record.user.clone();
         change(record);
         let after = record.user.clone();
+        // An entry at or before the deadline still finds the session in
+        // time; one past it, or none for a session that now has one, would
+        // keep it past its end.
+        let deadline = record.expires_at;
+        if let Some(deadline) = deadline.filter(|d| stored.indexed_at.is_none_or(|i| i > *d)) {
+            let indexed = stored.indexed_at.replace(deadline);
+            self.move_deadline(id, indexed, deadline);
+        }
         self.index(id, before.as_deref(), after.as_deref());
         true
+    }
+
+    /// Moves `id`'s entry in `deadlines` from `from` (none: no entry) to
+    /// `to`.
+    fn move_deadline(&mut self, id: &str, from: Option<SystemTime>, to: SystemTime) {
+        let Some((key, _)) = self.sessions.get_key_value(id) else {
+            return;
+        };
+        let key = Arc::clone(key);
+        if let Some(from) = from {
+            self.deadlines.remove(&(from, Arc::clone(&key)));
+        }
+        self.deadlines.insert((to, key));
     }
 }
 
@@ -185,7 +243,10 @@ impl SessionStore for MemoryStore {
     }
 
     fn load_from_memory(&self, cookie: SessionCookie<'_>) -> Option<Arc<Record>> {
-        self.lock().sessions.get(cookie.value).cloned()
+        self.lock()
+            .sessions
+            .get(cookie.value)
+            .map(|stored| Arc::clone(&stored.record))
     }
 
     async fn create(&self, create: Create<'_>) -> Result<String, Error> {
@@ -209,6 +270,7 @@ impl SessionStore for MemoryStore {
 
     async fn refresh(&self, refresh: Refresh<'_>) -> Result<Written, Error> {
         let mut inner = self.lock();
+        inner.tick(refresh.now);
         let id = refresh.cookie.value;
         // Only the deadline (and when it was last seen): what concurrent
         // requests wrote stays.
@@ -242,6 +304,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn delete(&self, cookie: SessionCookie<'_>) -> Result<bool, Error> {
+        // No `tick`: a delete has no clock to sweep by.
         Ok(self.lock().remove(cookie.value).is_some())
     }
 
@@ -261,8 +324,8 @@ impl UserIndex for MemoryStore {
             .unwrap_or_default();
         let mut sessions = Vec::with_capacity(ids.len());
         for id in ids {
-            if let Some(record) = inner.live(&id, now) {
-                let record = Arc::clone(record);
+            if let Some(stored) = inner.live(&id, now) {
+                let record = Arc::clone(&stored.record);
                 sessions.push(BoundSession::new(id, record));
             }
         }
@@ -273,6 +336,7 @@ impl UserIndex for MemoryStore {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
     use std::time::Duration;
 
     fn bound(user: &str, now: SystemTime, ttl: u64) -> Arc<Record> {
@@ -280,6 +344,26 @@ mod tests {
         record.user = Some(user.to_owned());
         record.expires_at = Some(now + Duration::from_secs(ttl));
         Arc::new(record)
+    }
+
+    impl Inner {
+        /// Panics unless `deadlines` has exactly one entry per session with
+        /// an `indexed_at`, at it, no later than the session's deadline,
+        /// and nothing else.
+        fn check_deadlines(&self) {
+            let indexed: BTreeSet<(SystemTime, Arc<str>)> = self
+                .sessions
+                .iter()
+                .filter_map(|(id, stored)| Some((stored.indexed_at?, Arc::clone(id))))
+                .collect();
+            assert_eq!(self.deadlines, indexed);
+            for stored in self.sessions.values() {
+                if let Some(deadline) = stored.record.expires_at {
+                    let indexed = stored.indexed_at.expect("a deadline without an entry");
+                    assert!(indexed <= deadline, "entered after its deadline");
+                }
+            }
+        }
     }
 
     #[test]
@@ -293,11 +377,175 @@ mod tests {
         assert_eq!(inner.users["ada"].len(), 2);
         inner.remove(&long);
         assert_eq!(inner.users["ada"].len(), 1);
-        assert_eq!(inner.drop_expired(now + Duration::from_secs(11)), 1);
+        assert_eq!(
+            inner.drop_expired(now + Duration::from_secs(11), usize::MAX),
+            1
+        );
         assert!(!inner.users.contains_key("ada"), "{:?}", inner.users.keys());
         assert!(inner.change(&other, now, |r| r.user = Some("carol".into())));
         assert!(!inner.users.contains_key("bob"));
         assert!(inner.users["carol"].contains(&other));
-        assert!(!inner.sessions.contains_key(&short));
+        assert!(!inner.sessions.contains_key(short.as_str()));
+        inner.check_deadlines();
+    }
+
+    #[test]
+    fn a_write_drops_a_bounded_number_of_ended_sessions_earliest_first() {
+        let store = MemoryStore::new();
+        let now = SystemTime::now();
+        let mut inner = store.lock();
+        let ids: Vec<String> = (0..200)
+            .map(|i| inner.insert_new(bound("ada", now, 10 + i)))
+            .collect();
+        let later = now + Duration::from_secs(1000);
+        inner.tick(later);
+        assert_eq!(inner.sessions.len(), 200 - SWEPT_PER_WRITE);
+        assert!(
+            ids[..SWEPT_PER_WRITE]
+                .iter()
+                .all(|id| !inner.sessions.contains_key(id.as_str()))
+        );
+        inner.check_deadlines();
+        drop(inner);
+        assert_eq!(store.sweep(later), 200 - SWEPT_PER_WRITE);
+        assert!(store.is_empty());
+        assert!(store.lock().users.is_empty());
+        store.lock().check_deadlines();
+    }
+
+    #[test]
+    fn a_deadline_moved_later_keeps_the_session_until_the_new_one() {
+        let store = MemoryStore::new();
+        let now = SystemTime::now();
+        let mut inner = store.lock();
+        let id = inner.insert_new(bound("ada", now, 10));
+        let extend = |r: &mut Record| r.expires_at = Some(now + Duration::from_secs(100));
+        assert!(inner.change(&id, now, extend));
+        // The entry stays at the first deadline until a sweep reaches it.
+        assert_eq!(
+            inner.deadlines.first().map(|e| e.0),
+            Some(now + Duration::from_secs(10))
+        );
+        assert_eq!(
+            inner.drop_expired(now + Duration::from_secs(11), usize::MAX),
+            0
+        );
+        assert!(inner.sessions.contains_key(id.as_str()));
+        inner.check_deadlines();
+        assert_eq!(
+            inner.drop_expired(now + Duration::from_secs(100), usize::MAX),
+            1
+        );
+        assert!(inner.sessions.is_empty() && inner.deadlines.is_empty());
+    }
+
+    #[test]
+    fn a_deadline_moved_earlier_or_added_is_swept_on_time() {
+        let store = MemoryStore::new();
+        let now = SystemTime::now();
+        let mut inner = store.lock();
+        let shortened = inner.insert_new(bound("ada", now, 1000));
+        let mut unbounded = Record::new(now);
+        unbounded.user = Some("bob".into());
+        let bounded_later = inner.insert_new(Arc::new(unbounded));
+        let kept = inner.insert_new(bound("carol", now, 10));
+        let in_10 = |r: &mut Record| r.expires_at = Some(now + Duration::from_secs(10));
+        assert!(inner.change(&shortened, now, in_10));
+        assert!(inner.change(&bounded_later, now, in_10));
+        assert!(inner.change(&kept, now, |r| r.expires_at = None));
+        inner.check_deadlines();
+        assert_eq!(
+            inner.drop_expired(now + Duration::from_secs(11), usize::MAX),
+            2
+        );
+        assert_eq!(
+            inner.sessions.keys().map(|k| &**k).collect::<Vec<_>>(),
+            [kept.as_str()]
+        );
+        // Its stale entry went on the way; it has no deadline, so no entry.
+        assert!(inner.deadlines.is_empty());
+        inner.check_deadlines();
+    }
+
+    /// One step of the property test, after the clock moves on by the
+    /// seconds beside it. A `target` picks a session modulo how many there
+    /// are; a `ttl` of `None` is no deadline.
+    #[derive(Clone, Debug)]
+    enum Step {
+        Create { ttl: Option<u8> },
+        SetDeadline { target: usize, ttl: Option<u8> },
+        Delete { target: usize },
+        Sweep { limit: usize },
+    }
+
+    fn step() -> impl Strategy<Value = (Step, u8)> {
+        let ttl = proptest::option::of(0u8..50);
+        let step = prop_oneof![
+            ttl.clone().prop_map(|ttl| Step::Create { ttl }),
+            (any::<usize>(), ttl).prop_map(|(target, ttl)| Step::SetDeadline { target, ttl }),
+            any::<usize>().prop_map(|target| Step::Delete { target }),
+            (0usize..4).prop_map(|limit| Step::Sweep { limit }),
+        ];
+        (step, 0u8..5)
+    }
+
+    proptest! {
+        /// Against a model that looks at every session: whatever the
+        /// writes, a full sweep drops exactly the sessions past their
+        /// deadline, and `deadlines` holds one entry per session with a
+        /// deadline, never after it, and nothing for sessions gone.
+        #[test]
+        fn sweeps_drop_what_a_full_scan_would(steps in proptest::collection::vec(step(), 1..80)) {
+            let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
+            let mut inner = Inner::default();
+            // The model: every session's deadline, looked at one by one.
+            let mut model: Vec<(String, Option<SystemTime>)> = Vec::new();
+            let mut clock = start;
+            for (step, advance) in steps {
+                clock += Duration::from_secs(u64::from(advance));
+                let deadline = |ttl: Option<u8>| ttl.map(|t| clock + Duration::from_secs(u64::from(t)));
+                let mut deleted = None;
+                match step {
+                    Step::Create { ttl } => {
+                        let mut record = Record::new(clock);
+                        record.expires_at = deadline(ttl);
+                        model.push((inner.insert_new(Arc::new(record)), deadline(ttl)));
+                    }
+                    Step::SetDeadline { target, ttl } if !model.is_empty() => {
+                        let i = target % model.len();
+                        if inner.change(&model[i].0, clock, |r| r.expires_at = deadline(ttl)) {
+                            model[i].1 = deadline(ttl);
+                        }
+                    }
+                    Step::Delete { target } if !model.is_empty() => {
+                        let (id, _) = model.remove(target % model.len());
+                        inner.remove(&id);
+                        deleted = Some(id);
+                    }
+                    Step::Sweep { limit } => {
+                        inner.drop_expired(clock, limit);
+                    }
+                    _ => {}
+                }
+                inner.check_deadlines();
+                prop_assert!(deleted.is_none_or(|id| !inner.sessions.contains_key(id.as_str())));
+                // Besides a delete, only a session past its deadline goes.
+                for (id, deadline) in &model {
+                    if !inner.sessions.contains_key(id.as_str()) {
+                        prop_assert!(deadline.is_some_and(|d| d <= clock), "{id} dropped alive");
+                    }
+                }
+                model.retain(|(id, _)| inner.sessions.contains_key(id.as_str()));
+                prop_assert_eq!(model.len(), inner.sessions.len());
+            }
+            let expected: usize = inner
+                .sessions
+                .values()
+                .filter(|s| s.record.is_expired_at(clock))
+                .count();
+            prop_assert_eq!(inner.drop_expired(clock, usize::MAX), expected);
+            prop_assert!(inner.sessions.values().all(|s| !s.record.is_expired_at(clock)));
+            inner.check_deadlines();
+        }
     }
 }
