@@ -368,9 +368,8 @@ mod tests {
 
     #[test]
     fn the_user_index_never_holds_a_session_that_ended() {
-        let store = MemoryStore::new();
         let now = SystemTime::now();
-        let mut inner = store.lock();
+        let mut inner = Inner::default();
         let short = inner.insert_new(bound("ada", now, 10));
         let long = inner.insert_new(bound("ada", now, 1000));
         let other = inner.insert_new(bound("bob", now, 1000));
@@ -415,9 +414,8 @@ mod tests {
 
     #[test]
     fn a_deadline_moved_later_keeps_the_session_until_the_new_one() {
-        let store = MemoryStore::new();
         let now = SystemTime::now();
-        let mut inner = store.lock();
+        let mut inner = Inner::default();
         let id = inner.insert_new(bound("ada", now, 10));
         let extend = |r: &mut Record| r.expires_at = Some(now + Duration::from_secs(100));
         assert!(inner.change(&id, now, extend));
@@ -441,9 +439,8 @@ mod tests {
 
     #[test]
     fn a_deadline_moved_earlier_or_added_is_swept_on_time() {
-        let store = MemoryStore::new();
         let now = SystemTime::now();
-        let mut inner = store.lock();
+        let mut inner = Inner::default();
         let shortened = inner.insert_new(bound("ada", now, 1000));
         let mut unbounded = Record::new(now);
         unbounded.user = Some("bob".into());
