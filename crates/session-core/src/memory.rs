@@ -113,12 +113,12 @@ impl Inner {
     fn drop_expired(&mut self, now: SystemTime, limit: usize) -> usize {
         let mut dropped = 0;
         while dropped < limit {
-            let Some((deadline, id)) = self.deadlines.first().cloned() else {
+            // The id is copied only when its entry is due: most writes
+            // find none.
+            let Some((_, id)) = self.deadlines.first().filter(|(d, _)| *d <= now) else {
                 break;
             };
-            if deadline > now {
-                break;
-            }
+            let id = Arc::clone(id);
             let Some(stored) = self.sessions.get_mut(&id) else {
                 // Not reachable: `remove` takes a session's entry with it.
                 self.deadlines.pop_first();
