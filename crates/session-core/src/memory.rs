@@ -52,7 +52,8 @@ struct Inner {
     /// The ids of each user's sessions: every change of `sessions` goes
     /// through a method of `Inner` that keeps this and `deadlines` in step,
     /// under the same lock, so neither holds a session that ended.
-    users: HashMap<String, HashSet<String>>,
+    /// The ids are `sessions`' own keys, shared.
+    users: HashMap<String, HashSet<Arc<str>>>,
 }
 
 /// A session and where it is in [`Inner::deadlines`].
@@ -157,13 +158,14 @@ impl Inner {
                 break id;
             }
         };
-        self.index(&id, None, record.user.as_deref());
         let key: Arc<str> = Arc::from(id.as_str());
         let indexed_at = record.expires_at;
         if let Some(deadline) = indexed_at {
             self.deadlines.insert((deadline, Arc::clone(&key)));
         }
+        let inserted = Arc::clone(&record);
         self.sessions.insert(key, Stored { record, indexed_at });
+        self.index(&id, None, inserted.user.as_deref());
         id
     }
 
@@ -178,7 +180,8 @@ impl Inner {
         Some(stored.record)
     }
 
-    /// Moves `id` in the user index from `before`'s sessions to `after`'s.
+    /// Moves `id` in the user index from `before`'s sessions to `after`'s;
+    /// with an `after`, `id` must be in `sessions`, whose key it shares.
     fn index(&mut self, id: &str, before: Option<&str>, after: Option<&str>) {
         if before == after {
             return;
@@ -192,10 +195,13 @@ impl Inner {
             }
         }
         if let Some(user) = after {
+            let Some((key, _)) = self.sessions.get_key_value(id) else {
+                return;
+            };
             self.users
                 .entry(user.to_owned())
                 .or_default()
-                .insert(id.to_owned());
+                .insert(Arc::clone(key));
         }
     }
 
@@ -317,7 +323,7 @@ impl SessionStore for MemoryStore {
 impl UserIndex for MemoryStore {
     async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
         let mut inner = self.lock();
-        let ids: Vec<String> = inner
+        let ids: Vec<Arc<str>> = inner
             .users
             .get(user)
             .map(|ids| ids.iter().cloned().collect())
@@ -326,7 +332,7 @@ impl UserIndex for MemoryStore {
         for id in ids {
             if let Some(stored) = inner.live(&id, now) {
                 let record = Arc::clone(&stored.record);
-                sessions.push(BoundSession::new(id, record));
+                sessions.push(BoundSession::new(id.to_string(), record));
             }
         }
         Ok(sessions)
@@ -349,8 +355,9 @@ mod tests {
     impl Inner {
         /// Panics unless `deadlines` has exactly one entry per session with
         /// an `indexed_at`, at it, no later than the session's deadline,
-        /// and nothing else.
-        fn check_deadlines(&self) {
+        /// and nothing else; and unless `users` holds exactly the bound
+        /// sessions, under their users, sharing `sessions`' keys.
+        fn check_indexes(&self) {
             let indexed: BTreeSet<(SystemTime, Arc<str>)> = self
                 .sessions
                 .iter()
@@ -362,6 +369,22 @@ mod tests {
                     let indexed = stored.indexed_at.expect("a deadline without an entry");
                     assert!(indexed <= deadline, "entered after its deadline");
                 }
+            }
+            let mut bound: HashMap<&str, HashSet<&str>> = HashMap::new();
+            for (id, stored) in &self.sessions {
+                if let Some(user) = &stored.record.user {
+                    bound.entry(user).or_default().insert(id);
+                }
+            }
+            let indexed: HashMap<&str, HashSet<&str>> = self
+                .users
+                .iter()
+                .map(|(user, ids)| (user.as_str(), ids.iter().map(|id| &**id).collect()))
+                .collect();
+            assert_eq!(indexed, bound);
+            for id in self.users.values().flatten() {
+                let (key, _) = self.sessions.get_key_value(&**id).expect("indexed");
+                assert!(Arc::ptr_eq(key, id), "a copy of the id, not the key");
             }
         }
     }
@@ -383,9 +406,9 @@ mod tests {
         assert!(!inner.users.contains_key("ada"), "{:?}", inner.users.keys());
         assert!(inner.change(&other, now, |r| r.user = Some("carol".into())));
         assert!(!inner.users.contains_key("bob"));
-        assert!(inner.users["carol"].contains(&other));
+        assert!(inner.users["carol"].contains(other.as_str()));
         assert!(!inner.sessions.contains_key(short.as_str()));
-        inner.check_deadlines();
+        inner.check_indexes();
     }
 
     #[test]
@@ -404,12 +427,12 @@ mod tests {
                 .iter()
                 .all(|id| !inner.sessions.contains_key(id.as_str()))
         );
-        inner.check_deadlines();
+        inner.check_indexes();
         drop(inner);
         assert_eq!(store.sweep(later), 200 - SWEPT_PER_WRITE);
         assert!(store.is_empty());
         assert!(store.lock().users.is_empty());
-        store.lock().check_deadlines();
+        store.lock().check_indexes();
     }
 
     #[test]
@@ -429,7 +452,7 @@ mod tests {
             0
         );
         assert!(inner.sessions.contains_key(id.as_str()));
-        inner.check_deadlines();
+        inner.check_indexes();
         assert_eq!(
             inner.drop_expired(now + Duration::from_secs(100), usize::MAX),
             1
@@ -450,7 +473,7 @@ mod tests {
         assert!(inner.change(&shortened, now, in_10));
         assert!(inner.change(&bounded_later, now, in_10));
         assert!(inner.change(&kept, now, |r| r.expires_at = None));
-        inner.check_deadlines();
+        inner.check_indexes();
         assert_eq!(
             inner.drop_expired(now + Duration::from_secs(11), usize::MAX),
             2
@@ -461,25 +484,29 @@ mod tests {
         );
         // Its stale entry went on the way; it has no deadline, so no entry.
         assert!(inner.deadlines.is_empty());
-        inner.check_deadlines();
+        inner.check_indexes();
     }
 
     /// One step of the property test, after the clock moves on by the
     /// seconds beside it. A `target` picks a session modulo how many there
-    /// are; a `ttl` of `None` is no deadline.
+    /// are; a `ttl` of `None` is no deadline, a `user` of `None` no user.
     #[derive(Clone, Debug)]
     enum Step {
-        Create { ttl: Option<u8> },
+        Create { ttl: Option<u8>, user: Option<u8> },
         SetDeadline { target: usize, ttl: Option<u8> },
+        Bind { target: usize, user: Option<u8> },
         Delete { target: usize },
         Sweep { limit: usize },
     }
 
     fn step() -> impl Strategy<Value = (Step, u8)> {
         let ttl = proptest::option::of(0u8..50);
+        // Few users, so that they share sessions.
+        let user = proptest::option::of(0u8..3);
         let step = prop_oneof![
-            ttl.clone().prop_map(|ttl| Step::Create { ttl }),
+            (ttl.clone(), user.clone()).prop_map(|(ttl, user)| Step::Create { ttl, user }),
             (any::<usize>(), ttl).prop_map(|(target, ttl)| Step::SetDeadline { target, ttl }),
+            (any::<usize>(), user).prop_map(|(target, user)| Step::Bind { target, user }),
             any::<usize>().prop_map(|target| Step::Delete { target }),
             (0usize..4).prop_map(|limit| Step::Sweep { limit }),
         ];
@@ -490,7 +517,8 @@ mod tests {
         /// Against a model that looks at every session: whatever the
         /// writes, a full sweep drops exactly the sessions past their
         /// deadline, and `deadlines` holds one entry per session with a
-        /// deadline, never after it, and nothing for sessions gone.
+        /// deadline, never after it, and nothing for sessions gone; and
+        /// the user index holds exactly the bound sessions.
         #[test]
         fn sweeps_drop_what_a_full_scan_would(steps in proptest::collection::vec(step(), 1..80)) {
             let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000);
@@ -501,11 +529,13 @@ mod tests {
             for (step, advance) in steps {
                 clock += Duration::from_secs(u64::from(advance));
                 let deadline = |ttl: Option<u8>| ttl.map(|t| clock + Duration::from_secs(u64::from(t)));
+                let user = |user: Option<u8>| user.map(|u| format!("user-{u}"));
                 let mut deleted = None;
                 match step {
-                    Step::Create { ttl } => {
+                    Step::Create { ttl, user: bound } => {
                         let mut record = Record::new(clock);
                         record.expires_at = deadline(ttl);
+                        record.user = user(bound);
                         model.push((inner.insert_new(Arc::new(record)), deadline(ttl)));
                     }
                     Step::SetDeadline { target, ttl } if !model.is_empty() => {
@@ -513,6 +543,10 @@ mod tests {
                         if inner.change(&model[i].0, clock, |r| r.expires_at = deadline(ttl)) {
                             model[i].1 = deadline(ttl);
                         }
+                    }
+                    Step::Bind { target, user: bound } if !model.is_empty() => {
+                        let i = target % model.len();
+                        inner.change(&model[i].0, clock, |r| r.user = user(bound));
                     }
                     Step::Delete { target } if !model.is_empty() => {
                         let (id, _) = model.remove(target % model.len());
@@ -524,7 +558,7 @@ mod tests {
                     }
                     _ => {}
                 }
-                inner.check_deadlines();
+                inner.check_indexes();
                 prop_assert!(deleted.is_none_or(|id| !inner.sessions.contains_key(id.as_str())));
                 // Besides a delete, only a session past its deadline goes.
                 for (id, deadline) in &model {
@@ -542,7 +576,7 @@ mod tests {
                 .count();
             prop_assert_eq!(inner.drop_expired(clock, usize::MAX), expected);
             prop_assert!(inner.sessions.values().all(|s| !s.record.is_expired_at(clock)));
-            inner.check_deadlines();
+            inner.check_indexes();
         }
     }
 }
