@@ -51,6 +51,10 @@ pub struct Ratios {
     /// servers use one: how many more requests the same database serves
     /// for ours.
     pub store_capacity: Option<f64>,
+    /// Their server and database CPU time per request together ÷ ours,
+    /// when both servers use a database: requests per core-second of the
+    /// whole machine that serves them, the load generator left out.
+    pub machine_capacity: Option<f64>,
 }
 
 /// Summarizes `cells` for every server and scenario of `options`.
@@ -80,13 +84,26 @@ pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
             .iter()
             .map(|(ours, theirs)| theirs.server_cpu_us / ours.server_cpu_us)
             .collect();
+        // A route that sends the database nothing leaves only noise to
+        // divide.
+        let database_cpu = |figures: &Figures| {
+            figures
+                .redis
+                .as_ref()
+                .map(|database| database.cpu_us)
+                .filter(|&cpu| cpu >= 0.1)
+        };
         let store_capacity: Vec<f64> = pairs
             .iter()
+            .filter_map(|(ours, theirs)| Some(database_cpu(theirs)? / database_cpu(ours)?))
+            .collect();
+        let machine_capacity: Vec<f64> = pairs
+            .iter()
             .filter_map(|(ours, theirs)| {
-                let (ours, theirs) = (ours.redis.as_ref()?, theirs.redis.as_ref()?);
-                // A route that sends the database nothing leaves only
-                // noise to divide.
-                (ours.cpu_us >= 0.1 && theirs.cpu_us >= 0.1).then(|| theirs.cpu_us / ours.cpu_us)
+                Some(
+                    (theirs.server_cpu_us + database_cpu(theirs)?)
+                        / (ours.server_cpu_us + database_cpu(ours)?),
+                )
             })
             .collect();
         Some(Ratios {
@@ -94,6 +111,7 @@ pub fn summarize(cells: &[Cell], options: &Options) -> Vec<Summary> {
             capacity: median(&capacity)?,
             capacity_range: range(&capacity)?,
             store_capacity: median(&store_capacity),
+            machine_capacity: median(&machine_capacity),
         })
     };
 
@@ -296,7 +314,8 @@ fn summary_table(summaries: &[Summary], options: &Options) -> String {
         out,
         "\n#### Summary: ours ÷ bare and ours ÷ peer, and Redis-backed sessions ÷ \
          the Redis floor (requests per core-second; for Redis and Postgres, also the \
-         database's CPU per request, theirs ÷ ours)\n"
+         database's CPU per request, and the server's and the database's together, \
+         theirs ÷ ours)\n"
     );
     let _ = write!(out, "| server | against |");
     for scenario in &options.scenarios {
@@ -334,6 +353,9 @@ fn summary_table(summaries: &[Summary], options: &Options) -> String {
                 row(server, format!("{peer}, database CPU"), &|s| {
                     s.vs_peer.and_then(|r| r.store_capacity)
                 });
+                row(server, format!("{peer}, server and database CPU"), &|s| {
+                    s.vs_peer.and_then(|r| r.machine_capacity)
+                });
             }
         }
         if let Some(floor) = server.floor() {
@@ -342,6 +364,9 @@ fn summary_table(summaries: &[Summary], options: &Options) -> String {
             });
             row(server, format!("{floor}, database CPU"), &|s| {
                 s.vs_floor.and_then(|r| r.store_capacity)
+            });
+            row(server, format!("{floor}, server and database CPU"), &|s| {
+                s.vs_floor.and_then(|r| r.machine_capacity)
             });
         }
     }
@@ -585,6 +610,51 @@ mod tests {
                 redis: None,
             }),
         }
+    }
+
+    #[test]
+    fn the_whole_machine_counts_the_server_and_the_database() {
+        let scenario = Scenario::single(Route::ReadKey);
+        let mut options = options(scenario);
+        options.servers = vec![Server::AxumOursRedis, Server::AxumTowerSessionsRedis];
+        let with_database = |server, round, server_cpu, database_cpu| {
+            let mut cell = cell(server, scenario, round, server_cpu);
+            if let Ok(figures) = &mut cell.outcome {
+                figures.redis = Some(RedisFigures {
+                    commands: vec![("get".to_owned(), 1.0)],
+                    cpu_us: database_cpu,
+                });
+            }
+            cell
+        };
+        // Ours: 11 µs of the server's CPU and 4 of Redis's a request;
+        // the peer's: 12.5 and 2.5. Per server, ours serves more; per
+        // machine, as many.
+        let cells: Vec<Cell> = (0..3)
+            .flat_map(|round| {
+                [
+                    with_database(Server::AxumOursRedis, round, 11.0, 4.0),
+                    with_database(Server::AxumTowerSessionsRedis, round, 12.5, 2.5),
+                ]
+            })
+            .collect();
+        let summaries = summarize(&cells, &options);
+        let ratios = summaries
+            .iter()
+            .find(|s| s.server == Server::AxumOursRedis)
+            .and_then(|s| s.vs_peer)
+            .unwrap();
+        assert!((ratios.capacity - 12.5 / 11.0).abs() < 1e-9);
+        assert_eq!(ratios.store_capacity, Some(0.625));
+        assert_eq!(ratios.machine_capacity, Some(1.0));
+
+        let report = markdown(&summaries, &options);
+        assert!(
+            report.contains(
+                "| axum-ours-redis | axum-tower-sessions-redis, server and database CPU | 1.00 |"
+            ),
+            "{report}"
+        );
     }
 
     #[test]
