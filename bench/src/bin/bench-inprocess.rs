@@ -83,8 +83,9 @@ const SERVERS: [Server; 5] = [
 
 /// The servers that run in process only when named, with a redis-server
 /// started for them.
-const REDIS_SERVERS: [Server; 3] = [
+const REDIS_SERVERS: [Server; 4] = [
     Server::AxumOursRedis,
+    Server::AxumOursRedisCached,
     Server::AxumTowerSessionsRedis,
     Server::AxumRedisFloor,
 ];
