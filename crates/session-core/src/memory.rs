@@ -163,9 +163,8 @@ impl Inner {
         if let Some(deadline) = indexed_at {
             self.deadlines.insert((deadline, Arc::clone(&key)));
         }
-        let inserted = Arc::clone(&record);
+        self.index(&key, None, record.user.as_deref());
         self.sessions.insert(key, Stored { record, indexed_at });
-        self.index(&id, None, inserted.user.as_deref());
         id
     }
 
@@ -173,31 +172,32 @@ impl Inner {
     /// `deadlines`.
     fn remove(&mut self, id: &str) -> Option<Arc<Record>> {
         let (key, stored) = self.sessions.remove_entry(id)?;
+        self.index(&key, stored.record.user.as_deref(), None);
         if let Some(deadline) = stored.indexed_at {
             self.deadlines.remove(&(deadline, key));
         }
-        self.index(id, stored.record.user.as_deref(), None);
         Some(stored.record)
     }
 
-    /// Moves `id` in the user index from `before`'s sessions to `after`'s;
-    /// with an `after`, `id` must be in `sessions`, whose key it shares.
-    fn index(&mut self, id: &str, before: Option<&str>, after: Option<&str>) {
-        if before == after {
-            return;
-        }
+    /// `sessions`' own key for `id`, shared.
+    fn key_of(&self, id: &str) -> Option<Arc<str>> {
+        self.sessions
+            .get_key_value(id)
+            .map(|(key, _)| Arc::clone(key))
+    }
+
+    /// Moves the session under `key` (`sessions`' own) in the user index
+    /// from `before`'s sessions to `after`'s.
+    fn index(&mut self, key: &Arc<str>, before: Option<&str>, after: Option<&str>) {
         if let Some(user) = before {
             if let Some(ids) = self.users.get_mut(user) {
-                ids.remove(id);
+                ids.remove(&**key);
                 if ids.is_empty() {
                     self.users.remove(user);
                 }
             }
         }
         if let Some(user) = after {
-            let Some((key, _)) = self.sessions.get_key_value(id) else {
-                return;
-            };
             self.users
                 .entry(user.to_owned())
                 .or_default()
@@ -224,17 +224,20 @@ impl Inner {
             let indexed = stored.indexed_at.replace(deadline);
             self.move_deadline(id, indexed, deadline);
         }
-        self.index(id, before.as_deref(), after.as_deref());
+        if before != after {
+            if let Some(key) = self.key_of(id) {
+                self.index(&key, before.as_deref(), after.as_deref());
+            }
+        }
         true
     }
 
     /// Moves `id`'s entry in `deadlines` from `from` (none: no entry) to
     /// `to`.
     fn move_deadline(&mut self, id: &str, from: Option<SystemTime>, to: SystemTime) {
-        let Some((key, _)) = self.sessions.get_key_value(id) else {
+        let Some(key) = self.key_of(id) else {
             return;
         };
-        let key = Arc::clone(key);
         if let Some(from) = from {
             self.deadlines.remove(&(from, Arc::clone(&key)));
         }
