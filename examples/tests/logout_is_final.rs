@@ -209,6 +209,13 @@ impl Response {
     fn removes_the_cookie(&self) -> bool {
         self.set_cookies.len() == 1 && SetCookie::parse(&self.set_cookies[0]).is_removal()
     }
+
+    /// What a request whose session ended while it ran answers: no
+    /// cookie, neither a session's nor a removal (which would wipe a
+    /// newer cookie the browser got meanwhile).
+    fn sets_no_cookie(&self) -> bool {
+        self.set_cookies.is_empty()
+    }
 }
 
 /// One HTTP/1.1 request on its own connection, whose body is sent only by
@@ -433,8 +440,8 @@ mod cases {
         case.logout(&cookie).await;
         let login = login.release().await;
         assert!(
-            login.removes_the_cookie(),
-            "the late login gets a removal cookie and no session: {login:?}"
+            login.sets_no_cookie(),
+            "the late login gets no session, and no cookie: {login:?}"
         );
         case.assert_logged_out(&cookie, "the logged-out cookie stays out")
             .await;
@@ -453,8 +460,52 @@ mod cases {
             .await;
         case.logout(&cookie).await;
         let write = write.release().await;
-        assert!(write.removes_the_cookie(), "{write:?}");
+        assert!(write.sets_no_cookie(), "{write:?}");
         case.assert_logged_out(&cookie, "the late write did not bring it back")
+            .await;
+        case.stop().await;
+    }
+
+    /// A write held back during a login (which moves the session to a new
+    /// id), and a second login held back too: neither's response wipes the
+    /// login's cookie, and the user stays logged in, without the late
+    /// write.
+    pub(super) async fn requests_held_back_during_a_login_keep_the_login_cookie(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let case = Case::start(framework, &backend, SessionConfig::default()).await;
+        let cookie = case.session_with_a_secret().await;
+        let write = case
+            .hold("PUT", "/api/session/late", &cookie, json!("write"))
+            .await;
+        let second_login = case
+            .hold("POST", "/api/login", &cookie, json!({"user": "mallory"}))
+            .await;
+        let login = request(
+            &case.server,
+            "POST",
+            "/api/login",
+            Some(&cookie),
+            json!({"user": "ada"}),
+        )
+        .await;
+        let logged_in = login.session_cookie().expect("the login's cookie");
+        assert_ne!(logged_in, cookie, "the login moved the session");
+        let write = write.release().await;
+        assert!(write.sets_no_cookie(), "the late write: {write:?}");
+        let second_login = second_login.release().await;
+        assert!(
+            second_login.sets_no_cookie(),
+            "the second login: {second_login:?}"
+        );
+        let seen = session_seen_with(&case.server, &logged_in).await;
+        assert_eq!(
+            seen,
+            json!({"new": false, "data": {"secret": "s3cr3t", "user": "ada"}}),
+            "still logged in, without the late write"
+        );
+        case.assert_logged_out(&cookie, "the pre-login cookie loads nothing")
             .await;
         case.stop().await;
     }
@@ -479,8 +530,8 @@ mod cases {
         let read = read.release().await;
         assert_eq!(read.status, 200, "{read:?}");
         assert!(
-            read.removes_the_cookie(),
-            "the refresh after the logout removes the cookie: {read:?}"
+            read.sets_no_cookie(),
+            "the refresh after the logout sets no cookie: {read:?}"
         );
         case.assert_logged_out(&cookie, "the refresh did not bring it back")
             .await;
@@ -584,8 +635,8 @@ mod revocation {
         assert_eq!(case.revoke_others(&laptop).await, json!({ "revoked": 1 }));
         let late = in_flight.release().await;
         assert!(
-            late.removes_the_cookie(),
-            "the phone's write in flight gets a removal cookie: {late:?}"
+            late.sets_no_cookie(),
+            "the phone's write in flight sets no cookie: {late:?}"
         );
         case.assert_logged_out(&phone, "the phone's next request is a new, empty session")
             .await;
@@ -662,6 +713,7 @@ races! {
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        cases::requests_held_back_during_a_login_keep_the_login_cookie,
         cases::regenerating_never_restarts_the_absolute_timeout,
         cases::a_sessions_own_expiry_never_outlives_the_absolute_timeout,
         revocation::a_revoked_device_is_logged_out_even_mid_request,
@@ -672,6 +724,7 @@ races! {
     [redis_cluster => redis_cluster().await] [
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
+        cases::requests_held_back_during_a_login_keep_the_login_cookie,
         revocation::a_revoked_device_is_logged_out_even_mid_request,
         revocation::a_session_is_revoked_by_its_handle,
     ]
@@ -682,6 +735,7 @@ races! {
         cases::a_login_held_back_during_a_logout_brings_nothing_back,
         cases::a_write_held_back_during_a_logout_brings_nothing_back,
         cases::a_refresh_held_back_during_a_logout_does_not_resend_the_cookie,
+        cases::requests_held_back_during_a_login_keep_the_login_cookie,
     ]
 }
 

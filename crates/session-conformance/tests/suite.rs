@@ -32,6 +32,7 @@ async fn declared_limits_skip_exactly_their_checks() {
             "rolling_refresh",
             "per_session_expiry",
             "concurrent_deltas_merge",
+            "data_writes_keep_concurrent_metadata",
             "regenerate_keeps_the_absolute_timeout",
             "own_expiry_cannot_outlive_the_absolute_timeout",
             "logout_beats_a_racing_refresh",

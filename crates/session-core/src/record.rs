@@ -80,6 +80,18 @@ impl Record {
         }
     }
 
+    /// Everything of `other` but its data: its timestamps, deadline,
+    /// expiry policy, user and label (what a write that is not
+    /// [data only](crate::Update::data_only) stores).
+    pub(crate) fn take_metadata_of(&mut self, other: &Record) {
+        self.created = other.created;
+        self.expires_at = other.expires_at;
+        self.expiry = other.expiry;
+        self.user.clone_from(&other.user);
+        self.label.clone_from(&other.label);
+        self.last_seen = other.last_seen;
+    }
+
     /// Whether the record's deadline has passed at `now`.
     #[must_use]
     pub fn is_expired_at(&self, now: SystemTime) -> bool {
@@ -233,8 +245,8 @@ impl Changes {
 
     /// Applies this delta, with the values in `record` (the session as the
     /// request left it), to `stored`: the data a store holds, which
-    /// concurrent requests may have changed. Also takes `record`'s
-    /// timestamps and expiry policy.
+    /// concurrent requests may have changed. The data alone: its metadata
+    /// is [`Record::take_metadata_of`]'s.
     pub(crate) fn apply(&self, record: &Record, stored: &mut Record) {
         if self.cleared {
             stored.data.clear();
@@ -248,12 +260,6 @@ impl Changes {
                 None => stored.data.remove(key),
             };
         }
-        stored.created = record.created;
-        stored.expires_at = record.expires_at;
-        stored.expiry = record.expiry;
-        stored.user.clone_from(&record.user);
-        stored.label.clone_from(&record.label);
-        stored.last_seen = record.last_seen;
     }
 }
 

@@ -268,10 +268,12 @@ pub struct Update<'a> {
     /// Whether the request changed data keys only: `record`'s deadline,
     /// creation time, expiry policy and user are still what the session
     /// was loaded with (a write within the rolling throttle step, see
-    /// [`Rolling`](crate::Rolling)). A store may then leave its stored
-    /// deadline and metadata as they are, concurrent requests' changes to
-    /// them included, and write the data delta alone; writing them again
-    /// is correct too. `false` from [`Update::new`].
+    /// [`Rolling`](crate::Rolling)). A store must then leave its stored
+    /// deadline and metadata as they are and write the data delta alone
+    /// ([`apply_to`](Self::apply_to) does): a concurrent request may have
+    /// changed them since this one loaded the session (bound it to a user,
+    /// given it an expiry of its own), and writing them again would undo
+    /// that. `false` from [`Update::new`].
     pub data_only: bool,
 }
 
@@ -307,8 +309,9 @@ impl<'a> Update<'a> {
     }
 
     /// Applies this update to the record a store holds: the delta to its
-    /// data (keys other requests changed meanwhile are kept), and the new
-    /// timestamps and expiry policy.
+    /// data (keys other requests changed meanwhile are kept), and, unless
+    /// the update is [data only](Self::data_only), the new timestamps,
+    /// expiry policy and user.
     ///
     /// ```
     /// use std::sync::Arc;
@@ -333,6 +336,9 @@ impl<'a> Update<'a> {
     /// ```
     pub fn apply_to(&self, stored: &mut Record) {
         self.changes.apply(self.record, stored);
+        if !self.data_only {
+            stored.take_metadata_of(self.record);
+        }
     }
 }
 
@@ -412,6 +418,7 @@ impl<'a> Regenerate<'a> {
     /// id, as [`Update::apply_to`] does: what the new id should hold.
     pub fn apply_to(&self, stored: &mut Record) {
         self.changes.apply(self.record, stored);
+        stored.take_metadata_of(self.record);
     }
 
     /// Regenerates on any store whose [`delete`](SessionStore::delete)
@@ -477,10 +484,17 @@ pub enum Written {
     /// Written; send this cookie value (for a server-side store, usually
     /// the id the client already holds).
     Cookie(String),
-    /// The session no longer exists (a logout, a revocation or its expiry
-    /// came first), and nothing was written: the client's cookie is
-    /// removed.
+    /// The session no longer exists under this cookie (a logout, a
+    /// revocation, a login that moved it to a new id, or its expiry came
+    /// first), and nothing was written. The response sets no cookie: by
+    /// the time it arrives, the client may hold a newer one (the id a
+    /// concurrent login sent, or a new session begun after a logout),
+    /// which a removal cookie would wipe. The old cookie loads nothing.
     Gone,
+    /// Written empty, by a store that keeps a session only in its cookie
+    /// and answers an empty session by removing the cookie (as
+    /// aiohttp_session does): the response removes the client's cookie.
+    Emptied,
 }
 
 impl std::fmt::Debug for Written {
@@ -489,6 +503,7 @@ impl std::fmt::Debug for Written {
         match self {
             Written::Cookie(_) => f.write_str("Written::Cookie(..)"),
             Written::Gone => f.write_str("Written::Gone"),
+            Written::Emptied => f.write_str("Written::Emptied"),
         }
     }
 }

@@ -269,17 +269,17 @@ macro_rules! cookie_store {
 }
 pub(crate) use cookie_store;
 
-/// A write's answer: the sealed cookie, or [`Written::Gone`] (a removal
+/// A write's answer: the sealed cookie, or [`Written::Emptied`] (a removal
 /// cookie) for an emptied session, as aiohttp_session removes the cookie of
 /// an empty session.
 ///
-/// [`Written::Gone`]: session_core::Written::Gone
+/// [`Written::Emptied`]: session_core::Written::Emptied
 pub(crate) fn written(
     record: &Record,
     seal: impl FnOnce(&Record) -> Result<String, Error>,
 ) -> Result<session_core::Written, Error> {
     if record.data.is_empty() {
-        return Ok(session_core::Written::Gone);
+        return Ok(session_core::Written::Emptied);
     }
     seal(record).map(session_core::Written::Cookie)
 }

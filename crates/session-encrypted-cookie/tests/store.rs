@@ -129,11 +129,13 @@ async fn passes_the_conformance_suite_with_both_ciphers() {
             assert!(
                 [
                     "concurrent_deltas_merge",
+                    "data_writes_keep_concurrent_metadata",
                     "regenerate (old cookie no longer loads)",
                     "invalidate (old cookie no longer loads)",
                     "logout_beats_a_racing_write",
                     "logout_beats_a_racing_regenerate",
                     "logout_beats_a_racing_refresh",
+                    "a_request_racing_a_login_keeps_the_login_cookie",
                     "expired_sessions_are_not_written",
                     "strict_mode",
                     "user_sessions",

@@ -74,8 +74,8 @@
 //!   a new session, so the user is logged out on both sides either way.
 //! * **A write never revives a logged-out session.** An update writes only
 //!   while the key exists and does not hold `{}` (one atomic script), so a
-//!   slow request that finishes after a logout on either side gets a removal
-//!   cookie instead of bringing the session back. A new session is created
+//!   slow request that finishes after a logout on either side has its writes
+//!   dropped (and sets no cookie) instead of bringing the session back. A new session is created
 //!   with `SET NX`, so it never overwrites another.
 //! * **Cookies are `Secure`, `HttpOnly` and `SameSite=Lax` by default**,
 //!   where aiohttp_session sets only `HttpOnly`. Change them on the

@@ -205,13 +205,11 @@ async fn a_logout_by_aiohttp_session_is_never_undone() {
     let session = slow.session([pair.as_bytes()]).await.expect("load");
     // ...Python's invalidate() writes `{}` under the key...
     set(&server, &key, "{}");
-    // ...and the slow request's write comes after: refused, cookie removed.
+    // ...and the slow request's write comes after: refused, and no cookie
+    // set (Python's response removed it).
     session.insert("late", "write").expect("insert");
     let set_cookie = slow.save_changes().await.expect("save_changes");
-    assert!(
-        set_cookie.len() == 1 && set_cookie[0].contains("Max-Age=0"),
-        "{set_cookie:?}"
-    );
+    assert!(set_cookie.is_empty(), "{set_cookie:?}");
     assert_eq!(get(&server, &key).as_deref(), Some("{}"));
     // And `{}` reads as a new session, whose first write gets a new id.
     assert!(peek(&manager, &pair).await.is_new());
@@ -237,7 +235,7 @@ async fn our_logout_deletes_the_key_and_a_late_write_does_not_recreate_it() {
     assert_eq!(get(&server, &key), None, "logout deletes the key");
     session.insert("late", "write").expect("insert");
     let set_cookie = slow.save_changes().await.expect("save_changes");
-    assert!(set_cookie[0].contains("Max-Age=0"), "{set_cookie:?}");
+    assert!(set_cookie.is_empty(), "{set_cookie:?}");
     assert_eq!(get(&server, &key), None, "the late write created nothing");
 }
 

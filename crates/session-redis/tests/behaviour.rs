@@ -792,8 +792,8 @@ async fn a_logout_beats_fifty_slow_writes() {
     for writer in writers {
         let set = writer.await.expect("writer").expect("save_changes");
         assert!(
-            set.len() == 1 && set[0].contains("Max-Age=0"),
-            "a write after the logout removes the cookie: {set:?}"
+            set.is_empty(),
+            "a write after the logout sets no cookie: {set:?}"
         );
     }
     let replayed = peek(&manager, &pair).await;
@@ -827,7 +827,7 @@ async fn a_logout_beats_fifty_slow_writes_of_one_key() {
     for writer in writers {
         let set = writer.await.expect("writer").expect("save_changes");
         assert!(
-            set.iter().all(|cookie| cookie.contains("Max-Age=0")),
+            set.is_empty(),
             "a write racing the logout never sets the cookie again: {set:?}"
         );
     }

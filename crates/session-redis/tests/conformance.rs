@@ -141,6 +141,7 @@ async fn aiohttp_layout() {
             "rolling_refresh",
             "per_session_expiry",
             "concurrent_deltas_merge",
+            "data_writes_keep_concurrent_metadata",
             "regenerate_keeps_the_absolute_timeout",
             "own_expiry_cannot_outlive_the_absolute_timeout",
             "logout_beats_a_racing_refresh",
@@ -153,6 +154,7 @@ async fn aiohttp_layout() {
         "idle_expiry",
         "logout_beats_a_racing_write",
         "logout_beats_a_racing_regenerate",
+        "a_request_racing_a_login_keeps_the_login_cookie",
         "strict_mode",
         "values_round_trip_exactly",
     ] {

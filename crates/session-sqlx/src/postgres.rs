@@ -87,6 +87,9 @@ struct UpdateRow<'a> {
     cleared: bool,
     removed: &'a [&'a str],
     written: &'a std::collections::BTreeMap<&'a str, String>,
+    /// The data alone: the row's other columns stay as they are (see
+    /// `Update::data_only`).
+    data_only: bool,
     created: i64,
     expires_at: Option<i64>,
     expiry: Option<&'a str>,
@@ -123,7 +126,7 @@ impl Sql {
                 "WITH u AS MATERIALIZED (\
                      SELECT * FROM jsonb_to_recordset($1::jsonb) AS u(\
                          id text, cleared boolean, removed text[], written jsonb, \
-                         created bigint, expires_at bigint, expiry text, \
+                         data_only boolean, created bigint, expires_at bigint, expiry text, \
                          user_id text, label text, last_seen bigint, now bigint)\
                  ), locked AS MATERIALIZED (\
                      SELECT s.id FROM {t} AS s JOIN u ON s.id = u.id \
@@ -134,8 +137,12 @@ impl Sql {
                      data = (CASE WHEN u.cleared OR jsonb_typeof(s.data) <> 'object' \
                          THEN '{{}}'::jsonb ELSE s.data - u.removed END) \
                          || u.written, \
-                     created = u.created, expires_at = u.expires_at, expiry = u.expiry, \
-                     user_id = u.user_id, label = u.label, last_seen = u.last_seen \
+                     created = CASE WHEN u.data_only THEN s.created ELSE u.created END, \
+                     expires_at = CASE WHEN u.data_only THEN s.expires_at ELSE u.expires_at END, \
+                     expiry = CASE WHEN u.data_only THEN s.expiry ELSE u.expiry END, \
+                     user_id = CASE WHEN u.data_only THEN s.user_id ELSE u.user_id END, \
+                     label = CASE WHEN u.data_only THEN s.label ELSE u.label END, \
+                     last_seen = CASE WHEN u.data_only THEN s.last_seen ELSE u.last_seen END \
                  FROM u JOIN locked ON locked.id = u.id \
                  WHERE s.id = u.id AND (s.expires_at IS NULL OR s.expires_at > u.now) \
                  RETURNING s.id"
@@ -398,6 +405,7 @@ impl SessionStore for PostgresStore {
             cleared: delta.cleared,
             removed: &delta.removed,
             written: &delta.written,
+            data_only: update.data_only,
             created: meta.created,
             expires_at: meta.expires_at,
             expiry: meta.expiry.as_deref(),

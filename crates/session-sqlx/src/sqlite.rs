@@ -71,13 +71,29 @@ struct Sql {
     sessions_of: String,
 }
 
+/// Which row [`SqliteStore::apply`] writes, and how.
+#[derive(Clone, Copy)]
+enum Target<'a> {
+    /// The session's own row; of its columns, only `data` when
+    /// `data_only`.
+    Update { data_only: bool },
+    /// The session's row, moved to this new id, every column written.
+    MoveTo(&'a str),
+}
+
 /// What an update and a regenerate set the row's `data` to: the delta
 /// (`?3`, an RFC 7396 merge patch) applied by `json_patch` to the row as it
 /// is when the statement runs, or to nothing when cleared (`?2`); and its
-/// other columns (`?4` to `?6`, and the user binding, `?9` to `?11`).
+/// other columns (`?4` to `?6`, and the user binding, `?9` to `?11`), unless
+/// the update is of the data alone (`?12`, see `Update::data_only`), which
+/// leaves them as they are.
 const DELTA: &str = "data = json_patch(CASE WHEN ?2 THEN '{}' ELSE data END, ?3), \
-     created = ?4, expires_at = ?5, expiry = ?6, \
-     user_id = ?9, label = ?10, last_seen = ?11";
+     created = CASE WHEN ?12 THEN created ELSE ?4 END, \
+     expires_at = CASE WHEN ?12 THEN expires_at ELSE ?5 END, \
+     expiry = CASE WHEN ?12 THEN expiry ELSE ?6 END, \
+     user_id = CASE WHEN ?12 THEN user_id ELSE ?9 END, \
+     label = CASE WHEN ?12 THEN label ELSE ?10 END, \
+     last_seen = CASE WHEN ?12 THEN last_seen ELSE ?11 END";
 
 impl Sql {
     fn new(table: &Table) -> Sql {
@@ -267,7 +283,7 @@ impl SqliteStore {
         record: &Record,
         delta: &Delta<'_>,
         now: SystemTime,
-        new_id: Option<&str>,
+        target: Target<'_>,
     ) -> Result<u64, Error> {
         let Ok(id) = cookie.value.parse::<SessionId>() else {
             return Ok(0);
@@ -284,10 +300,14 @@ impl SqliteStore {
             .bind(millis(now))
             // `?8`, the new id: unused by an update, but numbered before
             // the binding's parameters.
-            .bind(new_id)
+            .bind(match target {
+                Target::MoveTo(new_id) => Some(new_id),
+                Target::Update { .. } => None,
+            })
             .bind(meta.user)
             .bind(meta.label)
-            .bind(meta.last_seen);
+            .bind(meta.last_seen)
+            .bind(matches!(target, Target::Update { data_only: true }));
         Ok(timed(self.timeout, query.execute(&self.pool))
             .await?
             .rows_affected())
@@ -344,8 +364,18 @@ impl SessionStore for SqliteStore {
     async fn update(&self, update: Update<'_>) -> Result<Written, Error> {
         let delta = Delta::of(update.record, update.changes)?;
         let sql = &self.sql.update;
+        let target = Target::Update {
+            data_only: update.data_only,
+        };
         let rows = self
-            .apply(sql, update.cookie, update.record, &delta, update.now, None)
+            .apply(
+                sql,
+                update.cookie,
+                update.record,
+                &delta,
+                update.now,
+                target,
+            )
             .await?;
         Ok(crate::written(rows, update.cookie.value))
     }
@@ -374,7 +404,7 @@ impl SessionStore for SqliteStore {
                 regenerate.record,
                 &delta,
                 regenerate.now,
-                Some(&id),
+                Target::MoveTo(&id),
             );
             match rows.await {
                 Ok(0) => return Ok(Written::Gone),

@@ -67,6 +67,7 @@ impl Writer<'_> {
                         Ok(vec![self.set_cookie(&value, &record)?])
                     }
                     Written::Gone => Ok(self.gone()),
+                    Written::Emptied => Ok(self.removal()),
                 }
             }
         }
@@ -82,10 +83,19 @@ impl Writer<'_> {
     }
 
     /// The answer to a session that ended while the request ran (a logout,
-    /// a revocation or its expiry came first): the client's cookie is
-    /// removed, and nothing of the session comes back.
+    /// a revocation, a login that moved it, or its expiry came first):
+    /// nothing of the session comes back, and no cookie is sent. Not a
+    /// removal: the response that ended the session may have given the
+    /// client a newer cookie of the same name (the new id of a login, or a
+    /// session begun after a logout), and the browser applies whichever
+    /// response arrives last.
     fn gone(&self) -> Vec<String> {
         tracing::debug!(cookie = self.name(), "session ended during the request");
+        Vec::new()
+    }
+
+    /// The cookie's removal, alone.
+    fn removal(&self) -> Vec<String> {
         vec![self.removal_cookie.to_owned()]
     }
 
@@ -109,6 +119,7 @@ impl Writer<'_> {
     ) -> Result<Vec<String>, Error> {
         match written {
             Written::Gone => Ok(self.gone()),
+            Written::Emptied => Ok(self.removal()),
             Written::Cookie(value)
                 if self.previous == Some(value.as_str())
                     && !(deadline_moved && self.cookie.resent_when_deadline_moves()) =>
@@ -133,7 +144,7 @@ impl Writer<'_> {
         }
         match (then, previous) {
             (Some(record), _) => self.create(record).await,
-            (None, Some(_)) => Ok(vec![self.removal_cookie.to_owned()]),
+            (None, Some(_)) => Ok(self.removal()),
             (None, None) => Ok(Vec::new()),
         }
     }

@@ -63,9 +63,9 @@
 //!   and the store draws another id.
 //! * An **update** of a session whose key is gone (logged out, expired)
 //!   answers [`Written::Gone`] and leaves nothing, so a slow request that
-//!   finishes after a logout cannot bring the session back; the client
-//!   gets a removal cookie (but see above for data writes that race one
-//!   another and a logout).
+//!   finishes after a logout cannot bring the session back; its response
+//!   sets no cookie (but see above for data writes that race one another
+//!   and a logout).
 //! * A **rolling refresh** runs the same script with no delta: it moves the
 //!   deadline (the metadata's `e`, rewritten in place so that the rest of
 //!   the metadata stays as the last save left it, and the key's expiry) of
