@@ -58,6 +58,7 @@
 
 pub mod arbitrary;
 mod faulty;
+mod racing;
 mod set_cookie;
 
 pub use faulty::FaultyStore;
@@ -443,6 +444,11 @@ fn insert(session: &Session, key: &str, value: Value) {
 
 impl Suite {
     fn browser(&self, config: SessionConfig) -> Browser {
+        self.browser_on(self.store.clone(), config)
+    }
+
+    /// A [`browser`](Self::browser) of a store around the one under test.
+    fn browser_on(&self, store: Arc<dyn SessionStore>, config: SessionConfig) -> Browser {
         let clock = if self.capabilities.whole_seconds {
             let secs = SystemTime::now()
                 .duration_since(UNIX_EPOCH)
@@ -453,7 +459,7 @@ impl Suite {
         };
         let config = config.with_clock(Clock::from(clock.clone()));
         Browser {
-            manager: SessionManager::with_shared_store(self.store.clone(), config),
+            manager: SessionManager::with_shared_store(store, config),
             clock: Some(clock),
             jar: None,
         }
@@ -515,6 +521,7 @@ impl Suite {
         self.strict_mode().await;
         self.delete_is_idempotent().await;
         self.user_sessions().await;
+        self.revocation_beats_a_racing_login().await;
         self.large_sessions().await;
         self.report
     }
@@ -1518,6 +1525,53 @@ impl Suite {
         assert!(
             listed.is_empty(),
             "{NAME}: an expired session is not listed"
+        );
+        self.pass(NAME);
+    }
+
+    /// "Log out everywhere else" while the other device logs in again: the
+    /// login moves that device's session to a new id (still bound to the
+    /// user) after the revocation listed the user's sessions and before it
+    /// deleted that one. The revocation gets it under its new id too.
+    async fn revocation_beats_a_racing_login(&mut self) {
+        const NAME: &str = "revocation_beats_a_racing_login";
+        if self.store.user_index().is_none() {
+            return self.skip(NAME, NO_USER_INDEX);
+        }
+        let racing = Arc::new(racing::LoginAfterListing::around(self.store.clone()));
+        let config = || SessionConfig::default().with_rolling(Rolling::Disabled);
+        let user = format!("user-{}", session_core::SessionId::generate().as_str());
+        let log_in = |s: &Session| {
+            s.regenerate();
+            s.bind_user(user.clone());
+            insert(s, "secret", json!("s3cr3t"));
+        };
+        let mut laptop = self.browser_on(racing.clone(), config());
+        let mut phone = self.browser_on(racing.clone(), config());
+        laptop.visit(log_in).await;
+        phone.visit(log_in).await;
+        let (laptop_session, _) = laptop.visit(|_| {}).await;
+
+        racing.arm(phone.cookie_name(), &phone.held());
+        let revoked = laptop_session
+            .revoke_other_user_sessions()
+            .await
+            .expect("revoke");
+        let moved_to = racing
+            .moved_to()
+            .expect("the login moved the phone's session");
+        assert_eq!(revoked, 1, "{NAME}: the phone's session, under its new id");
+        assert!(
+            phone.peek_with(Some(&moved_to)).await.is_new(),
+            "{NAME}: the phone's new id is logged out"
+        );
+        assert!(phone.peek().await.is_new(), "{NAME}: and its old one");
+        let listed = laptop.manager.sessions_of(&user).await.expect("list");
+        let handles: Vec<_> = listed.iter().map(|s| s.handle().clone()).collect();
+        assert_eq!(
+            handles,
+            [laptop_session.handle().expect("a handle")],
+            "{NAME}: only the laptop is left"
         );
         self.pass(NAME);
     }

@@ -502,7 +502,7 @@ impl Session {
     ///
     /// # Errors
     ///
-    /// As [`user_sessions`](Self::user_sessions).
+    /// As [`SessionManager::revoke_all_except`](crate::SessionManager::revoke_all_except).
     pub async fn revoke_other_user_sessions(&self) -> Result<usize, Error> {
         let keep = self.handle();
         match self.bound()? {

@@ -147,6 +147,7 @@ async fn aiohttp_layout() {
             "logout_beats_a_racing_refresh",
             "expired_sessions_are_not_written",
             "user_sessions",
+            "revocation_beats_a_racing_login",
         ]
     );
     for check in [

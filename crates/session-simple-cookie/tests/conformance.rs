@@ -23,6 +23,7 @@ async fn passes_the_conformance_suite() {
             "expired_sessions_are_not_written",
             "strict_mode",
             "user_sessions",
+            "revocation_beats_a_racing_login",
         ]
     );
     assert!(report.passed().len() >= 15, "{:?}", report.passed());

@@ -10,6 +10,11 @@ use crate::cookie;
 use crate::user::UserIndex;
 use crate::{Error, SessionConfig, SessionCookie, SessionHandle, SessionStore, UserSession};
 
+/// How many times a revocation lists the user's sessions, at most (see
+/// `SessionManager::revoke_where`). Each pass past the first needs a login
+/// to have moved one of them in the moment between listing and deleting.
+const REVOCATION_PASSES: usize = 8;
+
 /// A store with its configuration: what an application builds once and hands
 /// to its framework adapter. Cheap to clone.
 ///
@@ -163,11 +168,14 @@ impl SessionManager {
     }
 
     /// Revokes every session of `user` but `keep` ("log out everywhere
-    /// else"), or all of them: how many were revoked.
+    /// else"), or all of them: how many were revoked. A session that a
+    /// login moves to a new id while this runs is revoked under its new id.
     ///
     /// # Errors
     ///
-    /// As [`sessions_of`](Self::sessions_of).
+    /// As [`sessions_of`](Self::sessions_of); and [`Error::Store`] in the
+    /// unlikely case that logins keep moving the user's sessions to new ids
+    /// through several listings (some may then be left: call it again).
     pub async fn revoke_all_except(
         &self,
         user: &str,
@@ -177,27 +185,45 @@ impl SessionManager {
             .await
     }
 
+    /// Deletes the sessions of `user` that `revoke` picks, listing them
+    /// again while a delete finds nothing: a login on one of them (a
+    /// regenerate, which keeps the session bound to the user under a new
+    /// id) may land between the listing and the delete, and the next
+    /// listing has the new id. A session that ended meanwhile (a logout,
+    /// its expiry) is not listed again, so a pass with nothing left that
+    /// vanished under it ends the revocation.
     async fn revoke_where(
         &self,
         user: &str,
         revoke: impl Fn(&SessionHandle) -> bool,
     ) -> Result<usize, Error> {
-        let (index, now) = self.user_index()?;
         let name = self.shared.config.cookie().name();
         let mut revoked = 0;
-        for bound in index.sessions_of(user, now).await? {
-            if bound.record.user.as_deref() != Some(user)
-                || !revoke(&SessionHandle::of(&bound.cookie_value))
-            {
-                continue;
+        for _ in 0..REVOCATION_PASSES {
+            let (index, now) = self.user_index()?;
+            let mut vanished = false;
+            for bound in index.sessions_of(user, now).await? {
+                if bound.record.user.as_deref() != Some(user)
+                    || !revoke(&SessionHandle::of(&bound.cookie_value))
+                {
+                    continue;
+                }
+                let cookie = SessionCookie::new(name, &bound.cookie_value);
+                if self.shared.store.delete(cookie).await? {
+                    tracing::debug!(cookie = name, "session revoked");
+                    revoked += 1;
+                } else {
+                    vanished = true;
+                }
             }
-            let cookie = SessionCookie::new(name, &bound.cookie_value);
-            if self.shared.store.delete(cookie).await? {
-                tracing::debug!(cookie = name, "session revoked");
-                revoked += 1;
+            if !vanished {
+                return Ok(revoked);
             }
         }
-        Ok(revoked)
+        Err(Error::store(format!(
+            "the sessions being revoked kept moving to new ids (logins) through \
+             {REVOCATION_PASSES} listings; {revoked} were revoked"
+        )))
     }
 
     fn user_index(&self) -> Result<(&dyn UserIndex, SystemTime), Error> {
