@@ -549,10 +549,16 @@ impl Redis {
     ) -> Result<(i64, bool), Error> {
         let reply = self
             .write(key.as_bytes(), Shortfall::Fails, async |client| {
-                let pipeline = client.pipeline();
-                let () = pipeline.hset(key, fields).await?;
-                let () = pipeline.hexists(key, checked).await?;
-                pipeline.all().await
+                // Two commands of their own, handed to fred together (the
+                // first is queued before the second is made), not a fred
+                // pipeline: fred still sends a pipeline that timed out once
+                // the connection is back, which would do a write its caller
+                // was told had failed (see `write_and_wait`).
+                let (added, exists) = tokio::join!(
+                    client.hset::<Value, _, _>(key, fields),
+                    client.hexists::<Value, _, _>(key, checked),
+                );
+                Ok(Value::Array(vec![added?, exists?]))
             })
             .await?;
         match &reply {

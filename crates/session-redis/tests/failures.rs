@@ -413,3 +413,42 @@ async fn while_redis_is_down_the_queue_is_bounded_and_the_overflow_fails_at_once
         waiting.len()
     );
 }
+
+/// A write that failed, timed out while Redis was down, is not done once
+/// Redis is back: fred drops a command that timed out before it was sent,
+/// but not a pipeline, so no write is sent as one. The write here adds a
+/// key to a session within the rolling throttle: the `HSET` of the new
+/// field and the `HEXISTS` of the metadata that tells a logout.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_data_write_that_timed_out_while_redis_was_down_is_not_done_when_it_is_back() {
+    let mut server = RedisServer::builder().persistence(true).start();
+    let (manager, pair) = a_session_on(&server.url(), TIMEOUT).await;
+    let late = manager.request();
+    let session = late.session([pair.as_bytes()]).await.expect("load");
+    session.insert("cart", &["late"]).expect("insert");
+
+    server.kill();
+    // Time for fred to see its connection close and hold what it is given.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let started = Instant::now();
+    assert_store_error(late.save_changes().await, started, "save while down");
+
+    server.restart();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while manager.request().session([pair.as_bytes()]).await.is_err() {
+        assert!(Instant::now() < deadline, "Redis never answered again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // A while longer, for whatever fred still held to be sent.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let session = peek(&manager, &pair).await;
+    assert_eq!(
+        session.get::<String>("user").expect("get").as_deref(),
+        Some("ada")
+    );
+    assert_eq!(
+        session.get_value("cart"),
+        None,
+        "the write answered as failed was done after all"
+    );
+}
