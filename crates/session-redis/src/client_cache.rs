@@ -489,10 +489,10 @@ impl Shared {
         };
         // A connection we have not tracked on: what the cache holds was
         // read on another, whose invalidations are lost. It is emptied
-        // below, once tracking is on, which also drops what reads meanwhile
-        // would keep; until then no load passes a barrier.
+        // before tracking is turned on, and again below, which also drops
+        // what reads meanwhile would keep.
         if !tracking {
-            if let Err(error) = self.redis.start_tracking().await {
+            if let Err(error) = self.turn_tracking_on().await {
                 tracing::debug!(%error, "client tracking could not be turned on; reading uncached");
                 return false;
             }
@@ -528,6 +528,23 @@ impl Shared {
             }
         }
         true
+    }
+}
+
+impl Shared {
+    /// Turns client tracking on, for a connection found without it. The
+    /// cache is emptied first, and reads stop counting as tracked: a
+    /// barrier sent after the `CLIENT TRACKING ON`, while this one is still
+    /// out (Redis is slow, and the next barrier went out without waiting),
+    /// finds tracking on and passes, perhaps before this one comes back;
+    /// it must find nothing read on the lost connection to vouch for.
+    async fn turn_tracking_on(&self) -> Result<(), Error> {
+        {
+            let mut state = self.lock();
+            state.empty();
+            state.tracking = false;
+        }
+        self.redis.start_tracking().await
     }
 }
 
@@ -872,6 +889,53 @@ mod tests {
         assert!(!cache.0.state.is_poisoned());
         load(&cache, &uncached, "a", &reads, async || {}).await;
         assert_eq!(reads.load(Ordering::SeqCst), 2, "cached again");
+    }
+
+    /// A barrier that finds tracking on because an earlier one, still out,
+    /// turned it on for a new connection does not vouch for what was read
+    /// on the lost one, whose invalidations went with it.
+    #[tokio::test]
+    async fn a_barrier_that_overtakes_the_one_turning_tracking_on_vouches_for_nothing_older() {
+        let server = RedisServer::start();
+        let (cache, uncached) = cache(&server, 10).await;
+        let reads = AtomicUsize::new(0);
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 1, "cached");
+        server
+            .command(&["CLIENT", "KILL", "TYPE", "normal"])
+            .expect("CLIENT KILL");
+        server
+            .command(&["HSET", "session:a", "d:x", "1"])
+            .expect("HSET");
+        // The first barrier on the new connection finds tracking off, and
+        // turns it on; it has not come back from that yet...
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match cache.0.redis.tracking_barrier(&cache.0.epoch_key).await {
+                Ok((tracking, _)) => {
+                    assert!(!tracking, "a new connection, not tracking yet");
+                    break;
+                }
+                Err(_) => {
+                    assert!(std::time::Instant::now() < deadline, "never reconnected");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
+        cache
+            .0
+            .turn_tracking_on()
+            .await
+            .expect("CLIENT TRACKING ON");
+        // ...when the next, sent behind it, finds tracking on.
+        assert_eq!(cache.barrier().await, Passage::Passed);
+        load(&cache, &uncached, "a", &reads, async || {}).await;
+        assert_eq!(
+            reads.load(Ordering::SeqCst),
+            2,
+            "read again, not answered with what the lost connection read"
+        );
     }
 
     #[test]
