@@ -382,7 +382,7 @@ mod tests {
             .update(Update::new(cookie, &empty, &changes, now))
             .await
             .unwrap();
-        assert_eq!(written, Written::Gone);
+        assert_eq!(written, Written::Emptied);
         // A new session saved empty seals `{}`: a new session on both sides.
         let value = store
             .create(Create::new("AIOHTTP_SESSION", &empty, now))
