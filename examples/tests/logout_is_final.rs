@@ -331,11 +331,17 @@ impl Case {
 
     /// A device logging in as `user`: its cookie.
     async fn log_in(&self, user: &str) -> String {
+        self.log_in_with(None, user).await
+    }
+
+    /// A login as `user` of the session behind `cookie` (a new one without
+    /// it), which regenerates it: the cookie it sets.
+    async fn log_in_with(&self, cookie: Option<&str>, user: &str) -> String {
         let login = request(
             &self.server,
             "POST",
             "/api/login",
-            None,
+            cookie,
             json!({ "user": user }),
         )
         .await;
@@ -408,6 +414,18 @@ impl Case {
         panic!("the held request never loaded its session");
     }
 
+    /// [`hold`](Self::hold)s a write of the key `late`.
+    async fn hold_a_late_write(&self, cookie: &str) -> Held {
+        self.hold("PUT", "/api/session/late", cookie, json!("write"))
+            .await
+    }
+
+    /// [`hold`](Self::hold)s a login as `user`.
+    async fn hold_a_login(&self, cookie: &str, user: &str) -> Held {
+        self.hold("POST", "/api/login", cookie, json!({ "user": user }))
+            .await
+    }
+
     async fn logout(&self, cookie: &str) {
         let logout = request(&self.server, "POST", "/api/logout", Some(cookie), json!({})).await;
         assert!(logout.removes_the_cookie(), "{logout:?}");
@@ -434,9 +452,7 @@ mod cases {
     ) {
         let case = Case::start(framework, &backend, SessionConfig::default()).await;
         let cookie = case.session_with_a_secret().await;
-        let login = case
-            .hold("POST", "/api/login", &cookie, json!({"user": "mallory"}))
-            .await;
+        let login = case.hold_a_login(&cookie, "mallory").await;
         case.logout(&cookie).await;
         let login = login.release().await;
         assert!(
@@ -455,9 +471,7 @@ mod cases {
     ) {
         let case = Case::start(framework, &backend, SessionConfig::default()).await;
         let cookie = case.session_with_a_secret().await;
-        let write = case
-            .hold("PUT", "/api/session/late", &cookie, json!("write"))
-            .await;
+        let write = case.hold_a_late_write(&cookie).await;
         case.logout(&cookie).await;
         let write = write.release().await;
         assert!(write.sets_no_cookie(), "{write:?}");
@@ -476,21 +490,9 @@ mod cases {
     ) {
         let case = Case::start(framework, &backend, SessionConfig::default()).await;
         let cookie = case.session_with_a_secret().await;
-        let write = case
-            .hold("PUT", "/api/session/late", &cookie, json!("write"))
-            .await;
-        let second_login = case
-            .hold("POST", "/api/login", &cookie, json!({"user": "mallory"}))
-            .await;
-        let login = request(
-            &case.server,
-            "POST",
-            "/api/login",
-            Some(&cookie),
-            json!({"user": "ada"}),
-        )
-        .await;
-        let logged_in = login.session_cookie().expect("the login's cookie");
+        let write = case.hold_a_late_write(&cookie).await;
+        let second_login = case.hold_a_login(&cookie, "mallory").await;
+        let logged_in = case.log_in_with(Some(&cookie), "ada").await;
         assert_ne!(logged_in, cookie, "the login moved the session");
         let write = write.release().await;
         assert!(write.sets_no_cookie(), "the late write: {write:?}");
@@ -554,15 +556,7 @@ mod cases {
         let mut cookie = case.session_with_a_secret().await;
         for _ in 0..3 {
             clock.advance(Duration::from_secs(45));
-            let login = request(
-                &case.server,
-                "POST",
-                "/api/login",
-                Some(&cookie),
-                json!({"user": "ada"}),
-            )
-            .await;
-            cookie = login.session_cookie().expect("a regenerated cookie");
+            cookie = case.log_in_with(Some(&cookie), "ada").await;
         }
         let alive = session_seen_with(&case.server, &cookie).await;
         assert_eq!(alive["new"], json!(false), "135 s: alive");
@@ -629,9 +623,7 @@ mod revocation {
             assert!(!laptop.contains(handle) && !phone.contains(handle));
         }
 
-        let in_flight = case
-            .hold("PUT", "/api/session/late", &phone, json!("write"))
-            .await;
+        let in_flight = case.hold_a_late_write(&phone).await;
         assert_eq!(case.revoke_others(&laptop).await, json!({ "revoked": 1 }));
         let late = in_flight.release().await;
         assert!(

@@ -1,7 +1,7 @@
 //! A store that fails on command, for testing what sits around a store.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use std::time::SystemTime;
 
@@ -9,14 +9,16 @@ use async_trait::async_trait;
 
 use session_core::user::{BoundSession, UserIndex};
 use session_core::{
-    Create, Error, MemoryStore, Record, Refresh, Regenerate, SessionCookie, SessionStore, Update,
-    Written,
+    Changes, Create, Error, MemoryStore, Record, Refresh, Regenerate, SessionCookie, SessionStore,
+    Update, Written,
 };
 
 /// A store around another one that counts its calls and fails on command: a
 /// backend outage without taking a real backend down, to test adapters,
 /// middleware and applications (a 500 rather than a lost write, recovery
-/// once the store is back, laziness).
+/// once the store is back, laziness). It can also order one race: a login
+/// between a revocation's listing and its delete
+/// ([`move_after_next_listing`](Self::move_after_next_listing)).
 ///
 /// Clones share the counters and the switches.
 ///
@@ -47,6 +49,11 @@ struct Faults {
     saves: AtomicUsize,
     loads_fail: AtomicBool,
     writes_fail: AtomicBool,
+    /// The cookie name and value of the session to move on the next
+    /// listing.
+    move_after_listing: Mutex<Option<(String, String)>>,
+    /// Where the listing moved it.
+    moved_to: Mutex<Option<String>>,
 }
 
 impl Default for FaultyStore {
@@ -93,6 +100,38 @@ impl FaultyStore {
     #[must_use]
     pub fn saves(&self) -> usize {
         self.faults.saves.load(Ordering::SeqCst)
+    }
+
+    /// Moves the session behind `cookie_value` to a new id right after the
+    /// next listing of a user's sessions has listed it, as a login on its
+    /// device would (a regenerate, which keeps it bound to its user): the
+    /// race of a revocation, which lists then deletes, with a login.
+    /// [`moved_to`](Self::moved_to) tells the new id.
+    pub fn move_after_next_listing(&self, cookie_name: &str, cookie_value: &str) {
+        *lock(&self.faults.move_after_listing) =
+            Some((cookie_name.to_owned(), cookie_value.to_owned()));
+    }
+
+    /// The cookie value [`move_after_next_listing`](Self::move_after_next_listing)
+    /// moved its session to, once it has.
+    #[must_use]
+    pub fn moved_to(&self) -> Option<String> {
+        lock(&self.faults.moved_to).clone()
+    }
+
+    /// What a login does to the session behind `value`: its record, under
+    /// a new id.
+    async fn move_session(&self, name: &str, value: &str, now: SystemTime) -> Result<(), Error> {
+        let cookie = SessionCookie::new(name, value);
+        let Some(record) = self.inner.load(cookie).await? else {
+            return Ok(());
+        };
+        let unchanged = Changes::default();
+        let regenerate = Regenerate::new(cookie, &record, &unchanged, now);
+        if let Written::Cookie(new_value) = self.inner.regenerate(regenerate).await? {
+            *lock(&self.faults.moved_to) = Some(new_value);
+        }
+        Ok(())
     }
 
     fn check(fail: &AtomicBool) -> Result<(), Error> {
@@ -171,9 +210,19 @@ impl SessionStore for FaultyStore {
 impl UserIndex for FaultyStore {
     async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
         Self::check(&self.faults.loads_fail)?;
-        match self.inner.user_index() {
-            Some(index) => index.sessions_of(user, now).await,
-            None => Err(Error::Unsupported("listing a user's sessions")),
+        let index = self
+            .inner
+            .user_index()
+            .ok_or(Error::Unsupported("listing a user's sessions"))?;
+        let listed = index.sessions_of(user, now).await?;
+        let armed = lock(&self.faults.move_after_listing).take();
+        if let Some((name, value)) = armed {
+            self.move_session(&name, &value, now).await?;
         }
+        Ok(listed)
     }
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }

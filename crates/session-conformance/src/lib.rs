@@ -58,7 +58,6 @@
 
 pub mod arbitrary;
 mod faulty;
-mod racing;
 mod set_cookie;
 
 pub use faulty::FaultyStore;
@@ -1538,7 +1537,7 @@ impl Suite {
         if self.store.user_index().is_none() {
             return self.skip(NAME, NO_USER_INDEX);
         }
-        let racing = Arc::new(racing::LoginAfterListing::around(self.store.clone()));
+        let racing = FaultyStore::around(self.store.clone());
         let config = || SessionConfig::default().with_rolling(Rolling::Disabled);
         let user = format!("user-{}", session_core::SessionId::generate().as_str());
         let log_in = |s: &Session| {
@@ -1546,13 +1545,13 @@ impl Suite {
             s.bind_user(user.clone());
             insert(s, "secret", json!("s3cr3t"));
         };
-        let mut laptop = self.browser_on(racing.clone(), config());
-        let mut phone = self.browser_on(racing.clone(), config());
+        let mut laptop = self.browser_on(Arc::new(racing.clone()), config());
+        let mut phone = self.browser_on(Arc::new(racing.clone()), config());
         laptop.visit(log_in).await;
         phone.visit(log_in).await;
         let (laptop_session, _) = laptop.visit(|_| {}).await;
 
-        racing.arm(phone.cookie_name(), &phone.held());
+        racing.move_after_next_listing(phone.cookie_name(), &phone.held());
         let revoked = laptop_session
             .revoke_other_user_sessions()
             .await

@@ -867,14 +867,21 @@ mod tests {
         assert_eq!(reads.load(Ordering::SeqCst), before + 1, "the oldest went");
     }
 
-    #[tokio::test]
-    async fn a_panic_under_the_lock_empties_the_cache_once() {
-        let server = RedisServer::start();
-        let (cache, uncached) = cache(&server, 10).await;
+    /// A cache holding session `a`, read once (counted in the reads
+    /// returned), and a connection without it.
+    async fn holding_a(server: &RedisServer) -> (ClientCache, Redis, AtomicUsize) {
+        let (cache, uncached) = cache(server, 10).await;
         let reads = AtomicUsize::new(0);
         load(&cache, &uncached, "a", &reads, async || {}).await;
         load(&cache, &uncached, "a", &reads, async || {}).await;
         assert_eq!(reads.load(Ordering::SeqCst), 1, "cached");
+        (cache, uncached, reads)
+    }
+
+    #[tokio::test]
+    async fn a_panic_under_the_lock_empties_the_cache_once() {
+        let server = RedisServer::start();
+        let (cache, uncached, reads) = holding_a(&server).await;
         let panicked = std::thread::scope(|scope| {
             scope
                 .spawn(|| {
@@ -897,11 +904,7 @@ mod tests {
     #[tokio::test]
     async fn a_barrier_that_overtakes_the_one_turning_tracking_on_vouches_for_nothing_older() {
         let server = RedisServer::start();
-        let (cache, uncached) = cache(&server, 10).await;
-        let reads = AtomicUsize::new(0);
-        load(&cache, &uncached, "a", &reads, async || {}).await;
-        load(&cache, &uncached, "a", &reads, async || {}).await;
-        assert_eq!(reads.load(Ordering::SeqCst), 1, "cached");
+        let (cache, uncached, reads) = holding_a(&server).await;
         server
             .command(&["CLIENT", "KILL", "TYPE", "normal"])
             .expect("CLIENT KILL");
