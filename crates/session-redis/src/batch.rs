@@ -96,7 +96,14 @@ impl Batcher {
                     !mem::replace(&mut state.sending, true)
                 };
                 if start_sending {
-                    runtime.spawn(Arc::clone(self).send_queued(redis.clone()));
+                    // The guard is made here, not in the task: a task
+                    // dropped before it first runs (its runtime shut down)
+                    // still drops it.
+                    let sending = Sending {
+                        batcher: Arc::clone(self),
+                        emptied: false,
+                    };
+                    runtime.spawn(send_queued(sending, redis.clone()));
                 }
             }
             // Boxed: a fred command's future is several kilobytes, and
@@ -116,29 +123,6 @@ impl Batcher {
         // The state is consistent between statements: a panic elsewhere
         // cannot leave it half-changed.
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
-    /// Sends the queue, a batch at a time, until it is empty.
-    async fn send_queued(self: Arc<Self>, redis: Redis) {
-        let mut sending = Sending {
-            batcher: &self,
-            emptied: false,
-        };
-        loop {
-            let batch: Vec<Call> = {
-                let mut state = self.state();
-                if state.queue.is_empty() {
-                    // Under the lock that callers queue under, so that a
-                    // call queued after this starts a new task.
-                    state.sending = false;
-                    sending.emptied = true;
-                    return;
-                }
-                let len = state.queue.len().min(MAX_BATCH);
-                state.queue.drain(..len).collect()
-            };
-            self.send(&redis, batch).await;
-        }
     }
 
     /// Sends `batch` as one script call and answers each call. Calls whose
@@ -207,16 +191,37 @@ impl Batcher {
     }
 }
 
+/// Sends the queue of `sending`'s batcher, a batch at a time, until it is
+/// empty.
+async fn send_queued(mut sending: Sending, redis: Redis) {
+    let batcher = Arc::clone(&sending.batcher);
+    loop {
+        let batch: Vec<Call> = {
+            let mut state = batcher.state();
+            if state.queue.is_empty() {
+                // Under the lock that callers queue under, so that a call
+                // queued after this starts a new task.
+                state.sending = false;
+                sending.emptied = true;
+                return;
+            }
+            let len = state.queue.len().min(MAX_BATCH);
+            state.queue.drain(..len).collect()
+        };
+        batcher.send(&redis, batch).await;
+    }
+}
+
 /// The task sending a batcher's queue. Dropped before it emptied the
-/// queue (its runtime shut down), it fails the calls still queued, whose
-/// callers would otherwise wait for ever, and lets the next call start a
-/// new task.
-struct Sending<'a> {
-    batcher: &'a Batcher,
+/// queue (its runtime shut down, before or after the task first ran), it
+/// fails the calls still queued, whose callers would otherwise wait for
+/// ever, and lets the next call start a new task.
+struct Sending {
+    batcher: Arc<Batcher>,
     emptied: bool,
 }
 
-impl Drop for Sending<'_> {
+impl Drop for Sending {
     fn drop(&mut self) {
         if !self.emptied {
             let mut state = self.batcher.state();

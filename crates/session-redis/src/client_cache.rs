@@ -379,7 +379,13 @@ impl ClientCache {
             });
             if !state.sending {
                 state.sending = true;
-                tokio::spawn(Arc::clone(shared).send_barriers());
+                // The guard is made here, not in the task: a task dropped
+                // before it first runs (its runtime shut down) still drops
+                // it.
+                tokio::spawn(send_barriers(SendingBarriers {
+                    shared: Arc::clone(shared),
+                    stopped: false,
+                }));
             }
             (barrier, opened)
         };
@@ -416,49 +422,6 @@ impl Shared {
             self.state.clear_poison();
             state
         })
-    }
-
-    /// Sends the open barrier, and then the one opened while it was on
-    /// its way, until none is open: one barrier at a time, so that the
-    /// loads that begin during a round trip share the next one.
-    ///
-    /// A barrier out for longer than a quarter of the command timeout
-    /// (Redis is slow, or down) no longer holds back the next: it is left
-    /// to finish on its own, and the next goes out. So a load waits at
-    /// most about a quarter of the timeout for its barrier to go out, and
-    /// the timeout for it to come back.
-    ///
-    /// The task lives as long as the runtime it was spawned on, as the
-    /// store's connections (fred's tasks) do: a store is not used past it.
-    async fn send_barriers(self: Arc<Self>) {
-        let hold_back = self.redis.timeout() / 4;
-        loop {
-            // The next barrier waits for one turn of the runtime: the tasks
-            // the last one released run (a busy server's connections then
-            // begin their next loads), requests already received are read,
-            // and their loads join it rather than wait for one more. Under
-            // load this halves the barriers per request on axum, and so
-            // the cache's round trips; on an idle store it costs a load a
-            // turn of an idle runtime.
-            tokio::task::yield_now().await;
-            let barrier = {
-                let mut state = self.lock();
-                let Some((barrier, _)) = state.open.take() else {
-                    state.sending = false;
-                    return;
-                };
-                barrier
-            };
-            let mut passing = Box::pin(Arc::clone(&self).pass(barrier));
-            if hold_back.is_zero() {
-                passing.await;
-            } else if crate::watchdog::within(hold_back, passing.as_mut())
-                .await
-                .is_none()
-            {
-                tokio::spawn(passing);
-            }
-        }
     }
 
     /// Sends `barrier`, and tells the loads waiting for it (and for any
@@ -528,6 +491,74 @@ impl Shared {
             }
         }
         true
+    }
+}
+
+/// Sends the open barrier, and then the one opened while it was on its
+/// way, until none is open: one barrier at a time, so that the loads that
+/// begin during a round trip share the next one.
+///
+/// A barrier out for longer than a quarter of the command timeout (Redis
+/// is slow, or down) no longer holds back the next: it is left to finish
+/// on its own, and the next goes out. So a load waits at most about a
+/// quarter of the timeout for its barrier to go out, and the timeout for
+/// it to come back.
+async fn send_barriers(mut sending: SendingBarriers) {
+    let shared = Arc::clone(&sending.shared);
+    let hold_back = shared.redis.timeout() / 4;
+    loop {
+        // The next barrier waits for one turn of the runtime: the tasks the
+        // last one released run (a busy server's connections then begin
+        // their next loads), requests already received are read, and their
+        // loads join it rather than wait for one more. Under load this
+        // halves the barriers per request on axum, and so the cache's round
+        // trips; on an idle store it costs a load a turn of an idle
+        // runtime.
+        tokio::task::yield_now().await;
+        let barrier = {
+            let mut state = shared.lock();
+            let Some((barrier, _)) = state.open.take() else {
+                state.sending = false;
+                sending.stopped = true;
+                return;
+            };
+            barrier
+        };
+        let mut passing = Box::pin(Arc::clone(&shared).pass(barrier));
+        if hold_back.is_zero() {
+            passing.await;
+        } else if crate::watchdog::within(hold_back, passing.as_mut())
+            .await
+            .is_none()
+        {
+            tokio::spawn(passing);
+        }
+    }
+}
+
+/// The task sending barriers. Dropped before it stopped on its own (its
+/// runtime shut down, before or after the task first ran), it fails every
+/// barrier started, whose loads would otherwise wait for ever (they read
+/// through the store instead), and lets the next load start a new task.
+struct SendingBarriers {
+    shared: Arc<Shared>,
+    stopped: bool,
+}
+
+impl Drop for SendingBarriers {
+    fn drop(&mut self) {
+        if self.stopped {
+            return;
+        }
+        let started = {
+            let mut state = self.shared.lock();
+            state.sending = false;
+            state.open = None;
+            state.started
+        };
+        self.shared.barriers.send_modify(|barriers| {
+            barriers.failed = barriers.failed.max(started);
+        });
     }
 }
 

@@ -614,3 +614,43 @@ fn relay(client: TcpStream, server: TcpStream, delay: Arc<AtomicU64>) -> std::io
     });
     Ok(())
 }
+
+/// One cached store used from several runtimes (a `static` shared by a
+/// test suite's tests, say): a runtime that shuts down with a load waiting
+/// for a barrier, before the task that would send it first ran, leaves the
+/// store loading for the others.
+#[test]
+fn a_runtime_that_shut_down_with_a_load_at_a_barrier_leaves_the_cache_serving() {
+    let server = RedisServer::start();
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let (manager, cookie) = main.block_on(async {
+        let manager = cached(&server.url()).await;
+        let there = uncached(&server.url()).await;
+        // Cached: its next load is answered from memory, after a barrier.
+        let cookie = cached_session(&manager, &there, "v1").await;
+        (manager, cookie)
+    });
+
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    other.block_on(async {
+        // One poll opens a barrier and spawns the task that would send it,
+        // which this runtime never runs: it is dropped with the runtime.
+        let request = manager.request();
+        let mut load = std::pin::pin!(request.session([cookie.as_bytes()]));
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(load.as_mut().poll(&mut context).is_pending());
+    });
+    drop(other);
+
+    let seen = main.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), k_seen(&manager, &cookie)).await
+    });
+    assert_eq!(seen.expect("loaded in time").as_deref(), Some("v1"));
+}

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use session_core::{Error, SessionConfig, SessionManager};
+use session_core::{Error, SessionConfig, SessionManager, SessionStore};
 use session_redis::RedisStore;
 use session_testing::{RedisSentinel, RedisServer, Reply};
 
@@ -451,4 +451,49 @@ async fn a_data_write_that_timed_out_while_redis_was_down_is_not_done_when_it_is
         None,
         "the write answered as failed was done after all"
     );
+}
+
+/// One store used from several runtimes (a `static` shared by a test
+/// suite's tests, say): a runtime that shuts down with a save of the store
+/// queued, before the task that would send it first ran, leaves the store
+/// saving for the others.
+#[test]
+fn a_runtime_that_shut_down_with_a_save_queued_leaves_the_store_saving() {
+    let server = RedisServer::start();
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let store = main
+        .block_on(
+            RedisStore::builder()
+                .command_timeout(TIMEOUT)
+                .connect(&server.url()),
+        )
+        .expect("connect");
+    let now = std::time::SystemTime::now();
+    let mut record = session_core::Record::new(now);
+    record.expires_at = Some(now + Duration::from_secs(60));
+    record.data.insert("k".into(), 1.into());
+    let record = std::sync::Arc::new(record);
+    let create = || session_core::Create::new("session", &record, now);
+
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    other.block_on(async {
+        // One poll queues the save and spawns the task that would send it,
+        // which this runtime never runs: it is dropped with the runtime.
+        let mut save = store.create(create());
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(save.as_mut().poll(&mut context).is_pending());
+    });
+    drop(other);
+
+    let created = main.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), store.create(create())).await
+    });
+    assert!(matches!(created, Ok(Ok(_))), "{created:?}");
 }

@@ -113,8 +113,15 @@ impl<K: Kind> Batcher<K> {
                 };
                 if start_sending {
                     // A task rather than this caller: if this request is
-                    // dropped, the requests queued behind it still go.
-                    runtime.spawn(Arc::clone(self).send_queued(pool.clone(), timeout));
+                    // dropped, the requests queued behind it still go. The
+                    // guard is made here, not in the task: a task dropped
+                    // before it first runs (its runtime shut down) still
+                    // drops it.
+                    let sending = Sending {
+                        batcher: Arc::clone(self),
+                        emptied: false,
+                    };
+                    runtime.spawn(send_queued(sending, pool.clone(), timeout));
                 }
             }
             Err(_) => self.kind.send(pool, vec![call], timeout).await,
@@ -129,30 +136,28 @@ impl<K: Kind> Batcher<K> {
             ))),
         }
     }
+}
 
-    /// Sends the queue, a batch at a time, until it is empty.
-    async fn send_queued(self: Arc<Self>, pool: PgPool, timeout: Duration) {
-        let mut sending = Sending {
-            batcher: &self,
-            emptied: false,
+/// Sends the queue of `sending`'s batcher, a batch at a time, until it is
+/// empty.
+async fn send_queued<K: Kind>(mut sending: Sending<K>, pool: PgPool, timeout: Duration) {
+    let batcher = Arc::clone(&sending.batcher);
+    loop {
+        let batch = {
+            let mut state = batcher.state();
+            // Requests whose caller gave up (its time ran out) are not
+            // sent: a write that failed is not made later.
+            state.queue.retain(|call| !call.reply.is_closed());
+            if state.queue.is_empty() {
+                // Under the lock that callers queue under, so that a
+                // request queued after this starts a new task.
+                state.sending = false;
+                sending.emptied = true;
+                return;
+            }
+            take_batch(&mut state.queue, K::SAME_ID_TWICE)
         };
-        loop {
-            let batch = {
-                let mut state = self.state();
-                // Requests whose caller gave up (its time ran out) are not
-                // sent: a write that failed is not made later.
-                state.queue.retain(|call| !call.reply.is_closed());
-                if state.queue.is_empty() {
-                    // Under the lock that callers queue under, so that a
-                    // request queued after this starts a new task.
-                    state.sending = false;
-                    sending.emptied = true;
-                    return;
-                }
-                take_batch(&mut state.queue, K::SAME_ID_TWICE)
-            };
-            self.kind.send(&pool, batch, timeout).await;
-        }
+        batcher.kind.send(&pool, batch, timeout).await;
     }
 }
 
@@ -180,15 +185,15 @@ fn take_batch<K: Kind>(queue: &mut Vec<Call<K>>, same_id_twice: bool) -> Vec<Cal
 }
 
 /// The task sending the queue. Dropped before it emptied the queue (its
-/// runtime shut down), it fails the requests still queued, whose callers
-/// would otherwise wait until their timeout, and lets the next request
-/// start a new task.
-struct Sending<'a, K: Kind> {
-    batcher: &'a Batcher<K>,
+/// runtime shut down, before or after the task first ran), it fails the
+/// requests still queued, whose callers would otherwise wait until their
+/// timeout, and lets the next request start a new task.
+struct Sending<K: Kind> {
+    batcher: Arc<Batcher<K>>,
     emptied: bool,
 }
 
-impl<K: Kind> Drop for Sending<'_, K> {
+impl<K: Kind> Drop for Sending<K> {
     fn drop(&mut self) {
         if !self.emptied {
             let mut state = self

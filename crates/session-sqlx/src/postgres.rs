@@ -80,6 +80,21 @@ fn check_keys<'a>(mut keys: impl Iterator<Item = &'a str>) -> Result<(), Error> 
     Ok(())
 }
 
+/// Fails when the session's user or label holds U+0000, which Postgres's
+/// `text` refuses.
+fn check_binding(meta: &Meta<'_>) -> Result<(), Error> {
+    if [meta.user, meta.label]
+        .into_iter()
+        .flatten()
+        .any(|text| text.contains('\0'))
+    {
+        return Err(Error::store(
+            "Postgres cannot store a user or a label that contains U+0000",
+        ));
+    }
+    Ok(())
+}
+
 /// One update's row of the batched update's recordset.
 #[derive(serde::Serialize)]
 struct UpdateRow<'a> {
@@ -396,10 +411,12 @@ impl SessionStore for PostgresStore {
             return Ok(Written::Gone);
         };
         let delta = Delta::of(update.record, update.changes)?;
-        // Checked here, so that a key Postgres refuses fails its own request
-        // and not the batch it would join.
+        // Checked here (and the user and label below), so that a key
+        // Postgres refuses fails its own request and not the batch it would
+        // join.
         check_keys(delta.removed.iter().chain(delta.written.keys()).copied())?;
         let meta = Meta::of(update.record)?;
+        check_binding(&meta)?;
         let row = serde_json::to_string(&UpdateRow {
             id: id.as_str(),
             cleared: delta.cleared,

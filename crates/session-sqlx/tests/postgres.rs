@@ -323,25 +323,36 @@ async fn batched_updates_from_two_processes_all_survive() {
 
 /// A key Postgres refuses (U+0000) fails its own write only, not the
 /// writes batched with it; a value may hold U+0000.
+/// A key, a user or a label holding U+0000, which Postgres refuses, fails
+/// its own update and none of the other sessions' updates batched with it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_key_postgres_refuses_fails_alone() {
+async fn a_key_user_or_label_postgres_refuses_fails_alone() {
+    const REFUSED: [usize; 3] = [7, 11, 13];
     let server = PostgresServer::shared();
     let store = Arc::new(store(&server).await);
-    let id = create(&*store, json!({})).await;
+    let mut ids = Vec::new();
+    for _ in 0..20 {
+        ids.push(create(&*store, json!({})).await);
+    }
+    // Started together, so that they queue behind one another and go to
+    // Postgres in batches.
+    let start = Arc::new(tokio::sync::Barrier::new(ids.len()));
     let mut tasks = Vec::new();
-    for i in 0..20 {
-        let (store, id) = (store.clone(), id.clone());
+    for (i, id) in ids.iter().enumerate() {
+        let (store, id, start) = (store.clone(), id.clone(), start.clone());
         tasks.push(tokio::spawn(async move {
             let mut record = session_core::Record::clone(&record(json!({})));
-            let key = if i == 7 {
-                "bad\u{0}key".to_owned()
-            } else {
-                format!("k{i}")
-            };
-            record.data.insert(key.clone(), json!("v\u{0}"));
+            let key = if i == 7 { "bad\u{0}key" } else { "k" };
+            record.data.insert(key.to_owned(), json!("v\u{0}"));
+            match i {
+                11 => record.user = Some("bad\u{0}user".to_owned()),
+                13 => record.label = Some("bad\u{0}label".to_owned()),
+                _ => {}
+            }
             let record = Arc::new(record);
             let mut changes = session_core::Changes::default();
-            changes.record_write(&key);
+            changes.record_write(key);
+            start.wait().await;
             store
                 .update(session_core::Update::new(
                     SessionCookie::new(COOKIE, &id),
@@ -354,20 +365,23 @@ async fn a_key_postgres_refuses_fails_alone() {
     }
     for (i, task) in tasks.into_iter().enumerate() {
         let written = task.await.unwrap();
-        if i == 7 {
-            assert!(matches!(written, Err(Error::Store(_))), "{written:?}");
+        if REFUSED.contains(&i) {
+            assert!(matches!(written, Err(Error::Store(_))), "{i}: {written:?}");
         } else {
             assert!(
                 matches!(written, Ok(session_core::Written::Cookie(_))),
-                "{written:?}"
+                "{i}: {written:?}"
             );
         }
     }
-    let Some(serde_json::Value::Object(map)) = data(&*store, &id).await else {
-        panic!("the session is gone")
-    };
-    assert_eq!(map.len(), 19);
-    assert_eq!(map["k0"], json!("v\u{0}"));
+    for (i, id) in ids.iter().enumerate() {
+        let expected = if REFUSED.contains(&i) {
+            json!({})
+        } else {
+            json!({"k": "v\u{0}"})
+        };
+        assert_eq!(data(&*store, id).await, Some(expected), "{i}");
+    }
 }
 
 /// A row whose data is not an object (written by hand) does not fail the
@@ -399,4 +413,39 @@ async fn a_row_written_by_hand_is_replaced_by_a_write() {
 async fn odd_keys_are_written_and_removed_as_plain_keys() {
     let server = PostgresServer::shared();
     odd_keys_are_plain_keys(&store(&server).await).await;
+}
+
+/// One store used from several runtimes (a `static` shared by a test
+/// suite's tests, say): a runtime that shuts down with a call of the store
+/// queued, before the task that would send it first ran, leaves the store
+/// serving the others.
+#[test]
+fn a_runtime_that_shut_down_with_a_call_queued_leaves_the_store_serving() {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    let server = PostgresServer::shared();
+    let store = main.block_on(store(&server));
+    let id = session_core::SessionId::generate();
+    let cookie = SessionCookie::new(COOKIE, id.as_str());
+
+    let other = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    other.block_on(async {
+        // One poll queues the load and spawns the task that would send it,
+        // which this runtime never runs: it is dropped with the runtime.
+        let mut load = store.load(cookie);
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(load.as_mut().poll(&mut context).is_pending());
+    });
+    drop(other);
+
+    let loaded = main.block_on(async {
+        tokio::time::timeout(Duration::from_secs(30), store.load(cookie)).await
+    });
+    assert!(matches!(loaded, Ok(Ok(None))), "{loaded:?}");
 }
