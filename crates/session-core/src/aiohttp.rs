@@ -108,7 +108,8 @@ pub fn session_config(max_age: Option<Duration>) -> SessionConfig {
 }
 
 /// `max_age` as the whole seconds that aiohttp_session (and Redis's `EX`)
-/// count in: a fraction rounds up, and zero becomes one second.
+/// count in: a fraction rounds up (the longest duration stays the most
+/// seconds there are), and zero becomes one second.
 ///
 /// ```
 /// use std::time::Duration;
@@ -119,7 +120,9 @@ pub fn session_config(max_age: Option<Duration>) -> SessionConfig {
 /// ```
 #[must_use]
 pub fn whole_seconds(max_age: Duration) -> u64 {
-    let secs = max_age.as_secs() + u64::from(max_age.subsec_nanos() > 0);
+    let secs = max_age
+        .as_secs()
+        .saturating_add(u64::from(max_age.subsec_nanos() > 0));
     secs.max(1)
 }
 
@@ -412,6 +415,8 @@ mod tests {
         assert_eq!(whole_seconds(Duration::from_secs(3600)), 3600);
         assert_eq!(whole_seconds(Duration::from_millis(1500)), 2);
         assert_eq!(whole_seconds(Duration::ZERO), 1);
+        // "For ever" stays for ever: no overflow, no wrap to one second.
+        assert_eq!(whole_seconds(Duration::MAX), u64::MAX);
     }
 
     /// Known answers of Python 3.11's `http.cookies._quote`, pasted from
