@@ -65,7 +65,9 @@
 //! As in aiohttp_session: a missing key or the value `{}` is a new session;
 //! a session whose `created + max_age` has passed is a new session;
 //! `created` is set to the time of every write, so `max_age` counts from
-//! the last write; and a session that did not change writes nothing.
+//! the last write; a session whose keys were all removed is saved as `{}`
+//! and its cookie removed; and a session that did not change writes
+//! nothing.
 //!
 //! # Where this differs from aiohttp_session, on purpose
 //!

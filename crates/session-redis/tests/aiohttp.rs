@@ -308,3 +308,32 @@ async fn the_cookie_name_names_the_keys() {
     let id = cookie_value(&pair);
     assert!(get(&server, &format!("SID_{id}")).is_some());
 }
+
+/// A session whose keys were all removed is saved as aiohttp_session saves
+/// it: `{}` under its key, with `max_age`, and its cookie removed. Python
+/// then reads a new session there, and a racing write of ours is refused,
+/// as after a logout.
+#[tokio::test]
+async fn an_emptied_session_is_stored_as_aiohttp_stores_it() {
+    let server = RedisServer::start();
+    let (manager, _clock) = manager(&server, Some(MAX_AGE)).await;
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let key = key(&pair);
+    let slow = manager.request();
+    let late = slow.session([pair.as_bytes()]).await.expect("load");
+
+    let set_cookie = visit(&manager, Some(&pair), session_core::Session::clear).await;
+    assert!(
+        set_cookie.len() == 1 && set_cookie[0].contains("Max-Age=0"),
+        "the cookie is removed: {set_cookie:?}"
+    );
+    assert_eq!(get(&server, &key).as_deref(), Some("{}"));
+    assert!(ttl(&server, &key) > 0, "with max_age");
+
+    late.insert("late", "write").expect("insert");
+    let set_cookie = slow.save_changes().await.expect("save_changes");
+    assert!(set_cookie.is_empty(), "{set_cookie:?}");
+    assert_eq!(get(&server, &key).as_deref(), Some("{}"), "not revived");
+    assert!(peek(&manager, &pair).await.is_new());
+}

@@ -8,8 +8,10 @@
 //!   byte for byte (the codec of [`session_core::aiohttp`], which the
 //!   aiohttp cookie formats share);
 //! * expiry: `EX max_age` on every write, none without a `max_age`;
-//! * `{}` (what aiohttp_session writes on logout) loads as no session and
-//!   is never written over.
+//! * `{}` (what aiohttp_session writes on logout, and for a session whose
+//!   keys were all removed) loads as no session and is never written over;
+//!   an update that empties a session writes it too, and removes the
+//!   cookie ([`Written::Emptied`]), as aiohttp_session does.
 
 use std::time::{Duration, SystemTime};
 
@@ -187,7 +189,14 @@ impl AiohttpLayout {
         let Some(key) = key(cookie.name, cookie.value) else {
             return Ok(Written::Gone);
         };
-        let value = RedisValue::from(self.value(cookie.name, update.record, update.now)?);
+        // As aiohttp_session saves an emptied session: `{}`, its mark of a
+        // logged-out session, and the cookie removed.
+        let emptied = update.record.data.is_empty();
+        let value = if emptied {
+            RedisValue::from_static(LOGGED_OUT)
+        } else {
+            RedisValue::from(self.value(cookie.name, update.record, update.now)?)
+        };
         let expiry = self.expiry_arg();
         let reply = redis
             .eval(&self.update, 1, redis.timeout(), |args| {
@@ -199,6 +208,7 @@ impl AiohttpLayout {
             .await
             .map_err(Error::store)?;
         match reply.as_str().as_deref() {
+            Some("saved") if emptied => Ok(Written::Emptied),
             Some("saved") => Ok(Written::Cookie(cookie.value.to_owned())),
             Some("gone") => Ok(Written::Gone),
             _ => Err(Error::store(format!(
