@@ -143,9 +143,12 @@
 //! # Errors and limits
 //!
 //! Database failures and timeouts are [`Error::Store`]. A malformed row
-//! (written by hand, say) loads as no session. Postgres refuses the
-//! character U+0000 in a session *key* (values may hold it): saving such
-//! a key fails with [`Error::Store`].
+//! (written by hand, say, and on SQLite also one whose column holds a value
+//! of another type) loads as no session, and is not listed among its user's
+//! sessions; SQLite's cleanup also removes a row whose deadline is not a
+//! number. Postgres refuses the character U+0000 in a session *key*, user
+//! or label (values may hold it): saving one fails that save alone with
+//! [`Error::Store`].
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 #![cfg_attr(not(test), warn(clippy::unwrap_used))]

@@ -71,6 +71,22 @@ struct Sql {
     sessions_of: String,
 }
 
+/// A row read leniently: `None` when a column does not hold the type the
+/// store writes there. SQLite keeps whatever type a value was written with
+/// (the table is not `STRICT`), so a row edited by hand to another type
+/// (`expires_at = 'never'`) is a malformed row, which loads as no session,
+/// rather than an error that fails every request with its cookie, and
+/// every listing of its user's sessions.
+struct Lenient<T>(Option<T>);
+
+impl<'r, T: sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>
+    for Lenient<T>
+{
+    fn from_row(row: &'r sqlx::sqlite::SqliteRow) -> Result<Self, sqlx::Error> {
+        Ok(Lenient(T::from_row(row).ok()))
+    }
+}
+
 /// Which row [`SqliteStore::apply`] writes, and how.
 #[derive(Clone, Copy)]
 enum Target<'a> {
@@ -116,8 +132,13 @@ impl Sql {
             ),
             regenerate: format!("UPDATE {t} SET id = ?8, {DELTA} WHERE id = ?1 AND {live}"),
             delete: format!("DELETE FROM {t} WHERE id = ?1 RETURNING expires_at"),
+            // Also rows whose deadline is not a number (edited by hand):
+            // text sorts after every number, so they would never expire,
+            // and they never load.
             delete_expired: format!(
-                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} WHERE expires_at <= ?1 LIMIT ?2)"
+                "DELETE FROM {t} WHERE id IN (SELECT id FROM {t} \
+                 WHERE expires_at <= ?1 OR typeof(expires_at) NOT IN ('integer', 'null') \
+                 LIMIT ?2)"
             ),
             sessions_of: format!(
                 "SELECT id, data, {COLUMNS} FROM {t} \
@@ -320,14 +341,14 @@ impl SessionStore for SqliteStore {
         let Ok(id) = cookie.value.parse::<SessionId>() else {
             return Ok(None);
         };
-        let query = sqlx::query_as::<_, Row>(&self.sql.load)
+        let query = sqlx::query_as::<_, Lenient<Row>>(&self.sql.load)
             .bind(id.as_str())
             .bind(millis(SystemTime::now()))
             .fetch_optional(&self.pool);
-        let Some(row) = timed(self.timeout, query).await? else {
+        let Some(Lenient(row)) = timed(self.timeout, query).await? else {
             return Ok(None);
         };
-        let record = codec::decode(row);
+        let record = row.and_then(codec::decode);
         if record.is_none() {
             tracing::debug!(
                 cookie = cookie.name,
@@ -435,11 +456,15 @@ impl SessionStore for SqliteStore {
 #[async_trait]
 impl UserIndex for SqliteStore {
     async fn sessions_of(&self, user: &str, now: SystemTime) -> Result<Vec<BoundSession>, Error> {
-        let query = sqlx::query_as::<_, IdAndRow>(&self.sql.sessions_of)
+        let query = sqlx::query_as::<_, Lenient<IdAndRow>>(&self.sql.sessions_of)
             .bind(user)
             .bind(millis(now))
             .fetch_all(&self.pool);
         let rows = timed(self.timeout, query).await?;
+        if rows.iter().any(|Lenient(row)| row.is_none()) {
+            tracing::debug!(table = %self.table.display(), "malformed session row; not listed");
+        }
+        let rows = rows.into_iter().filter_map(|Lenient(row)| row).collect();
         Ok(crate::bound_sessions(rows, &self.table))
     }
 }

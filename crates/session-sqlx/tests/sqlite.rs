@@ -178,3 +178,36 @@ async fn listing_a_users_sessions_uses_the_index() {
         "{plan:?}"
     );
 }
+
+/// A row edited by hand so that a column holds another type than the store
+/// writes there (SQLite keeps any type) loads as no session rather than
+/// failing every request with its cookie, is left out of its user's
+/// listing without failing it, and goes at the next cleanup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_column_of_another_type_is_a_malformed_row() {
+    let (store, _dir) = store().await;
+    let edited = create(&store, json!({"k": 1})).await;
+    let kept = create(&store, json!({"k": 2})).await;
+    sqlx::query("UPDATE sessions SET user_id = 'ada'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    sqlx::query("UPDATE sessions SET expires_at = 'never' WHERE id = ?1")
+        .bind(&edited)
+        .execute(store.pool())
+        .await
+        .unwrap();
+
+    let loaded = store.load(SessionCookie::new(COOKIE, &edited)).await;
+    assert!(matches!(loaded, Ok(None)), "{loaded:?}");
+    assert_eq!(data(&store, &kept).await, Some(json!({"k": 2})));
+    let index = store.user_index().expect("a user index");
+    let listed = index
+        .sessions_of("ada", std::time::SystemTime::now())
+        .await
+        .expect("the listing");
+    let listed: Vec<&str> = listed.iter().map(|s| s.cookie_value.as_str()).collect();
+    assert_eq!(listed, [kept.as_str()]);
+    assert_eq!(store.delete_expired().await.expect("cleanup"), 1);
+    assert_eq!(data(&store, &kept).await, Some(json!({"k": 2})));
+}
