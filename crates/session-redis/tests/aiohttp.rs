@@ -8,7 +8,7 @@ mod common;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use session_core::{Clock, ManualClock, SessionManager};
+use session_core::{Clock, ManualClock, RequestSession, Session, SessionManager};
 use session_redis::{RedisLayout, RedisStore, aiohttp};
 use session_testing::{RedisServer, Reply};
 
@@ -221,16 +221,25 @@ async fn a_logout_by_aiohttp_session_is_never_undone() {
     assert_eq!(get(&server, &key).as_deref(), Some("{}"));
 }
 
+/// A manager with `MAX_AGE`, the cookie pair of a session holding `user =
+/// "ada"`, and a request that loaded it and has not saved yet.
+async fn a_session_and_a_slow_request(
+    server: &RedisServer,
+) -> (SessionManager, String, RequestSession, Session) {
+    let (manager, _clock) = manager(server, Some(MAX_AGE)).await;
+    let pair =
+        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let slow = manager.request();
+    let session = slow.session([pair.as_bytes()]).await.expect("load");
+    (manager, pair, slow, session)
+}
+
 #[tokio::test]
 async fn our_logout_deletes_the_key_and_a_late_write_does_not_recreate_it() {
     let server = RedisServer::start();
-    let (manager, _clock) = manager(&server, Some(MAX_AGE)).await;
-    let pair =
-        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let (manager, pair, slow, session) = a_session_and_a_slow_request(&server).await;
     let key = key(&pair);
-    let slow = manager.request();
-    let session = slow.session([pair.as_bytes()]).await.expect("load");
-    let set_cookie = visit(&manager, Some(&pair), session_core::Session::invalidate).await;
+    let set_cookie = visit(&manager, Some(&pair), Session::invalidate).await;
     assert!(set_cookie[0].contains("Max-Age=0"));
     assert_eq!(get(&server, &key), None, "logout deletes the key");
     session.insert("late", "write").expect("insert");
@@ -316,14 +325,10 @@ async fn the_cookie_name_names_the_keys() {
 #[tokio::test]
 async fn an_emptied_session_is_stored_as_aiohttp_stores_it() {
     let server = RedisServer::start();
-    let (manager, _clock) = manager(&server, Some(MAX_AGE)).await;
-    let pair =
-        cookie_pair(&visit(&manager, None, |s| s.insert("user", "ada").expect("insert")).await);
+    let (manager, pair, slow, late) = a_session_and_a_slow_request(&server).await;
     let key = key(&pair);
-    let slow = manager.request();
-    let late = slow.session([pair.as_bytes()]).await.expect("load");
 
-    let set_cookie = visit(&manager, Some(&pair), session_core::Session::clear).await;
+    let set_cookie = visit(&manager, Some(&pair), Session::clear).await;
     assert!(
         set_cookie.len() == 1 && set_cookie[0].contains("Max-Age=0"),
         "the cookie is removed: {set_cookie:?}"

@@ -21,7 +21,10 @@ use session_core::{SessionConfig, SessionManager};
 use session_redis::RedisStore;
 use session_testing::{RedisSentinel, RedisServer, Reply, info_fields, wait_for};
 
-use common::{calls_where, command_calls, cookie_pair, integer, peek, redis_key, visit};
+use common::{
+    calls_where, command_calls, cookie_pair, integer, one_worker_runtime, peek,
+    poll_once_then_shut_down, redis_key, visit,
+};
 
 async fn cached(url: &str) -> SessionManager {
     let store = RedisStore::builder()
@@ -622,11 +625,7 @@ fn relay(client: TcpStream, server: TcpStream, delay: Arc<AtomicU64>) -> std::io
 #[test]
 fn a_runtime_that_shut_down_with_a_load_at_a_barrier_leaves_the_cache_serving() {
     let server = RedisServer::start();
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let main = one_worker_runtime();
     let (manager, cookie) = main.block_on(async {
         let manager = cached(&server.url()).await;
         let there = uncached(&server.url()).await;
@@ -635,19 +634,10 @@ fn a_runtime_that_shut_down_with_a_load_at_a_barrier_leaves_the_cache_serving() 
         (manager, cookie)
     });
 
-    let other = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    other.block_on(async {
-        // One poll opens a barrier and spawns the task that would send it,
-        // which this runtime never runs: it is dropped with the runtime.
-        let request = manager.request();
-        let mut load = std::pin::pin!(request.session([cookie.as_bytes()]));
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(load.as_mut().poll(&mut context).is_pending());
-    });
-    drop(other);
+    // One poll opens a barrier and spawns the task that would send it,
+    // which that runtime never runs.
+    let request = manager.request();
+    poll_once_then_shut_down(|| request.session([cookie.as_bytes()]));
 
     let seen = main.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), k_seen(&manager, &cookie)).await

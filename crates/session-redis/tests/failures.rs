@@ -9,7 +9,7 @@ use session_core::{Error, SessionConfig, SessionManager, SessionStore};
 use session_redis::RedisStore;
 use session_testing::{RedisSentinel, RedisServer, Reply};
 
-use common::{Stopped, cookie_pair, peek, visit};
+use common::{Stopped, cookie_pair, one_worker_runtime, peek, poll_once_then_shut_down, visit};
 
 const TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -460,11 +460,7 @@ async fn a_data_write_that_timed_out_while_redis_was_down_is_not_done_when_it_is
 #[test]
 fn a_runtime_that_shut_down_with_a_save_queued_leaves_the_store_saving() {
     let server = RedisServer::start();
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("a runtime");
+    let main = one_worker_runtime();
     let store = main
         .block_on(
             RedisStore::builder()
@@ -479,18 +475,9 @@ fn a_runtime_that_shut_down_with_a_save_queued_leaves_the_store_saving() {
     let record = std::sync::Arc::new(record);
     let create = || session_core::Create::new("session", &record, now);
 
-    let other = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("a runtime");
-    other.block_on(async {
-        // One poll queues the save and spawns the task that would send it,
-        // which this runtime never runs: it is dropped with the runtime.
-        let mut save = store.create(create());
-        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        assert!(save.as_mut().poll(&mut context).is_pending());
-    });
-    drop(other);
+    // One poll queues the save and spawns the task that would send it,
+    // which that runtime never runs.
+    poll_once_then_shut_down(|| store.create(create()));
 
     let created = main.block_on(async {
         tokio::time::timeout(Duration::from_secs(30), store.create(create())).await

@@ -116,3 +116,32 @@ fn signal(pid: &str, name: &str) {
         .expect("kill runs");
     assert!(status.success(), "kill -{name} {pid}");
 }
+
+/// A runtime with one worker thread: the one a test that also drives the
+/// store from a runtime of its own keeps.
+pub fn one_worker_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("a runtime")
+}
+
+/// Polls the future `start` makes once, on a runtime of its own, then shuts
+/// that runtime down with whatever the poll spawned not yet run: what a
+/// runtime that ends in the middle of a call leaves behind. Panics unless
+/// the future was still pending.
+pub fn poll_once_then_shut_down<F: std::future::Future>(start: impl FnOnce() -> F) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    runtime.block_on(async {
+        let mut future = std::pin::pin!(start());
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        assert!(
+            future.as_mut().poll(&mut context).is_pending(),
+            "the call ended in one poll"
+        );
+    });
+}
