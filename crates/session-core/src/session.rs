@@ -352,8 +352,9 @@ impl Session {
     /// absolute timeout keeps counting from the session's first creation.
     ///
     /// The move happens only if the session still exists when the response
-    /// is saved: if a logout (or a revocation) ended it meanwhile, nothing
-    /// is saved, and the client gets a removal cookie.
+    /// is saved: if a logout, a revocation or another login ended or moved
+    /// it meanwhile, nothing is saved and no cookie is sent (the client
+    /// keeps whatever cookie the other response gave it).
     pub fn regenerate(&self) {
         let mut state = self.lock();
         if state.renewal == Renewal::Keep {
