@@ -181,6 +181,15 @@ impl Answer {
         serde_json::from_str(&self.body)
             .unwrap_or_else(|e| panic!("not JSON ({e}): {:?}", self.body))
     }
+
+    /// The response's `Vary` header values.
+    fn vary(&self) -> Vec<&str> {
+        self.headers
+            .get_all("vary")
+            .iter()
+            .map(|value| value.to_str().expect("a text value"))
+            .collect()
+    }
 }
 
 /// An HTTP client with a one-cookie jar, as a browser holding the session.
@@ -504,6 +513,27 @@ mod cases {
         let read = h.client.get("/api/session").await;
         assert_eq!(read.json()["data"], json!({ "a": 1 }));
         assert!(read.set_cookies.is_empty(), "{read:?}");
+        h.stop().await;
+    }
+
+    /// A response whose handler loaded the session varies with the `Cookie`
+    /// header, so that a shared cache never gives one visitor's response
+    /// (or session cookie) to another; one whose handler did not, does not.
+    pub(super) async fn a_response_that_used_the_session_varies_on_cookie(
+        framework: Framework,
+        backend: Backend,
+    ) {
+        let mut h =
+            Harness::start(framework, backend.store.clone(), SessionConfig::default()).await;
+        let health = h.client.get("/health").await;
+        assert!(health.vary().is_empty(), "{health:?}");
+        let write = h.client.put_json("/api/session/a", json!(1)).await;
+        assert_eq!(write.vary(), ["Cookie"], "{write:?}");
+        let read = h.client.get("/api/session").await;
+        assert!(read.set_cookies.is_empty(), "{read:?}");
+        assert_eq!(read.vary(), ["Cookie"], "{read:?}");
+        let health = h.client.get("/health").await;
+        assert!(health.vary().is_empty(), "{health:?}");
         h.stop().await;
     }
 
@@ -956,6 +986,7 @@ macro_rules! behaviour_suite {
             use super::*;
             behaviour_suite!(@cases $make, $value;
                 an_untouched_route_sets_no_cookie,
+                a_response_that_used_the_session_varies_on_cookie,
                 insert_then_get_across_requests,
                 a_write_followed_by_a_redirect_is_saved,
                 the_default_cookie_attributes_are_the_safe_ones,

@@ -4,7 +4,9 @@
 //! * [`SessionMiddleware`] puts a handle to the request's session in the
 //!   request (reading no header and doing no I/O), runs the handler, then
 //!   saves what changed and adds the `Set-Cookie` headers to the response
-//!   head (so streaming bodies keep their session).
+//!   head (so streaming bodies keep their session), and, when the handler
+//!   used the session, `Vary: Cookie` (so that shared caches keep one
+//!   visitor's response from another).
 //! * [`Session`] is the extractor handlers take; [`SessionExt::session`]
 //!   gives the same from an `HttpRequest` or a `ServiceRequest`. The
 //!   `Cookie` headers are read and the session loaded from the store when
@@ -67,7 +69,7 @@ use std::task::{Context, Poll};
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{Payload, Service, ServiceRequest, ServiceResponse, Transform};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE};
+use actix_web::http::header::{COOKIE, HeaderMap, HeaderValue, SET_COOKIE, VARY};
 use actix_web::{FromRequest, HttpMessage, HttpRequest, HttpResponse, ResponseError};
 use pin_project_lite::pin_project;
 use session_core::{Error, OnError, Rejection, RequestSession, SessionManager, WithSessionSaved};
@@ -234,15 +236,19 @@ where
     type Output = Result<ServiceResponse<EitherBody<B>>, actix_web::Error>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
+        let mut this = self.project();
         // A service error (not a handler's: actix turns those into
         // responses) ends the request before the session is saved.
-        let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
+        let (mut response, saved) = std::task::ready!(this.inner.as_mut().poll(cx))?;
         Poll::Ready(Ok(match saved {
             Ok(headers) => {
                 let response_headers = response.headers_mut();
                 for header in headers {
                     response_headers.append(SET_COOKIE, header);
+                }
+                let vary = response_headers.get_all(VARY).map(HeaderValue::as_bytes);
+                if this.inner.needs_vary_cookie(vary) {
+                    response_headers.append(VARY, HeaderValue::from_static("Cookie"));
                 }
                 response.map_into_left_body()
             }

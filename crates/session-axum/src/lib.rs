@@ -3,7 +3,9 @@
 //! * [`SessionLayer`] is a tower layer: it puts a handle to the request's
 //!   session in the request (reading no header and doing no I/O), runs the
 //!   handler, then saves what changed and adds the `Set-Cookie` headers to
-//!   the response head (so streaming bodies keep their session).
+//!   the response head (so streaming bodies keep their session), and, when
+//!   the handler used the session, `Vary: Cookie` (so that shared caches
+//!   keep one visitor's response from another).
 //! * [`Session`] is the extractor handlers take. The `Cookie` headers are
 //!   read and the session loaded from the store when a handler extracts
 //!   it, and not at all otherwise: a route
@@ -66,7 +68,7 @@ use std::task::{Context, Poll};
 
 use axum_core::extract::FromRequestParts;
 use axum_core::response::{IntoResponse, Response};
-use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE};
+use http::header::{CONTENT_TYPE, COOKIE, SET_COOKIE, VARY};
 use http::request::Parts;
 use http::{HeaderValue, Request, StatusCode};
 use pin_project_lite::pin_project;
@@ -263,13 +265,20 @@ where
     type Output = Result<Response, E>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let (mut response, saved) = std::task::ready!(this.inner.poll(cx))?;
+        let mut this = self.project();
+        let (mut response, saved) = std::task::ready!(this.inner.as_mut().poll(cx))?;
         Poll::Ready(Ok(match saved {
             Ok(headers) => {
                 let response_headers = response.headers_mut();
                 for header in headers {
                     response_headers.append(SET_COOKIE, header);
+                }
+                let vary = response_headers
+                    .get_all(VARY)
+                    .iter()
+                    .map(HeaderValue::as_bytes);
+                if this.inner.needs_vary_cookie(vary) {
+                    response_headers.append(VARY, HeaderValue::from_static("Cookie"));
                 }
                 response
             }

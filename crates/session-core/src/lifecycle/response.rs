@@ -53,6 +53,8 @@ pin_project_lite::pin_project! {
         session: Option<RequestSession>,
         // The save in progress, with the response it belongs to.
         saving: Option<(SaveChanges, R)>,
+        // Whether the handler loaded the session (the save was started).
+        loaded: bool,
         header: PhantomData<fn() -> H>,
     }
 }
@@ -68,8 +70,45 @@ impl<F, R, H> WithSessionSaved<F, R, H> {
             handler,
             session,
             saving: None,
+            loaded: false,
             header: PhantomData,
         }
+    }
+
+    /// Whether the response should say that it varies with the `Cookie`
+    /// request header (`Vary: Cookie`), given its `Vary` header values: the
+    /// handler loaded the session, so the response may depend on it, and
+    /// they do not say so already (`*`, or `Cookie` in any case). With it,
+    /// a shared cache never serves one visitor's response, or the session
+    /// cookie it carries, to another. Asked once this future has returned.
+    ///
+    /// ```
+    /// use session_core::{MemoryStore, WithSessionSaved, SessionConfig, SessionManager};
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let manager = SessionManager::new(MemoryStore::new(), SessionConfig::default());
+    /// let request = manager.request();
+    /// let handler = {
+    ///     let request = request.clone();
+    ///     async move { Ok::<_, session_core::Error>(request.session([]).await?.len()) }
+    /// };
+    /// let mut saved = std::pin::pin!(WithSessionSaved::<_, _, String>::new(handler, Some(request)));
+    /// saved.as_mut().await?;
+    /// assert!(saved.needs_vary_cookie([&b"Accept-Encoding"[..]]));
+    /// assert!(!saved.needs_vary_cookie([&b"accept-encoding, cookie"[..]]));
+    /// assert!(!saved.needs_vary_cookie([&b"*"[..]]));
+    /// # Ok::<(), session_core::Error>(())
+    /// # }).unwrap();
+    /// ```
+    #[must_use]
+    pub fn needs_vary_cookie<'a>(&self, vary: impl IntoIterator<Item = &'a [u8]>) -> bool {
+        self.loaded
+            && !vary.into_iter().any(|value| {
+                value.split(|&byte| byte == b',').any(|name| {
+                    let name = name.trim_ascii();
+                    name == b"*" || name.eq_ignore_ascii_case(b"cookie")
+                })
+            })
     }
 }
 
@@ -92,6 +131,7 @@ where
                 match this.session.take() {
                     // `save_changes` is ready at once when nothing is to be saved.
                     Some(session) if session.is_loaded() => {
+                        *this.loaded = true;
                         this.saving.insert((session.save_changes(), response))
                     }
                     // Never loaded: nothing to save (what `save_changes` would say).
