@@ -144,6 +144,10 @@ impl SessionMiddleware {
     /// must not look like a success). The error is logged before `respond`
     /// is called.
     ///
+    /// A middleware nested inside another of the same manager stands aside,
+    /// and the outer one's response is the one sent: give nested
+    /// middleware of one manager the same response.
+    ///
     /// ```
     /// use actix_web::HttpResponse;
     /// use session_actix::SessionMiddleware;
@@ -307,7 +311,10 @@ where
 /// returns. A handler that does not take it leaves the session untouched.
 ///
 /// Writes made after the handler returned (from a task still running, or
-/// while a streaming body is sent) are not saved.
+/// while a streaming body is sent) are not saved. Writes made before are
+/// saved whatever the response's status, a handler's `Err` included
+/// (actix-web turns it into a response): a handler that fails after
+/// writing should undo its writes.
 ///
 /// ```
 /// use session_actix::Session;

@@ -179,6 +179,10 @@ impl SessionLayer {
     /// must not look like a success). The error is logged before `respond`
     /// is called.
     ///
+    /// A layer nested inside another layer of the same manager stands
+    /// aside, and the outer layer's response is the one sent: give nested
+    /// layers of one manager the same response.
+    ///
     /// ```
     /// use axum::http::StatusCode;
     /// use axum::response::IntoResponse;
@@ -336,7 +340,12 @@ where
 /// returns. A handler that does not take it leaves the session untouched.
 ///
 /// Writes made after the handler returned (from a task still running, or
-/// while a streaming body is sent) are not saved.
+/// while a streaming body is sent) are not saved. Writes made before are
+/// saved whatever the response's status: a handler that fails after
+/// writing should undo its writes, and a panic or timeout caught by a
+/// layer *inside* the session layer still leaves a response, so what the
+/// handler wrote is saved with it (put such layers outside the session
+/// layer to save nothing).
 ///
 /// ```
 /// use axum::http::StatusCode;
