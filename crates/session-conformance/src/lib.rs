@@ -466,7 +466,16 @@ impl Suite {
 
     /// A browser with no rolling refresh, so that reads write nothing.
     fn still_browser(&self) -> Browser {
-        self.browser(SessionConfig::default().with_rolling(Rolling::Disabled))
+        self.still_browser_on(self.store.clone())
+    }
+
+    /// A [`still_browser`](Self::still_browser) of a store around the one
+    /// under test.
+    fn still_browser_on(&self, store: Arc<dyn SessionStore>) -> Browser {
+        self.browser_on(
+            store,
+            SessionConfig::default().with_rolling(Rolling::Disabled),
+        )
     }
 
     /// A [`still_browser`](Self::still_browser), whose every write moves
@@ -1538,15 +1547,14 @@ impl Suite {
             return self.skip(NAME, NO_USER_INDEX);
         }
         let racing = FaultyStore::around(self.store.clone());
-        let config = || SessionConfig::default().with_rolling(Rolling::Disabled);
         let user = format!("user-{}", session_core::SessionId::generate().as_str());
         let log_in = |s: &Session| {
             s.regenerate();
             s.bind_user(user.clone());
             insert(s, "secret", json!("s3cr3t"));
         };
-        let mut laptop = self.browser_on(Arc::new(racing.clone()), config());
-        let mut phone = self.browser_on(Arc::new(racing.clone()), config());
+        let mut laptop = self.still_browser_on(Arc::new(racing.clone()));
+        let mut phone = self.still_browser_on(Arc::new(racing.clone()));
         laptop.visit(log_in).await;
         phone.visit(log_in).await;
         let (laptop_session, _) = laptop.visit(|_| {}).await;

@@ -491,9 +491,10 @@ pub enum Written {
     /// concurrent login sent, or a new session begun after a logout),
     /// which a removal cookie would wipe. The old cookie loads nothing.
     Gone,
-    /// Written empty, by a store that keeps a session only in its cookie
-    /// and answers an empty session by removing the cookie (as
-    /// aiohttp_session does): the response removes the client's cookie.
+    /// Written empty, by a store that answers an empty session by removing
+    /// its cookie, as aiohttp_session does (its cookie formats, and its
+    /// Redis format, which stores `{}`): the response removes the client's
+    /// cookie.
     Emptied,
 }
 

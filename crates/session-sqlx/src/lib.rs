@@ -207,23 +207,28 @@ async fn timed<T>(
     }
 }
 
-/// The sessions of a user's listing, from their rows; a malformed row (one
-/// written by hand, say) is left out and logged, as a load ignores it.
+/// The sessions of a user's listing, from their rows (`None`: a row whose
+/// columns could not be read as the store writes them); a malformed row
+/// (one written by hand, say) is left out and logged, as a load ignores
+/// it.
 fn bound_sessions(
-    rows: Vec<codec::IdAndRow>,
+    rows: impl IntoIterator<Item = Option<codec::IdAndRow>>,
     table: &table::Table,
 ) -> Vec<session_core::user::BoundSession> {
     rows.into_iter()
         .filter_map(|row| {
-            let (id, row) = codec::split_id(row);
-            let record = codec::decode(row);
-            if record.is_none() {
+            let session = row.and_then(|row| {
+                let (id, row) = codec::split_id(row);
+                let record = codec::decode(row)?;
+                Some(session_core::user::BoundSession::new(
+                    id,
+                    std::sync::Arc::new(record),
+                ))
+            });
+            if session.is_none() {
                 tracing::debug!(table = %table.display(), "malformed session row; not listed");
             }
-            Some(session_core::user::BoundSession::new(
-                id,
-                std::sync::Arc::new(record?),
-            ))
+            session
         })
         .collect()
 }

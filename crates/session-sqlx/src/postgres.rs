@@ -499,6 +499,9 @@ impl UserIndex for PostgresStore {
             .bind(millis(now))
             .fetch_all(&self.pool);
         let rows = timed(self.timeout, query).await?;
-        Ok(crate::bound_sessions(rows, &self.table))
+        Ok(crate::bound_sessions(
+            rows.into_iter().map(Some),
+            &self.table,
+        ))
     }
 }

@@ -461,10 +461,9 @@ impl UserIndex for SqliteStore {
             .bind(millis(now))
             .fetch_all(&self.pool);
         let rows = timed(self.timeout, query).await?;
-        if rows.iter().any(|Lenient(row)| row.is_none()) {
-            tracing::debug!(table = %self.table.display(), "malformed session row; not listed");
-        }
-        let rows = rows.into_iter().filter_map(|Lenient(row)| row).collect();
-        Ok(crate::bound_sessions(rows, &self.table))
+        Ok(crate::bound_sessions(
+            rows.into_iter().map(|Lenient(row)| row),
+            &self.table,
+        ))
     }
 }
