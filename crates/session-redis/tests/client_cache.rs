@@ -119,6 +119,66 @@ async fn an_unchanged_session_is_read_from_redis_twice() {
     assert_eq!(hgetalls(&server) - before, 3);
 }
 
+/// A session this process writes and loads in turn, which another process
+/// writes and logs out of too: each load sees the last write answered,
+/// whichever process made it, with Redis's answers coming late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_written_here_and_elsewhere_stays_exact() {
+    let (server, _late, here, cookie) = cached_behind_late_proxy(Duration::from_millis(20)).await;
+    let there = uncached(&server.url()).await;
+    for round in 0..5 {
+        let mine = format!("here {round}");
+        set_k(&here, &cookie, &mine).await;
+        assert_eq!(k_seen(&here, &cookie).await, Some(mine.clone()));
+        assert_eq!(k_seen(&here, &cookie).await, Some(mine), "round {round}");
+        let theirs = format!("there {round}");
+        set_k(&there, &cookie, &theirs).await;
+        assert_eq!(
+            k_seen(&here, &cookie).await,
+            Some(theirs),
+            "round {round}: the other process's write is seen"
+        );
+    }
+    set_k(&here, &cookie, "last").await;
+    visit(&there, Some(&cookie), |session| session.invalidate()).await;
+    assert_eq!(k_seen(&here, &cookie).await, None, "the logout is final");
+}
+
+/// Many requests of one process write and load one session at once, each
+/// its own key, through the cache: each load that begins after a write
+/// was answered sees that write or a later one, however the writes and the
+/// loads (cached, tracked or not) overlap.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writes_here_never_go_back_to_an_older_value() {
+    let (_server, _late, here, cookie) = cached_behind_late_proxy(Duration::from_millis(1)).await;
+    let writers: Vec<_> = (0..6)
+        .map(|writer| {
+            let (here, cookie) = (Arc::clone(&here), cookie.clone());
+            tokio::spawn(async move {
+                let key = format!("w{writer}");
+                for written in 1..=60_u32 {
+                    visit(&here, Some(&cookie), |session| {
+                        session.insert(&key, &written).expect("insert");
+                    })
+                    .await;
+                    let seen: u32 = peek(&here, &cookie)
+                        .await
+                        .get(&key)
+                        .expect("a number")
+                        .expect("the key");
+                    assert!(
+                        seen >= written,
+                        "{key}: wrote {written}, then loaded {seen}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for writer in writers {
+        writer.await.expect("a writer");
+    }
+}
+
 /// Another process writes and logs out, and the cached process hears of it
 /// 100 ms late: each of its loads still sees the change at once, because
 /// it waits for a barrier that comes back behind the invalidation.
