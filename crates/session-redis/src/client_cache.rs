@@ -33,7 +33,11 @@
 //! * **A new connection** (after a reconnect, or a Redis restart) has
 //!   tracking off, and the invalidations of the old one are lost: the
 //!   barrier says so, and the cache is emptied and tracking turned on
-//!   before the loads waiting for it go on.
+//!   before the loads waiting for it go on. A read that a load begins
+//!   meanwhile, its own barrier passed before, goes to the store's
+//!   connection and is not kept: sent before the `CLIENT TRACKING ON`, it
+//!   would not be tracked, and a barrier sent after it, which may come
+//!   back first, would vouch for it.
 //! * **A flush** (`FLUSHALL`, `FLUSHDB`) makes Redis forget what every
 //!   connection read and tell each with an invalidation that names no
 //!   key, which fred 10.1 drops. So the barrier also reads an epoch key,
@@ -254,10 +258,21 @@ impl ClientCache {
         uncached: &Redis,
         read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
     ) -> Result<Option<Arc<Record>>, Error> {
+        self.load_from(id, uncached, read, false).await
+    }
+
+    /// [`load`](Self::load), from where a load that has `passed_barrier`
+    /// or not goes on.
+    async fn load_from(
+        &self,
+        id: &str,
+        uncached: &Redis,
+        read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
+        mut passed_barrier: bool,
+    ) -> Result<Option<Arc<Record>>, Error> {
         let shared = &*self.0;
         let client = shared.redis.connection().client();
         self.start_connecting();
-        let mut passed_barrier = false;
         loop {
             let route = shared.lock().route(id, passed_barrier);
             match route {
@@ -272,7 +287,7 @@ impl ClientCache {
                     Passage::TimedOut => return Err(shared.redis.timed_out()),
                 },
                 Route::ReadTracked(cached) if client.is_connected() => {
-                    return Box::pin(self.read_tracked(cached, read)).await;
+                    return Box::pin(self.read_tracked(cached, uncached, read)).await;
                 }
                 Route::ReadTracked(_) | Route::ReadUntracked => break,
             }
@@ -310,23 +325,34 @@ impl ClientCache {
 
     /// Reads session `id` on the cache's connection, which Redis then
     /// tracks, and keeps it unless an invalidation or an emptying came
-    /// while it was read.
+    /// while it was read; or on `uncached`, keeping nothing, when a
+    /// barrier found the connection new since the load was routed.
     async fn read_tracked(
         &self,
         id: CachedId,
+        uncached: &Redis,
         read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
     ) -> Result<Option<Arc<Record>>, Error> {
-        let emptied = {
+        let registered = {
             let mut state = self.0.lock();
-            // Invalidations already in are of writes before this read:
-            // applied now, they cannot be taken for ones that raced it.
-            // (Without invalidations to come, the read is not kept: the
-            // mark is already taken as invalidated.)
-            let intact = state.apply_invalidations(&self.0.key_prefix);
-            let loading = state.loading.entry(id).or_default();
-            loading.count += 1;
-            loading.invalidated |= !intact;
-            state.emptied
+            // Checked under the lock that registers the read: that barrier
+            // empties the cache and stops counting reads as tracked, under
+            // it, before it turns tracking on, so that a read registered
+            // before is not kept, and one after sees it.
+            state.tracking.then(|| {
+                // Invalidations already in are of writes before this read:
+                // applied now, they cannot be taken for ones that raced it.
+                // (Without invalidations to come, the read is not kept: the
+                // mark is already taken as invalidated.)
+                let intact = state.apply_invalidations(&self.0.key_prefix);
+                let loading = state.loading.entry(id).or_default();
+                loading.count += 1;
+                loading.invalidated |= !intact;
+                state.emptied
+            })
+        };
+        let Some(emptied) = registered else {
+            return read(uncached).await.map(|record| record.map(Arc::new));
         };
         let mut loading = LoadingGuard {
             cache: &self.0,
@@ -602,7 +628,9 @@ impl State {
     /// barrier or before.
     fn route(&mut self, id: &str, passed_barrier: bool) -> Route {
         // Not cached, a session is read tracked once a barrier has vouched
-        // that Redis tracks what the cache's connection reads.
+        // that Redis tracks what the cache's connection reads (and
+        // `read_tracked` finds that no later barrier has found the
+        // connection new since).
         let tracked = self.tracking || passed_barrier;
         let Some(id) = CachedId::new(id) else {
             return Route::ReadUntracked;
@@ -936,27 +964,12 @@ mod tests {
     async fn a_barrier_that_overtakes_the_one_turning_tracking_on_vouches_for_nothing_older() {
         let server = RedisServer::start();
         let (cache, uncached, reads) = holding_a(&server).await;
-        server
-            .command(&["CLIENT", "KILL", "TYPE", "normal"])
-            .expect("CLIENT KILL");
+        // The first barrier on the new connection finds tracking off, and
+        // turns it on; it has not come back from that yet...
+        reconnected_untracked(&server, &cache).await;
         server
             .command(&["HSET", "session:a", "d:x", "1"])
             .expect("HSET");
-        // The first barrier on the new connection finds tracking off, and
-        // turns it on; it has not come back from that yet...
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        loop {
-            match cache.0.redis.tracking_barrier(&cache.0.epoch_key).await {
-                Ok((tracking, _)) => {
-                    assert!(!tracking, "a new connection, not tracking yet");
-                    break;
-                }
-                Err(_) => {
-                    assert!(std::time::Instant::now() < deadline, "never reconnected");
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        }
         cache
             .0
             .turn_tracking_on()
@@ -970,6 +983,70 @@ mod tests {
             2,
             "read again, not answered with what the lost connection read"
         );
+    }
+
+    /// A load that passed its barrier, and reads its session only after a
+    /// later barrier found the connection new and began turning tracking
+    /// on, reads on a connection that may not track what it reads yet:
+    /// what it reads is not kept, or a barrier that overtakes the one
+    /// turning tracking on would vouch for it.
+    #[tokio::test]
+    async fn a_read_after_tracking_was_found_off_is_not_kept() {
+        let server = RedisServer::start();
+        let (cache, uncached, _) = holding_a(&server).await;
+        reconnected_untracked(&server, &cache).await;
+        // The later barrier's first step, before its `CLIENT TRACKING ON`.
+        {
+            let mut state = cache.0.lock();
+            state.empty();
+            state.tracking = false;
+        }
+        let reads = AtomicUsize::new(0);
+        let read = async |redis: &Redis| {
+            reads.fetch_add(1, Ordering::SeqCst);
+            redis.hgetall("session:b").await?;
+            Ok(Some(Record::new(SystemTime::UNIX_EPOCH)))
+        };
+        cache
+            .load_from("b", &uncached, read, true)
+            .await
+            .expect("load");
+        // Not tracked, this change tells the cache nothing.
+        server
+            .command(&["HSET", "session:b", "d:x", "1"])
+            .expect("HSET");
+        // Tracking goes on, and a barrier sent behind it passes before the
+        // first one comes back.
+        cache
+            .0
+            .redis
+            .start_tracking()
+            .await
+            .expect("CLIENT TRACKING ON");
+        assert_eq!(cache.barrier().await, Passage::Passed);
+        load(&cache, &uncached, "b", &reads, async || {}).await;
+        assert_eq!(reads.load(Ordering::SeqCst), 2, "read again");
+    }
+
+    /// Kills the cache's connection, and waits for the new one: a barrier
+    /// finds it without tracking.
+    async fn reconnected_untracked(server: &RedisServer, cache: &ClientCache) {
+        server
+            .command(&["CLIENT", "KILL", "TYPE", "normal"])
+            .expect("CLIENT KILL");
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        loop {
+            match cache.0.redis.tracking_barrier(&cache.0.epoch_key).await {
+                Ok((tracking, _)) => {
+                    assert!(!tracking, "a new connection, not tracking yet");
+                    return;
+                }
+                Err(_) => {
+                    assert!(std::time::Instant::now() < deadline, "never reconnected");
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+        }
     }
 
     #[test]
