@@ -119,6 +119,73 @@ async fn an_unchanged_session_is_read_from_redis_twice() {
     assert_eq!(hgetalls(&server) - before, 3);
 }
 
+/// A write of a cached session that another process writes while the
+/// request runs (here, in its handler): what the cache answers next has
+/// both writes.
+#[tokio::test]
+async fn a_write_racing_another_process_s_write_loses_neither() {
+    let server = RedisServer::start();
+    let manager = cached(&server.url()).await;
+    let cookie = session_with(&manager, "v0").await;
+    for _ in 0..2 {
+        assert_eq!(k_seen(&manager, &cookie).await.as_deref(), Some("v0"));
+    }
+    let key = redis_key(&cookie);
+    for round in 0..3 {
+        let theirs = format!("\"t{round}\"");
+        visit(&manager, Some(&cookie), |session| {
+            server
+                .command(&["HSET", &key, "d:theirs", &theirs])
+                .expect("HSET");
+            session.insert("k", &format!("k{round}")).expect("insert");
+        })
+        .await;
+        for _ in 0..2 {
+            let session = peek(&manager, &cookie).await;
+            assert_eq!(
+                session.get::<String>("k").expect("k"),
+                Some(format!("k{round}"))
+            );
+            assert_eq!(
+                session.get::<String>("theirs").expect("theirs"),
+                Some(format!("t{round}")),
+                "round {round}: the other process's write is seen"
+            );
+        }
+    }
+}
+
+/// A write of a cached session whose request is dropped after Redis
+/// applied it but before its reply came back: the cache does not go on
+/// answering what it held before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_dropped_before_its_reply_leaves_nothing_stale() {
+    let (server, late, here, cookie) = cached_behind_late_proxy(Duration::ZERO).await;
+    set_k(&here, &cookie, "a").await;
+    for _ in 0..3 {
+        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("a"));
+    }
+    late.set_delay(Duration::from_millis(300));
+    let key = redis_key(&cookie);
+    let applied = async {
+        loop {
+            let stored = server.command(&["HGET", &key, "d:k"]).expect("HGET");
+            if stored == Reply::Bulk(b"\"b\"".to_vec()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    };
+    tokio::select! {
+        () = set_k(&here, &cookie, "b") => panic!("answered before its reply could come"),
+        () = applied => {}
+    }
+    late.set_delay(Duration::ZERO);
+    for _ in 0..3 {
+        assert_eq!(k_seen(&here, &cookie).await.as_deref(), Some("b"));
+    }
+}
+
 /// A session this process writes and loads in turn, which another process
 /// writes and logs out of too: each load sees the last write answered,
 /// whichever process made it, with Redis's answers coming late.
