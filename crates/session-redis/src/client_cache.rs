@@ -335,10 +335,11 @@ impl ClientCache {
     ) -> Result<Option<Arc<Record>>, Error> {
         let registered = {
             let mut state = self.0.lock();
-            // Checked under the lock that registers the read: that barrier
-            // empties the cache and stops counting reads as tracked, under
-            // it, before it turns tracking on, so that a read registered
-            // before is not kept, and one after sees it.
+            // Checked under the lock that registers the read: a barrier
+            // that finds the connection new empties the cache and stops
+            // counting reads as tracked, under that lock, before it turns
+            // tracking on, so that a read registered before it is not kept
+            // (the emptying), and one registered after reads elsewhere.
             state.tracking.then(|| {
                 // Invalidations already in are of writes before this read:
                 // applied now, they cannot be taken for ones that raced it.
