@@ -287,7 +287,12 @@ impl ClientCache {
                     Passage::TimedOut => return Err(shared.redis.timed_out()),
                 },
                 Route::ReadTracked(cached) if client.is_connected() => {
-                    return Box::pin(self.read_tracked(cached, uncached, read)).await;
+                    // Unless a barrier found the connection new since the
+                    // route was decided: then the store's connection.
+                    if let Some(loading) = shared.register_read(cached) {
+                        return Box::pin(self.read_tracked(loading, read)).await;
+                    }
+                    break;
                 }
                 Route::ReadTracked(_) | Route::ReadUntracked => break,
             }
@@ -323,49 +328,24 @@ impl ClientCache {
         }
     }
 
-    /// Reads session `id` on the cache's connection, which Redis then
-    /// tracks, and keeps it unless an invalidation or an emptying came
-    /// while it was read; or on `uncached`, keeping nothing, when a
-    /// barrier found the connection new since the load was routed.
+    /// Reads the session a [registered](Shared::register_read) read is for
+    /// on the cache's connection, which Redis then tracks, and keeps it
+    /// unless an invalidation or an emptying came while it was read.
     async fn read_tracked(
         &self,
-        id: CachedId,
-        uncached: &Redis,
+        mut loading: LoadingGuard<'_>,
         read: impl AsyncFnOnce(&Redis) -> Result<Option<Record>, Error>,
     ) -> Result<Option<Arc<Record>>, Error> {
-        let registered = {
-            let mut state = self.0.lock();
-            // Checked under the lock that registers the read: a barrier
-            // that finds the connection new empties the cache and stops
-            // counting reads as tracked, under that lock, before it turns
-            // tracking on, so that a read registered before it is not kept
-            // (the emptying), and one registered after reads elsewhere.
-            state.tracking.then(|| {
-                // Invalidations already in are of writes before this read:
-                // applied now, they cannot be taken for ones that raced it.
-                // (Without invalidations to come, the read is not kept: the
-                // mark is already taken as invalidated.)
-                let intact = state.apply_invalidations(&self.0.key_prefix);
-                let loading = state.loading.entry(id).or_default();
-                loading.count += 1;
-                loading.invalidated |= !intact;
-                state.emptied
-            })
-        };
-        let Some(emptied) = registered else {
-            return read(uncached).await.map(|record| record.map(Arc::new));
-        };
-        let mut loading = LoadingGuard {
-            cache: &self.0,
-            id,
-            done: false,
-        };
         let record = read(&self.0.redis).await?.map(Arc::new);
         let mut state = self.0.lock();
         let invalidated = loading.finish(&mut state);
         match &record {
-            Some(record) if !invalidated && state.emptied == emptied => {
-                state.enter(id, EntryState::Cached(Arc::clone(record)), self.0.capacity);
+            Some(record) if !invalidated && state.emptied == loading.emptied => {
+                state.enter(
+                    loading.id,
+                    EntryState::Cached(Arc::clone(record)),
+                    self.0.capacity,
+                );
             }
             _ => {}
         }
@@ -467,6 +447,49 @@ impl Shared {
 }
 
 impl Shared {
+    /// Registers a read of session `id` about to go on the cache's
+    /// connection, or `None` when no barrier vouches for that connection
+    /// any more. Checked under the lock that registers the read: a barrier
+    /// that finds the connection new empties the cache and stops counting
+    /// reads as tracked, under that lock, before it turns tracking on, so
+    /// that a read registered before it is not kept (the emptying), and
+    /// one registered after reads elsewhere.
+    fn register_read(&self, id: CachedId) -> Option<LoadingGuard<'_>> {
+        let mut state = self.lock();
+        if !state.tracking {
+            return None;
+        }
+        // Invalidations already in are of writes before this read: applied
+        // now, they cannot be taken for ones that raced it. (Without
+        // invalidations to come, the read is not kept: the mark is already
+        // taken as invalidated.)
+        let intact = state.apply_invalidations(&self.key_prefix);
+        let loading = state.loading.entry(id).or_default();
+        loading.count += 1;
+        loading.invalidated |= !intact;
+        Some(LoadingGuard {
+            cache: self,
+            id,
+            emptied: state.emptied,
+            done: false,
+        })
+    }
+
+    /// Turns client tracking on, for a connection found without it. The
+    /// cache is emptied first, and reads stop counting as tracked: a
+    /// barrier sent after the `CLIENT TRACKING ON`, while this one is still
+    /// out (Redis is slow, and the next barrier went out without waiting),
+    /// finds tracking on and passes, perhaps before this one comes back;
+    /// it must find nothing read on the lost connection to vouch for.
+    async fn turn_tracking_on(&self) -> Result<(), Error> {
+        {
+            let mut state = self.lock();
+            state.empty();
+            state.tracking = false;
+        }
+        self.redis.start_tracking().await
+    }
+
     /// Sends a barrier and brings the cache up to it: whether it can vouch
     /// for what it holds.
     async fn pass_barrier(&self) -> bool {
@@ -589,23 +612,6 @@ impl Drop for SendingBarriers {
     }
 }
 
-impl Shared {
-    /// Turns client tracking on, for a connection found without it. The
-    /// cache is emptied first, and reads stop counting as tracked: a
-    /// barrier sent after the `CLIENT TRACKING ON`, while this one is still
-    /// out (Redis is slow, and the next barrier went out without waiting),
-    /// finds tracking on and passes, perhaps before this one comes back;
-    /// it must find nothing read on the lost connection to vouch for.
-    async fn turn_tracking_on(&self) -> Result<(), Error> {
-        {
-            let mut state = self.lock();
-            state.empty();
-            state.tracking = false;
-        }
-        self.redis.start_tracking().await
-    }
-}
-
 impl State {
     /// An empty cache, hearing of invalidations from `invalidations`, that
     /// has passed no barrier yet.
@@ -630,7 +636,7 @@ impl State {
     fn route(&mut self, id: &str, passed_barrier: bool) -> Route {
         // Not cached, a session is read tracked once a barrier has vouched
         // that Redis tracks what the cache's connection reads (and
-        // `read_tracked` finds that no later barrier has found the
+        // `register_read` finds that no later barrier has found the
         // connection new since).
         let tracked = self.tracking || passed_barrier;
         let Some(id) = CachedId::new(id) else {
@@ -762,6 +768,8 @@ impl State {
 struct LoadingGuard<'a> {
     cache: &'a Shared,
     id: CachedId,
+    /// [`State::emptied`] when the read was registered.
+    emptied: u64,
     done: bool,
 }
 
