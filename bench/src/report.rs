@@ -24,9 +24,9 @@ pub struct Summary {
     pub vs_bare: Option<Ratios>,
     /// For ours, against the peer on the same framework and kind of store.
     pub vs_peer: Option<Ratios>,
-    /// For a Redis-backed session library (ours or a peer), against the
-    /// [floor](Library::Floor) on the same framework: how close it comes to
-    /// the least any Redis-backed session does.
+    /// For a server with a [floor](Library::Floor) (a Redis-backed session
+    /// library's, ours or a peer's, and our default encrypted cookie's),
+    /// against it: how close it comes to the least any such session does.
     pub vs_floor: Option<Ratios>,
     /// Why rounds failed, deduplicated.
     pub failures: Vec<String>,
@@ -306,14 +306,14 @@ pub fn machine() -> String {
 /// The table a reader choosing a library looks at first: for each of ours,
 /// on every scenario, requests per core-second against the bare framework
 /// and against the peer, and the database's CPU per request against the
-/// peer's; for every Redis-backed session library, ours and the peers, the
-/// same two against the Redis floor, which bounds them all.
+/// peer's; for every server with a floor (Redis-backed session libraries,
+/// ours and the peers, and our encrypted cookie), the same against it.
 fn summary_table(summaries: &[Summary], options: &Options) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "\n#### Summary: ours ÷ bare and ours ÷ peer, and Redis-backed sessions ÷ \
-         the Redis floor (requests per core-second; for Redis and Postgres, also the \
+        "\n#### Summary: ours ÷ bare and ours ÷ peer, and sessions ÷ their floor \
+         (requests per core-second; for Redis and Postgres, also the \
          database's CPU per request, and the server's and the database's together, \
          theirs ÷ ours)\n"
     );

@@ -27,8 +27,9 @@ pub enum Library {
     TowerSessions,
     /// actix-session (actix-web).
     ActixSession,
-    /// No library: the least any Redis-backed session must do, written by
-    /// hand (see [`Server::AxumRedisFloor`]). A bound, not a contender.
+    /// No library: the least a session kept in some store must do, written
+    /// by hand (see [`Server::AxumRedisFloor`] and
+    /// [`Server::AxumCookieFloor`]). A bound, not a contender.
     Floor,
 }
 
@@ -99,11 +100,21 @@ pub enum Server {
     /// Every Redis-backed session pays at least this, so its requests per
     /// core-second bound what any of them can reach.
     AxumRedisFloor,
+    /// The floor of our encrypted cookie on axum: bare axum whose clients
+    /// send the cookie ours sends them (its setup routes run our session
+    /// layer and cookie store, with its default cipher, and set that
+    /// cookie; the measured routes ignore it). A read is bare axum's with
+    /// the cookie's bytes in the request; a counter also sends the cookie
+    /// back unchanged in a `Set-Cookie`, as a session written on every
+    /// request must send one of that size. It counts nothing.
+    AxumCookieFloor,
+    /// [`Server::AxumCookieFloor`] on actix-web.
+    ActixCookieFloor,
 }
 
 impl Server {
     /// Every server, in report order: for each framework, bare, ours, peers.
-    pub const ALL: [Server; 19] = [
+    pub const ALL: [Server; 21] = [
         Server::AxumBare,
         Server::AxumOursCookie,
         Server::AxumOursCookieAes,
@@ -115,6 +126,7 @@ impl Server {
         Server::AxumTowerSessionsRedis,
         Server::AxumTowerSessionsPostgres,
         Server::AxumRedisFloor,
+        Server::AxumCookieFloor,
         Server::ActixBare,
         Server::ActixOursCookie,
         Server::ActixOursCookieAes,
@@ -123,6 +135,7 @@ impl Server {
         Server::ActixOursRedisCached,
         Server::ActixSessionCookie,
         Server::ActixSessionRedis,
+        Server::ActixCookieFloor,
     ];
 
     /// The name used on the command line and in reports.
@@ -148,6 +161,8 @@ impl Server {
             Server::ActixSessionCookie => "actix-session-cookie",
             Server::ActixSessionRedis => "actix-session-redis",
             Server::AxumRedisFloor => "axum-redis-floor",
+            Server::AxumCookieFloor => "axum-cookie-floor",
+            Server::ActixCookieFloor => "actix-cookie-floor",
         }
     }
 
@@ -165,7 +180,8 @@ impl Server {
             | Server::AxumTowerSessionsMemory
             | Server::AxumTowerSessionsRedis
             | Server::AxumTowerSessionsPostgres
-            | Server::AxumRedisFloor => Framework::Axum,
+            | Server::AxumRedisFloor
+            | Server::AxumCookieFloor => Framework::Axum,
             Server::ActixBare
             | Server::ActixOursCookie
             | Server::ActixOursCookieAes
@@ -173,7 +189,8 @@ impl Server {
             | Server::ActixOursRedis
             | Server::ActixOursRedisCached
             | Server::ActixSessionCookie
-            | Server::ActixSessionRedis => Framework::Actix,
+            | Server::ActixSessionRedis
+            | Server::ActixCookieFloor => Framework::Actix,
         }
     }
 
@@ -197,7 +214,9 @@ impl Server {
             | Server::AxumTowerSessionsRedis
             | Server::AxumTowerSessionsPostgres => Library::TowerSessions,
             Server::ActixSessionCookie | Server::ActixSessionRedis => Library::ActixSession,
-            Server::AxumRedisFloor => Library::Floor,
+            Server::AxumRedisFloor | Server::AxumCookieFloor | Server::ActixCookieFloor => {
+                Library::Floor
+            }
         }
     }
 
@@ -210,7 +229,9 @@ impl Server {
             | Server::AxumOursCookieAes
             | Server::ActixOursCookie
             | Server::ActixOursCookieAes
-            | Server::ActixSessionCookie => StoreKind::Cookie,
+            | Server::ActixSessionCookie
+            | Server::AxumCookieFloor
+            | Server::ActixCookieFloor => StoreKind::Cookie,
             Server::AxumOursMemory | Server::ActixOursMemory | Server::AxumTowerSessionsMemory => {
                 StoreKind::Memory
             }
@@ -253,10 +274,14 @@ impl Server {
         self.store() == StoreKind::Postgres
     }
 
-    /// Whether it has sessions at all.
+    /// Whether it keeps sessions, so that its counter counts: not a bare
+    /// server, nor a cookie floor, which only carries a cookie.
     #[must_use]
     pub fn has_sessions(self) -> bool {
-        self.library() != Library::Bare
+        !matches!(
+            (self.library(), self.store()),
+            (Library::Bare, _) | (Library::Floor, StoreKind::Cookie)
+        )
     }
 
     /// The bare server of the same framework: the limit this one is
@@ -269,19 +294,27 @@ impl Server {
         }
     }
 
-    /// For a session library's Redis-backed server, the
-    /// [floor](Library::Floor) on the same framework, when there is one.
+    /// For a session library's server, the [floor](Library::Floor) on the
+    /// same framework and kind of store, when there is one: that of every
+    /// Redis-backed session, and the cookie floor for ours with the default
+    /// cipher, whose cookie it sends (other cookies differ in size).
     #[must_use]
     pub fn floor(self) -> Option<Server> {
-        if !matches!(
-            self.library(),
-            Library::Ours | Library::TowerSessions | Library::ActixSession
-        ) || self.store() != StoreKind::Redis
-        {
+        let bounded = match self.store() {
+            StoreKind::Redis => matches!(
+                self.library(),
+                Library::Ours | Library::TowerSessions | Library::ActixSession
+            ),
+            StoreKind::Cookie => self.library() == Library::Ours && !self.uses_aes_gcm(),
+            StoreKind::None | StoreKind::Memory | StoreKind::Postgres => false,
+        };
+        if !bounded {
             return None;
         }
         Server::ALL.into_iter().find(|other| {
-            other.library() == Library::Floor && other.framework() == self.framework()
+            other.library() == Library::Floor
+                && other.framework() == self.framework()
+                && other.store() == self.store()
         })
     }
 
@@ -370,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn floors_bound_redis_backed_sessions_on_their_framework() {
+    fn floors_bound_sessions_on_their_framework_and_store() {
         for server in [
             Server::AxumOursRedis,
             Server::AxumOursRedisCached,
@@ -378,10 +411,22 @@ mod tests {
         ] {
             assert_eq!(server.floor(), Some(Server::AxumRedisFloor), "{server}");
         }
+        assert_eq!(
+            Server::AxumOursCookie.floor(),
+            Some(Server::AxumCookieFloor)
+        );
+        assert_eq!(
+            Server::ActixOursCookie.floor(),
+            Some(Server::ActixCookieFloor)
+        );
         for server in [
-            Server::AxumOursCookie,
+            // Their cookies are not the size of the floor's.
+            Server::AxumOursCookieAes,
+            Server::ActixOursCookieAes,
+            Server::ActixSessionCookie,
             Server::AxumTowerSessionsMemory,
             Server::AxumRedisFloor,
+            Server::AxumCookieFloor,
             Server::AxumBare,
             Server::ActixOursRedis,
             Server::ActixSessionRedis,
@@ -390,5 +435,9 @@ mod tests {
         }
         assert!(Server::AxumRedisFloor.needs_redis());
         assert!(Server::AxumRedisFloor.has_sessions());
+        for floor in [Server::AxumCookieFloor, Server::ActixCookieFloor] {
+            assert!(!floor.needs_redis() && !floor.has_sessions(), "{floor}");
+            assert_eq!(floor.peer(), None);
+        }
     }
 }

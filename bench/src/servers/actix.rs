@@ -42,6 +42,16 @@ pub(super) fn serve(
                 ready();
                 running.await?;
             }
+            Server::ActixCookieFloor => {
+                let manager = our_manager(server, None).await?;
+                let running =
+                    HttpServer::new(move || App::new().configure(cookie_floor(manager.clone())))
+                        .workers(WORKERS)
+                        .listen(listener)?
+                        .run();
+                ready();
+                running.await?;
+            }
             Server::ActixSessionCookie => {
                 let key = Key::generate();
                 let running = HttpServer::new(move || {
@@ -131,6 +141,47 @@ fn bare(config: &mut ServiceConfig) {
         // No session to count in: the load generator does not check it.
         .route(COUNTER, web::get().to(async || "1"))
         .route(READ_LARGE, web::get().to(async || PAYLOAD_LEN_TEXT));
+}
+
+/// [`Server::ActixCookieFloor`]'s routes: our setup routes, each wrapped
+/// in our middleware on `manager`, and bare answers to the measured
+/// routes, which no middleware wraps. In [`bare`]'s order, since actix-web
+/// tries its routes in turn.
+fn cookie_floor(manager: SessionManager) -> impl FnOnce(&mut ServiceConfig) {
+    use actix_web::http::header::{COOKIE, HeaderValue, SET_COOKIE};
+    use actix_web::{HttpRequest, HttpResponse};
+    use session_actix::{Session, SessionMiddleware};
+
+    // The request's cookie, sent back as ours sends a saved one.
+    async fn counter(request: HttpRequest) -> HttpResponse {
+        let mut response = HttpResponse::Ok();
+        if let Some(cookie) = request.headers().get(COOKIE) {
+            let mut set_cookie = cookie.as_bytes().to_vec();
+            set_cookie.extend_from_slice(b"; HttpOnly; SameSite=Lax; Secure; Path=/");
+            if let Ok(value) = HeaderValue::from_bytes(&set_cookie) {
+                response.insert_header((SET_COOKIE, value));
+            }
+        }
+        response.body("1")
+    }
+
+    move |config| {
+        config
+            .route(UNTOUCHED, web::get().to(untouched))
+            .service(
+                web::resource(SETUP_SMALL)
+                    .wrap(SessionMiddleware::new(manager.clone()))
+                    .get(async |session: Session| ours::setup_small(&session)),
+            )
+            .service(
+                web::resource(SETUP_LARGE)
+                    .wrap(SessionMiddleware::new(manager))
+                    .get(async |session: Session| ours::setup_large(&session)),
+            )
+            .route(READ, web::get().to(async || USER))
+            .route(COUNTER, web::get().to(counter))
+            .route(READ_LARGE, web::get().to(async || PAYLOAD_LEN_TEXT));
+    }
 }
 
 /// Our handlers: the adapter's extractor around [`ours`].

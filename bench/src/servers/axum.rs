@@ -139,6 +139,10 @@ pub(super) async fn with_app<U: AxumAppUser>(
             let url = store_url.ok_or("no Redis URL")?;
             user.with_app(redis_floor::routes(url).await?).await
         }
+        Server::AxumCookieFloor => {
+            let layer = session_axum::SessionLayer::new(our_manager(server, None).await?);
+            user.with_app(cookie_floor(layer)).await
+        }
         Server::AxumOursCookie
         | Server::AxumOursCookieAes
         | Server::AxumOursMemory
@@ -196,14 +200,55 @@ impl<S: Service<R>, R> Service<R> for Forward<S> {
 
 /// The same routes without sessions: constant answers.
 fn bare() -> Router {
-    Router::new()
-        .route(UNTOUCHED, get(untouched))
+    constant_routes()
         .route(SETUP_SMALL, get(untouched))
         .route(SETUP_LARGE, get(untouched))
-        .route(READ, get(async || USER))
         // No session to count in: the load generator does not check it.
         .route(COUNTER, get(async || "1"))
+}
+
+/// The routes whose answers are constants without sessions: all but the
+/// setups and the counter.
+fn constant_routes() -> Router {
+    Router::new()
+        .route(UNTOUCHED, get(untouched))
+        .route(READ, get(async || USER))
         .route(READ_LARGE, get(async || PAYLOAD_LEN_TEXT))
+}
+
+/// [`Server::AxumCookieFloor`]'s app: our setup routes under `layer`,
+/// in a router of their own so that the layer wraps nothing that is
+/// measured, and bare answers to the measured routes.
+fn cookie_floor(layer: session_axum::SessionLayer) -> Router {
+    use axum::http::header::{COOKIE, SET_COOKIE};
+    use axum::http::{HeaderMap, HeaderValue};
+    use session_axum::Session;
+
+    let setups = Router::new()
+        .route(
+            SETUP_SMALL,
+            get(async |session: Session| ours::setup_small(&session)),
+        )
+        .route(
+            SETUP_LARGE,
+            get(async |session: Session| ours::setup_large(&session)),
+        )
+        .layer(layer);
+    // The request's cookie, sent back as ours sends a saved one. The
+    // request is taken whole, a move: extracting a `HeaderMap` would copy
+    // the headers.
+    let counter = async |request: Request| {
+        let mut headers = HeaderMap::new();
+        if let Some(cookie) = request.headers().get(COOKIE) {
+            let mut set_cookie = cookie.as_bytes().to_vec();
+            set_cookie.extend_from_slice(b"; HttpOnly; SameSite=Lax; Secure; Path=/");
+            if let Ok(value) = HeaderValue::from_bytes(&set_cookie) {
+                headers.insert(SET_COOKIE, value);
+            }
+        }
+        (headers, "1")
+    };
+    setups.merge(constant_routes().route(COUNTER, get(counter)))
 }
 
 /// Our handlers: the adapter's extractor around [`ours`].
