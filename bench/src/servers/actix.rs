@@ -10,7 +10,7 @@ use actix_web::{App, HttpServer, ResponseError};
 
 use session_core::{SessionConfig, SessionManager};
 
-use super::{BoxError, HandlerError, our_manager, ours};
+use super::{BoxError, HandlerError, cookie_sent_back, our_manager, ours};
 use crate::scenario::{
     COUNTER, PAYLOAD_LEN_TEXT, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL, UNTOUCHED,
     UNTOUCHED_BODY, USER,
@@ -155,12 +155,10 @@ fn cookie_floor(manager: SessionManager) -> impl FnOnce(&mut ServiceConfig) {
     // The request's cookie, sent back as ours sends a saved one.
     async fn counter(request: HttpRequest) -> HttpResponse {
         let mut response = HttpResponse::Ok();
-        if let Some(cookie) = request.headers().get(COOKIE) {
-            let mut set_cookie = cookie.as_bytes().to_vec();
-            set_cookie.extend_from_slice(b"; HttpOnly; SameSite=Lax; Secure; Path=/");
-            if let Ok(value) = HeaderValue::from_bytes(&set_cookie) {
-                response.insert_header((SET_COOKIE, value));
-            }
+        if let Some(cookie) = request.headers().get(COOKIE)
+            && let Ok(value) = HeaderValue::from_bytes(&cookie_sent_back(cookie.as_bytes()))
+        {
+            response.insert_header((SET_COOKIE, value));
         }
         response.body("1")
     }

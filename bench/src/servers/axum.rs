@@ -12,7 +12,7 @@ use axum::{Router, ServiceExt};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::{BoxError, HandlerError, our_manager, ours, postgres_pool};
+use super::{BoxError, HandlerError, cookie_sent_back, our_manager, ours, postgres_pool};
 use crate::scenario::{
     COUNTER, PAYLOAD_LEN_TEXT, READ, READ_LARGE, SETUP_LARGE, SETUP_SMALL, UNTOUCHED,
     UNTOUCHED_BODY, USER,
@@ -222,40 +222,28 @@ fn constant_routes() -> Router {
 fn cookie_floor(layer: session_axum::SessionLayer) -> Router {
     use axum::http::header::{COOKIE, SET_COOKIE};
     use axum::http::{HeaderMap, HeaderValue};
-    use session_axum::Session;
 
-    let setups = Router::new()
-        .route(
-            SETUP_SMALL,
-            get(async |session: Session| ours::setup_small(&session)),
-        )
-        .route(
-            SETUP_LARGE,
-            get(async |session: Session| ours::setup_large(&session)),
-        )
-        .layer(layer);
     // The request's cookie, sent back as ours sends a saved one. The
     // request is taken whole, a move: extracting a `HeaderMap` would copy
     // the headers.
     let counter = async |request: Request| {
         let mut headers = HeaderMap::new();
-        if let Some(cookie) = request.headers().get(COOKIE) {
-            let mut set_cookie = cookie.as_bytes().to_vec();
-            set_cookie.extend_from_slice(b"; HttpOnly; SameSite=Lax; Secure; Path=/");
-            if let Ok(value) = HeaderValue::from_bytes(&set_cookie) {
-                headers.insert(SET_COOKIE, value);
-            }
+        if let Some(cookie) = request.headers().get(COOKIE)
+            && let Ok(value) = HeaderValue::from_bytes(&cookie_sent_back(cookie.as_bytes()))
+        {
+            headers.insert(SET_COOKIE, value);
         }
         (headers, "1")
     };
-    setups.merge(constant_routes().route(COUNTER, get(counter)))
+    our_setup_routes()
+        .layer(layer)
+        .merge(constant_routes().route(COUNTER, get(counter)))
 }
 
-/// Our handlers: the adapter's extractor around [`ours`].
-fn our_routes() -> Router {
+/// Our setup routes: the adapter's extractor around [`ours`].
+fn our_setup_routes() -> Router {
     use session_axum::Session;
     Router::new()
-        .route(UNTOUCHED, get(untouched))
         .route(
             SETUP_SMALL,
             get(async |session: Session| ours::setup_small(&session)),
@@ -264,6 +252,13 @@ fn our_routes() -> Router {
             SETUP_LARGE,
             get(async |session: Session| ours::setup_large(&session)),
         )
+}
+
+/// Our handlers: the adapter's extractor around [`ours`].
+fn our_routes() -> Router {
+    use session_axum::Session;
+    our_setup_routes()
+        .route(UNTOUCHED, get(untouched))
         .route(READ, get(async |session: Session| ours::read(&session)))
         .route(
             COUNTER,

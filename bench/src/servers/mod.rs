@@ -152,6 +152,14 @@ fn redis_store(server: Server) -> session_redis::RedisStoreBuilder {
     }
 }
 
+/// What a cookie floor's counter sends back: the request's `Cookie`
+/// header, the one cookie its client holds, as a `Set-Cookie` with the
+/// attributes ours gives the cookie of a saved session.
+fn cookie_sent_back(cookie: &[u8]) -> Vec<u8> {
+    const ATTRIBUTES: &[u8] = b"; HttpOnly; SameSite=Lax; Secure; Path=/";
+    [cookie, ATTRIBUTES].concat()
+}
+
 /// Our handlers' bodies, on the framework-independent session handle that
 /// both adapters' `Session` extractors dereference to: the axum and actix-web
 /// handlers only wrap these.
