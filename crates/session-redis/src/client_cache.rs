@@ -482,12 +482,16 @@ impl Shared {
     /// finds tracking on and passes, perhaps before this one comes back;
     /// it must find nothing read on the lost connection to vouch for.
     async fn turn_tracking_on(&self) -> Result<(), Error> {
-        {
-            let mut state = self.lock();
-            state.empty();
-            state.tracking = false;
-        }
+        self.forget_connection();
         self.redis.start_tracking().await
+    }
+
+    /// [`turn_tracking_on`](Self::turn_tracking_on)'s first step: the
+    /// cache emptied, and reads no longer counted as tracked.
+    fn forget_connection(&self) {
+        let mut state = self.lock();
+        state.empty();
+        state.tracking = false;
     }
 
     /// Sends a barrier and brings the cache up to it: whether it can vouch
@@ -1005,11 +1009,7 @@ mod tests {
         let (cache, uncached, _) = holding_a(&server).await;
         reconnected_untracked(&server, &cache).await;
         // The later barrier's first step, before its `CLIENT TRACKING ON`.
-        {
-            let mut state = cache.0.lock();
-            state.empty();
-            state.tracking = false;
-        }
+        cache.0.forget_connection();
         let reads = AtomicUsize::new(0);
         let read = async |redis: &Redis| {
             reads.fetch_add(1, Ordering::SeqCst);
